@@ -1,0 +1,202 @@
+"""The seeds' networks, each adapting to the dataset's channels and size.
+
+Every downsampling point asks the ``downsample`` operator (``create_downsample``) for the
+stride of the preceding convolution and the layer that follows it. ``downsample.batch_norm``
+switches the model's BatchNorm layers on (where each seed put them) and ``downsample.dropout``
+adds Dropout after every downsampling point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+from torch import nn
+
+from downsample_study.config import ConfigError
+from downsample_study.downsample import DownsampleConfig, DownsamplePoint, create_downsample
+from downsample_study.shapes import LayerStack
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+
+
+@dataclass
+class Lenet5ClassicConfig(ModelConfig):
+    conv_activation: str = "none"  # none (seed 002) | relu
+
+
+@dataclass
+class LenetGapConfig(ModelConfig):
+    padding_mode: str = "zeros"  # zeros | circular | reflect | replicate (Conv2d's modes)
+
+
+@dataclass
+class ConvPoolConfig(ModelConfig):
+    channels: list[int] = field(default_factory=lambda: [20, 50, 50])  # one conv-pool block each
+    kernel_size: int = 5
+    padding: int = 0
+
+
+PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
+
+Builder = Callable[..., nn.Sequential]
+_BUILDERS: dict[str, Builder] = {}
+MODEL_SCHEMAS: dict[str, type] = {}
+
+
+def register_model(name: str, schema: type = ModelConfig):
+    def decorate(builder: Builder) -> Builder:
+        _BUILDERS[name] = builder
+        MODEL_SCHEMAS[name] = schema
+        return builder
+
+    return decorate
+
+
+def build_model(
+    cfg: ModelConfig,
+    downsample: DownsampleConfig,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+) -> nn.Sequential:
+    """Build ``cfg.name`` for inputs of ``input_shape`` (C, H, W); raises ``ShapeError``."""
+    return _BUILDERS[cfg.name](cfg, _Blocks(downsample, input_shape), num_classes)
+
+
+class _Blocks(LayerStack):
+    """A ``LayerStack`` that knows the downsampling operator and the regularisation flags."""
+
+    def __init__(self, downsample: DownsampleConfig, input_shape: tuple[int, ...]):
+        super().__init__(input_shape)
+        self.downsample = downsample
+        self._points = 0
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    def conv(self, name: str, out: int, kernel: int, *, stride: int = 1, **kwargs) -> _Blocks:
+        return self.add(name, nn.Conv2d(self.channels, out, kernel, stride=stride, **kwargs))
+
+    def batch_norm(self, name: str) -> _Blocks:
+        if self.downsample.batch_norm:
+            self.add(name, nn.BatchNorm2d(self.channels))
+        return self
+
+    def relu(self, name: str) -> _Blocks:
+        return self.add(name, nn.ReLU())
+
+    def downsampled_conv(
+        self, name: str, out: int, kernel: int, *, ceil_mode: bool = False, **kwargs
+    ) -> nn.Module:
+        """Add a conv that precedes a downsampling point; return the point's layer.
+
+        The caller places the returned layer (after its BatchNorm/activation) with ``down``.
+        """
+        op = create_downsample(self.downsample, DownsamplePoint(out, ceil_mode=ceil_mode))
+        self.conv(name, out, kernel, stride=op.conv_stride, **kwargs)
+        return op.layer
+
+    def down(self, layer: nn.Module) -> _Blocks:
+        self._points += 1
+        self.add(f"down{self._points}", layer)
+        if self.downsample.dropout > 0:
+            self.add(f"drop{self._points}", nn.Dropout(self.downsample.dropout))
+        return self
+
+    def classifier(self, *hidden: int, num_classes: int) -> nn.Sequential:
+        self.add("flatten", nn.Flatten())
+        for i, width in enumerate(hidden, start=1):
+            self.add(f"fc{i}", nn.Linear(self.shape[0], width)).relu(f"fc{i}_relu")
+        self.add(f"fc{len(hidden) + 1}", nn.Linear(self.shape[0], num_classes))
+        return self.build()
+
+
+@register_model("lenet5")
+def lenet5(cfg: ModelConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
+    """Seed 000's LeNet (61,706 params on MNIST), its activation quirk kept.
+
+    conv 6 k5 p2, ReLU, down, ReLU, conv 16 k5, down, fc 120, fc 84, fc 10: the post applies
+    ReLU after the first pool and none after conv2.
+    """
+    down = b.downsampled_conv("conv1", 6, 5, padding=2)
+    b.batch_norm("bn1").relu("relu1").down(down).relu("relu1b")
+    down = b.downsampled_conv("conv2", 16, 5)
+    b.batch_norm("bn2").down(down)
+    return b.classifier(120, 84, num_classes=num_classes)
+
+
+@register_model("lenet5_nopool")
+def lenet5_nopool(cfg: ModelConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
+    """Seed 000's LeNet_nopool: with ``downsample=stride2_fold`` it is the post's net exactly.
+
+    conv 6 k5 p2, conv 16 k5 [down], conv 16 k3 p1, conv 16 k3 [down], fc 120, 84, 10
+    (66,346 params on MNIST with every operator that adds no parameters).
+    """
+    b.conv("conv1", 6, 5, padding=2).batch_norm("bn1").relu("relu1")
+    down = b.downsampled_conv("conv2", 16, 5)
+    b.batch_norm("bn2").relu("relu2").down(down)
+    b.conv("conv3", 16, 3, padding=1).batch_norm("bn3").relu("relu3")
+    down = b.downsampled_conv("conv4", 16, 3)
+    b.batch_norm("bn4").down(down)
+    return b.classifier(120, 84, num_classes=num_classes)
+
+
+@register_model("lenet_gap", LenetGapConfig)
+def lenet_gap(cfg: LenetGapConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
+    """Seed 001: conv 6 k5 p2 [down], conv 16 k5 p2 [down], conv 120 k5, global avg pool, fc.
+
+    BatchNorm after conv2 and conv3, as in the post (52,174 params on MNIST with its
+    defaults: batch_norm on, dropout 0.4).
+    """
+    if cfg.padding_mode not in PADDING_MODES:
+        raise ConfigError(f"model.padding_mode: unknown mode {cfg.padding_mode!r}; "
+                          f"allowed: {', '.join(PADDING_MODES)}")
+    pad = {"padding_mode": cfg.padding_mode}
+    down = b.downsampled_conv("conv1", 6, 5, padding=2, **pad)
+    b.relu("relu1").down(down)
+    down = b.downsampled_conv("conv2", 16, 5, padding=2, **pad)
+    b.batch_norm("bn2").relu("relu2").down(down)
+    b.conv("conv3", 120, 5, **pad).batch_norm("bn3").relu("relu3")
+    b.add("gap", nn.AdaptiveAvgPool2d(1))
+    return b.classifier(num_classes=num_classes)
+
+
+@register_model("lenet5_classic", Lenet5ClassicConfig)
+def lenet5_classic(cfg: Lenet5ClassicConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
+    """Seed 002's LeNet-5: conv 6 k5 [down], conv 16 k5 [down], fc 320, fc 80, fc 10.
+
+    111,302 params on FashionMNIST; no activation in the conv blocks unless
+    ``model.conv_activation=relu``.
+    """
+    if cfg.conv_activation not in ("none", "relu"):
+        raise ConfigError(
+            f"model.conv_activation: must be none or relu, got {cfg.conv_activation!r}"
+        )
+    for i, out in enumerate((6, 16), start=1):
+        down = b.downsampled_conv(f"conv{i}", out, 5)
+        b.batch_norm(f"bn{i}")
+        if cfg.conv_activation == "relu":
+            b.relu(f"relu{i}")
+        b.down(down)
+    return b.classifier(320, 80, num_classes=num_classes)
+
+
+@register_model("convpool3", ConvPoolConfig)
+def convpool3(cfg: ConvPoolConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
+    """Seed 004: conv-ReLU-[down] blocks (20, 50, 50 filters, k5), BatchNorm after all but the
+    last, a linear classifier. Pools round up as Paddle does (89,770 params on CIFAR-10).
+    """
+    last = len(cfg.channels)
+    for i, out in enumerate(cfg.channels, start=1):
+        down = b.downsampled_conv(
+            f"conv{i}", out, cfg.kernel_size, padding=cfg.padding, ceil_mode=True
+        )
+        b.relu(f"relu{i}").down(down)
+        if i < last:
+            b.batch_norm(f"bn{i}")
+    return b.classifier(num_classes=num_classes)

@@ -1,0 +1,104 @@
+"""The LightningModule: cross-entropy training, top-1/top-2 accuracy on validation and test."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from downsample_study.config import AdamConfig, OptimizerConfig, SGDConfig, UserError
+from downsample_study.shapes import ModelSummary
+
+
+class DivergedError(UserError):
+    """The training loss became NaN or infinite."""
+
+
+def create_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
+    if isinstance(cfg, AdamConfig):
+        return torch.optim.Adam(
+            params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+            fused=cfg.fused or None,
+        )
+    if isinstance(cfg, SGDConfig):
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+    raise TypeError(f"no optimizer for {type(cfg).__name__}")
+
+
+def _accuracy(num_classes: int, prefix: str) -> MetricCollection:
+    # average="micro": the fraction of images classified correctly (torchmetrics' default,
+    # "macro", averages per-class accuracies instead)
+    return MetricCollection(
+        {
+            f"acc_top{k}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
+            for k in (1, 2)
+        },
+        prefix=prefix,
+    )
+
+
+class DownsampleClassifier(L.LightningModule):
+    def __init__(
+        self, net: nn.Module, optimizer: OptimizerConfig, num_classes: int, summary: ModelSummary
+    ):
+        super().__init__()
+        self.net, self.optimizer_cfg, self.summary = net, optimizer, summary
+        self.val_acc = _accuracy(num_classes, "val/")
+        self.test_acc = _accuracy(num_classes, "test/")
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def on_fit_start(self) -> None:
+        for logger in self.loggers:
+            logger.log_metrics(
+                {
+                    "params/total": self.summary.params_total,
+                    "params/trainable": self.summary.params_trainable,
+                    "params/downsample": self.summary.params_downsample,
+                    "flops/forward": self.summary.flops_forward,
+                },
+                step=0,
+            )
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self.net(x), y)
+        # On CPU the check is free; on an accelerator it costs a sync, so it runs only when
+        # the loss is logged anyway.
+        if (x.device.type == "cpu" or batch_idx % self.trainer.log_every_n_steps == 0) and (
+            not torch.isfinite(loss)
+        ):
+            raise DivergedError(
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step}: the run diverged (lower optimizer.lr, or enable "
+                f"downsample.batch_norm)"
+            )
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        self.train_loss.update(loss.detach(), weight=len(y))
+        self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True)
+        return loss
+
+    def _evaluate(self, batch, loss_metric: MeanMetric, acc: MetricCollection, prefix: str):
+        x, y = batch
+        logits = self.net(x)
+        loss_metric.update(F.cross_entropy(logits, y), weight=len(y))
+        acc.update(logits, y)
+        self.log(f"{prefix}loss", loss_metric, on_step=False, on_epoch=True)
+        self.log_dict(acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_loss, self.val_acc, "val/")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_loss, self.test_acc, "test/")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return create_optimizer(self.optimizer_cfg, self.parameters())

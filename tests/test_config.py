@@ -1,0 +1,51 @@
+"""Typed configs: every mistake stops at start-up, naming the key and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import launch, results_under
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("downsample=nosuchop", ["downsample", "maxpool", "stride2_fold"]),  # Hydra's group check
+        ("downsample.name=nosuchop", ["downsample.name", "maxpool", "stride2_fold"]),
+        ("downsample.batch_norm=maybe", ["batch_norm", "maybe"]),
+        ("downsample.dropout=1.5", ["downsample.dropout", "1.5"]),
+        ("downsample.kernel_sise=3", ["kernel_sise"]),
+        ("model.conv_activation=relu", ["conv_activation"]),  # lenet5 has no such key
+        ("optimizer.lr=fast", ["lr", "fast"]),
+        ("optimizer.lr=-1", ["optimizer.lr"]),
+        ("trainer.max_epoch=1", ["max_epoch"]),
+        ("seed=abc", ["seed"]),
+        ("dataset.val_size=0", ["dataset.val_size"]),
+        ("mode=trian", ["mode", "summary"]),
+        ("logger.mode=sometimes", ["logger.mode", "offline"]),
+    ],
+)
+def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, capsys, tmp_path):
+    run = launch([*quick, override, "hydra.run.dir=out"], capsys)
+    assert run.exit_code != 0
+    for word in expected:
+        assert word in run.output, (word, run.output[-2000:])
+    assert "Traceback" not in run.output
+    # nothing trained: no checkpoint, and no results claiming completion
+    assert not list(tmp_path.rglob("*.ckpt"))
+    assert all(r["status"] == "failed" for r in results_under(tmp_path))
+
+
+def test_summary_mode_prints_the_table_and_trains_nothing(quick, capsys, tmp_path):
+    run = launch([*quick, "mode=summary", "model=lenet5_nopool", "downsample=stride2_fold",
+                  "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 0
+    assert "66,346 total" in run.output and "forward FLOPs per image" in run.output
+    assert not results_under(tmp_path)
+
+
+def test_collapse_is_reported_without_traceback(quick, capsys):
+    run = launch([*quick, "mode=summary", "model=convpool3", "dataset=cifar10",
+                  "model.channels=[20,50,50,50]"], capsys)
+    assert run.exit_code == 1
+    assert "'conv4'" in run.output and "50×1×1" in run.output
+    assert "Traceback" not in run.output

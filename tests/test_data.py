@@ -1,0 +1,124 @@
+"""Data: torchvision parses the real formats; batches come from one uint8 tensor by index."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from downsample_study.config import DatasetConfig
+from downsample_study.data import (
+    DataError,
+    Split,
+    TensorBatches,
+    load_splits,
+    random_crop_flip,
+)
+
+
+def load(name: str, root: Path, cache: Path, **kw):
+    return load_splits(name, DatasetConfig(name=name, **kw), root, cache)
+
+
+@pytest.mark.parametrize(
+    ("name", "kw", "shape"),
+    [
+        ("mnist", {}, (1, 28, 28)),  # gzipped, like ../shared/data
+        ("fashion_mnist", {}, (1, 28, 28)),  # uncompressed
+        ("cifar10", {"verify_checksums": False}, (3, 32, 32)),
+    ],
+)
+def test_splits_parse_into_uint8_tensors(name, kw, shape, data_dir, tmp_path):
+    train, test = load(name, data_dir, tmp_path / "cache", **kw)
+    assert train.images.dtype == torch.uint8 and train.images.shape[1:] == shape
+    assert (len(train), len(test)) == (700, 200)
+    assert set(train.labels.tolist()) == set(range(10))
+
+
+def test_gzipped_and_plain_idx_files_give_identical_tensors(data_dir, tmp_path):
+    plain = tmp_path / "plain" / "MNIST" / "raw"
+    plain.mkdir(parents=True)
+    for gz in (data_dir / "MNIST" / "raw").glob("*.gz"):
+        with gzip.open(gz) as src, open(plain / gz.stem, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    from_gz, _ = load("mnist", data_dir, tmp_path / "cache")
+    from_plain, _ = load("mnist", tmp_path / "plain", tmp_path / "unused")
+    assert torch.equal(from_gz.images, from_plain.images)
+    assert not (tmp_path / "unused").exists()  # plain files are read in place
+    assert not list((data_dir / "MNIST" / "raw").glob("*-ubyte"))  # data folder untouched
+
+
+def test_cifar_checksum_check_is_kept_and_explains_the_switch(data_dir, tmp_path):
+    with pytest.raises(DataError, match=r"dataset\.verify_checksums=false"):
+        load("cifar10", data_dir, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_missing_files_name_the_expected_paths(name, tmp_path):
+    with pytest.raises(DataError) as err:
+        load(name, tmp_path / "empty", tmp_path / "cache", download=False)
+    message = str(err.value)
+    expected = "MNIST/raw/train-images-idx3-ubyte" if name == "mnist" else "data_batch_1"
+    assert expected in message and "paths.data_dir" in message
+
+
+def _split(n: int = 10) -> Split:
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()
+    return Split(images, torch.arange(n))
+
+
+def test_batches_normalise_and_cover_each_image_once():
+    batches = TensorBatches(_split(10), 4, mean=(0.5,), std=(0.25,))
+    xs, ys = zip(*batches)
+    assert len(batches) == len(xs) == 3
+    assert torch.equal(torch.cat(ys), torch.arange(10))
+    expected = (torch.arange(10).float() / 255 - 0.5) / 0.25
+    assert torch.allclose(torch.cat(xs)[:, 0, 0, 0], expected)
+
+
+def test_shuffle_depends_on_seed_and_epoch_only():
+    epoch = [0]
+
+    def order(seed):
+        batches = TensorBatches(_split(50), 50, (0.0,), (1.0,), shuffle=True, seed=seed,
+                                epoch=lambda: epoch[0])
+        return next(iter(batches))[1]
+
+    first = order(1)
+    assert torch.equal(first, order(1)) and not torch.equal(first, order(2))
+    epoch[0] = 1
+    assert not torch.equal(first, order(1))
+    assert sorted(first.tolist()) == list(range(50))
+
+
+@pytest.mark.parametrize(("n", "world"), [(10, 2), (11, 2), (11, 3)])
+def test_distributed_shards(n, world):
+    def labels(rank, shuffle):
+        b = TensorBatches(_split(n), 4, (0.0,), (1.0,), shuffle=shuffle, rank=rank,
+                          world_size=world)
+        return [y for _, ys in b for y in ys.tolist()]
+
+    evaluation = [labels(r, False) for r in range(world)]
+    assert sorted(itertools.chain(*evaluation)) == list(range(n))  # every sample exactly once
+    training = [labels(r, True) for r in range(world)]
+    assert len({len(t) for t in training}) == 1  # equal steps per process
+    assert len(set(itertools.chain(*training))) == world * (n // world)  # disjoint shards
+
+
+def test_random_crop_flip_keeps_content():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float).view(2, 3, 8, 8)
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == x.shape
+    # each output image is a shifted (maybe flipped) window of its own input: values it
+    # keeps are a subset of the image's values plus padding zeros
+    for i in range(2):
+        kept = set(out[i].unique().tolist()) - {0.0}
+        assert kept <= set(x[i].unique().tolist())
+    none = random_crop_flip(x, torch.Generator().manual_seed(0), pad=0)
+    flipped_or_same = [torch.equal(none[i], x[i]) or torch.equal(none[i], x[i].flip(-1))
+                       for i in range(2)]
+    assert all(flipped_or_same)

@@ -1,0 +1,103 @@
+"""Models × operators: shapes, parameter counts (the seeds' numbers), the collapse check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from downsample_study.data import DATASETS
+from downsample_study.downsample import DOWNSAMPLE_SCHEMAS, available_downsamples
+from downsample_study.models import MODEL_SCHEMAS, build_model
+from downsample_study.shapes import ModelSummary, ShapeError
+
+FITS = {  # model -> datasets it fits with its default config (convpool3 collapses on 28x28)
+    "lenet5": ["mnist", "cifar10"],
+    "lenet5_nopool": ["mnist", "cifar10"],
+    "lenet_gap": ["mnist", "cifar10"],
+    "lenet5_classic": ["mnist", "cifar10"],
+    "convpool3": ["cifar10"],
+}
+
+
+def build(model: str, downsample: str, dataset: str = "mnist", model_kw=None, **ds_kw):
+    info = DATASETS[dataset]
+    net = build_model(
+        MODEL_SCHEMAS[model](name=model, **(model_kw or {})),
+        DOWNSAMPLE_SCHEMAS[downsample](name=downsample, **ds_kw),
+        info.input_shape,
+        info.num_classes,
+    )
+    return net, ModelSummary.of(net, info.input_shape)
+
+
+@pytest.mark.parametrize(
+    ("model", "downsample", "dataset", "kwargs", "params"),
+    [
+        ("lenet5", "maxpool", "mnist", {}, 61_706),  # seed 000 LeNet
+        ("lenet5_nopool", "stride2_fold", "mnist", {}, 66_346),  # seed 000 LeNet_nopool
+        ("lenet_gap", "maxpool", "mnist", {"batch_norm": True, "dropout": 0.4}, 52_174),
+        ("lenet_gap", "stride2_fold", "mnist", {"batch_norm": True, "dropout": 0.4}, 52_174),
+        ("lenet5_classic", "avgpool", "fashion_mnist", {}, 111_302),  # seed 002
+        ("convpool3", "maxpool", "cifar10", {"batch_norm": True}, 89_770),  # seed 004
+    ],
+)
+def test_parameter_counts_reproduce_the_seeds(model, downsample, dataset, kwargs, params):
+    _, summary = build(model, downsample, dataset, **kwargs)
+    assert summary.params_total == params
+
+
+@pytest.mark.parametrize(("model", "dataset"), [(m, d) for m, ds in FITS.items() for d in ds])
+@pytest.mark.parametrize("downsample", available_downsamples())
+def test_every_model_takes_every_operator(model, downsample, dataset):
+    net, summary = build(model, downsample, dataset)
+    info = DATASETS[dataset]
+    x = torch.randn(3, *info.input_shape, requires_grad=True)
+    logits = net(x)
+    assert logits.shape == (3, info.num_classes)
+    logits.sum().backward()
+    assert x.grad.abs().sum() > 0
+    # the operator adds parameters exactly when it has a layer of its own
+    pool_like = downsample in ("maxpool", "avgpool", "stride2_fold")
+    assert (summary.params_downsample == 0) == pool_like
+    # every downsampling point halves the map: the summary shows it
+    downs = [r for r in summary.rows if r.name.startswith("down")]
+    assert len(downs) == (0 if downsample == "stride2_fold" else 2 + (model == "convpool3"))
+
+
+def test_stride2_fold_moves_the_stride_into_the_preceding_conv():
+    net, _ = build("lenet_gap", "stride2_fold")
+    assert net.conv1.stride == (2, 2) and net.conv2.stride == (2, 2)
+    assert net.conv3.stride == (1, 1)
+
+
+def test_batch_norm_and_dropout_are_switched_by_the_downsample_node():
+    plain, _ = build("lenet5", "maxpool")
+    regular, summary = build("lenet5", "maxpool", batch_norm=True, dropout=0.3)
+    kinds = [type(m).__name__ for m in regular.children()]
+    assert kinds.count("BatchNorm2d") == 2 and kinds.count("Dropout") == 2
+    assert "BatchNorm2d" not in [type(m).__name__ for m in plain.children()]
+    assert summary.params_total == 61_706 + 2 * (6 + 16)
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset", "model_kw", "layer", "shape"),
+    [
+        ("convpool3", "cifar10", {"channels": [20, 50, 50, 50]}, "conv4", "50×1×1"),
+        ("convpool3", "mnist", {}, "conv3", "50×4×4"),
+    ],
+)
+def test_collapsing_feature_map_names_layer_and_shape(model, dataset, model_kw, layer, shape):
+    with pytest.raises(ShapeError) as err:
+        build(model, "maxpool", dataset, model_kw=model_kw)
+    message = str(err.value)
+    assert f"'{layer}'" in message and shape in message and "collapsed" in message
+
+
+def test_summary_counts_flops_of_convs_and_linears():
+    _, summary = build("lenet5", "maxpool")
+    conv1 = 2 * 6 * 28 * 28 * 25
+    conv2 = 2 * 16 * 10 * 10 * 6 * 25
+    linear = 2 * (400 * 120 + 120 * 84 + 84 * 10)
+    assert summary.flops_forward == conv1 + conv2 + linear
+    text = summary.format()
+    assert "61,706 total" in text and "down1 *" in text
