@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean report
 
 install: $(STAMP)
 
@@ -20,6 +20,16 @@ run: install
 
 test: install
 	$(PY) -m pytest $(ARGS)
+
+# make report SWEEP=multirun/seed000/<date>/<time>: report.md, results.csv and plots, into it
+report: install
+	@test -n "$(SWEEP)" || { echo "usage: make report SWEEP=<sweep folder> [ARGS=--no-wandb]"; exit 2; }
+	$(PY) -m downsample_study.report $(SWEEP) $(ARGS)
+
+# make bench [ARGS="--device cuda --batch-sizes 64 256"]: framework vs hand-written loops
+BENCH_DATA ?= $(or $(DATA_DIR),../shared/data)
+bench: install
+	$(PY) -m downsample_study.bench --data-dir $(BENCH_DATA) $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

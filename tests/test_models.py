@@ -16,6 +16,7 @@ FITS = {  # model -> datasets it fits with its default config (convpool3 collaps
     "lenet_gap": ["mnist", "cifar10"],
     "lenet5_classic": ["mnist", "cifar10"],
     "convpool3": ["cifar10"],
+    "allcnn_c": ["cifar10"],
 }
 
 
@@ -39,6 +40,11 @@ def build(model: str, downsample: str, dataset: str = "mnist", model_kw=None, **
         ("lenet_gap", "stride2_fold", "mnist", {"batch_norm": True, "dropout": 0.4}, 52_174),
         ("lenet5_classic", "avgpool", "fashion_mnist", {}, 111_302),  # seed 002
         ("convpool3", "maxpool", "cifar10", {"batch_norm": True}, 89_770),  # seed 004
+        # All-CNN (Springenberg et al. 2015): Model C, Strided-, ConvPool-, All-CNN-C
+        ("allcnn_c", "maxpool", "cifar10", {}, 954_730),
+        ("allcnn_c", "stride2_fold", "cifar10", {}, 954_730),
+        ("allcnn_c", "convpool", "cifar10", {}, 1_369_738),
+        ("allcnn_c", "stride2", "cifar10", {}, 1_369_738),
     ],
 )
 def test_parameter_counts_reproduce_the_seeds(model, downsample, dataset, kwargs, params):
@@ -56,12 +62,32 @@ def test_every_model_takes_every_operator(model, downsample, dataset):
     assert logits.shape == (3, info.num_classes)
     logits.sum().backward()
     assert x.grad.abs().sum() > 0
-    # the operator adds parameters exactly when it has a layer of its own
-    pool_like = downsample in ("maxpool", "avgpool", "stride2_fold")
-    assert (summary.params_downsample == 0) == pool_like
+    # the operator adds parameters exactly when its config says it learns
+    learned = DOWNSAMPLE_SCHEMAS[downsample](name=downsample).learned
+    assert (summary.params_downsample > 0) == learned
     # every downsampling point halves the map: the summary shows it
     downs = [r for r in summary.rows if r.name.startswith("down")]
     assert len(downs) == (0 if downsample == "stride2_fold" else 2 + (model == "convpool3"))
+
+
+@pytest.mark.parametrize(("width", "channels", "params"), [(1.0, (6, 16), 61_706),
+                                                           (1.0625, (6, 17), 64_857),
+                                                           (0.5, (3, 8), 35_820)])
+def test_lenet5_width_scales_its_conv_channels(width, channels, params):
+    net, summary = build("lenet5", "maxpool", model_kw={"width": width})
+    assert (net.conv1.out_channels, net.conv2.out_channels) == channels
+    assert summary.params_total == params
+
+
+@pytest.mark.parametrize(("padding_mode", "conv3_padding", "gap_input"),
+                         [("zeros", (0, 0), "120×3×3"), ("circular", (2, 2), "120×7×7")])
+def test_lenet_gap_pads_conv3_unless_zero_padding(padding_mode, conv3_padding, gap_input):
+    net, summary = build("lenet_gap", "maxpool", model_kw={"padding_mode": padding_mode},
+                         batch_norm=True, dropout=0.4)
+    assert net.conv3.padding == conv3_padding and net.conv3.padding_mode == padding_mode
+    relu3 = next(r for r in summary.rows if r.name == "relu3")
+    assert "×".join(map(str, relu3.output_shape)) == gap_input
+    assert summary.params_total == 52_174
 
 
 def test_stride2_fold_moves_the_stride_into_the_preceding_conv():

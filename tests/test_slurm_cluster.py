@@ -1,14 +1,18 @@
-"""End-to-end check of the throw-away SLURM cluster: submitit submits real sbatch jobs."""
+"""The throw-away SLURM cluster end to end: submitit submits real sbatch jobs, and the
+project's sweeps run through ``hydra/launcher=slurm``."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from slurm_cluster import SlurmCluster, slurm_cluster_fixture
 
 slurm_cluster = slurm_cluster_fixture()
@@ -102,3 +106,79 @@ def test_submitit_sees_job_killed_by_slurm(slurm_cluster: SlurmCluster, tmp_path
     assert time.time() - t0 < 60
     assert job.state == "FAILED"
     assert not job.paths.result_pickle.exists()
+
+
+# --- the project's sweeps on the cluster ------------------------------------------------------
+
+SWEEP_TIMEOUT_S = 300
+
+
+def _sweep(args: list[str], cwd: Path) -> subprocess.Popen:
+    """``python -m downsample_study -m ARGS`` through the SLURM preset, as a user starts it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "downsample_study", "-m", *args, "hydra/launcher=slurm",
+         "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1",
+         "hydra.launcher.mem_gb=1", "logger=none"],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _wait_for(what: str, ready, proc: subprocess.Popen, timeout: float = SWEEP_TIMEOUT_S):
+    deadline = time.monotonic() + timeout
+    while not (found := ready()):
+        assert proc.poll() is None, f"the sweep ended while waiting for {what}:\n" + (
+            proc.stdout.read() if proc.stdout else ""
+        )
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return found
+
+
+def _results(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
+
+
+def test_sweep_on_slurm_finishes_and_a_requeued_job_resumes(
+    slurm_cluster: SlurmCluster, quick: list[str], tmp_path: Path
+) -> None:
+    """Two jobs submitted as a SLURM array; one gets the signal SLURM sends a job
+    ``signal_delay_s`` before its time limit (USR2), is requeued by submitit and resumes from
+    its last checkpoint."""
+    sweep = tmp_path / "sweep"
+    proc = _sweep([*quick, "trainer.max_epochs=8", "downsample=maxpool,avgpool",
+                   f"hydra.sweep.dir={sweep}"], tmp_path)
+    last = _wait_for("a checkpoint", lambda: sorted(sweep.glob("*/checkpoints/last.ckpt")), proc)
+    job = last[0].parents[1]
+    slurm_id = str(OmegaConf.load(job / ".hydra" / "hydra.yaml").hydra.job.id)
+    slurm_cluster.run("scancel", "--signal=USR2", slurm_id)
+    # SLURM holds a requeued job back for two minutes; release it at once
+    _wait_for("the requeue", lambda: {"Restarts=1", "JobState=PENDING"} <= set(
+        slurm_cluster.run("scontrol", "show", "job", slurm_id).stdout.split()), proc)
+    slurm_cluster.run("scontrol", "update", f"jobid={slurm_id}", "StartTime=now")
+    output, _ = proc.communicate(timeout=SWEEP_TIMEOUT_S)
+
+    assert proc.returncode == 0, output[-3000:]
+    results = _results(sweep)
+    assert len(results) == 2 and all(r["status"] == "completed" for r in results.values())
+    assert all(r["epochs"] == 8 for r in results.values())
+    assert results[job.name]["resumed_from"] == str(last[0])
+    [other] = set(results) - {job.name}
+    assert results[other]["resumed_from"] is None
+    assert len(list(sweep.glob(".submitit/*/*_result.pkl"))) == 2  # one result per array task
+
+
+def test_ddp_job_on_slurm_runs_one_task_per_device(
+    slurm_cluster: SlurmCluster, quick: list[str], tmp_path: Path
+) -> None:
+    if slurm_cluster.cpus < 2:
+        pytest.skip("needs a node with 2 CPUs for 2 tasks")
+    sweep = tmp_path / "sweep"
+    proc = _sweep([*quick, "accelerator=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                   f"hydra.sweep.dir={sweep}"], tmp_path)
+    output, _ = proc.communicate(timeout=SWEEP_TIMEOUT_S)
+    assert proc.returncode == 0, output[-3000:]
+    [results] = _results(sweep).values()
+    assert results["status"] == "completed"
+    # SLURM started both processes (tasks_per_node=2), so Lightning ran plain ddp over them
+    assert results["config"]["trainer"]["strategy"] == "ddp"
+    assert results["resources"]["processes"] == 2

@@ -48,6 +48,55 @@ class PathsConfig:
     cache_dir: str = "${oc.env:XDG_CACHE_HOME,'~/.cache'}/downsample_study"
 
 
+@dataclass
+class EvaluationConfig:
+    """Measurements after the test pass, on the selected checkpoint (cheap; each switchable)."""
+
+    shift: bool = True  # accuracy and consistency under random shifts (Zhang 2019)
+    shift_max: int = 3  # shifts are drawn uniformly from [-shift_max, shift_max] pixels per axis
+    shift_modes: list[str] = field(default_factory=lambda: ["zero", "circular"])
+    shift_samples: int = 1  # independent shift pairs per test image
+    shift_seed: int = 0  # the same shifts for every run, so variants are compared on equal terms
+    feature_maps: bool = True  # figure of the activations around each downsampling stage
+    feature_map_images: int = 4  # the first test image of each of the first N classes
+    feature_map_channels: int = 4  # channels shown per activation
+
+
+SHIFT_MODES = ("zero", "circular")
+
+
+@dataclass
+class ReportConfig:
+    """What ``python -m downsample_study.report`` compares each variant with.
+
+    Each baseline maps config groups (or dotted keys) to values, e.g. ``{downsample: maxpool}``:
+    a variant is compared with the variant that has those values and agrees on everything
+    else (a group's own options aside; ``downsample.batch_norm``/``dropout`` must agree).
+    """
+
+    baselines: list[dict[str, str]] = field(default_factory=lambda: [{"downsample": "maxpool"}])
+
+
+@dataclass
+class ParallelConfig:
+    """``hydra/launcher=parallel``: how many jobs share one GPU (sets the default ``n_jobs``)."""
+
+    jobs_per_gpu: int = 1
+
+
+@dataclass
+class SpeedConfig:
+    """Optional fast paths; results do not depend on them beyond floating-point rounding."""
+
+    channels_last: bool = False  # NHWC memory format for the net and the batches (GPUs)
+    # torch.compile mode for the net: none | default | reduce-overhead (CUDA graphs) |
+    # max-autotune. Pays on a GPU; on CPU, compiling takes longer than LeNet-sized runs.
+    compile: str = "none"
+
+
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
+
 # Arguments the framework sets itself; a user value for them would be silently overwritten.
 _MANAGED_TRAINER_ARGS = {"logger", "callbacks", "default_root_dir", "enable_checkpointing"}
 
@@ -80,6 +129,10 @@ class Config:
     logger: Any = MISSING
     trainer: Any = field(default_factory=TrainerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     seed: int = 0
     mode: str = "train"  # train | summary (print the layer table and exit)
 
@@ -130,7 +183,7 @@ class WandbConfig(LoggerConfig):
     # offline, disabled
     mode: str = "auto"
     group: str | None = None
-    job_type: str = "train"
+    job_type: str | None = None  # default: the job's overrides without the seed
     tags: list[str] = field(default_factory=list)
 
 
@@ -185,6 +238,24 @@ class RunConfig:
     paths: PathsConfig
     seed: int
     mode: str
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
+
+
+def _evaluation(cfg: DictConfig, num_classes: int) -> EvaluationConfig:
+    evaluation = OmegaConf.to_object(cfg.evaluation)
+    unknown = set(evaluation.shift_modes) - set(SHIFT_MODES)
+    if unknown:
+        raise ConfigError(f"evaluation.shift_modes: unknown mode(s) {', '.join(sorted(unknown))}; "
+                          f"allowed: {_allowed(SHIFT_MODES)}")
+    for key, low in (("shift_max", 0), ("shift_samples", 1), ("feature_map_channels", 1)):
+        if getattr(evaluation, key) < low:
+            raise ConfigError(f"evaluation.{key}: must be >= {low}, "
+                              f"got {getattr(evaluation, key)}")
+    if not 1 <= evaluation.feature_map_images <= num_classes:
+        raise ConfigError(f"evaluation.feature_map_images: one image per class, so 1 to "
+                          f"{num_classes}; got {evaluation.feature_map_images}")
+    return evaluation
 
 
 def validate(cfg: DictConfig) -> RunConfig:
@@ -228,4 +299,14 @@ def validate(cfg: DictConfig) -> RunConfig:
         paths=OmegaConf.to_object(cfg.paths),
         seed=cfg.seed,
         mode=cfg.mode,
+        evaluation=_evaluation(cfg, DATASETS[dataset.name].num_classes),
+        speed=_speed(cfg),
     )
+
+
+def _speed(cfg: DictConfig) -> SpeedConfig:
+    speed = OmegaConf.to_object(cfg.speed)
+    if speed.compile not in COMPILE_MODES:
+        raise ConfigError(f"speed.compile: unknown mode {speed.compile!r}; "
+                          f"allowed: {', '.join(COMPILE_MODES)}")
+    return speed

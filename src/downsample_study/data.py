@@ -111,7 +111,7 @@ def _decompress(src: Path, dst: Path) -> None:
     os.utime(dst, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def _idx_root(info: DatasetInfo, data_dir: Path, cache_dir: Path) -> Path | None:
+def idx_root(info: DatasetInfo, data_dir: Path, cache_dir: Path) -> Path | None:
     """The root torchvision should read: raw files as they are, or decompressed from ``.gz``.
 
     ``.gz`` files are decompressed into ``cache_dir`` (the data folder is never written to,
@@ -150,7 +150,7 @@ def load_splits(
     info = DATASETS[name]
     data_dir, cache_dir = data_dir.expanduser().resolve(), cache_dir.expanduser().resolve()
     if info.idx_files:
-        root = _idx_root(info, data_dir, cache_dir)
+        root = idx_root(info, data_dir, cache_dir)
         download = root is None
         cls = _TORCHVISION[name]
     else:

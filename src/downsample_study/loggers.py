@@ -24,6 +24,7 @@ class RunIdentity:
     name: str
     tags: list[str]
     group: str | None = None
+    job_type: str = "train"
     config: dict = field(default_factory=dict)
 
 
@@ -74,7 +75,7 @@ def _wandb_logger(cfg: WandbConfig, run: RunIdentity, output_dir: Path) -> Wandb
         entity=cfg.entity,
         name=run.name,
         group=cfg.group or run.group,
-        job_type=cfg.job_type,
+        job_type=cfg.job_type or run.job_type,
         tags=sorted({*run.tags, *cfg.tags}),
         save_dir=str(output_dir),
         mode=mode,

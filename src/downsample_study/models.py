@@ -25,13 +25,19 @@ class ModelConfig:
 
 
 @dataclass
+class Lenet5Config(ModelConfig):
+    width: float = 1.0  # scales the conv channel counts (6, 16), e.g. to match a learned operator
+
+
+@dataclass
 class Lenet5ClassicConfig(ModelConfig):
     conv_activation: str = "none"  # none (seed 002) | relu
 
 
 @dataclass
 class LenetGapConfig(ModelConfig):
-    padding_mode: str = "zeros"  # zeros | circular | reflect | replicate (Conv2d's modes)
+    # zeros | circular | reflect | replicate (Conv2d's modes); any but zeros also pads conv3
+    padding_mode: str = "zeros"
 
 
 @dataclass
@@ -39,6 +45,12 @@ class ConvPoolConfig(ModelConfig):
     channels: list[int] = field(default_factory=lambda: [20, 50, 50])  # one conv-pool block each
     kernel_size: int = 5
     padding: int = 0
+
+
+@dataclass
+class AllCnnConfig(ModelConfig):
+    input_dropout: float = 0.0  # the paper: 0.2 on the input (and 0.5 via downsample.dropout)
+    class_relu: bool = True  # the paper's ReLU on the 1x1 class maps before global averaging
 
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
@@ -116,16 +128,19 @@ class _Blocks(LayerStack):
         return self.build()
 
 
-@register_model("lenet5")
-def lenet5(cfg: ModelConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
+@register_model("lenet5", Lenet5Config)
+def lenet5(cfg: Lenet5Config, b: _Blocks, num_classes: int) -> nn.Sequential:
     """Seed 000's LeNet (61,706 params on MNIST), its activation quirk kept.
 
     conv 6 k5 p2, ReLU, down, ReLU, conv 16 k5, down, fc 120, fc 84, fc 10: the post applies
-    ReLU after the first pool and none after conv2.
+    ReLU after the first pool and none after conv2. ``model.width`` scales the 6 and 16.
     """
-    down = b.downsampled_conv("conv1", 6, 5, padding=2)
+    if cfg.width <= 0:
+        raise ConfigError(f"model.width: must be > 0, got {cfg.width}")
+    c1, c2 = (max(1, round(c * cfg.width)) for c in (6, 16))
+    down = b.downsampled_conv("conv1", c1, 5, padding=2)
     b.batch_norm("bn1").relu("relu1").down(down).relu("relu1b")
-    down = b.downsampled_conv("conv2", 16, 5)
+    down = b.downsampled_conv("conv2", c2, 5)
     b.batch_norm("bn2").down(down)
     return b.classifier(120, 84, num_classes=num_classes)
 
@@ -151,7 +166,9 @@ def lenet_gap(cfg: LenetGapConfig, b: _Blocks, num_classes: int) -> nn.Sequentia
     """Seed 001: conv 6 k5 p2 [down], conv 16 k5 p2 [down], conv 120 k5, global avg pool, fc.
 
     BatchNorm after conv2 and conv3, as in the post (52,174 params on MNIST with its
-    defaults: batch_norm on, dropout 0.4).
+    defaults: batch_norm on, dropout 0.4). A padding mode other than zeros also pads conv3
+    (to the same size), so with ``circular`` every conv is equivariant to circular shifts and,
+    with ``downsample=aps``, the net up to the global average pool is too.
     """
     if cfg.padding_mode not in PADDING_MODES:
         raise ConfigError(f"model.padding_mode: unknown mode {cfg.padding_mode!r}; "
@@ -161,7 +178,8 @@ def lenet_gap(cfg: LenetGapConfig, b: _Blocks, num_classes: int) -> nn.Sequentia
     b.relu("relu1").down(down)
     down = b.downsampled_conv("conv2", 16, 5, padding=2, **pad)
     b.batch_norm("bn2").relu("relu2").down(down)
-    b.conv("conv3", 120, 5, **pad).batch_norm("bn3").relu("relu3")
+    conv3_padding = 0 if cfg.padding_mode == "zeros" else 2  # seed 001's conv3 is valid
+    b.conv("conv3", 120, 5, padding=conv3_padding, **pad).batch_norm("bn3").relu("relu3")
     b.add("gap", nn.AdaptiveAvgPool2d(1))
     return b.classifier(num_classes=num_classes)
 
@@ -200,3 +218,35 @@ def convpool3(cfg: ConvPoolConfig, b: _Blocks, num_classes: int) -> nn.Sequentia
         if i < last:
             b.batch_norm(f"bn{i}")
     return b.classifier(num_classes=num_classes)
+
+
+@register_model("allcnn_c", AllCnnConfig)
+def allcnn_c(cfg: AllCnnConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
+    """All-CNN's Model C for CIFAR-10 (Springenberg et al. 2015), its two pools the operator.
+
+    3x3 convs (padding 1) 96, 96 [down], 192, 192 [down], 192 (valid), 1x1 192, 1x1 classes,
+    global average pooling; ReLU after every conv and after each downsampling layer (the
+    activation of All-CNN-C's stride-2 convs; after a pool of non-negative maps a no-op).
+    maxpool = Model C, stride2_fold = Strided-CNN-C, convpool = ConvPool-CNN-C, stride2 =
+    All-CNN-C. Points round up like Caffe, so ``downsample.kernel_size=3`` (the paper's 3x3
+    pool) halves 32 -> 16 -> 8 too. BatchNorm (``downsample.batch_norm``) follows every conv but
+    the last.
+    """
+    if not 0.0 <= cfg.input_dropout < 1.0:
+        raise ConfigError(f"model.input_dropout: a probability in [0, 1) is required, "
+                          f"got {cfg.input_dropout}")
+    if cfg.input_dropout > 0:
+        b.add("input_drop", nn.Dropout(cfg.input_dropout))
+    for stage, out in enumerate((96, 192), start=1):
+        i = 2 * stage - 1
+        b.conv(f"conv{i}", out, 3, padding=1).batch_norm(f"bn{i}").relu(f"relu{i}")
+        down = b.downsampled_conv(f"conv{i + 1}", out, 3, padding=1, ceil_mode=True)
+        b.batch_norm(f"bn{i + 1}").relu(f"relu{i + 1}").down(down)
+        if not isinstance(down, nn.Identity):
+            b.relu(f"relu_down{stage}")
+    b.conv("conv5", 192, 3).batch_norm("bn5").relu("relu5")
+    b.conv("conv6", 192, 1).batch_norm("bn6").relu("relu6")
+    b.conv("conv7", num_classes, 1)
+    if cfg.class_relu:
+        b.relu("relu7")
+    return b.add("gap", nn.AdaptiveAvgPool2d(1)).add("flatten", nn.Flatten()).build()

@@ -18,12 +18,18 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config import ConfigError, RunConfig, validate
-from downsample_study.data import DATASETS, DownsampleDataModule
+from downsample_study.data import DATASETS, DatasetInfo, DownsampleDataModule
+from downsample_study.epochs import EpochMetricsWriter
+from downsample_study.featuremaps import FEATURE_MAPS_FILE, feature_map_figure, save_and_log
 from downsample_study.loggers import RunIdentity, create_logger, describe
 from downsample_study.models import build_model
 from downsample_study.module import DownsampleClassifier
 from downsample_study.results import versions, write_results
+from downsample_study.resume import RngState, epochs_trained, last_checkpoint
 from downsample_study.shapes import ModelSummary
+from downsample_study.shift import shift_metrics, shift_robustness
+from downsample_study.slots import Slot
+from downsample_study.sweep import refuse_script_relaunch
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ for message in (
     r".*is smaller than the logging interval.*",
     r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*The `srun` command is available on your system but is not used.*",
+    r".*Checkpoint directory .* exists and is not empty.*",  # a resumed job's own folder
 ):
     warnings.filterwarnings("ignore", message=message)
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
@@ -49,10 +56,10 @@ class EpochProgress(Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
-        metrics = trainer.callback_metrics
+        metrics = {"train/loss": module.mean_train_loss(), **trainer.callback_metrics}
         shown = "  ".join(
             f"{key} {metrics[key].item():.4f}"
-            for key in ("train/loss_epoch", "val/loss", "val/acc_top1")
+            for key in ("train/loss", "val/loss", "val/acc_top1")
             if key in metrics
         )
         rank_zero_info(
@@ -69,7 +76,7 @@ def _trainer_args(cfg: RunConfig) -> dict[str, Any]:
 
 def build_trainer(cfg: RunConfig, output_dir: Path, logger, checkpoint: ModelCheckpoint):
     args = _trainer_args(cfg)
-    callbacks = [checkpoint]
+    callbacks = [checkpoint, EpochMetricsWriter(output_dir), RngState()]
     if not args["enable_progress_bar"]:
         callbacks.append(EpochProgress())
     try:
@@ -83,8 +90,13 @@ def build_trainer(cfg: RunConfig, output_dir: Path, logger, checkpoint: ModelChe
         raise ConfigError(f"trainer: {err}") from None
 
 
-def run(cfg: DictConfig, output_dir: Path, identity: RunIdentity) -> dict[str, Any]:
-    """Train and test one configuration; return (and write) its results."""
+def run(
+    cfg: DictConfig, output_dir: Path, identity: RunIdentity, slot: Slot | None = None
+) -> dict[str, Any]:
+    """Train and test one configuration; return (and write) its results.
+
+    An interrupted earlier run of the job (``checkpoints/last.ckpt``) is resumed.
+    """
     run_cfg = validate(cfg)
     info = DATASETS[run_cfg.dataset.name]
     L.seed_everything(run_cfg.seed, verbose=False)
@@ -103,7 +115,9 @@ def run(cfg: DictConfig, output_dir: Path, identity: RunIdentity) -> dict[str, A
         run_cfg.dataset, Path(run_cfg.paths.data_dir), Path(run_cfg.paths.cache_dir),
         run_cfg.seed,
     )
-    module = DownsampleClassifier(net, run_cfg.optimizer, info.num_classes, summary)
+    module = DownsampleClassifier(
+        net, run_cfg.optimizer, info.num_classes, summary, run_cfg.speed
+    )
     identity.config = {**OmegaConf.to_container(cfg, resolve=True), "trainer": run_cfg.trainer}
     logger = create_logger(run_cfg.logger, identity, output_dir)
     checkpoint = ModelCheckpoint(
@@ -116,18 +130,27 @@ def run(cfg: DictConfig, output_dir: Path, identity: RunIdentity) -> dict[str, A
         save_last=True,
     )
     trainer = build_trainer(run_cfg, output_dir, logger, checkpoint)
+    refuse_script_relaunch(trainer)
 
+    resumed_from = last_checkpoint(output_dir)
+    if resumed_from is not None:
+        rank_zero_info(f"resuming from {resumed_from}")
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resumed_from)
     train_seconds = time.perf_counter() - start
     # Model selection on val/acc_top1; both numbers below come from that checkpoint.
     val = trainer.validate(module, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
     test = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
+    shift = None
+    if trainer.is_global_zero:
+        shift = _evaluate_checkpoint(run_cfg, module.net, datamodule, info, output_dir, logger,
+                                     trainer.global_step)
 
     results = {
         "status": "completed",
         "config": identity.config,
         "overrides": identity.name,
+        "group": identity.group,  # the sweep's W&B group; the report logs into it
         "params": {
             "total": summary.params_total,
             "trainable": summary.params_trainable,
@@ -136,10 +159,18 @@ def run(cfg: DictConfig, output_dir: Path, identity: RunIdentity) -> dict[str, A
         "flops_forward": summary.flops_forward,
         "val": _split_metrics(val, "val"),
         "test": _split_metrics(test, "test"),
-        "epochs": trainer.current_epoch,
+        "shift": shift,
+        "epochs": epochs_trained(trainer.current_epoch, output_dir),
         "best_epoch": _best_epoch(checkpoint),
         "train_seconds": round(train_seconds, 3),
         "checkpoint": checkpoint.best_model_path,
+        "resumed_from": str(resumed_from) if resumed_from else None,
+        "resources": {
+            "slot": slot.index if slot else None,
+            "device": str(trainer.strategy.root_device),
+            "processes": trainer.world_size,
+            "threads": torch.get_num_threads(),
+        },
         "versions": versions(),
     }
     if trainer.is_global_zero:
@@ -149,6 +180,35 @@ def run(cfg: DictConfig, output_dir: Path, identity: RunIdentity) -> dict[str, A
         log.info("results: %s", path)
         log.info("metrics: %s", describe(logger))
     return results
+
+
+def _evaluate_checkpoint(
+    cfg: RunConfig, net, datamodule: DownsampleDataModule, info: DatasetInfo, output_dir: Path,
+    logger, step: int,
+) -> dict[str, Any] | None:
+    """After the test pass, on the selected checkpoint: shift robustness (returned, and logged
+    as ``test/shift_*``) and the feature-map figure (``feature_maps.png``, and logged)."""
+    evaluation = cfg.evaluation
+    datamodule.setup("test")  # a no-op unless the test ran in other processes (ddp_spawn)
+    test = datamodule.splits["test"]
+    shift = None
+    if evaluation.shift:
+        shift = shift_robustness(net, test, info.mean, info.std, evaluation,
+                                 cfg.dataset.eval_batch_size)
+        shown = "  ".join(f"{key.removeprefix('test/')} {value:.4f}"
+                          for key, value in shift_metrics(shift).items())
+        rank_zero_info(f"shifts of up to ±{evaluation.shift_max} px: {shown}")
+    if evaluation.feature_maps:
+        figure = feature_map_figure(
+            net, test, info.mean, info.std, evaluation.feature_map_images,
+            evaluation.feature_map_channels,
+            title=f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name}",
+        )
+        save_and_log(figure, output_dir / FEATURE_MAPS_FILE, logger, step)
+    if logger is not None and shift is not None:
+        logger.log_metrics(shift_metrics(shift), step=step)
+        logger.finalize("success")  # the test pass already closed CSV/TensorBoard writers
+    return shift
 
 
 def _split_metrics(metrics: dict[str, float], split: str) -> dict[str, float]:

@@ -1,0 +1,65 @@
+"""``epochs.csv``: one row of validation metrics per training epoch, whatever the logger.
+
+The report draws its per-epoch curves from this file, so they exist for ``logger=none`` too and
+need no W&B or TensorBoard reader.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
+
+EPOCHS_FILE = "epochs.csv"
+EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/acc_top2")
+
+
+class EpochMetricsWriter(Callback):
+    """Writes a row after each validation pass of ``fit``; ``epoch`` counts from 0 like
+    Lightning's (and ``best_epoch`` in ``results.json``), ``seconds`` since this fit began.
+
+    A resumed job keeps the rows of the epochs it had finished and replaces the rest.
+    """
+
+    def __init__(self, output_dir: Path):
+        self.path = Path(output_dir) / EPOCHS_FILE
+
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        epoch = trainer.current_epoch
+        row = {
+            "epoch": epoch,
+            "step": trainer.global_step,
+            "seconds": round(time.perf_counter() - self._start, 3),
+            **{key: float(metrics[key]) for key in EPOCH_COLUMNS[3:] if key in metrics},
+        }
+        rows = [r for r in read_epochs(self.path.parent) if r["epoch"] < epoch]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, EPOCH_COLUMNS)
+            writer.writeheader()
+            writer.writerows([*rows, row])
+        os.replace(tmp, self.path)
+
+
+def read_epochs(folder: Path) -> list[dict[str, float]]:
+    """The rows of ``folder/epochs.csv`` as numbers (empty when there is none)."""
+    path = Path(folder) / EPOCHS_FILE
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)}
+                for row in csv.DictReader(f)]

@@ -1,0 +1,84 @@
+"""The seeds as presets: each composes into a sweep over its variants × 3 seeds, every job of it
+is a valid configuration with the seed's protocol, and its short version runs and reports."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import launch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from downsample_study.config import register_configs, validate
+from downsample_study.report import sweep_jobs, write_report
+from downsample_study.sweep import CONFIG_DIR, register_resolvers
+
+register_configs()
+register_resolvers()
+
+# preset → (variants, what every job shares, what distinguishes the variants)
+PRESETS = {
+    "seed000": (4, {"dataset.name": "mnist", "dataset.batch_size": 64,
+                    "trainer.max_epochs": 10, "optimizer.name": "adam"},
+                ("model.name", "downsample.name")),
+    "seed001": (6, {"model.name": "lenet_gap", "downsample.batch_norm": True,
+                    "downsample.dropout": 0.4, "trainer.max_epochs": 10},
+                ("dataset.name", "downsample.name")),
+    "seed002": (2, {"dataset.name": "fashion_mnist", "model.name": "lenet5_classic",
+                    "dataset.batch_size": 256, "trainer.max_epochs": 20},
+                ("downsample.name", "optimizer.name", "model.conv_activation")),
+    "seed004": (2, {"dataset.name": "cifar10", "model.name": "convpool3",
+                    "dataset.batch_size": 128}, ("downsample.batch_norm",)),
+}
+
+
+def composed(overrides: list[str], hydra: bool = False):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=hydra)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_preset_composes_into_variants_times_three_seeds(preset, data_dir):
+    variants, shared, varied = PRESETS[preset]
+    hydra = composed([f"experiment={preset}"], hydra=True).hydra
+    assert hydra.sweep.dir.startswith(f"multirun/{preset}/")
+    assert hydra.sweeper.params["seed"] == "0,1,2"
+    jobs = sweep_jobs(hydra)
+    assert len(jobs) == variants * 3
+
+    seen = set()
+    for job in jobs:
+        cfg = composed([*job, f"paths.data_dir={data_dir}"])
+        validate(cfg.copy())  # every job is a valid configuration
+        for key, value in shared.items():
+            assert OmegaConf.select(cfg, key) == value, (job, key)
+        seen.add(tuple(OmegaConf.select(cfg, key) for key in varied))
+    assert len(seen) == variants
+
+
+def test_seed002_posted_variant_is_the_posts_protocol(data_dir):
+    cfg = composed(["experiment=seed002", "variant=seed002_posted"])
+    assert cfg.downsample.name == "avgpool" and cfg.model.conv_activation == "none"
+    assert cfg.optimizer.name == "sgd" and cfg.optimizer.lr == 0.01
+    assert cfg.optimizer.momentum == 0.0  # torch.optim.SGD(lr=0.01), as in the post
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_short_version_runs_and_reports(preset, quick, tmp_path):
+    variants = PRESETS[preset][0]
+    # seed=0 on the command line replaces the preset's seeds: one job per variant (and for
+    # seed 001 one dataset, CIFAR-10, instead of three: all of them compose above)
+    narrowed = ["dataset=cifar10"] if preset == "seed001" else []
+    if narrowed:
+        variants //= 3
+    run = launch(["-m", f"experiment={preset}", *quick, "seed=0", *narrowed, "logger=csv",
+                  "trainer.limit_train_batches=3", "evaluation.feature_maps=false",
+                  "hydra.sweep.dir=sweep"])
+    assert run.exit_code == 0
+    report = write_report(tmp_path / "sweep", use_wandb=False)
+    assert len(report.variants) == variants and not report.unfinished
+    assert all(v.seeds == [0] for v in report.variants)
+    # every non-baseline variant is compared with a baseline (n = 1: difference, no test)
+    assert report.comparisons and all(c.test == "none" for c in report.comparisons)
+    text = (tmp_path / "sweep" / "report.md").read_text()
+    assert f"{variants} jobs: {variants} completed, 0 failed, 0 missing" in text

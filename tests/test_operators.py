@@ -1,0 +1,233 @@
+"""The downsampling operators one by one: shapes, parameters, gradients, their properties."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import launch, results_under
+from torch import nn
+
+from downsample_study.config import ConfigError, EvaluationConfig
+from downsample_study.data import Split
+from downsample_study.downsample import (
+    DOWNSAMPLE_SCHEMAS,
+    BlurPool,
+    DownsamplePoint,
+    available_downsamples,
+    create_downsample,
+)
+from downsample_study.models import MODEL_SCHEMAS, build_model
+from downsample_study.shapes import ShapeError, count_params
+from downsample_study.shift import shift_robustness
+
+C = 8  # channels at the downsampling point
+
+
+# (operator, options, parameters added at a point with c channels, rounds odd sizes up at a
+# floor-mode point)
+VARIANTS = [
+    ("maxpool", {}, lambda c: 0, False),
+    ("avgpool", {}, lambda c: 0, False),
+    ("stride2", {}, lambda c: 9 * c * c + c, True),
+    ("stride2_fold", {}, lambda c: 0, True),
+    ("convpool", {}, lambda c: 9 * c * c + c, False),
+    ("convpool", {"conv_kernel_size": 5}, lambda c: 25 * c * c + c, False),
+    ("blurpool", {}, lambda c: 0, False),
+    ("blurpool", {"variant": "avg", "filter_size": 5}, lambda c: 0, True),
+    ("blurpool", {"variant": "conv"}, lambda c: 9 * c * c + c, True),
+    ("lppool", {}, lambda c: 0, False),
+    ("lppool", {"p": 3.0}, lambda c: 0, False),
+    ("mixedpool", {}, lambda c: 1, False),
+    ("mixedpool", {"gate": "channel"}, lambda c: c, False),
+    ("space_to_depth", {}, lambda c: 4 * c * c + c, False),
+    ("space_to_depth", {"kernel_size": 3}, lambda c: 36 * c * c + c, False),
+    ("aps", {}, lambda c: 0, True),
+    ("aps", {"pool": "none"}, lambda c: 0, True),
+]
+IDS = [name + "".join(f"-{k}={v}" for k, v in opts.items()) for name, opts, *_ in VARIANTS]
+NEW = ["convpool", "blurpool", "lppool", "mixedpool", "space_to_depth", "aps"]
+
+
+def config(name: str, **options):
+    return DOWNSAMPLE_SCHEMAS[name](name=name, **options)
+
+
+def block(name: str, options: dict, *, ceil_mode: bool = False) -> nn.Sequential:
+    """The conv before a downsampling point (at the operator's stride), then its layer."""
+    op = create_downsample(config(name, **options), DownsamplePoint(C, ceil_mode=ceil_mode))
+    return nn.Sequential(nn.Conv2d(C, C, 3, stride=op.conv_stride, padding=1), op.layer)
+
+
+def test_every_operator_is_covered_here():
+    assert {name for name, *_ in VARIANTS} == set(available_downsamples())
+
+
+@pytest.mark.parametrize(("name", "options", "added", "rounds_up"), VARIANTS, ids=IDS)
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("size", [(8, 8), (9, 9), (7, 10)])
+def test_output_shape_on_odd_and_even_inputs(name, options, added, rounds_up, ceil_mode, size):
+    out = block(name, options, ceil_mode=ceil_mode)(torch.randn(2, C, *size))
+    halve = math.ceil if ceil_mode or rounds_up else math.floor
+    assert out.shape == (2, C, *(halve(n / 2) for n in size))
+
+
+@pytest.mark.parametrize(("name", "options", "added", "rounds_up"), VARIANTS, ids=IDS)
+def test_parameters_added_and_gradients_flow(name, options, added, rounds_up):
+    op = create_downsample(config(name, **options), DownsamplePoint(C))
+    assert count_params(op.layer) == added(C)
+    assert config(name, **options).learned == (added(C) > 0)
+    x = torch.randn(2, C, 10, 10).relu().requires_grad_()  # operators follow a ReLU
+    out = op.layer(x)
+    (out * torch.randn_like(out)).sum().backward()
+    assert x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
+    for param in op.layer.parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", available_downsamples())
+def test_collapse_check_still_names_the_layer(name):
+    # lenet5 on 8x8: conv1 keeps 8x8, the operator halves it, conv2's 5x5 kernel cannot fit
+    with pytest.raises(ShapeError) as err:
+        build_model(MODEL_SCHEMAS["lenet5"](name="lenet5"), config(name), (1, 8, 8), 10)
+    assert "layer 'conv2'" in str(err.value) and "cannot take its input" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "key", "allowed"),
+    [
+        ("blurpool", {"variant": "min"}, "downsample.variant", "max, avg, conv"),
+        ("blurpool", {"filter_size": 0}, "downsample.filter_size", ">= 1"),
+        ("mixedpool", {"gate": "pixel"}, "downsample.gate", "layer, channel"),
+        ("aps", {"pool": "avg"}, "downsample.pool", "max, none"),
+        ("space_to_depth", {"kernel_size": 2}, "downsample.kernel_size", "odd"),
+        ("lppool", {"p": 0.0}, "downsample.p", "> 0"),
+    ],
+)
+def test_bad_options_name_the_key_and_what_is_allowed(name, options, key, allowed):
+    with pytest.raises(ConfigError) as err:
+        create_downsample(config(name, **options), DownsamplePoint(C))
+    assert key in str(err.value) and allowed in str(err.value)
+
+
+# --- properties --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [{}, {"pool": "none"}], ids=["pool=max", "pool=none"])
+@pytest.mark.parametrize("shift", [(1, 0), (0, 1), (1, 1), (3, 6), (7, 5)])
+def test_aps_output_of_a_circular_shift_is_a_circular_shift(options, shift):
+    layer = create_downsample(config("aps", **options), DownsamplePoint(3)).layer
+    x = torch.randn(4, 3, 12, 12)
+    out, shifted = layer(x), layer(torch.roll(x, shift, dims=(2, 3)))
+    for a, b in zip(out, shifted):  # each sample: some roll of its own output
+        assert any(
+            torch.equal(torch.roll(a, (i, j), dims=(1, 2)), b) for i in range(6) for j in range(6)
+        )
+
+
+def textures(n: int, size: int = 28) -> torch.Tensor:
+    """Noisy sine gratings of random orientation, period and phase (uint8, N×1×size×size)."""
+    g = torch.Generator().manual_seed(0)
+    theta, phase = torch.rand(n, generator=g) * math.pi, torch.rand(n, generator=g) * 2 * math.pi
+    period = 3 + 6 * torch.rand(n, generator=g)
+    y, x = torch.meshgrid(torch.arange(size * 1.0), torch.arange(size * 1.0), indexing="ij")
+    along = x * theta.cos()[:, None, None] + y * theta.sin()[:, None, None]
+    wave = torch.sin(2 * math.pi * along / period[:, None, None] + phase[:, None, None])
+    image = 0.5 + 0.4 * wave + 0.2 * torch.rand(n, size, size, generator=g)
+    return (image.clamp(0, 1) * 255).to(torch.uint8)[:, None]
+
+
+@pytest.mark.parametrize(("name", "invariant"), [("aps", True), ("maxpool", False)])
+def test_lenet_gap_with_circular_padding_and_aps_is_shift_consistent(name, invariant):
+    torch.manual_seed(1)
+    net = build_model(
+        MODEL_SCHEMAS["lenet_gap"](name="lenet_gap", padding_mode="circular"),
+        config(name, batch_norm=True, dropout=0.4),
+        (1, 28, 28),
+        10,
+    ).eval()
+    images = textures(100)
+    split = Split(images, torch.arange(100) % 10)
+    shifts = EvaluationConfig(shift_max=27, shift_modes=["circular"], shift_samples=4)
+    measured = shift_robustness(net, split, (0.5,), (0.3,), shifts, batch_size=100)
+    x = (images.float() / 255 - 0.5) / 0.3
+    logits = net(x)
+    assert len(logits.argmax(1).unique()) > 1  # the predictions are not trivially constant
+    change = (net(torch.roll(x, (5, 11), dims=(2, 3))) - logits).abs().max()
+    if invariant:
+        assert measured["circular"]["consistency"] == 1.0
+        assert change < 1e-5
+    else:  # the measure has teeth: max pooling is not shift invariant
+        assert measured["circular"]["consistency"] < 1.0
+        assert change > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("variant", "size"),
+    # 1 and 2 are too small to reflect-pad: replicated; the stride-1 max pool needs 2 pixels
+    [("avg", 1), ("avg", 2), ("avg", 9), ("max", 2), ("max", 9), ("max", 16)],
+)
+@pytest.mark.parametrize("filter_size", [1, 2, 3, 4, 5])
+def test_blurpool_keeps_a_constant_image_constant(variant, size, filter_size):
+    layer = create_downsample(
+        config("blurpool", variant=variant, filter_size=filter_size), DownsamplePoint(3)
+    ).layer
+    out = layer(torch.full((2, 3, size, size), 0.7))
+    torch.testing.assert_close(out, torch.full_like(out, 0.7))
+
+
+def test_blurpool_filter_is_a_fixed_normalised_binomial():
+    blur = BlurPool(channels=2, filter_size=5)
+    row = torch.tensor([1.0, 4, 6, 4, 1])
+    torch.testing.assert_close(blur.kernel[1, 0], torch.outer(row, row) / 256)
+    assert count_params(blur) == 0 and "kernel" in dict(blur.named_buffers())
+
+
+def test_lppool_p1_is_sum_pooling_and_large_p_approaches_max_pooling():
+    x = torch.randn(2, 3, 8, 8)
+    sum_pool = create_downsample(config("lppool", p=1.0), DownsamplePoint(3)).layer
+    torch.testing.assert_close(sum_pool(x), nn.functional.avg_pool2d(x, 2) * 4)
+    positive = x.abs() + 0.5
+    p = 64.0
+    lp = create_downsample(config("lppool", p=p), DownsamplePoint(3)).layer(positive)
+    max_pool = nn.functional.max_pool2d(positive, 2)
+    # max <= (sum of x^p)^(1/p) <= 4^(1/p) max: within 2.2 % at p = 64
+    assert (lp >= max_pool * (1 - 1e-5)).all() and (lp <= max_pool * 4 ** (1 / p) * 1.00001).all()
+
+
+def test_mixedpool_gate_moves_between_average_and_max():
+    layer = create_downsample(config("mixedpool", gate="channel"), DownsamplePoint(3)).layer
+    x = torch.randn(2, 3, 8, 8)
+    mixed = layer[0]
+    max_pool, avg_pool = nn.functional.max_pool2d(x, 2), nn.functional.avg_pool2d(x, 2)
+    torch.testing.assert_close(layer(x), (max_pool + avg_pool) / 2)  # the gate starts at 1/2
+    with torch.no_grad():
+        mixed.alpha[:] = torch.tensor([30.0, -30.0, 0.0])[:, None, None]
+    out = layer(x)
+    torch.testing.assert_close(out[:, 0], max_pool[:, 0])
+    torch.testing.assert_close(out[:, 1], avg_pool[:, 1])
+
+
+# --- end to end --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_new_operators_train_end_to_end(name, quick, tmp_path):
+    run = launch([*quick, f"downsample={name}", "logger=none", "hydra.run.dir=out"])
+    assert run.exit_code == 0
+    [results] = results_under(tmp_path / "out")
+    assert results["status"] == "completed"
+    assert (results["params"]["downsample"] > 0) == config(name).learned
+    assert math.isfinite(results["test"]["loss"])
+
+
+@pytest.mark.slow
+def test_allcnn_c_trains_end_to_end_on_cifar10(quick, tmp_path):
+    run = launch([*quick, "model=allcnn_c", "dataset=cifar10", "downsample=stride2",
+                  "trainer.limit_train_batches=2", "evaluation.shift=false",
+                  "evaluation.feature_maps=false", "logger=none", "hydra.run.dir=out"])
+    assert run.exit_code == 0
+    [results] = results_under(tmp_path / "out")
+    assert results["status"] == "completed"
+    assert results["params"]["total"] == 1_369_738  # All-CNN-C

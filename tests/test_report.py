@@ -1,0 +1,233 @@
+"""The sweep report on a hand-made sweep folder whose numbers are known: statistics checked
+against scipy, failures and missing jobs listed, plots written, W&B logged offline."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import stats
+from support import read_wandb_runs
+
+from downsample_study.epochs import EPOCH_COLUMNS, EPOCHS_FILE
+from downsample_study.report import PLOTS, main, write_report
+
+OPTIONS = {"maxpool": {"kernel_size": 2, "stride": 2}, "avgpool": {"kernel_size": 2, "stride": 2},
+           "stride2": {"kernel_size": 3}}
+# test top-1 per (dataset, operator) and seed
+TOP1 = {
+    ("mnist", "maxpool"): {0: 0.9810, 1: 0.9822, 2: 0.9815},
+    ("mnist", "stride2"): {0: 0.9837, 1: 0.9841, 2: 0.9852},
+    ("mnist", "avgpool"): {0: 0.9790, 1: 0.9801},  # other seeds than maxpool: Welch's test
+    ("fashion_mnist", "maxpool"): {0: 0.9012, 1: 0.8950, 2: 0.8991},
+    ("fashion_mnist", "stride2"): {0: 0.9030, 1: 0.9003, 2: 0.8962},
+}
+
+
+def config(dataset: str, op: str, seed: int, logger: str = "csv") -> dict:
+    return {
+        "dataset": {"name": dataset, "batch_size": 64},
+        "downsample": {"name": op, "batch_norm": False, "dropout": 0.0, **OPTIONS[op]},
+        "model": {"name": "lenet5"},
+        "optimizer": {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999]},
+        "logger": {"name": logger, "project": "downsample_study", "entity": None,
+                   "mode": "auto", "group": None, "job_type": "train", "tags": []},
+        "trainer": {"max_epochs": 3, "accelerator": "cpu", "devices": 1},
+        "paths": {"data_dir": f"/somewhere/{seed}"},
+        "seed": seed,
+        "mode": "train",
+    }
+
+
+def write_job(sweep, dataset, op, seed, top1, logger="csv"):
+    folder = sweep / f"dataset={dataset},downsample={op},seed={seed}"
+    folder.mkdir(parents=True)
+    params = 61_706 + (2_650 if op == "stride2" else 0)
+    results = {
+        "status": "completed",
+        "config": config(dataset, op, seed, logger),
+        "group": "multirun_test",
+        "params": {"total": params, "trainable": params, "downsample": params - 61_706},
+        "flops_forward": 833_040,
+        "val": {"acc_top1": top1 + 0.001, "acc_top2": 0.995, "loss": 0.05},
+        "test": {"acc_top1": top1, "acc_top2": min(1.0, top1 + 0.012), "loss": 0.06},
+        "shift": {"max_shift": 3, "samples": 1, "seed": 0,
+                  "zero": {"acc_top1": top1 - 0.1, "consistency": 0.8},
+                  "circular": {"acc_top1": top1 - 0.12, "consistency": 0.78}},
+        "epochs": 3,
+        "best_epoch": 2,
+        "train_seconds": 10.0 + seed,
+    }
+    (folder / "results.json").write_text(json.dumps(results))
+    with (folder / EPOCHS_FILE).open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(EPOCH_COLUMNS)
+        for epoch in range(3):
+            writer.writerow([epoch, 100 * (epoch + 1), epoch + 1.0, 0.3,
+                             top1 - 0.02 * (2 - epoch), 0.99])
+    return folder
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    for (dataset, op), by_seed in TOP1.items():
+        for seed, top1 in by_seed.items():
+            write_job(sweep, dataset, op, seed, top1)
+    failed = sweep / "dataset=mnist,downsample=stride2,seed=3"
+    failed.mkdir()
+    (failed / "results.json").write_text(json.dumps({
+        "status": "failed", "config": config("mnist", "stride2", 3),
+        "error": "training loss is nan at epoch 1, step 800: the run diverged",
+    }))
+    killed = sweep / "dataset=mnist,downsample=maxpool,seed=3"
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / ".hydra" / "overrides.yaml").write_text("- dataset=mnist\n- downsample=maxpool\n")
+    return sweep
+
+
+def read_csv(path):
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def percent(values) -> np.ndarray:
+    return 100 * np.array(list(values))
+
+
+def test_variant_statistics_match_scipy(sweep):
+    write_report(sweep, use_wandb=False)
+    rows = {(r["dataset"], r["downsample"]): r for r in read_csv(sweep / "results.csv")}
+    assert set(rows) == set(TOP1)  # one row per variant; seeds and operator options pooled
+    for key, by_seed in TOP1.items():
+        row, x = rows[key], percent(by_seed.values())
+        assert int(row["n"]) == len(x)
+        assert float(row["test_top1_mean"]) == pytest.approx(x.mean())
+        assert float(row["test_top1_std"]) == pytest.approx(x.std(ddof=1))
+        low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+        assert float(row["test_top1_ci_low"]) == pytest.approx(low)
+        assert float(row["test_top1_ci_high"]) == pytest.approx(high)
+        assert int(row["params"]) == (64_356 if key[1] == "stride2" else 61_706)
+        assert float(row["shift_circular_consistency_mean"]) == pytest.approx(78.0)
+    assert rows["mnist", "stride2"]["failed"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "op", "test"),
+    [("mnist", "stride2", "paired"), ("fashion_mnist", "stride2", "paired"),
+     ("mnist", "avgpool", "welch")],
+)
+def test_difference_to_maxpool_matches_scipy_and_is_stated_in_words(sweep, dataset, op, test):
+    write_report(sweep, use_wandb=False)
+    a, b = TOP1[dataset, op], TOP1[dataset, "maxpool"]
+    if test == "paired":
+        result = stats.ttest_rel(percent(a.values()), percent(b.values()))
+    else:
+        result = stats.ttest_ind(percent(a.values()), percent(b.values()), equal_var=False)
+    ci = result.confidence_interval(0.95)
+    diff = percent(a.values()).mean() - percent(b.values()).mean()
+
+    [row] = [r for r in read_csv(sweep / "comparisons.csv")
+             if r["dataset"] == dataset and r["variant"].endswith(op)]
+    assert row["test"] == test and row["difference"] == f"{op} − maxpool"
+    assert float(row["diff_top1_pp"]) == pytest.approx(diff)
+    assert float(row["p_value"]) == pytest.approx(result.pvalue)
+    assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((ci.low, ci.high))
+
+    def pp(v):
+        return f"{v:+.2f}".replace("-", "−")
+
+    verdict = "significant" if result.pvalue < 0.05 else "not significant"
+    n = "3" if test == "paired" else "2 vs 3"
+    expected = (f"{op} − maxpool = {pp(diff)} pp [{pp(ci.low)}, {pp(ci.high)}], "
+                f"p = {result.pvalue:.2g}: {verdict} at n = {n}")
+    assert expected in (sweep / "report.md").read_text()
+
+
+def test_failed_and_missing_jobs_are_listed_not_dropped(sweep):
+    write_report(sweep, use_wandb=False)
+    text = (sweep / "report.md").read_text()
+    assert "16 jobs: 14 completed, 1 failed, 1 missing; 5 variants" in text
+    section = text.split("## Jobs without results")[1]
+    assert "dataset=mnist,downsample=stride2,seed=3` | failed | training loss is nan" in section
+    assert "dataset=mnist,downsample=maxpool,seed=3` | missing | no results.json" in section
+    assert "| 3 (+1 failed) |" in text
+
+
+def test_a_seed_run_twice_is_counted_once_and_listed(sweep):
+    again = write_job(sweep / "rerun", "mnist", "maxpool", 1, 0.5)
+    report = write_report(sweep, use_wandb=False)
+    [variant] = [v for v in report.variants if v.label == "lenet5 · maxpool"
+                 and v.flat["dataset.name"] == "mnist"]
+    assert variant.seeds == [0, 1, 2]
+    assert variant.stat("test", "acc_top1").mean == pytest.approx(
+        percent(TOP1["mnist", "maxpool"].values()).mean())
+    [duplicate] = [j for j in report.unfinished if j.status == "duplicate"]
+    assert duplicate.name == again.relative_to(sweep).as_posix()
+    assert "1 duplicate" in (sweep / "report.md").read_text()
+
+
+def test_jobs_that_never_started_are_listed(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        folder = write_job(sweep, "mnist", "maxpool", seed, 0.98)
+        (folder / ".hydra").mkdir()
+        (folder / ".hydra" / "overrides.yaml").write_text(f"- downsample=maxpool\n- seed={seed}\n")
+    (sweep / "multirun.yaml").write_text(
+        "hydra:\n"
+        "  sweeper:\n"
+        "    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
+        "    params: {seed: '0,1,2'}\n"
+        "  overrides:\n"
+        "    task: [downsample=maxpool]\n"
+    )
+    report = write_report(sweep, use_wandb=False)
+    assert [(j.status, j.name, j.error) for j in report.unfinished] == [
+        ("missing", "downsample=maxpool,seed=2", "never started")]
+
+
+def test_plots_are_valid_pngs(sweep):
+    write_report(sweep, use_wandb=False)
+    for name in PLOTS.values():
+        with Image.open(sweep / name) as image:
+            image.verify()
+            assert image.format == "PNG" and min(image.size) > 200
+        assert f"]({name})" in (sweep / "report.md").read_text()
+
+
+def test_report_is_logged_to_the_sweeps_wandb_group_offline(tmp_path):
+    sweep = tmp_path / "sweep"
+    for (dataset, op), by_seed in TOP1.items():
+        for seed, top1 in by_seed.items():
+            write_job(sweep, dataset, op, seed, top1, logger="wandb")
+    assert main([str(sweep)]) == 0
+    [run] = read_wandb_runs(sweep / "wandb")
+    assert run.job_type == "report" and run.group == "multirun_test"
+    logged = {k for row in run.history for k in row}
+    assert {"report/variants", "report/comparisons", "report/accuracy"} <= logged
+    assert run.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["nowhere"], "no such folder"), (["."], "no jobs found"),
+     ([".", "--baseline", "maxpool"], "expected KEY=VALUE")],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_baseline_can_fix_several_keys(sweep):
+    report = write_report(sweep, [{"dataset": "fashion_mnist", "downsample": "maxpool"}],
+                          use_wandb=False)
+    assert {c.what for c in report.comparisons} == {
+        "mnist+maxpool − fashion_mnist+maxpool",
+        "mnist+stride2 − fashion_mnist+maxpool",
+        "mnist+avgpool − fashion_mnist+maxpool",
+        "fashion_mnist+stride2 − fashion_mnist+maxpool",
+    }

@@ -1,0 +1,292 @@
+"""Sweeps at scale: parallel slots, DDP inside a multirun, resume after a kill, failure
+isolation under the parallel launcher, W&B grouping, seeds and the Optuna LR search.
+
+The parallel and kill-and-resume sweeps run the real command line in a subprocess (the way a
+user starts them: fresh joblib workers, a process that can be SIGKILLed); the others run in
+process through ``launch``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import launch, results_under
+from omegaconf import OmegaConf
+from support import read_wandb_runs
+
+from downsample_study.config import ConfigError
+from downsample_study.slots import Slot, apply_slot, available_cores, claim_slot
+from downsample_study.sweep import slurm_gpus, slurm_tasks, sweep_id, variant_name
+
+SLOW_CLI_TIMEOUT = 300
+
+
+def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "downsample_study", *args], cwd=cwd, capture_output=True,
+        text=True, timeout=SLOW_CLI_TIMEOUT,
+    )
+
+
+def job_results(sweep: Path) -> dict[str, dict]:
+    """results.json of every job folder of a sweep, by folder name."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
+
+
+# --- slots ----------------------------------------------------------------------------------
+
+
+def test_slots_are_exclusive_while_held_and_free_again_after(tmp_path):
+    with claim_slot(tmp_path, 2, 0) as first, claim_slot(tmp_path, 2, 0) as second:
+        assert {first.index, second.index} == {0, 1}
+        assert first.gpu is None and first.threads == max(1, available_cores() // 2)
+    with claim_slot(tmp_path, 2, 0) as again:
+        assert again.index == 0
+
+
+def test_no_gpu_gets_a_second_job_while_another_is_idle(tmp_path):
+    # 2 GPUs, 2 jobs per GPU: slots 0 and 2 use GPU 0, slots 1 and 3 GPU 1
+    held: dict[str, contextlib.ExitStack] = {}
+
+    def claim(name: str) -> Slot:
+        held[name] = contextlib.ExitStack()
+        return held[name].enter_context(claim_slot(tmp_path, 4, 2))
+
+    assert [claim(name).gpu for name in "abc"] == [0, 1, 0]
+    held.pop("a").close()
+    held.pop("b").close()  # GPU 0 still runs c, GPU 1 is idle; free slots: 0, 1, 3
+    assert claim("d").gpu == 1
+    assert claim("e").gpu == 0
+    for stack in held.values():
+        stack.close()
+
+
+def test_a_slot_pins_the_trainer_to_its_gpu_and_refuses_multi_device_jobs():
+    cfg = OmegaConf.create({"trainer": {"accelerator": "auto", "devices": 1}})
+    apply_slot(cfg, Slot(index=3, gpu=1, threads=1))
+    assert cfg.trainer.accelerator == "gpu" and list(cfg.trainer.devices) == [1]
+    cfg = OmegaConf.create({"trainer": {"accelerator": "gpu", "devices": 2}})
+    with pytest.raises(ConfigError, match=r"trainer\.devices"):
+        apply_slot(cfg, Slot(index=0, gpu=0, threads=1))
+
+
+# --- names and SLURM resources ----------------------------------------------------------------
+
+
+def test_variant_name_drops_the_seed_and_excluded_keys():
+    overrides = ["seed=3", "downsample=stride2", "paths.data_dir=/d", "dataset=mnist"]
+    assert variant_name(overrides, ["paths.data_dir"]) == "dataset=mnist,downsample=stride2"
+    assert variant_name(["seed=1"], []) == "default"
+    assert len(variant_name([f"model.channels=[{','.join(['64'] * 40)}]"], [])) == 64
+
+
+def test_sweep_id_is_the_sweep_folder_relative_to_the_working_directory():
+    assert sweep_id("multirun/2024-01-02/03-04-05") == "multirun_2024-01-02_03-04-05"
+    assert sweep_id(Path.cwd() / "sweep") == "sweep"
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "devices", "tasks", "gpus"),
+    [("cpu", 1, 1, None), ("gpu", 1, 1, 1), ("gpu", 4, 4, 4), ("cuda", [0, 1], 2, 2),
+     ("auto", "1", 1, None)],
+)
+def test_slurm_tasks_and_gpus_follow_the_trainer_devices(accelerator, devices, tasks, gpus):
+    assert slurm_tasks(devices) == tasks
+    assert slurm_gpus(accelerator, devices) == gpus
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [(["hydra/launcher=slurm", "accelerator=ddp"], "trainer.devices=-1: on SLURM give"),
+     (["hydra/launcher=parallel", "parallel.jobs_per_gpu=0"], "parallel.jobs_per_gpu: must be")],
+)
+def test_a_bad_launcher_setting_stops_the_sweep_in_one_line(overrides, message, capsys):
+    run = launch(["-m", "mode=summary", *overrides, "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1
+    assert f"error: {message}" in run.output and "Traceback" not in run.output
+
+
+# --- parallel launcher ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_parallel_sweep_gives_each_job_a_slot_and_isolates_a_failing_one(quick, tmp_path):
+    # lr=1e6 diverges at its first step; the other job must finish
+    sweep = tmp_path / "sweep"
+    run = cli(["-m", *quick, "optimizer=sgd", "optimizer.lr=0.01,1e6",
+               "downsample.batch_norm=false", "hydra/launcher=parallel",
+               "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "2 jobs with results, 1 completed, 1 failed" in run.stderr + run.stdout
+    by_lr = {r["config"]["optimizer"]["lr"]: r for r in job_results(sweep).values()}
+    good, bad = by_lr[0.01], by_lr[1e6]
+    assert good["status"] == "completed"
+    assert bad["status"] == "failed" and "diverged" in bad["error"]
+    # both jobs ran at once, each in its own slot with half the cores
+    assert sorted(r["resources"]["slot"] for r in (good, bad)) == [0, 1]
+    assert good["resources"]["threads"] == max(1, available_cores() // 2)
+    assert good["resources"]["device"] == "cpu" and good["resources"]["processes"] == 1
+
+    runs = {r.config["optimizer"]["lr"]: r for r in read_wandb_runs(sweep)}
+    assert runs[0.01].exit_code == 0 and runs[1e6].exit_code == 1  # the failed run says so
+    assert {r.group for r in runs.values()} == {sweep_id(sweep)}  # one group per sweep
+    assert runs[0.01].job_type == variant_name(good["overrides"].split(","), [])
+    # one documented command uploads the whole sweep: every run matches this glob, once
+    offline = sorted(sweep.glob("*/wandb/offline-run-*"))
+    assert sorted(p.name.rsplit("-", 1)[1] for p in offline) == sorted(
+        r.run_id for r in runs.values()
+    )
+
+
+# --- DDP inside a multirun --------------------------------------------------------------------
+
+
+def _test_in_one_process(overrides: list[str], checkpoint: str) -> dict[str, float]:
+    """The test metrics of ``checkpoint`` evaluated by one process on the whole test set."""
+    import lightning as L
+    from hydra import compose, initialize_config_dir
+
+    from downsample_study.config import validate
+    from downsample_study.data import DATASETS, DownsampleDataModule
+    from downsample_study.models import build_model
+    from downsample_study.module import DownsampleClassifier
+    from downsample_study.shapes import ModelSummary
+    from downsample_study.sweep import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = validate(compose("config", overrides=overrides))
+    info = DATASETS[cfg.dataset.name]
+    net = build_model(cfg.model, cfg.downsample, info.input_shape, info.num_classes)
+    module = DownsampleClassifier(net, cfg.optimizer, info.num_classes,
+                                  ModelSummary.of(net, info.input_shape))
+    data = DownsampleDataModule(cfg.dataset, Path(cfg.paths.data_dir),
+                                Path(cfg.paths.cache_dir), cfg.seed)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    return trainer.test(module, datamodule=data, ckpt_path=checkpoint, verbose=False)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")
+def test_two_process_ddp_in_a_multirun_equals_one_process_evaluation(quick, tmp_path):
+    # 200 test images over 2 ranks, in batches of 64 per rank: uneven last batches, which a
+    # padding sampler would fill with duplicates
+    overrides = [*quick, "dataset.eval_batch_size=64", "logger=none"]
+    run = launch(["-m", *overrides, "accelerator=ddp", "trainer.accelerator=cpu",
+                  "trainer.devices=2", "hydra.sweep.dir=sweep"])
+    assert run.exit_code == 0
+    [job] = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]  # the sweep ran once
+    [results] = results_under(tmp_path / "sweep")
+    assert results["config"]["trainer"]["strategy"] == "ddp_spawn"
+    assert results["resources"]["processes"] == 2 and results["epochs"] == 1
+    single = _test_in_one_process(overrides, results["checkpoint"])
+    assert results["test"]["acc_top1"] == single["test/acc_top1"]
+    assert results["test"]["acc_top2"] == single["test/acc_top2"]
+    # the loss is a float mean: the ranks sum their shards in another order
+    assert results["test"]["loss"] == pytest.approx(single["test/loss"], rel=1e-6)
+    assert job.name in results["checkpoint"]
+
+
+def test_ddp_that_would_rerun_the_command_line_is_refused_in_a_multirun(quick, tmp_path, capsys):
+    run = launch(["-m", *quick, "logger=none", "trainer.strategy=ddp", "trainer.devices=2",
+                  "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1
+    [results] = results_under(tmp_path / "sweep")
+    assert results["status"] == "failed"
+    assert "re-runs the whole sweep" in results["error"] and "accelerator=ddp" in results["error"]
+
+
+# --- resume -----------------------------------------------------------------------------------
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = SLOW_CLI_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the sweep ended before it could be killed:\n{proc.stderr}"
+        assert time.monotonic() < deadline, "the sweep never reached the kill point"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Checkpoint directory")  # the resumed job's own folder
+def test_sweep_killed_midway_resumes_to_the_results_of_an_uninterrupted_sweep(quick, tmp_path):
+    # dropout on, so the resumed job's dropout masks must continue where they stopped
+    args = ["-m", *quick, "logger=none", "trainer.max_epochs=4", "downsample.dropout=0.3",
+            "downsample=maxpool,avgpool"]
+    sweep = tmp_path / "sweep"
+
+    def first_done_second_started() -> bool:
+        done = list(sweep.glob("*/results.json"))
+        started = [p for p in sweep.glob("*/checkpoints/last.ckpt")
+                   if not (p.parents[1] / "results.json").exists()]
+        return bool(done and started)
+
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "downsample_study", *args, f"hydra.sweep.dir={sweep}"],
+            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _kill_when(proc, first_done_second_started)
+    [(done_name, before)] = job_results(sweep).items()
+    done_stamp = (sweep / done_name / "results.json").stat().st_mtime_ns
+
+    assert launch([*args, f"hydra.sweep.dir={sweep}"]).exit_code == 0
+    resumed = job_results(sweep)
+    assert launch([*args, "hydra.sweep.dir=uninterrupted"]).exit_code == 0
+    reference = job_results(tmp_path / "uninterrupted")
+
+    assert set(resumed) == set(reference) and len(resumed) == 2
+    assert (sweep / done_name / "results.json").stat().st_mtime_ns == done_stamp
+    assert resumed[done_name] == before  # not retrained
+    [interrupted] = set(resumed) - {done_name}
+    assert resumed[interrupted]["resumed_from"].endswith("last.ckpt")
+    for name, result in resumed.items():
+        expected = reference[name]
+        assert result["status"] == "completed" and result["epochs"] == 4
+        assert (result["val"], result["test"], result["best_epoch"]) == (
+            expected["val"], expected["test"], expected["best_epoch"]
+        )
+
+    # a third run has nothing left to do: it skips every job before loading any data
+    again = launch([*args, f"hydra.sweep.dir={sweep}", "paths.data_dir=/nonexistent"])
+    assert again.exit_code == 0
+    assert (sweep / done_name / "results.json").stat().st_mtime_ns == done_stamp
+
+
+# --- seeds and the LR search ------------------------------------------------------------------
+
+
+def test_seed_range_makes_one_job_per_seed(quick, tmp_path):
+    assert launch(["-m", *quick, "mode=summary", "seed=range(5)",
+                   "hydra.sweep.dir=sweep"]).exit_code == 0
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert len(jobs) == 5
+    assert [name.rsplit("seed=", 1)[1].split(",")[0] for name in jobs] == list("01234")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
+def test_lr_search_runs_one_optuna_study_per_variant(quick, tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'lr.db'}"
+    run = launch(["-m", *quick, "logger=none", "downsample=avgpool", "hydra/sweeper=lr_search",
+                  "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}",
+                  "hydra.sweep.dir=sweep"])
+    assert run.exit_code == 0
+    study = optuna.load_study(study_name="lr-mnist-lenet5-avgpool", storage=storage)
+    results = results_under(tmp_path / "sweep")
+    assert len(study.trials) == len(results) == 2
+    # each trial's value is its job's val/acc_top1, at the log-uniform LR it was given
+    by_lr = {r["config"]["optimizer"]["lr"]: r["val"]["acc_top1"] for r in results}
+    assert {t.params["optimizer.lr"]: t.value for t in study.trials} == by_lr
+    assert all(1e-4 <= lr <= 1e-1 for lr in by_lr)
