@@ -1,5 +1,6 @@
-"""The seeds as presets: each composes into a sweep over its variants × 3 seeds, every job of it
-is a valid configuration with the seed's protocol, and its short version runs and reports."""
+"""The seeds (and the operator comparison) as presets: each composes into a sweep over its
+variants × 3 seeds, every job of it is a valid configuration with the seed's protocol, and its
+short version runs and reports."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ PRESETS = {
                 ("downsample.name", "optimizer.name", "model.conv_activation")),
     "seed004": (2, {"dataset.name": "cifar10", "model.name": "convpool3",
                     "dataset.batch_size": 128}, ("downsample.batch_norm",)),
+    "operators": (10, {"dataset.name": "fashion_mnist", "model.name": "lenet5",
+                       "trainer.max_epochs": 5}, ("downsample.name",)),
 }
 
 

@@ -212,9 +212,11 @@ def test_mixedpool_gate_moves_between_average_and_max():
 # --- end to end --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10"])
 @pytest.mark.parametrize("name", NEW)
-def test_new_operators_train_end_to_end(name, quick, tmp_path):
-    run = launch([*quick, f"downsample={name}", "logger=none", "hydra.run.dir=out"])
+def test_new_operators_train_end_to_end(name, dataset, quick, tmp_path):
+    run = launch([*quick, f"downsample={name}", f"dataset={dataset}", "logger=none",
+                  "trainer.limit_train_batches=5", "hydra.run.dir=out"])
     assert run.exit_code == 0
     [results] = results_under(tmp_path / "out")
     assert results["status"] == "completed"

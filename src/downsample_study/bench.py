@@ -198,6 +198,16 @@ def _tensor_loop(args, batch_size: int) -> float:
     return args.steps * batch_size / timer.seconds
 
 
+def train_images(args) -> int:
+    """Images in the framework's training split (the training set less ``val_size``)."""
+    from downsample_study.config import validate
+    from downsample_study.data import load_splits
+
+    cfg = validate(_compose(args, args.batch_sizes[0])).dataset
+    train, _ = load_splits(args.dataset, cfg, Path(args.data_dir), Path(args.cache_dir))
+    return len(train) - cfg.val_size
+
+
 def peak_gflops(device: str, size: int = 2048, repeats: int = 10) -> float:
     """The machine's fp32 matmul rate: the 'peak' the loops are compared with."""
     a, b = (torch.randn(size, size, device=device) for _ in range(2))
@@ -253,6 +263,28 @@ def startup_seconds(args) -> float:
     )
 
 
+SWEEP_OPERATORS = "maxpool,avgpool,stride2,stride2_fold"
+
+
+def sweep_seconds(args, parallel: bool) -> float:
+    """Wall time of a 4-job, 1-epoch sweep over the seeds' operators, from the command line
+    to its exit: one job at a time, or with ``hydra/launcher=parallel``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable, "-m", "downsample_study", "-m", f"downsample={SWEEP_OPERATORS}",
+            f"dataset={args.dataset}", f"paths.data_dir={args.data_dir}",
+            f"paths.cache_dir={args.cache_dir}", "trainer.max_epochs=1", "logger=none",
+            f"hydra.sweep.dir={tmp}/sweep", *(["hydra/launcher=parallel"] if parallel else []),
+            *args.set,
+        ]
+        start = time.perf_counter()
+        out = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp)
+        seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"the sweep failed:\n{(out.stdout + out.stderr)[-3000:]}")
+    return seconds
+
+
 RUNNERS: dict[str, Callable] = {
     "dataloader_loop": _dataloader_loop,
     "tensor_loop": _tensor_loop,
@@ -271,6 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300, help="timed steps per loop and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--sweep", action="store_true",
+                        help=f"also time a 4-job sweep (downsample={SWEEP_OPERATORS}, 1 epoch) "
+                             "run sequentially and with hydra/launcher=parallel")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for the framework loop, e.g. "
                              "speed.channels_last=true trainer.precision=bf16-mixed")
@@ -292,12 +327,18 @@ def main(argv: list[str] | None = None) -> None:
     medians: dict[tuple[str, int], float] = {}
     for batch_size in args.batch_sizes:
         samples: dict[str, list[float]] = {loop: [] for loop in LOOPS}
+        # every loop trains within one epoch of the training split (the framework's epoch
+        # ends there), so large batches get fewer steps
+        steps = min(args.steps, train_images(args) // batch_size - WARMUP_STEPS)
+        if steps < 1:
+            parser.error(f"--batch-sizes: {batch_size} leaves no timed step in one epoch")
+        loop_args = argparse.Namespace(**{**vars(args), "steps": steps})
         for _ in range(args.rounds):
             for loop in LOOPS:
-                samples[loop].append(RUNNERS[loop](args, batch_size))
+                samples[loop].append(RUNNERS[loop](loop_args, batch_size))
         for loop in LOOPS:
             medians[loop, batch_size] = statistics.median(samples[loop])
-        print(f"batch {batch_size}:")
+        print(f"batch {batch_size} ({steps} timed steps):")
         print(f"  {'loop':<16} {'img/s':>9} {'vs dataloader':>14} {'% of peak':>10}   rounds")
         for loop in LOOPS:
             rate = medians[loop, batch_size]
@@ -311,6 +352,12 @@ def main(argv: list[str] | None = None) -> None:
         times = [startup_seconds(args) for _ in range(args.startup_runs)]
         print(f"start-up to first training step: {statistics.median(times):.2f} s "
               f"(median of {', '.join(f'{t:.2f}' for t in times)})\n")
+
+    if args.sweep:
+        sequential, parallel = sweep_seconds(args, False), sweep_seconds(args, True)
+        print(f"4-job sweep, 1 epoch: sequential {sequential:.1f} s, parallel preset "
+              f"{parallel:.1f} s\n")
+        print(f"sweep parallel/sequential = {parallel / sequential:.2f}")
 
     for batch_size in args.batch_sizes:
         if batch_size != args.batch_sizes[0]:

@@ -25,6 +25,7 @@ from omegaconf import MISSING
 from torch import nn
 
 from downsample_study.config import ConfigError
+from downsample_study.registry import Registry
 
 
 @dataclass
@@ -113,31 +114,20 @@ class DownsampleLayer(nn.Sequential):
 
 
 Builder = Callable[[DownsampleConfig, DownsamplePoint], Downsample]
-_BUILDERS: dict[str, Builder] = {}
-DOWNSAMPLE_SCHEMAS: dict[str, type] = {}
+DOWNSAMPLES: Registry[Builder] = Registry("downsample")
+DOWNSAMPLE_SCHEMAS = DOWNSAMPLES.schemas
 
 
 def register_downsample(name: str, schema: type = DownsampleConfig):
-    def decorate(builder: Builder) -> Builder:
-        _BUILDERS[name] = builder
-        DOWNSAMPLE_SCHEMAS[name] = schema
-        return builder
-
-    return decorate
+    return DOWNSAMPLES.register(name, schema)
 
 
 def available_downsamples() -> list[str]:
-    return sorted(_BUILDERS)
+    return DOWNSAMPLES.names()
 
 
 def create_downsample(cfg: DownsampleConfig, point: DownsamplePoint) -> Downsample:
-    try:
-        builder = _BUILDERS[cfg.name]
-    except KeyError:
-        raise KeyError(
-            f"unknown downsample {cfg.name!r}; allowed: {', '.join(available_downsamples())}"
-        ) from None
-    return builder(cfg, point)
+    return DOWNSAMPLES[cfg.name](cfg, point)
 
 
 def _added(*layers: nn.Module) -> Downsample:

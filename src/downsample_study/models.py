@@ -16,6 +16,7 @@ from torch import nn
 
 from downsample_study.config import ConfigError
 from downsample_study.downsample import DownsampleConfig, DownsamplePoint, create_downsample
+from downsample_study.registry import Registry
 from downsample_study.shapes import LayerStack
 
 
@@ -56,17 +57,12 @@ class AllCnnConfig(ModelConfig):
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 
 Builder = Callable[..., nn.Sequential]
-_BUILDERS: dict[str, Builder] = {}
-MODEL_SCHEMAS: dict[str, type] = {}
+MODELS: Registry[Builder] = Registry("model")
+MODEL_SCHEMAS = MODELS.schemas
 
 
 def register_model(name: str, schema: type = ModelConfig):
-    def decorate(builder: Builder) -> Builder:
-        _BUILDERS[name] = builder
-        MODEL_SCHEMAS[name] = schema
-        return builder
-
-    return decorate
+    return MODELS.register(name, schema)
 
 
 def build_model(
@@ -76,7 +72,7 @@ def build_model(
     num_classes: int,
 ) -> nn.Sequential:
     """Build ``cfg.name`` for inputs of ``input_shape`` (C, H, W); raises ``ShapeError``."""
-    return _BUILDERS[cfg.name](cfg, _Blocks(downsample, input_shape), num_classes)
+    return MODELS[cfg.name](cfg, _Blocks(downsample, input_shape), num_classes)
 
 
 class _Blocks(LayerStack):
