@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from support import read_wandb_runs
 
 from downsample_study.config import ConfigError
-from downsample_study.slots import Slot, apply_slot, available_cores, claim_slot
+from downsample_study.slots import Slot, apply_slot, available_cores, claim_slot, fork_workers
 from downsample_study.sweep import slurm_gpus, slurm_tasks, sweep_id, variant_name
 
 SLOW_CLI_TIMEOUT = 300
@@ -79,6 +79,19 @@ def test_a_slot_pins_the_trainer_to_its_gpu_and_refuses_multi_device_jobs():
 
 
 # --- names and SLURM resources ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cuda_initialized", [False, True])
+def test_parallel_workers_are_forks_unless_cuda_is_initialised(cuda_initialized, monkeypatch):
+    from joblib.externals.loky.backend import context
+
+    monkeypatch.setattr("torch.cuda.is_initialized", lambda: cuda_initialized)
+    try:
+        assert fork_workers() == (sys.platform == "linux" and not cuda_initialized)
+        expected = "fork" if fork_workers() else "loky"
+        assert context.get_context().get_start_method() == expected
+    finally:
+        context.set_start_method(None, force=True)
 
 
 def test_variant_name_drops_the_seed_and_excluded_keys():

@@ -79,9 +79,11 @@ class ReportConfig:
 
 @dataclass
 class ParallelConfig:
-    """``hydra/launcher=parallel``: how many jobs share one GPU (sets the default ``n_jobs``)."""
+    """``hydra/launcher=parallel``: how many jobs share one GPU (sets the default ``n_jobs``),
+    and whether its workers start as forks of the sweep's process (``slots.fork_workers``)."""
 
     jobs_per_gpu: int = 1
+    fork: bool = True
 
 
 @dataclass

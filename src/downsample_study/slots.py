@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +50,24 @@ def default_parallel_jobs(jobs_per_gpu: int) -> int:
         raise ConfigError(f"parallel.jobs_per_gpu: must be >= 1, got {jobs_per_gpu}")
     gpus = torch.cuda.device_count()
     return gpus * jobs_per_gpu if gpus else available_cores()
+
+
+def fork_workers() -> bool:
+    """Make joblib's loky workers forks of this process rather than fresh interpreters.
+
+    A fresh worker spends ~5 s importing torch and Lightning before its first job, which on
+    short jobs eats the gain of running them side by side; a fork inherits them already
+    imported. Done only where forking is safe: on Linux, and while this process has not
+    initialised CUDA (a forked child could not use it). Returns whether it was done.
+    """
+    if sys.platform != "linux" or torch.cuda.is_initialized():
+        return False
+    from joblib.externals.loky.backend import context
+
+    context.set_start_method("fork", force=True)
+    # loky warns that fork is "not POSIX": this process has started no threads yet
+    warnings.filterwarnings("ignore", message="`fork` start method should not be used")
+    return True
 
 
 def concurrent_jobs(launcher: DictConfig) -> int:

@@ -143,9 +143,15 @@ def register_resolvers() -> None:
 
 class LauncherCheck(Callback):
     """Before a multirun: resolve the launcher preset's values (``n_jobs``, ``tasks_per_node``,
-    ...), so a wrong setting behind them stops the sweep with one line, not a traceback."""
+    ...), so a wrong setting behind them stops the sweep with one line, not a traceback; and
+    for the joblib launcher, start its workers as forks (``parallel.fork``)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from downsample_study.slots import fork_workers
+
+        launcher = str(config.hydra.launcher.get("_target_", ""))
+        if launcher.endswith("JoblibLauncher") and config.get("parallel", {}).get("fork", True):
+            fork_workers()
         try:
             OmegaConf.to_container(config.hydra.launcher, resolve=True)
         except InterpolationResolutionError as err:
