@@ -42,8 +42,12 @@ for message in (
     r".*Checkpoint directory .* exists and is not empty.*",  # a resumed job's own folder
 ):
     warnings.filterwarnings("ignore", message=message)
+# Lightning's lines about loading the selected checkpoint for the validation and test passes
+# (four per job; a resumed job says "resuming from" itself), and its litlogger advert.
+_QUIET_INFO = ("litlogger", "Restoring states from the checkpoint path",
+               "Loaded model weights from the checkpoint")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-    lambda record: "litlogger" not in record.getMessage()
+    lambda record: not any(text in record.getMessage() for text in _QUIET_INFO)
 )
 
 
@@ -177,6 +181,11 @@ def run(
         path = write_results(output_dir, results)
         if logger is not None and hasattr(logger, "experiment"):
             _log_summary(logger, results)
+        best = results["best_epoch"]  # 0-based, as Lightning counts; shown as the epoch lines
+        log.info("test, on the checkpoint of epoch %s (val acc_top1 %.4f): acc_top1 %.4f  "
+                 "acc_top2 %.4f  loss %.4f", "?" if best is None else best + 1,
+                 results["val"]["acc_top1"],
+                 *(results["test"][key] for key in ("acc_top1", "acc_top2", "loss")))
         log.info("results: %s", path)
         log.info("metrics: %s", describe(logger))
     return results
