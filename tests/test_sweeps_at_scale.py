@@ -275,6 +275,19 @@ def test_sweep_killed_midway_resumes_to_the_results_of_an_uninterrupted_sweep(qu
     assert (sweep / done_name / "results.json").stat().st_mtime_ns == done_stamp
 
 
+@pytest.mark.slow
+def test_submitit_local_preset_runs_each_job_in_its_own_process(quick, tmp_path):
+    sweep = tmp_path / "sweep"
+    run = cli(["-m", *quick, "logger=none", "evaluation.feature_maps=false",
+               "downsample=maxpool,avgpool", "hydra/launcher=local",
+               f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = job_results(sweep)
+    assert len(results) == 2 and all(r["status"] == "completed" for r in results.values())
+    # submitit ran both jobs and pickled each one's return value, as it does on SLURM
+    assert len(list(sweep.glob(".submitit/*/*_result.pkl"))) == 2
+
+
 # --- seeds and the LR search ------------------------------------------------------------------
 
 
