@@ -151,10 +151,12 @@ def test_sweep_on_slurm_finishes_and_a_requeued_job_resumes(
     job = last[0].parents[1]
     slurm_id = str(OmegaConf.load(job / ".hydra" / "hydra.yaml").hydra.job.id)
     slurm_cluster.run("scancel", "--signal=USR2", slurm_id)
-    # SLURM holds a requeued job back for two minutes; release it at once
+    # SLURM holds a requeued job back for two minutes; release it sooner, but not within the
+    # second its first run's launch credential was revoked: slurmd compares the two in whole
+    # seconds and would refuse the relaunch ("Job credential revoked"), failing the job
     _wait_for("the requeue", lambda: {"Restarts=1", "JobState=PENDING"} <= set(
         slurm_cluster.run("scontrol", "show", "job", slurm_id).stdout.split()), proc)
-    slurm_cluster.run("scontrol", "update", f"jobid={slurm_id}", "StartTime=now")
+    slurm_cluster.run("scontrol", "update", f"jobid={slurm_id}", "StartTime=now+3")
     output, _ = proc.communicate(timeout=SWEEP_TIMEOUT_S)
 
     assert proc.returncode == 0, output[-3000:]
