@@ -325,11 +325,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"fp32 matmul peak {peak:.0f} GFLOP/s; training costs {flops / 1e6:.2f} MFLOP/image\n")
 
     medians: dict[tuple[str, int], float] = {}
+    n_train = train_images(args)
     for batch_size in args.batch_sizes:
         samples: dict[str, list[float]] = {loop: [] for loop in LOOPS}
         # every loop trains within one epoch of the training split (the framework's epoch
         # ends there), so large batches get fewer steps
-        steps = min(args.steps, train_images(args) // batch_size - WARMUP_STEPS)
+        steps = min(args.steps, n_train // batch_size - WARMUP_STEPS)
         if steps < 1:
             parser.error(f"--batch-sizes: {batch_size} leaves no timed step in one epoch")
         loop_args = argparse.Namespace(**{**vars(args), "steps": steps})

@@ -70,9 +70,14 @@ def fork_workers() -> bool:
     return True
 
 
+def runs_jobs_side_by_side(launcher: DictConfig) -> bool:
+    """Whether the launcher runs several jobs at once on this machine (joblib's)."""
+    return str(launcher.get("_target_", "")).endswith("JoblibLauncher")
+
+
 def concurrent_jobs(launcher: DictConfig) -> int:
     """How many jobs of this sweep run at the same time on this machine."""
-    if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
+    if not runs_jobs_side_by_side(launcher):
         return 1
     from joblib import effective_n_jobs
 

@@ -147,10 +147,9 @@ class LauncherCheck(Callback):
     for the joblib launcher, start its workers as forks (``parallel.fork``)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from downsample_study.slots import fork_workers
+        from downsample_study.slots import fork_workers, runs_jobs_side_by_side
 
-        launcher = str(config.hydra.launcher.get("_target_", ""))
-        if launcher.endswith("JoblibLauncher") and config.get("parallel", {}).get("fork", True):
+        if runs_jobs_side_by_side(config.hydra.launcher) and config.parallel.fork:
             fork_workers()
         try:
             OmegaConf.to_container(config.hydra.launcher, resolve=True)
