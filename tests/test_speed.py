@@ -2,21 +2,49 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+
 import pytest
+import torch
 from conftest import launch, results_under
 
 from downsample_study import bench
+from downsample_study.speed import skip_unloadable_nvml_probe, use_channels_last
 
 
-def test_channels_last_trains_to_the_same_result(quick, tmp_path):
-    for name, extra in (("plain", []), ("nhwc", ["speed.channels_last=true"])):
+def test_channels_last_trains_to_the_same_result_and_is_the_cpu_default(quick, tmp_path):
+    layouts = {"nchw": ["speed.channels_last=false"], "nhwc": ["speed.channels_last=true"],
+               "default": []}
+    for name, extra in layouts.items():
         run = launch([*quick, "logger=none", "evaluation.feature_maps=false",
                       f"hydra.run.dir={name}", *extra])
         assert run.exit_code == 0
-    plain, nhwc = (results_under(tmp_path / name)[0] for name in ("plain", "nhwc"))
+    results = {name: results_under(tmp_path / name)[0] for name in layouts}
+    used = {name: result["resources"]["channels_last"] for name, result in results.items()}
+    assert used == {"nchw": False, "nhwc": True, "default": True}  # these tests run on CPU
+    plain, nhwc = results["nchw"]["test"], results["nhwc"]["test"]
     # NHWC kernels sum in another order: equal up to rounding, not bit for bit
-    assert nhwc["test"]["acc_top1"] == pytest.approx(plain["test"]["acc_top1"], abs=0.02)
-    assert nhwc["test"]["loss"] == pytest.approx(plain["test"]["loss"], rel=0.05)
+    assert nhwc["acc_top1"] == pytest.approx(plain["acc_top1"], abs=0.02)
+    assert nhwc["loss"] == pytest.approx(plain["loss"], rel=0.05)
+
+
+@pytest.mark.parametrize(("setting", "device", "expected"), [
+    (None, "cpu", True), (None, "cuda", False), (True, "cuda", True), (False, "cpu", False),
+])
+def test_channels_last_setting_per_device(setting, device, expected):
+    assert use_channels_last(setting, torch.device(device)) is expected
+
+
+def test_nvml_probe_is_kept_only_where_nvml_loads(monkeypatch):
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    skip_unloadable_nvml_probe()
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        loads = True
+    except OSError:
+        loads = False
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == ("1" if loads else "0")
 
 
 def test_unknown_compile_mode_is_rejected(quick, capsys):
@@ -31,6 +59,7 @@ def test_benchmark_prints_the_ratio_lines(data_dir, tmp_path, capsys):
                 "--dataset", "fashion_mnist", "--batch-sizes", "32", "--steps", "2",
                 "--rounds", "1", "--startup-runs", "1", "--set", "dataset.val_size=100"])
     lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-3].startswith("framework/tensor_loop_tuned = ")
     assert lines[-2].startswith("framework/tensor_loop = ")
     assert lines[-1].startswith("framework/dataloader_loop = ")
     assert float(lines[-1].split("=")[1]) > 0

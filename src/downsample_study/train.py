@@ -29,6 +29,7 @@ from downsample_study.resume import RngState, epochs_trained, last_checkpoint
 from downsample_study.shapes import ModelSummary
 from downsample_study.shift import shift_metrics, shift_robustness
 from downsample_study.slots import Slot
+from downsample_study.speed import skip_unloadable_nvml_probe
 from downsample_study.sweep import refuse_script_relaunch
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ _QUIET_INFO = ("litlogger", "Restoring states from the checkpoint path",
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: not any(text in record.getMessage() for text in _QUIET_INFO)
 )
+skip_unloadable_nvml_probe()
 
 
 class EpochProgress(Callback):
@@ -174,6 +176,7 @@ def run(
             "device": str(trainer.strategy.root_device),
             "processes": trainer.world_size,
             "threads": torch.get_num_threads(),
+            "channels_last": module.channels_last,
         },
         "versions": versions(),
     }
