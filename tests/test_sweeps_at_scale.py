@@ -18,12 +18,20 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import launch, results_under
 from omegaconf import OmegaConf
 from support import read_wandb_runs
 
 from downsample_study.config import ConfigError
-from downsample_study.slots import Slot, apply_slot, available_cores, claim_slot, fork_workers
+from downsample_study.slots import (
+    ShareIdleCores,
+    Slot,
+    apply_slot,
+    available_cores,
+    claim_slot,
+    fork_workers,
+)
 from downsample_study.sweep import slurm_gpus, slurm_tasks, sweep_id, variant_name
 
 SLOW_CLI_TIMEOUT = 300
@@ -50,6 +58,32 @@ def test_slots_are_exclusive_while_held_and_free_again_after(tmp_path):
         assert first.gpu is None and first.threads == max(1, available_cores() // 2)
     with claim_slot(tmp_path, 2, 0) as again:
         assert again.index == 0
+
+
+def test_a_job_takes_the_cores_of_idle_slots_after_two_checks_and_gives_them_back(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr("downsample_study.slots.available_cores", lambda: 4)
+    threads = torch.get_num_threads()
+    try:
+        with claim_slot(tmp_path, 2, 0) as mine:
+            share = ShareIdleCores(mine)
+            with claim_slot(tmp_path, 2, 0):
+                assert mine.fair_threads() == 2
+                torch.set_num_threads(2)
+                share.rebalance()
+                assert torch.get_num_threads() == 2
+            # the other job is done: its slot might be claimed again at once, so wait a check
+            assert mine.fair_threads() == 4
+            share.rebalance()
+            assert torch.get_num_threads() == 2
+            share.rebalance()
+            assert torch.get_num_threads() == 4
+            with claim_slot(tmp_path, 2, 0):  # a new job: give its share back at once
+                share.rebalance()
+                assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_no_gpu_gets_a_second_job_while_another_is_idle(tmp_path):
@@ -146,6 +180,7 @@ def test_parallel_sweep_gives_each_job_a_slot_and_isolates_a_failing_one(quick, 
     # both jobs ran at once, each in its own slot with half the cores
     assert sorted(r["resources"]["slot"] for r in (good, bad)) == [0, 1]
     assert good["resources"]["threads"] == max(1, available_cores() // 2)
+    assert good["resources"]["threads_at_end"] >= good["resources"]["threads"]
     assert good["resources"]["device"] == "cpu" and good["resources"]["processes"] == 1
 
     runs = {r.config["optimizer"]["lr"]: r for r in read_wandb_runs(sweep)}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 import torch
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, open_dict
 
 from downsample_study.config import ConfigError
@@ -36,6 +37,13 @@ class Slot:
     index: int
     gpu: int | None  # index among the visible GPUs, None on CPU
     threads: int
+    lock_dir: Path | None = None  # where the sweep's slots are (None: not shared)
+    n_slots: int = 1
+
+    def fair_threads(self) -> int:
+        """This job's share of the cores among the slots held right now."""
+        busy = busy_slots(self.lock_dir, self.n_slots) if self.lock_dir else 1
+        return max(1, available_cores() // max(1, busy))
 
 
 def available_cores() -> int:
@@ -94,6 +102,53 @@ def _try_lock(path: Path) -> IO | None:
     return handle
 
 
+def busy_slots(lock_dir: Path, n_slots: int) -> int:
+    """How many slots jobs hold right now (this job's own included).
+
+    Taken under the claim lock, so a claim in progress is seen whole; a held slot refuses the
+    probe's shared lock, a free one grants it for the moment the probe holds it.
+    """
+    with open(lock_dir / "claim.lock", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        busy = 0
+        for i in range(n_slots):
+            with open(lock_dir / f"slot-{i}", "a") as probe:
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    busy += 1
+    return busy
+
+
+class ShareIdleCores(Callback):
+    """Give a job the cores of slots that have gone idle, and give them back.
+
+    The last jobs of a sweep otherwise train on their one share of the cores while the other
+    shares idle. Checked every ``every_n_steps`` training steps and before each validation
+    and test pass; more threads are taken only when two checks in a row agree (a freed slot
+    is usually claimed again by the sweep's next job within a second), fewer at once.
+    """
+
+    def __init__(self, slot: Slot, every_n_steps: int = 50):
+        self.slot, self.every_n_steps, self._offered = slot, every_n_steps, 0
+
+    def rebalance(self) -> None:
+        fair, current = self.slot.fair_threads(), torch.get_num_threads()
+        if fair < current or (fair > current and self._offered == fair):
+            torch.set_num_threads(fair)
+        self._offered = fair
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
+        if batch_idx % self.every_n_steps == 0:
+            self.rebalance()
+
+    def on_validation_start(self, trainer, module) -> None:
+        self.rebalance()
+
+    def on_test_start(self, trainer, module) -> None:
+        self.rebalance()
+
+
 @contextlib.contextmanager
 def claim_slot(lock_dir: Path, n_slots: int, n_gpus: int, poll_s: float = 1.0) -> Iterator[Slot]:
     """Hold a free slot for the duration of the ``with`` block.
@@ -117,7 +172,7 @@ def claim_slot(lock_dir: Path, n_slots: int, n_gpus: int, poll_s: float = 1.0) -
                 handle.close()
     try:
         yield Slot(index, index % n_gpus if n_gpus else None,
-                   max(1, available_cores() // n_slots))
+                   max(1, available_cores() // n_slots), lock_dir, n_slots)
     finally:
         free[index].close()
 

@@ -28,7 +28,7 @@ from downsample_study.results import versions, write_results
 from downsample_study.resume import RngState, epochs_trained, last_checkpoint
 from downsample_study.shapes import ModelSummary
 from downsample_study.shift import shift_metrics, shift_robustness
-from downsample_study.slots import Slot
+from downsample_study.slots import ShareIdleCores, Slot
 from downsample_study.speed import skip_unloadable_nvml_probe
 from downsample_study.sweep import refuse_script_relaunch
 
@@ -80,11 +80,15 @@ def _trainer_args(cfg: RunConfig) -> dict[str, Any]:
     return args
 
 
-def build_trainer(cfg: RunConfig, output_dir: Path, logger, checkpoint: ModelCheckpoint):
+def build_trainer(
+    cfg: RunConfig, output_dir: Path, logger, checkpoint: ModelCheckpoint, slot: Slot | None = None
+):
     args = _trainer_args(cfg)
     callbacks = [checkpoint, EpochMetricsWriter(output_dir), RngState()]
     if not args["enable_progress_bar"]:
         callbacks.append(EpochProgress())
+    if slot is not None and slot.n_slots > 1:
+        callbacks.append(ShareIdleCores(slot))
     try:
         return L.Trainer(
             **args,
@@ -135,7 +139,7 @@ def run(
         save_top_k=1,
         save_last=True,
     )
-    trainer = build_trainer(run_cfg, output_dir, logger, checkpoint)
+    trainer = build_trainer(run_cfg, output_dir, logger, checkpoint, slot)
     refuse_script_relaunch(trainer)
 
     resumed_from = last_checkpoint(output_dir)
@@ -175,7 +179,8 @@ def run(
             "slot": slot.index if slot else None,
             "device": str(trainer.strategy.root_device),
             "processes": trainer.world_size,
-            "threads": torch.get_num_threads(),
+            "threads": slot.threads if slot else torch.get_num_threads(),  # its share
+            "threads_at_end": torch.get_num_threads(),  # more if idle slots' cores were free
             "channels_last": module.channels_last,
         },
         "versions": versions(),
