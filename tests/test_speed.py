@@ -8,9 +8,13 @@ import os
 import pytest
 import torch
 from conftest import launch, results_under
+from hydra import compose, initialize_config_dir
 
 from downsample_study import bench
-from downsample_study.speed import skip_unloadable_nvml_probe, use_channels_last
+from downsample_study.config import register_configs, validate
+from downsample_study.speed import NoProfiler, skip_unloadable_nvml_probe, use_channels_last
+from downsample_study.sweep import CONFIG_DIR, register_resolvers
+from downsample_study.train import _trainer_args
 
 
 def test_channels_last_trains_to_the_same_result_and_is_the_cpu_default(quick, tmp_path):
@@ -64,3 +68,18 @@ def test_benchmark_prints_the_ratio_lines(data_dir, tmp_path, capsys):
     assert lines[-1].startswith("framework/dataloader_loop = ")
     assert float(lines[-1].split("=")[1]) > 0
     assert any(line.startswith("start-up to first training step:") for line in lines)
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ([], NoProfiler), (["trainer.profiler=simple"], str),
+])
+def test_no_profiling_costs_nothing_unless_a_profiler_is_chosen(overrides, expected):
+    register_configs()
+    register_resolvers()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = validate(compose("config", overrides=overrides))
+    profiler = _trainer_args(cfg)["profiler"]
+    assert isinstance(profiler, expected)
+    if expected is NoProfiler:
+        with profiler.profile("a hook") as action:  # what Lightning does around every hook
+            assert action is None

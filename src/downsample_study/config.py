@@ -90,7 +90,7 @@ class ParallelConfig:
 class SpeedConfig:
     """Optional fast paths; results do not depend on them beyond floating-point rounding."""
 
-    # NHWC memory format for the net and the batches; null: on for CPU training (1.1-1.9x
+    # NHWC memory format for the net and the batches; null: on for CPU training (1.1-2.0x
     # faster steps there), off on GPUs until measured there (downsample_study/speed.py)
     channels_last: bool | None = None
     # torch.compile mode for the net: none | default | reduce-overhead (CUDA graphs) |

@@ -29,7 +29,7 @@ from downsample_study.resume import RngState, epochs_trained, last_checkpoint
 from downsample_study.shapes import ModelSummary
 from downsample_study.shift import shift_metrics, shift_robustness
 from downsample_study.slots import ShareIdleCores, Slot
-from downsample_study.speed import skip_unloadable_nvml_probe
+from downsample_study.speed import NoProfiler, skip_unloadable_nvml_probe
 from downsample_study.sweep import refuse_script_relaunch
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,8 @@ class EpochProgress(Callback):
 def _trainer_args(cfg: RunConfig) -> dict[str, Any]:
     args = dict(cfg.trainer)
     args.setdefault("enable_progress_bar", sys.stderr.isatty())
+    if args.get("profiler") is None:
+        args["profiler"] = NoProfiler()
     return args
 
 
