@@ -1,6 +1,6 @@
-"""``python -m downsample_study.bench``: the framework's training throughput against two floors.
+"""``python -m downsample_study.bench``: the framework's training throughput against its floors.
 
-Three loops train the same model (LeNet-5 + max pool by default) on the same data, batch size
+Four loops train the same model (LeNet-5 + max pool by default) on the same data, batch size
 and number of steps, interleaved round by round so that machine noise hits them alike:
 
 - ``dataloader_loop``: the seeds' plain loop, a torchvision dataset with ``ToTensor`` and a

@@ -31,10 +31,9 @@ def skip_unloadable_nvml_probe() -> None:
     without an NVIDIA driver torch then tries to ``dlopen`` ``libnvidia-ml.so.1`` each time,
     fails, and falls back to the CUDA runtime query anyway: ~0.14 ms per step, 4 % of a LeNet-5
     step on CPU. Where NVML cannot be loaded that fallback is the only answer, so ask for it
-    directly; with a driver the NVML check stays.
+    directly; with a driver the NVML check stays. (Lightning, imported by this module, has
+    set the variable by the time this runs.)
     """
-    import lightning.fabric  # noqa: F401  (sets the variable on import: it must come first)
-
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1":
         return
     try:
