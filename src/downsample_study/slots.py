@@ -102,22 +102,26 @@ def _try_lock(path: Path) -> IO | None:
     return handle
 
 
-def busy_slots(lock_dir: Path, n_slots: int) -> int:
-    """How many slots jobs hold right now (this job's own included).
-
-    Taken under the claim lock, so a claim in progress is seen whole; a held slot refuses the
-    probe's shared lock, a free one grants it for the moment the probe holds it.
-    """
+@contextlib.contextmanager
+def _claims_paused(lock_dir: Path) -> Iterator[None]:
+    """Hold the sweep's claim lock: one claim (or count) at a time, so loads are up to date."""
     with open(lock_dir / "claim.lock", "a") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
-        busy = 0
-        for i in range(n_slots):
-            with open(lock_dir / f"slot-{i}", "a") as probe:
-                try:
-                    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    busy += 1
-    return busy
+        yield
+
+
+def _free_slots(lock_dir: Path, n_slots: int) -> dict[int, IO]:
+    """The slots no job holds, each now locked by the caller (index → lock handle)."""
+    return {i: h for i in range(n_slots) if (h := _try_lock(lock_dir / f"slot-{i}"))}
+
+
+def busy_slots(lock_dir: Path, n_slots: int) -> int:
+    """How many slots jobs hold right now (this job's own included)."""
+    with _claims_paused(lock_dir):
+        free = _free_slots(lock_dir, n_slots)
+        for handle in free.values():
+            handle.close()
+    return n_slots - len(free)
 
 
 class ShareIdleCores(Callback):
@@ -158,10 +162,9 @@ def claim_slot(lock_dir: Path, n_slots: int, n_gpus: int, poll_s: float = 1.0) -
     every slot is taken (another sweep writing into the same folder).
     """
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / "claim.lock", "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)  # one claim at a time, so loads are up to date
+    with _claims_paused(lock_dir):
         while True:
-            free = {i: h for i in range(n_slots) if (h := _try_lock(lock_dir / f"slot-{i}"))}
+            free = _free_slots(lock_dir, n_slots)
             if free:
                 break
             time.sleep(poll_s)
