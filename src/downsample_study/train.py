@@ -89,7 +89,7 @@ def build_trainer(
     callbacks = [checkpoint, EpochMetricsWriter(output_dir), RngState()]
     if not args["enable_progress_bar"]:
         callbacks.append(EpochProgress())
-    if slot is not None and slot.n_slots > 1:
+    if slot is not None:  # a slot exists only when jobs run side by side
         callbacks.append(ShareIdleCores(slot))
     try:
         return L.Trainer(
