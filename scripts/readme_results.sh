@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Re-measure the README's result tables on the real MNIST / FashionMNIST (../shared/data by
-# default): the seed presets and the operator comparison, each a sweep of variants × 3 seeds
+# Re-measure the README's result tables on the real MNIST / FashionMNIST (the folder DATA_DIR
+# points to): the seed presets and the operator comparison, each a sweep of variants × 3 seeds
 # run two jobs at a time (hydra/launcher=parallel), then its report.
-#   scripts/readme_results.sh [PRESET ...]        # default: all of them
+#   DATA_DIR=/path/to/data scripts/readme_results.sh [PRESET ...]   # default: all of them
 # Sweeps go to multirun/readme/<preset>/; a re-run finishes only what is missing there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA_DIR=$(realpath "${DATA_DIR:-../shared/data}")
+DATA_DIR=$(realpath "${DATA_DIR:?set DATA_DIR to the folder that holds MNIST/ and FashionMNIST/}")
 PY=${PY:-.venv/bin/python}
 declare -A OVERRIDES=(
     [seed000]=""
-    [seed001]="dataset=mnist,fashion_mnist"   # the preset's CIFAR-10 is not in ../shared/data
+    [seed001]="dataset=mnist,fashion_mnist"   # no CIFAR-10 copy where these were measured
     [seed002]=""
     [operators]=""
 )

@@ -1,24 +1,17 @@
-"""Shared fixtures: synthetic datasets in the real on-disk formats, a hermetic environment,
-and an in-process launcher for the real command line (no 5 s interpreter start per run)."""
+"""Shared fixtures: synthetic datasets in the real on-disk formats, a hermetic environment and
+the overrides of a quick job. (Helpers tests import are in support.py.)"""
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 from support import write_cifar10, write_idx_dataset
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
-    """MNIST gzipped (like ../shared/data), FashionMNIST uncompressed, CIFAR-10 batches."""
+    """MNIST gzipped (as the real copies often are), FashionMNIST uncompressed, CIFAR-10 batches."""
     root = tmp_path_factory.mktemp("data")
     write_idx_dataset(root, "MNIST", n_train=700, n_test=200, gz=True)
     write_idx_dataset(root, "FashionMNIST", n_train=700, n_test=200, gz=False)
@@ -51,34 +44,3 @@ def quick(data_dir, tmp_path) -> list[str]:
         "trainer.max_epochs=1",
         "accelerator=cpu",
     ]
-
-
-@dataclass
-class Launch:
-    exit_code: int
-    output: str
-
-
-def launch(args: list[str], capsys=None) -> Launch:
-    """Run ``python -m downsample_study ARGS`` in this process; return its exit code."""
-    from downsample_study.__main__ import main
-
-    GlobalHydra.instance().clear()
-    argv, sys.argv = sys.argv, ["downsample_study", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        sys.argv = argv
-        GlobalHydra.instance().clear()
-    output = ""
-    if capsys is not None:
-        captured = capsys.readouterr()
-        output = captured.out + captured.err
-    return Launch(code, output)
-
-
-def results_under(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.rglob("results.json"))]

@@ -1,5 +1,5 @@
-"""Test-support helpers: tiny synthetic datasets in real on-disk formats, and a reader for
-offline W&B run files.
+"""Test-support helpers: the command line run in process, tiny synthetic datasets in real
+on-disk formats, and a reader for offline W&B run files.
 
 Plain functions, no pytest magic, so they can be used from fixtures, scripts and notebooks.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import pickle
 import struct
 import zlib
@@ -20,13 +21,54 @@ import numpy as np
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "REAL_DATA",
+    "Launch",
     "WandbRun",
     "iter_wandb_records",
+    "launch",
     "read_wandb_run",
     "read_wandb_runs",
+    "results_under",
     "write_cifar10",
     "write_idx_dataset",
 ]
+
+# The real MNIST/FashionMNIST for the real-data checks: where REAL_DATA_DIR points (CI sets
+# it), else nowhere (those tests skip).
+REAL_DATA = Path(os.environ["REAL_DATA_DIR"]) if os.environ.get("REAL_DATA_DIR") else None
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@dataclass
+class Launch:
+    exit_code: int
+    output: str
+
+
+def launch(args: list[str], capsys=None) -> Launch:
+    """Run ``python -m downsample_study ARGS`` in this process; return its exit status (and,
+    given pytest's ``capsys``, what it printed)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from downsample_study.cli import run
+
+    GlobalHydra.instance().clear()
+    try:
+        code = run(list(args))
+    finally:
+        GlobalHydra.instance().clear()
+    output = ""
+    if capsys is not None:
+        captured = capsys.readouterr()
+        output = captured.out + captured.err
+    return Launch(code, output)
+
+
+def results_under(folder: Path) -> list[dict]:
+    """Every ``results.json`` below ``folder``, decoded, in path order."""
+    return [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("results.json"))]
 
 NUM_CLASSES = 10
 

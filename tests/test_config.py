@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import launch, results_under
+from support import launch, results_under
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,29 @@ def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, 
     # nothing trained: no checkpoint, and no results claiming completion
     assert not list(tmp_path.rglob("*.ckpt"))
     assert all(r["status"] == "failed" for r in results_under(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["downsample=stride2", "downsample.kernel_size=abc"],
+         "downsample.kernel_size: expected an integer, got 'abc'"),
+        (["downsample=blurpool", "downsample.variant=min"],
+         "downsample.variant: unknown value 'min'; allowed: max, avg, conv"),
+        (["model=lenet5_classic", "model.conv_activation=tanh"],
+         "model.conv_activation: unknown value 'tanh'; allowed: none, relu"),
+        (["optimizer=sgd", "optimizer.betas=[0.9,0.99]"], "optimizer.betas: no such key"),
+        (["logger=csv", "logger.project=x"], "logger.project: no such key"),
+        (["dataset=cifar10", "dataset.augmnet=true"],
+         "dataset.augmnet: no such key (did you mean augment?)"),
+        (["downsample=nope"], "downsample=nope: no such option; allowed: aps, avgpool"),
+    ],
+)
+def test_cfg_job_fails_at_composition_in_one_line(overrides, message, capsys):
+    run = launch(["--cfg", "job", *overrides], capsys)
+    assert run.exit_code == 1
+    [line] = run.output.strip().splitlines()  # one line, nothing printed of the config
+    assert line.startswith(f"error: {message}"), line
 
 
 def test_summary_mode_prints_the_table_and_trains_nothing(quick, capsys, tmp_path):

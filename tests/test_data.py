@@ -10,18 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from downsample_study.config import DatasetConfig
-from downsample_study.data import (
-    DataError,
-    Split,
-    TensorBatches,
-    load_splits,
-    random_crop_flip,
-)
+from downsample_study.data.batches import Split, TensorBatches, random_crop_flip
+from downsample_study.data.datasets import DatasetConfig, load_splits
+from downsample_study.errors import DataError
 
 
 def load(name: str, root: Path, cache: Path, **kw):
-    return load_splits(name, DatasetConfig(name=name, **kw), root, cache)
+    return load_splits(DatasetConfig(name=name, **kw), root, cache)
 
 
 @pytest.mark.parametrize(

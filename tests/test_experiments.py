@@ -5,16 +5,16 @@ short version runs and reports."""
 from __future__ import annotations
 
 import pytest
-from conftest import launch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from support import launch
 
-from downsample_study.config import register_configs, validate
-from downsample_study.report import sweep_jobs, write_report
-from downsample_study.sweep import CONFIG_DIR, register_resolvers
+from downsample_study.config.store import CONFIG_DIR, register_configs
+from downsample_study.config.validate import validate
+from downsample_study.report.build import write_report
+from downsample_study.report.jobs import sweep_jobs
 
 register_configs()
-register_resolvers()
 
 # preset → (variants, what every job shares, what distinguishes the variants)
 PRESETS = {

@@ -5,26 +5,26 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import launch, results_under
 from PIL import Image
-from support import read_wandb_runs
+from support import launch, read_wandb_runs, results_under
 
-from downsample_study.data import DATASETS, Split
-from downsample_study.downsample import DOWNSAMPLE_SCHEMAS, available_downsamples
-from downsample_study.featuremaps import (
+from downsample_study.analysis.featuremaps import (
     FEATURE_MAPS_FILE,
     capture,
     downsampling_stages,
     feature_map_figure,
     first_of_each_class,
 )
-from downsample_study.models import MODEL_SCHEMAS, build_model
+from downsample_study.data.batches import Split
+from downsample_study.data.datasets import DATASETS
+from downsample_study.nets.models import build_model, model_config
+from downsample_study.nets.operators import available_downsamples, downsample_config
 
 MNIST = DATASETS["mnist"]
 
 
 def lenet5(op: str) -> torch.nn.Module:
-    return build_model(MODEL_SCHEMAS["lenet5"](name="lenet5"), DOWNSAMPLE_SCHEMAS[op](name=op),
+    return build_model(model_config("lenet5"), downsample_config(op),
                        MNIST.input_shape, MNIST.num_classes)
 
 

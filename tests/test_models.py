@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from downsample_study.data import DATASETS
-from downsample_study.downsample import DOWNSAMPLE_SCHEMAS, available_downsamples
-from downsample_study.models import MODEL_SCHEMAS, build_model
-from downsample_study.shapes import ModelSummary, ShapeError
+from downsample_study.data.datasets import DATASETS
+from downsample_study.errors import ShapeError
+from downsample_study.nets.models import build_model, model_config
+from downsample_study.nets.operators import available_downsamples, downsample_config
+from downsample_study.nets.shapes import ModelSummary
 
 FITS = {  # model -> datasets it fits with its default config (convpool3 collapses on 28x28)
     "lenet5": ["mnist", "cifar10"],
@@ -23,8 +24,8 @@ FITS = {  # model -> datasets it fits with its default config (convpool3 collaps
 def build(model: str, downsample: str, dataset: str = "mnist", model_kw=None, **ds_kw):
     info = DATASETS[dataset]
     net = build_model(
-        MODEL_SCHEMAS[model](name=model, **(model_kw or {})),
-        DOWNSAMPLE_SCHEMAS[downsample](name=downsample, **ds_kw),
+        model_config(model, **(model_kw or {})),
+        downsample_config(downsample, **ds_kw),
         info.input_shape,
         info.num_classes,
     )
@@ -63,7 +64,7 @@ def test_every_model_takes_every_operator(model, downsample, dataset):
     logits.sum().backward()
     assert x.grad.abs().sum() > 0
     # the operator adds parameters exactly when its config says it learns
-    learned = DOWNSAMPLE_SCHEMAS[downsample](name=downsample).learned
+    learned = downsample_config(downsample).learned
     assert (summary.params_downsample > 0) == learned
     # every downsampling point halves the map: the summary shows it
     downs = [r for r in summary.rows if r.name.startswith("down")]

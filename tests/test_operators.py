@@ -6,21 +6,22 @@ import math
 
 import pytest
 import torch
-from conftest import launch, results_under
+from support import launch, results_under
 from torch import nn
 
-from downsample_study.config import ConfigError, EvaluationConfig
-from downsample_study.data import Split
-from downsample_study.downsample import (
-    DOWNSAMPLE_SCHEMAS,
-    BlurPool,
+from downsample_study.analysis.shift import shift_robustness
+from downsample_study.config.schema import EvaluationConfig
+from downsample_study.data.batches import Split
+from downsample_study.errors import ConfigError, ShapeError
+from downsample_study.nets.layers import BlurPool
+from downsample_study.nets.models import build_model, model_config
+from downsample_study.nets.operators import (
     DownsamplePoint,
     available_downsamples,
     create_downsample,
+    downsample_config,
 )
-from downsample_study.models import MODEL_SCHEMAS, build_model
-from downsample_study.shapes import ShapeError, count_params
-from downsample_study.shift import shift_robustness
+from downsample_study.nets.shapes import count_params
 
 C = 8  # channels at the downsampling point
 
@@ -51,7 +52,7 @@ NEW = ["convpool", "blurpool", "lppool", "mixedpool", "space_to_depth", "aps"]
 
 
 def config(name: str, **options):
-    return DOWNSAMPLE_SCHEMAS[name](name=name, **options)
+    return downsample_config(name, **options)
 
 
 def block(name: str, options: dict, *, ceil_mode: bool = False) -> nn.Sequential:
@@ -90,7 +91,7 @@ def test_parameters_added_and_gradients_flow(name, options, added, rounds_up):
 def test_collapse_check_still_names_the_layer(name):
     # lenet5 on 8x8: conv1 keeps 8x8, the operator halves it, conv2's 5x5 kernel cannot fit
     with pytest.raises(ShapeError) as err:
-        build_model(MODEL_SCHEMAS["lenet5"](name="lenet5"), config(name), (1, 8, 8), 10)
+        build_model(model_config("lenet5"), config(name), (1, 8, 8), 10)
     assert "layer 'conv2'" in str(err.value) and "cannot take its input" in str(err.value)
 
 
@@ -142,7 +143,7 @@ def textures(n: int, size: int = 28) -> torch.Tensor:
 def test_lenet_gap_with_circular_padding_and_aps_is_shift_consistent(name, invariant):
     torch.manual_seed(1)
     net = build_model(
-        MODEL_SCHEMAS["lenet_gap"](name="lenet_gap", padding_mode="circular"),
+        model_config("lenet_gap", padding_mode="circular"),
         config(name, batch_norm=True, dropout=0.4),
         (1, 28, 28),
         10,

@@ -1,15 +1,17 @@
-"""The real MNIST in ../shared/data (gzipped, read-only): skipped where it is absent."""
+"""The real MNIST (gzipped, read-only) where REAL_DATA_DIR points (CI: ../shared/data);
+skipped where it is not set or holds no MNIST."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import SHARED_DATA, launch, results_under
+from support import REAL_DATA, launch, results_under
 
 
 @pytest.mark.real_data
-@pytest.mark.skipif(not (SHARED_DATA / "MNIST").is_dir(), reason=f"no {SHARED_DATA}/MNIST")
+@pytest.mark.skipif(REAL_DATA is None or not (REAL_DATA / "MNIST").is_dir(),
+                    reason=f"REAL_DATA_DIR={REAL_DATA} holds no MNIST")
 def test_one_epoch_of_lenet5_maxpool_on_real_mnist_reaches_97_percent(tmp_path):
-    run = launch([f"paths.data_dir={SHARED_DATA}", f"paths.cache_dir={tmp_path / 'cache'}",
+    run = launch([f"paths.data_dir={REAL_DATA}", f"paths.cache_dir={tmp_path / 'cache'}",
                   "trainer.max_epochs=1", "accelerator=cpu", "logger=none",
                   "hydra.run.dir=out"])
     assert run.exit_code == 0

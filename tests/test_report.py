@@ -12,8 +12,10 @@ from PIL import Image
 from scipy import stats
 from support import read_wandb_runs
 
-from downsample_study.epochs import EPOCH_COLUMNS, EPOCHS_FILE
-from downsample_study.report import PLOTS, main, write_report
+from downsample_study.report.build import write_report
+from downsample_study.report.cli import main
+from downsample_study.report.plots import PLOTS
+from downsample_study.training.epochs import EPOCH_COLUMNS, EPOCHS_FILE
 
 OPTIONS = {"maxpool": {"kernel_size": 2, "stride": 2}, "avgpool": {"kernel_size": 2, "stride": 2},
            "stride2": {"kernel_size": 3}}

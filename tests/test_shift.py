@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import launch
+from support import launch
 from torch import nn
 
-from downsample_study.config import EvaluationConfig
-from downsample_study.data import Split
-from downsample_study.shift import random_offsets, shift_images, shift_metrics, shift_robustness
+from downsample_study.analysis.shift import (
+    random_offsets,
+    shift_images,
+    shift_metrics,
+    shift_robustness,
+)
+from downsample_study.config.schema import EvaluationConfig
+from downsample_study.data.batches import Split
 
 MEAN, STD = (0.2,), (0.3,)
 

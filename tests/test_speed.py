@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import ctypes
-import os
-
 import pytest
 import torch
-from conftest import launch, results_under
 from hydra import compose, initialize_config_dir
+from support import launch, results_under
 
 from downsample_study import bench
-from downsample_study.config import register_configs, validate
-from downsample_study.speed import NoProfiler, skip_unloadable_nvml_probe, use_channels_last
-from downsample_study.sweep import CONFIG_DIR, register_resolvers
-from downsample_study.train import _trainer_args
+from downsample_study.config.store import CONFIG_DIR, register_configs
+from downsample_study.config.validate import validate
+from downsample_study.training.speed import NoProfiler, use_channels_last
+from downsample_study.training.trainer import trainer_args
 
 
 def test_channels_last_trains_to_the_same_result_and_is_the_cpu_default(quick, tmp_path):
@@ -38,17 +35,6 @@ def test_channels_last_trains_to_the_same_result_and_is_the_cpu_default(quick, t
 ])
 def test_channels_last_setting_per_device(setting, device, expected):
     assert use_channels_last(setting, torch.device(device)) is expected
-
-
-def test_nvml_probe_is_kept_only_where_nvml_loads(monkeypatch):
-    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    skip_unloadable_nvml_probe()
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")
-        loads = True
-    except OSError:
-        loads = False
-    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == ("1" if loads else "0")
 
 
 def test_unknown_compile_mode_is_rejected(quick, capsys):
@@ -75,10 +61,9 @@ def test_benchmark_prints_the_ratio_lines(data_dir, tmp_path, capsys):
 ])
 def test_no_profiling_costs_nothing_unless_a_profiler_is_chosen(overrides, expected):
     register_configs()
-    register_resolvers()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = validate(compose("config", overrides=overrides))
-    profiler = _trainer_args(cfg)["profiler"]
+    profiler = trainer_args(cfg.trainer)["profiler"]
     assert isinstance(profiler, expected)
     if expected is NoProfiler:
         with profiler.profile("a hook") as action:  # what Lightning does around every hook

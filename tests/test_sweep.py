@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import launch, results_under
-from support import read_wandb_runs
+from support import launch, read_wandb_runs, results_under
 
-from downsample_study.sweep import job_dir_name
+from downsample_study.sweeps.naming import job_dir_name
 
 
 @pytest.mark.slow

@@ -19,20 +19,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import launch, results_under
 from omegaconf import OmegaConf
-from support import read_wandb_runs
+from support import launch, read_wandb_runs, results_under
 
-from downsample_study.config import ConfigError
-from downsample_study.slots import (
+from downsample_study.errors import ConfigError
+from downsample_study.sweeps.launchers import slurm_gpus, slurm_tasks
+from downsample_study.sweeps.naming import sweep_id, variant_name
+from downsample_study.sweeps.slots import (
     ShareIdleCores,
     Slot,
     apply_slot,
     available_cores,
     claim_slot,
-    fork_workers,
 )
-from downsample_study.sweep import slurm_gpus, slurm_tasks, sweep_id, variant_name
 
 SLOW_CLI_TIMEOUT = 300
 
@@ -63,7 +62,7 @@ def test_slots_are_exclusive_while_held_and_free_again_after(tmp_path):
 def test_a_job_takes_the_cores_of_idle_slots_after_two_checks_and_gives_them_back(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("downsample_study.slots.available_cores", lambda: 4)
+    monkeypatch.setattr("downsample_study.sweeps.slots.available_cores", lambda: 4)
     threads = torch.get_num_threads()
     try:
         with claim_slot(tmp_path, 2, 0) as mine:
@@ -113,19 +112,6 @@ def test_a_slot_pins_the_trainer_to_its_gpu_and_refuses_multi_device_jobs():
 
 
 # --- names and SLURM resources ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("cuda_initialized", [False, True])
-def test_parallel_workers_are_forks_unless_cuda_is_initialised(cuda_initialized, monkeypatch):
-    from joblib.externals.loky.backend import context
-
-    monkeypatch.setattr("torch.cuda.is_initialized", lambda: cuda_initialized)
-    try:
-        assert fork_workers() == (sys.platform == "linux" and not cuda_initialized)
-        expected = "fork" if fork_workers() else "loky"
-        assert context.get_context().get_start_method() == expected
-    finally:
-        context.set_start_method(None, force=True)
 
 
 def test_variant_name_drops_the_seed_and_excluded_keys():
@@ -197,28 +183,21 @@ def test_parallel_sweep_gives_each_job_a_slot_and_isolates_a_failing_one(quick, 
 # --- DDP inside a multirun --------------------------------------------------------------------
 
 
-def _test_in_one_process(overrides: list[str], checkpoint: str) -> dict[str, float]:
+def _test_in_one_process(overrides: list[str], checkpoint: str, folder: Path
+                         ) -> dict[str, float]:
     """The test metrics of ``checkpoint`` evaluated by one process on the whole test set."""
     import lightning as L
     from hydra import compose, initialize_config_dir
 
-    from downsample_study.config import validate
-    from downsample_study.data import DATASETS, DownsampleDataModule
-    from downsample_study.models import build_model
-    from downsample_study.module import DownsampleClassifier
-    from downsample_study.shapes import ModelSummary
-    from downsample_study.sweep import CONFIG_DIR
+    from downsample_study.config.store import CONFIG_DIR, register_configs
+    from downsample_study.training.job import build_job
 
+    register_configs()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = validate(compose("config", overrides=overrides))
-    info = DATASETS[cfg.dataset.name]
-    net = build_model(cfg.model, cfg.downsample, info.input_shape, info.num_classes)
-    module = DownsampleClassifier(net, cfg.optimizer, info.num_classes,
-                                  ModelSummary.of(net, info.input_shape))
-    data = DownsampleDataModule(cfg.dataset, Path(cfg.paths.data_dir),
-                                Path(cfg.paths.cache_dir), cfg.seed)
+        job = build_job(compose("config", overrides=overrides), folder)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
-    return trainer.test(module, datamodule=data, ckpt_path=checkpoint, verbose=False)[0]
+    return trainer.test(job.module, datamodule=job.datamodule, ckpt_path=checkpoint,
+                        verbose=False)[0]
 
 
 @pytest.mark.slow
@@ -234,7 +213,7 @@ def test_two_process_ddp_in_a_multirun_equals_one_process_evaluation(quick, tmp_
     [results] = results_under(tmp_path / "sweep")
     assert results["config"]["trainer"]["strategy"] == "ddp_spawn"
     assert results["resources"]["processes"] == 2 and results["epochs"] == 1
-    single = _test_in_one_process(overrides, results["checkpoint"])
+    single = _test_in_one_process(overrides, results["checkpoint"], tmp_path / "single")
     assert results["test"]["acc_top1"] == single["test/acc_top1"]
     assert results["test"]["acc_top2"] == single["test/acc_top2"]
     # the loss is a float mean: the ranks sum their shards in another order

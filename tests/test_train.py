@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import launch, results_under
-from support import read_wandb_runs
+from support import launch, read_wandb_runs, results_under
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10"])
@@ -21,7 +21,26 @@ def test_one_job_per_dataset_writes_completed_results(dataset, quick, tmp_path):
     # the synthetic classes are easy: a working pipeline is far above chance (0.1)
     assert results["test"]["acc_top1"] > 0.5
     assert results["test"]["acc_top2"] >= results["test"]["acc_top1"]
-    assert set(results["versions"]) >= {"torch", "lightning", "torchvision"}
+    assert set(results["provenance"]["versions"]) >= {"torch", "lightning", "torchvision"}
+
+
+def test_results_carry_their_schema_version_and_the_codes_commit(quick, tmp_path):
+    import downsample_study
+    from downsample_study.results import SCHEMA_VERSION
+
+    assert launch([*quick, "logger=none", "evaluation.feature_maps=false",
+                   "hydra.run.dir=out"]).exit_code == 0
+    [results] = results_under(tmp_path / "out")
+    assert results["schema_version"] == SCHEMA_VERSION
+    checkout = Path(downsample_study.__file__).resolve().parents[2]
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    provenance = results["provenance"]
+    if (checkout / ".git").exists() and head.returncode == 0:  # run from a checkout
+        assert provenance["git_commit"] == head.stdout.strip()
+        assert isinstance(provenance["git_dirty"], bool)
+    else:
+        assert provenance["git_commit"] is None
 
 
 @pytest.mark.parametrize(("extra", "status"), [([], 0), (["trainer.max_epoch=1"], 1)])

@@ -1,40 +1,146 @@
-"""``results.json``: the machine-readable outcome of one job, written atomically."""
+"""``results.json``: the one typed contract for the outcome of a job.
+
+Written atomically by the job (completed or failed) and read by resume (skip what is done),
+the sweep summary, the tuning objective and the report. ``SCHEMA_VERSION`` says which
+version of this contract a file follows; files of earlier versions (no version field) are
+read with the fields they lack left empty.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import platform
 import tempfile
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from downsample_study.choices import Choice
+from downsample_study.errors import ResultsError
+from downsample_study.provenance import git_state, versions
+
 RESULTS_FILE = "results.json"
-_PACKAGES = ("downsample_study", "torch", "torchvision", "lightning", "torchmetrics",
-             "hydra-core", "wandb", "numpy")
+SCHEMA_VERSION = 2  # 1: no schema_version, provenance or typed reader (before 2026-12-01)
 
 
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in _PACKAGES:
+class Status(Choice):
+    completed = "completed"
+    failed = "failed"
+
+
+@dataclass
+class Metrics:
+    acc_top1: float
+    acc_top2: float
+    loss: float
+
+
+@dataclass
+class Params:
+    total: int
+    trainable: int
+    downsample: int  # inside the layers the downsampling operator added
+
+
+@dataclass
+class Resources:
+    """What the job ran on (its share of the machine in a parallel sweep)."""
+
+    slot: int | None = None
+    device: str | None = None
+    processes: int | None = None
+    threads: int | None = None
+    threads_at_end: int | None = None  # more if idle slots' cores were free
+    channels_last: bool | None = None
+
+
+@dataclass
+class Provenance:
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def here(cls) -> Provenance:
+        commit, dirty = git_state()
+        return cls(commit, dirty, versions())
+
+
+@dataclass
+class Results:
+    status: Status
+    config: dict[str, Any]  # resolved for a completed job; as composed for a failed one
+    overrides: str = ""
+    group: str | None = None  # the sweep's W&B group; the report logs into it
+    error: str | None = None
+    traceback: str | None = None  # for a failure that is not the user's input
+    params: Params | None = None
+    flops_forward: int | None = None
+    val: Metrics | None = None  # both from the checkpoint selected on val/acc_top1
+    test: Metrics | None = None
+    shift: dict[str, Any] | None = None
+    epochs: int | None = None
+    best_epoch: int | None = None  # 0-based, as Lightning counts
+    train_seconds: float | None = None
+    checkpoint: str | None = None
+    resumed_from: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    provenance: Provenance = field(default_factory=Provenance.here)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def completed(self) -> bool:
+        return self.status == Status.completed
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["status"] = str(self.status)
+        return {"schema_version": data.pop("schema_version"), **data}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Results:
+        """Read a decoded ``results.json`` of this or an earlier schema version."""
+        if not isinstance(data, dict) or data.get("status") not in set(Status):
+            raise ResultsError("not the results of a job (no status completed or failed)")
         try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+            known = {f.name for f in dataclasses.fields(cls)}
+            values = {k: v for k, v in data.items() if k in known}
+            values["status"] = Status(data["status"])
+            values.setdefault("config", {})
+            for key, kind in (("params", Params), ("val", Metrics), ("test", Metrics)):
+                if values.get(key) is not None:
+                    values[key] = kind(**values[key])
+            values["resources"] = Resources(**(data.get("resources") or {}))
+            provenance = data.get("provenance") or {"versions": data.get("versions", {})}
+            values["provenance"] = Provenance(**provenance)
+            values.setdefault("schema_version", 1)
+            return cls(**values)
+        except TypeError as err:
+            raise ResultsError(f"unexpected fields: {err}") from None
 
 
-def write_results(output_dir: Path, results: dict[str, Any]) -> Path:
+def write_results(output_dir: Path, results: Results) -> Path:
     """Write ``results.json`` so that a reader never sees a half-written file."""
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / RESULTS_FILE
     with tempfile.NamedTemporaryFile("w", dir=output_dir, suffix=".tmp", delete=False) as f:
-        json.dump(results, f, indent=2, sort_keys=False)
+        json.dump(results.to_dict(), f, indent=2)
         f.write("\n")
     os.replace(f.name, path)
     return path
 
 
-def read_results(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+def read_results(path: Path) -> Results:
+    """The results in ``path``; ``ResultsError`` naming the file when it cannot be read."""
+    path = Path(path)
+    try:
+        return Results.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
+    except ResultsError as err:
+        raise ResultsError(f"{path}: {err}") from None

@@ -1,0 +1,115 @@
+"""Shift robustness of a trained net (Zhang 2019, "Making Convolutional Networks Shift-Invariant
+Again"): seed 000's remark that a CNN is not truly translation invariant, measured.
+
+Every test image is shifted twice, by offsets (dy, dx) drawn independently and uniformly from
+[-k, k]², and classified both times. Reported per fill mode:
+
+- ``acc_top1``: top-1 accuracy on the shifted images (over both draws);
+- ``consistency``: the fraction of images whose top-1 prediction is the same for both draws.
+
+``zero``: what the shift uncovers is filled with raw pixel 0 (black, the MNIST/FashionMNIST
+background) and what leaves the frame is lost. ``circular``: the image wraps around
+(``torch.roll``), nothing is lost, so a net that is exactly shift invariant scores 1.0.
+The offsets come from ``evaluation.shift_seed`` alone: every run and variant sees the same ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from downsample_study.config.schema import EvaluationConfig, ShiftFill
+from downsample_study.data.batches import Split, TensorBatches
+
+
+def shift_images(
+    x: torch.Tensor, offsets: torch.Tensor, mode: str, fill: torch.Tensor | float = 0.0
+) -> torch.Tensor:
+    """Shift each image of ``x`` (N×C×H×W) by its own ``offsets[i] = (dy, dx)``.
+
+    ``out[i, :, y, x] = x[i, :, y − dy, x − dx]``; positions that come from outside the frame
+    wrap around (``circular``) or take ``fill`` (``zero``; a per-channel 1×C×1×1 tensor or a
+    number, the value that raw pixel 0 has after normalisation).
+    """
+    mode = ShiftFill(mode)
+    n, c, h, w = x.shape
+    offsets = offsets.to(x.device)
+    rows = torch.arange(h, device=x.device)[None, :] - offsets[:, :1]  # N×H
+    cols = torch.arange(w, device=x.device)[None, :] - offsets[:, 1:]  # N×W
+    index = (
+        torch.arange(n, device=x.device)[:, None, None, None],
+        torch.arange(c, device=x.device)[None, :, None, None],
+        (rows % h)[:, None, :, None],
+        (cols % w)[:, None, None, :],
+    )
+    shifted = x[index]
+    if mode == ShiftFill.circular:
+        return shifted
+    row_inside = ((rows >= 0) & (rows < h))[:, None, :, None]
+    col_inside = ((cols >= 0) & (cols < w))[:, None, None, :]
+    inside = row_inside & col_inside
+    return torch.where(inside, shifted, torch.as_tensor(fill, dtype=x.dtype, device=x.device))
+
+
+def random_offsets(n: int, max_shift: int, samples: int, seed: int) -> torch.Tensor:
+    """``samples`` pairs of independent offsets per image: a samples×2×N×2 integer tensor."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(-max_shift, max_shift + 1, (samples, 2, n, 2), generator=generator)
+
+
+@torch.inference_mode()
+def shift_robustness(
+    net: nn.Module,
+    test: Split,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    cfg: EvaluationConfig,
+    batch_size: int,
+) -> dict:
+    """Accuracy and consistency under random shifts, for each of ``cfg.shift_modes``.
+
+    Runs on the device that holds ``test`` (the net is moved there), in eval mode.
+    """
+    was_training = net.training
+    net.eval().to(test.images.device)
+    offsets = random_offsets(len(test), cfg.shift_max, cfg.shift_samples, cfg.shift_seed)
+    batches = TensorBatches(test, batch_size, mean, std)
+    # counts stay on the device: one synchronisation at the end, not one per batch
+    correct = {mode: torch.zeros((), dtype=torch.long, device=test.images.device)
+               for mode in cfg.shift_modes}
+    agree = {mode: torch.zeros_like(count) for mode, count in correct.items()}
+    start = 0
+    for x, y in batches:
+        part = offsets[:, :, start : start + len(y)]
+        start += len(y)
+        for mode in cfg.shift_modes:
+            for pair in part:
+                a, b = (
+                    net(shift_images(x, draw, mode, batches.shift)).argmax(1) for draw in pair
+                )
+                correct[mode] += (a == y).sum() + (b == y).sum()
+                agree[mode] += (a == b).sum()
+    net.train(was_training)
+    n = len(test) * cfg.shift_samples
+    return {
+        "max_shift": cfg.shift_max,
+        "samples": cfg.shift_samples,
+        "seed": cfg.shift_seed,
+        **{
+            str(mode): {
+                "acc_top1": correct[mode].item() / (2 * n),
+                "consistency": agree[mode].item() / n,
+            }
+            for mode in cfg.shift_modes
+        },
+    }
+
+
+def shift_metrics(shift: dict) -> dict[str, float]:
+    """The logged names: ``test/shift_acc_zero``, ``test/shift_consistency_circular``, ..."""
+    return {
+        f"test/shift_{'acc' if key == 'acc_top1' else key}_{mode}": value
+        for mode in map(str, ShiftFill)
+        if mode in shift
+        for key, value in shift[mode].items()
+    }

@@ -1,0 +1,126 @@
+"""``python -m downsample_study.bench``: the framework's training throughput against its floors.
+
+The four loops of ``loops`` train the same model (LeNet-5 + max pool by default) on the same
+data, batch size and number of steps, interleaved round by round so that machine noise hits
+them alike. It prints images/s (median of the rounds), the ratios, the share of the machine's
+measured fp32 peak, and the start-up time of ``python -m downsample_study`` to its first
+training step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+from pathlib import Path
+
+import torch
+
+from downsample_study import internals
+from downsample_study.bench.loops import LOOPS, RUNNERS, WARMUP_STEPS
+from downsample_study.bench.measure import (
+    SWEEP_OPERATORS,
+    peak_gflops,
+    startup_seconds,
+    sweep_seconds,
+    train_flops_per_image,
+    train_images,
+)
+from downsample_study.console import quiet_library_noise
+from downsample_study.data.datasets import DATASETS
+
+
+def _parser() -> argparse.ArgumentParser:
+    # datasets that have the per-sample form the DataLoader loop needs
+    datasets = [name for name in DATASETS.names() if DATASETS[name].per_sample is not None]
+    parser = argparse.ArgumentParser(prog="python -m downsample_study.bench",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--dataset", default="fashion_mnist", choices=datasets)
+    parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--downsample", default="maxpool")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--steps", type=int, default=300, help="timed steps per loop and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--sweep", action="store_true",
+                        help=f"also time a 4-job sweep (downsample={SWEEP_OPERATORS}, 1 epoch) "
+                             "run sequentially and with hydra/launcher=parallel")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for the framework loop, e.g. "
+                             "speed.channels_last=true trainer.precision=bf16-mixed")
+    parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./data"))
+    parser.add_argument("--cache-dir", default=str(Path("~/.cache/downsample_study").expanduser()))
+    return parser
+
+
+def _print_batch(batch_size: int, steps: int, samples: dict[str, list[float]],
+                 medians: dict[str, float], flops: float, peak: float) -> None:
+    print(f"batch {batch_size} ({steps} timed steps):")
+    print(f"  {'loop':<18} {'img/s':>9} {'vs dataloader':>14} {'% of peak':>10}   rounds")
+    for loop in LOOPS:
+        rate = medians[loop]
+        rounds = ", ".join(f"{r:,.0f}" for r in samples[loop])
+        print(f"  {loop:<18} {rate:>9,.0f} {rate / medians['dataloader_loop']:>14.2f} "
+              f"{100 * rate * flops / (peak * 1e9):>9.1f}%   {rounds}")
+    print()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    args.data_dir = str(Path(args.data_dir).resolve())
+    os.environ.setdefault("WANDB_SILENT", "true")
+    quiet_library_noise()
+    internals.skip_unloadable_nvml_probe()  # as every job does: the hand loops pay what it pays
+
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {args.device}"
+          + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
+    print(f"model {args.model} + {args.downsample}, {args.dataset}, {args.steps} timed steps "
+          f"after {WARMUP_STEPS} warm-up, median of {args.rounds} interleaved rounds")
+    peak = peak_gflops(args.device)
+    flops = train_flops_per_image(args)
+    print(f"fp32 matmul peak {peak:.0f} GFLOP/s; training costs {flops / 1e6:.2f} MFLOP/image\n")
+
+    medians: dict[tuple[str, int], float] = {}
+    n_train = train_images(args)
+    for batch_size in args.batch_sizes:
+        samples: dict[str, list[float]] = {loop: [] for loop in LOOPS}
+        # every loop trains within one epoch of the training split (the framework's epoch
+        # ends there), so large batches get fewer steps
+        steps = min(args.steps, n_train // batch_size - WARMUP_STEPS)
+        if steps < 1:
+            parser.error(f"--batch-sizes: {batch_size} leaves no timed step in one epoch")
+        loop_args = argparse.Namespace(**{**vars(args), "steps": steps})
+        for _ in range(args.rounds):
+            for loop in LOOPS:
+                samples[loop].append(RUNNERS[loop](loop_args, batch_size))
+        for loop in LOOPS:
+            medians[loop, batch_size] = statistics.median(samples[loop])
+        _print_batch(batch_size, steps, samples,
+                     {loop: medians[loop, batch_size] for loop in LOOPS}, flops, peak)
+
+    if args.startup_runs:
+        times = [startup_seconds(args) for _ in range(args.startup_runs)]
+        print(f"start-up to first training step: {statistics.median(times):.2f} s "
+              f"(median of {', '.join(f'{t:.2f}' for t in times)})\n")
+
+    if args.sweep:
+        sequential, parallel = sweep_seconds(args, False), sweep_seconds(args, True)
+        print(f"4-job sweep, 1 epoch: sequential {sequential:.1f} s, parallel preset "
+              f"{parallel:.1f} s\n")
+        print(f"sweep parallel/sequential = {parallel / sequential:.2f}")
+
+    for batch_size in args.batch_sizes[1:]:
+        ratio = medians["framework", batch_size] / medians["tensor_loop", batch_size]
+        print(f"framework/tensor_loop@{batch_size} = {ratio:.2f}")
+    first = args.batch_sizes[0]
+    print(f"framework/tensor_loop_tuned = "
+          f"{medians['framework', first] / medians['tensor_loop_tuned', first]:.2f}"
+          "  (the framework's own per-step cost)")
+    print(f"framework/tensor_loop = "
+          f"{medians['framework', first] / medians['tensor_loop', first]:.2f}")
+    print(f"framework/dataloader_loop = "
+          f"{medians['framework', first] / medians['dataloader_loop', first]:.2f}")

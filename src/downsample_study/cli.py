@@ -1,0 +1,75 @@
+"""The command line: ``python -m downsample_study [-m] key=value ...`` (or the
+``downsample-study`` script).
+
+``main`` is the process: it switches on the process-wide tweaks (``internals.enable``), runs
+the Hydra app and exits with its status. ``run`` is the app itself, usable in process (the
+tests call it): a command line Hydra rejects while composing (a wrong key, type or choice, an
+unparsable override) is reported in one line naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+log = logging.getLogger("downsample_study")
+
+_exit_status = 1  # until run() returns
+
+
+@contextlib.contextmanager
+def _hydra_raises() -> Iterator[None]:
+    """Let Hydra's errors reach ``run`` instead of being printed (and exited on) by Hydra,
+    unless the user asked for Hydra's full tracebacks (HYDRA_FULL_ERROR=1)."""
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        yield
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def run(argv: list[str]) -> int:
+    """Run the app on ``argv`` (without the program name); return the exit status."""
+    from downsample_study.config.messages import composition_message
+    from downsample_study.config.store import register_configs
+    from downsample_study.console import quiet_library_noise
+
+    quiet_library_noise()
+    register_configs()
+    from downsample_study.task import hydra_app
+
+    saved, sys.argv = sys.argv, ["downsample_study", *argv]
+    try:
+        with _hydra_raises():
+            hydra_app()
+    except SystemExit as exit_:
+        code = exit_.code
+        return 0 if code is None else code if isinstance(code, int) else 1
+    except Exception as err:
+        message = composition_message(err)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR"):
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def main() -> None:
+    global _exit_status
+    from downsample_study import internals
+
+    internals.enable(lambda: _exit_status)  # first: its exit handler must run after all others
+    try:
+        _exit_status = run(sys.argv[1:])
+    except KeyboardInterrupt:
+        _exit_status = 130
+        raise
+    sys.exit(_exit_status)

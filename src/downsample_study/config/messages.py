@@ -1,0 +1,80 @@
+"""One line for each way Hydra can reject a command line while composing the config: the key
+(or override), what is wrong and what is allowed, e.g.
+``downsample.kernel_sise: no such key (did you mean kernel_size?); keys of downsample: ...``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+
+from hydra.errors import (
+    CompactHydraException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+MAX_LISTED = 12  # longer lists (the Trainer's ~50 arguments) are cut, with a pointer
+GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+
+
+def _listed(names: list[str]) -> str:
+    if len(names) <= MAX_LISTED:
+        return ", ".join(names)
+    return f"{', '.join(names[:MAX_LISTED])} and {len(names) - MAX_LISTED} more (--cfg job " \
+           f"shows them)"
+
+
+# OmegaConf's wording for a value of the wrong type or outside an enum, in our words
+_REWORDED = (
+    (re.compile(r"Invalid value '(?P<value>.*)', expected one of \[(?P<allowed>.*)\]"),
+     "unknown value '{value}'; allowed: {allowed}"),
+    (re.compile(r"Value '(?P<value>.*)' of type '\w+' could not be converted to Integer"),
+     "expected an integer, got '{value}'"),
+    (re.compile(r"Value '(?P<value>.*)' of type '\w+' could not be converted to Float"),
+     "expected a number, got '{value}'"),
+    (re.compile(r"Value '(?P<value>.*)' is not a valid bool"),
+     "expected true or false, got '{value}'"),
+)
+
+
+def _reworded(message: str) -> str:
+    for pattern, wording in _REWORDED:
+        if found := pattern.match(message):
+            return wording.format(**found.groupdict())
+    return message
+
+
+def _node_error(err: OmegaConfBaseException) -> str:
+    key = err.full_key or str(err.key or "")
+    owner = err.object_type if isinstance(err.object_type, type) else None
+    if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and owner is not None and (
+        dataclasses.is_dataclass(owner)
+    ):
+        keys = sorted(f.name for f in dataclasses.fields(owner))
+        close = difflib.get_close_matches(str(err.key), keys, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        parent = key.rpartition(".")[0] or "the top level"
+        return f"{key}: no such key{hint}; keys of {parent}: {_listed(keys)}"
+    message = _reworded(err.msg.splitlines()[0])
+    return f"{key}: {message}" if key else message
+
+
+def composition_message(err: BaseException) -> str | None:
+    """The one-line message for an error Hydra raised while composing; None for others."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        return (f"{group}={option}: no such option; allowed: "
+                f"{', '.join(sorted(err.options))}")
+    if isinstance(err, OverrideParseException):
+        reason = str(err.message).splitlines()[0]
+        return f"{err.override}: not a valid override ({reason}); the grammar: {GRAMMAR}"
+    if isinstance(err.__cause__, OmegaConfBaseException) and isinstance(err, HydraException):
+        return _node_error(err.__cause__)
+    if isinstance(err, (CompactHydraException, OmegaConfBaseException)):
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        return "; ".join(lines)
+    return None

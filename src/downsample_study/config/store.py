@@ -1,0 +1,99 @@
+"""Hydra's side of the schema: the config folder, and every schema and resolver registered in
+Hydra's ConfigStore, so that a wrong key, type or choice fails while Hydra composes
+(``--cfg job`` included), naming the key.
+
+The top level is stored as ``schema`` (``conf/config.yaml`` starts from it); each registered
+option's dataclass as ``schema/<kind>/<name>``, which that option's YAML file extends
+(``defaults: [/schema/downsample/maxpool@_here_]``). Call ``register_configs()`` before
+composing: the command line does; so must a caller of Hydra's Compose API.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import field, make_dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from downsample_study.config.schema import Config
+from downsample_study.data.datasets import DATASETS
+from downsample_study.nets.models import MODELS
+from downsample_study.nets.operators import DOWNSAMPLES
+from downsample_study.registry import Registry
+from downsample_study.sweeps.launchers import ddp_strategy, slurm_gpus, slurm_tasks
+from downsample_study.sweeps.naming import job_dir_name
+from downsample_study.sweeps.slots import default_parallel_jobs
+from downsample_study.training.loggers import LOGGERS
+from downsample_study.training.optimizers import OPTIMIZERS
+
+
+def _config_dir() -> Path:
+    """``conf/`` inside the installed package (wheel), else the repository's (editable)."""
+    packaged = Path(str(resources.files("downsample_study"))) / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3] / "conf"
+
+
+CONFIG_DIR = _config_dir()
+
+# The config groups whose node's schema is the chosen entry's (``dataset=cifar10``).
+CHOICES: dict[str, Registry] = {
+    "dataset": DATASETS,
+    "downsample": DOWNSAMPLES,
+    "model": MODELS,
+    "optimizer": OPTIMIZERS,
+    "logger": LOGGERS,
+}
+
+# Arguments the framework sets itself; a user value for them would be silently overwritten.
+MANAGED_TRAINER_ARGS = {"logger", "callbacks", "default_root_dir", "enable_checkpointing"}
+
+
+@functools.cache
+def trainer_schema() -> type:
+    """A dataclass with one optional field per ``lightning.Trainer`` argument.
+
+    Every Trainer argument works from the command line (``trainer.limit_train_batches=20``)
+    while a misspelt one (``trainer.max_epoch=1``) fails at composition with its name.
+    """
+    from lightning import Trainer
+
+    names = [
+        name
+        for name, p in inspect.signature(Trainer.__init__).parameters.items()
+        if name != "self" and p.kind is p.KEYWORD_ONLY and name not in MANAGED_TRAINER_ARGS
+    ]
+    return make_dataclass("TrainerConfig", [(n, Any, field(default=None)) for n in names])
+
+
+@functools.cache
+def _top_level_schema() -> type:
+    trainer = trainer_schema()
+    return make_dataclass("TopLevelConfig", [("trainer", trainer, field(default_factory=trainer))],
+                          bases=(Config,))
+
+
+RESOLVERS = {
+    "job_dir": job_dir_name,
+    "parallel_jobs": default_parallel_jobs,
+    "slurm_tasks": slurm_tasks,
+    "slurm_gpus": slurm_gpus,
+    "ddp_strategy": ddp_strategy,
+}
+
+
+def register_configs() -> None:
+    """Store every schema in Hydra's ConfigStore and register the resolvers the presets use
+    (again after new entries were registered: it stores what the registries hold now)."""
+    store = ConfigStore.instance()
+    store.store(name="schema", node=_top_level_schema())
+    for kind, registry in CHOICES.items():
+        for name, schema in registry.schemas.items():
+            store.store(group=f"schema/{kind}", name=name, node=schema(name=name))
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)

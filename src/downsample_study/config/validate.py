@@ -1,0 +1,100 @@
+"""The start-up checks Hydra's schema cannot make: values in range, and each choice's node
+typed by the entry its ``name`` selects. Runs before any data is loaded; raises
+``ConfigError`` naming the first bad key and what is allowed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from downsample_study.config.schema import EvaluationConfig, JobMode, PathsConfig, SpeedConfig
+from downsample_study.config.store import CHOICES
+from downsample_study.data.datasets import DATASETS, DatasetConfig
+from downsample_study.errors import ConfigError
+from downsample_study.registry import Registry
+from downsample_study.training.loggers import LoggerConfig
+from downsample_study.training.optimizers import OptimizerConfig
+
+
+@dataclass
+class RunConfig:
+    """The validated configuration of one job, as plain typed objects."""
+
+    dataset: DatasetConfig
+    downsample: Any
+    model: Any
+    optimizer: OptimizerConfig
+    logger: LoggerConfig
+    trainer: dict[str, Any]  # the Trainer arguments that are set
+    paths: PathsConfig
+    seed: int
+    mode: JobMode
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
+
+
+def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
+    """Check ``node`` against the schema its ``name`` selects and return it as a dataclass.
+
+    Composition typed the node by the option that was chosen (``downsample=maxpool``); this
+    also covers a node whose ``name`` was set on its own (``downsample.name=stride2``).
+    """
+    schema = registry.schema(node.get("name"))
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_describe(err, key, schema)) from None
+
+
+def _describe(err: OmegaConfBaseException, prefix: str, schema: type) -> str:
+    """One line naming the offending key, the problem and the allowed keys."""
+    full_key = getattr(err, "full_key", None) or ""
+    key = f"{prefix}.{full_key}" if full_key else prefix
+    message = str(err).splitlines()[0]
+    allowed = ", ".join(sorted(f.name for f in fields(schema)))
+    return f"{key}: {message} (keys of this {prefix}: {allowed})"
+
+
+def _at_least(node: Any, prefix: str, limits: dict[str, int]) -> None:
+    for key, low in limits.items():
+        if getattr(node, key) < low:
+            raise ConfigError(f"{prefix}.{key}: must be >= {low}, got {getattr(node, key)}")
+
+
+def _evaluation(cfg: DictConfig, num_classes: int) -> EvaluationConfig:
+    evaluation = OmegaConf.to_object(cfg.evaluation)
+    _at_least(evaluation, "evaluation",
+              {"shift_max": 0, "shift_samples": 1, "feature_map_channels": 1})
+    if not 1 <= evaluation.feature_map_images <= num_classes:
+        raise ConfigError(f"evaluation.feature_map_images: one image per class, so 1 to "
+                          f"{num_classes}; got {evaluation.feature_map_images}")
+    return evaluation
+
+
+def validate(cfg: DictConfig) -> RunConfig:
+    """Validate a composed config; raise ``ConfigError`` naming the first bad key."""
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{getattr(err, 'full_key', '')}: {err}") from None
+    nodes = {key: typed_node(cfg[key], key, registry) for key, registry in CHOICES.items()}
+    _at_least(nodes["dataset"], "dataset", {"batch_size": 1, "eval_batch_size": 1, "val_size": 1})
+    if not 0.0 <= nodes["downsample"].dropout < 1.0:
+        raise ConfigError(f"downsample.dropout: a probability in [0, 1) is required, "
+                          f"got {nodes['downsample'].dropout}")
+    if nodes["optimizer"].lr <= 0:
+        raise ConfigError(f"optimizer.lr: must be > 0, got {nodes['optimizer'].lr}")
+    trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
+    return RunConfig(
+        **nodes,
+        trainer=trainer,
+        paths=OmegaConf.to_object(cfg.paths),
+        seed=cfg.seed,
+        mode=cfg.mode,
+        evaluation=_evaluation(cfg, DATASETS[nodes["dataset"].name].num_classes),
+        speed=OmegaConf.to_object(cfg.speed),
+    )

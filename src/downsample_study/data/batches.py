@@ -1,0 +1,100 @@
+"""A split as whole uint8 tensors on the training device, and its batches by index.
+
+A batch is an index slice of the split, converted and normalised in one fused op (and
+augmented on the batch for CIFAR-10): no per-sample PIL conversion, no DataLoader workers
+competing with the compute threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8, N x C x H x W
+    labels: torch.Tensor  # int64, N
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+    def subset(self, index: torch.Tensor) -> Split:
+        return Split(self.images[index], self.labels[index])
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Per-image random crop (zero padding ``pad``) and horizontal flip, on the whole batch."""
+    n, _, h, w = x.shape
+    shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = (shifts[0, :, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (shifts[1, :, None] + torch.arange(w, device=x.device))
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+class TensorBatches:
+    """Batches of a ``Split`` by index: normalised float images and labels.
+
+    Shuffling draws a permutation from ``(seed, epoch)``, so an epoch's order does not depend
+    on what ran before it (a resumed run sees the same batches). ``rank``/``world_size`` give
+    each DDP process its own shard: equal-length for training (DDP steps in lockstep), every
+    sample exactly once for evaluation.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: Callable[[], int] = lambda: 0,
+        augment: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        self.split, self.batch_size = split, batch_size
+        device = split.images.device
+        std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
+        self.scale = 1.0 / (255.0 * std_t)
+        self.shift = -torch.tensor(mean, device=device).view(1, -1, 1, 1) / std_t
+        self.shuffle, self.seed, self.epoch, self.augment = shuffle, seed, epoch, augment
+        self.rank, self.world_size = rank, world_size
+
+    def _indices(self, generator: torch.Generator) -> torch.Tensor:
+        n = len(self.split)
+        if self.shuffle:
+            order = torch.randperm(n, generator=generator)
+            per_rank = n // self.world_size
+            return order[self.rank * per_rank : (self.rank + 1) * per_rank]
+        return torch.arange(self.rank, n, self.world_size)
+
+    def __len__(self) -> int:
+        n = len(self.split)
+        n = n // self.world_size if self.shuffle else len(range(self.rank, n, self.world_size))
+        return -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch())
+        index = self._indices(generator).to(self.split.images.device)
+        for start in range(0, len(index), self.batch_size):
+            batch = index[start : start + self.batch_size]
+            # index_select, not images[batch]: 5 µs instead of 24 for a LeNet batch on CPU
+            images = self.split.images.index_select(0, batch)
+            x = torch.addcmul(self.shift, images.float(), self.scale)
+            if self.augment:
+                x = random_crop_flip(x, generator)
+            yield x, self.split.labels.index_select(0, batch)

@@ -1,0 +1,166 @@
+"""The built-in datasets' files, parsed by torchvision: MNIST-style IDX files (plain or
+gzipped) and CIFAR-10's python batches.
+
+The data folder is only read: gzipped IDX files are decompressed into the cache folder
+(the data folder may be shared or read-only), and a failure names the files that were
+expected where.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torchvision import datasets
+
+from downsample_study.data.batches import Split
+from downsample_study.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def _decompress(src: Path, dst: Path) -> None:
+    """Decompress atomically, so parallel jobs never read a half-written file."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dst.parent, delete=False) as tmp, gzip.open(src) as f:
+        shutil.copyfileobj(f, tmp)
+    os.replace(tmp.name, dst)
+    stat = src.stat()
+    os.utime(dst, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _as_split(ds) -> Split:
+    images = torch.as_tensor(ds.data)
+    images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+    return Split(images.contiguous(), torch.as_tensor(ds.targets, dtype=torch.long))
+
+
+class TorchvisionFiles(ABC):
+    """A dataset's files on disk, opened with a torchvision dataset class."""
+
+    name: str  # the dataset's config name, for messages
+    folder: str  # torchvision's folder under the data root
+
+    @abstractmethod
+    def expected(self, data_dir: Path) -> list[str]:
+        """The files this dataset needs under ``data_dir``, for the message when they are not."""
+
+    @abstractmethod
+    def _open(self, cfg, data_dir: Path, cache_dir: Path, train: bool,
+              transform: Callable | None):
+        """The torchvision dataset of one split, from resolved folders."""
+
+    def open(self, cfg, data_dir: Path, cache_dir: Path, train: bool,
+             transform: Callable | None = None):
+        """The torchvision dataset of one split (``transform`` per sample, for plain loops)."""
+        data_dir, cache_dir = data_dir.expanduser().resolve(), cache_dir.expanduser().resolve()
+        return self._open(cfg, data_dir, cache_dir, train, transform)
+
+    def splits(self, cfg, data_dir: Path, cache_dir: Path) -> tuple[Split, Split]:
+        """The (train, test) splits as uint8 tensors."""
+        train, test = (_as_split(self.open(cfg, data_dir, cache_dir, t)) for t in (True, False))
+        return train, test
+
+    def missing(self, data_dir: Path, reason: str) -> DataError:
+        paths = "\n  ".join(self.expected(data_dir))
+        return DataError(
+            f"dataset {self.name!r} not found or unusable under paths.data_dir={data_dir} "
+            f"({reason}). Expected files:\n  {paths}\nSet paths.data_dir (or the DATA_DIR "
+            f"environment variable) to the folder that holds them."
+        )
+
+    def _construct(self, cls, root: Path, data_dir: Path, train: bool, download: bool,
+                   transform: Callable | None, hint: str = ""):
+        try:
+            return cls(str(root), train=train, download=download, transform=transform)
+        except Exception as err:  # download failures are URLError, RuntimeError, OSError...
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise self.missing(data_dir, reason + hint) from None
+
+
+class IdxFiles(TorchvisionFiles):
+    """MNIST-style: four IDX files in ``<folder>/raw``, plain or gzipped."""
+
+    def __init__(self, name: str, folder: str, cls: type[datasets.MNIST]):
+        self.name, self.folder, self.cls = name, folder, cls
+
+    def expected(self, data_dir: Path) -> list[str]:
+        raw = data_dir / self.folder / "raw"
+        return [f"{raw / name}[.gz]" for name in IDX_FILES]
+
+    def root(self, data_dir: Path, cache_dir: Path) -> Path | None:
+        """The root torchvision should read: raw files as they are, or decompressed from ``.gz``.
+
+        ``.gz`` files are decompressed into ``cache_dir``. The gzip wrapper is never
+        checksummed: copies re-zipped elsewhere differ from the originals; torchvision parses
+        the decompressed bytes. Returns None when files are missing.
+        """
+        raw = data_dir / self.folder / "raw"
+        if all((raw / name).is_file() for name in IDX_FILES):
+            return data_dir
+        if not all((raw / f"{name}.gz").is_file() for name in IDX_FILES):
+            return None
+        # one cache folder per source folder; a file is stale unless it carries its source's mtime
+        root = cache_dir / hashlib.sha1(str(raw).encode()).hexdigest()[:16]
+        for name in IDX_FILES:
+            src, dst = raw / f"{name}.gz", root / self.folder / "raw" / name
+            if not dst.is_file() or dst.stat().st_mtime_ns != src.stat().st_mtime_ns:
+                log.info("decompressing %s -> %s", src, dst)
+                _decompress(src, dst)
+        return root
+
+    def _open(self, cfg, data_dir, cache_dir, train, transform):
+        root = self.root(data_dir, cache_dir)
+        if root is None and not cfg.download:
+            raise self.missing(data_dir, "dataset.download is false")
+        return self._construct(self.cls, root or data_dir, data_dir, train, root is None,
+                               transform)
+
+
+class UncheckedCIFAR10(datasets.CIFAR10):
+    """CIFAR-10 without torchvision's fixed MD5 sums (``dataset.verify_checksums=false``).
+
+    Files written in the real format for tests, or re-packed copies, cannot match the sums of
+    the original archive. torchvision checks each listed file against its sum and, where the
+    sum is None, only that it exists: the files must still exist and parse.
+    """
+
+    train_list: ClassVar = [[name, None] for name, _ in datasets.CIFAR10.train_list]
+    test_list: ClassVar = [[name, None] for name, _ in datasets.CIFAR10.test_list]
+    meta: ClassVar = {**datasets.CIFAR10.meta, "md5": None}
+
+
+class Cifar10Files(TorchvisionFiles):
+    name, folder = "cifar10", "cifar-10-batches-py"
+
+    def expected(self, data_dir: Path) -> list[str]:
+        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+        return [str(data_dir / self.folder / name) for name in names]
+
+    def _open(self, cfg, data_dir, cache_dir, train, transform):
+        download = not (data_dir / self.folder).is_dir()
+        if download and not cfg.download:
+            raise self.missing(data_dir, "dataset.download is false")
+        hint = ""
+        if not download and cfg.verify_checksums:
+            hint = (" (torchvision checks CIFAR-10's batch files against the original MD5 sums; "
+                    "for files written in the same format, e.g. for tests, set "
+                    "dataset.verify_checksums=false)")
+        cls = datasets.CIFAR10 if cfg.verify_checksums else UncheckedCIFAR10
+        return self._construct(cls, data_dir, data_dir, train, download, transform, hint)

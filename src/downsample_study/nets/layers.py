@@ -1,0 +1,95 @@
+"""The layers the downsampling operators are made of, where torch has none: plain modules,
+usable without any config."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DownsampleLayer(nn.Sequential):
+    """Marks the layers an operator adds: their parameters are ``params/downsample``."""
+
+
+class BlurPool(nn.Module):
+    """Low-pass filter, then subsample by 2 (Zhang, "Making convnets shift-invariant again", 2019).
+
+    The filter is the normalised outer product of a binomial row, fixed (a buffer), applied
+    depthwise. Padding follows Zhang's code ((f − 1) // 2 before, f // 2 after, so an N-map
+    becomes ceil(N / 2)), by reflection when the map is larger than the padding and by
+    replicating the edge when it is not (reflection is undefined there; replication, unlike
+    zeros, still keeps a constant map constant). Hand-written because antialiased-cnns'
+    BlurPool fails on such small maps and kornia's pads with zeros.
+    """
+
+    def __init__(self, channels: int, filter_size: int = 3):
+        super().__init__()
+        row = torch.tensor([math.comb(filter_size - 1, k) for k in range(filter_size)])
+        kernel = torch.outer(row, row).float()
+        kernel = kernel / kernel.sum()
+        self.register_buffer("kernel", kernel.expand(channels, 1, -1, -1).contiguous())
+        self.padding = ((filter_size - 1) // 2, filter_size // 2) * 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mode = "reflect" if min(x.shape[-2:]) > max(self.padding) else "replicate"
+        x = F.pad(x, self.padding, mode=mode)
+        return F.conv2d(x, self.kernel, stride=2, groups=x.shape[1])
+
+    def extra_repr(self) -> str:
+        return f"{self.kernel.shape[0]}, filter_size={self.kernel.shape[-1]}, stride=2"
+
+
+class MixedPool(nn.Module):
+    """σ(α)·max + (1 − σ(α))·avg with a learned gate α, starting at ½ (α = 0)."""
+
+    def __init__(self, gates: int, kernel_size: int, stride: int, ceil_mode: bool):
+        super().__init__()
+        self.max = nn.MaxPool2d(kernel_size, stride, ceil_mode=ceil_mode)
+        self.avg = nn.AvgPool2d(kernel_size, stride, ceil_mode=ceil_mode)
+        self.alpha = nn.Parameter(torch.zeros(gates, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid(self.alpha)
+        return gate * self.max(x) + (1 - gate) * self.avg(x)
+
+
+class EvenSize(nn.Module):
+    """Make a map's height and width even for a 2×2 rearrangement.
+
+    Like a pool's output size: a floor-mode point drops the last odd row/column, a ceil-mode
+    point zero-pads one.
+    """
+
+    def __init__(self, ceil_mode: bool):
+        super().__init__()
+        self.ceil_mode = ceil_mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if self.ceil_mode:
+            return F.pad(x, (0, w % 2, 0, h % 2))
+        return x[..., : h - h % 2, : w - w % 2]
+
+
+class PolyphaseSampling(nn.Module):
+    """Keep, per sample, the stride-2 polyphase component with the largest l2 norm.
+
+    Circularly shifting the input permutes (and rolls) its four components, so the choice
+    follows the content and the output of a shifted input is a shifted output: exact
+    invariance up to the selected phase. A map with an odd side is first circularly padded by
+    one row/column (so the output is ceil(N / 2)); that map has no exact invariance.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.unshuffle = nn.PixelUnshuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        x = F.pad(x, (0, w % 2, 0, h % 2), mode="circular")
+        phases = self.unshuffle(x).unflatten(1, (c, 4)).transpose(1, 2)  # N, 4, C, H/2, W/2
+        index = phases.pow(2).sum(dim=(2, 3, 4)).argmax(dim=1)
+        return phases[torch.arange(n, device=x.device), index]

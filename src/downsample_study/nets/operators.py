@@ -1,0 +1,254 @@
+"""The experimental variable: downsampling operators, behind one registry.
+
+A model asks for a downsampling step at each point where its feature map should halve, by
+calling ``create_downsample(cfg, point)`` (cf. timm's ``create_aa``). The operator answers with
+a ``Downsample``: the stride the *preceding* convolution should use, and the layer that follows
+that convolution. Pooling keeps the conv at stride 1 and adds a pool; ``stride2`` adds a learned
+stride-2 conv; ``stride2_fold`` adds nothing and moves the stride into the preceding conv.
+Beyond the seeds: ``convpool`` (All-CNN's parameter control), ``blurpool`` (anti-aliasing),
+``lppool``, ``mixedpool``, ``space_to_depth`` and ``aps`` (adaptive polyphase sampling).
+
+A new operator is one builder function decorated with ``@register_downsample`` (with its
+config dataclass when it has options of its own: the one source of their defaults) and one
+YAML file in ``conf/downsample/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+from omegaconf import MISSING
+from torch import nn
+
+from downsample_study.choices import Choice, as_choice
+from downsample_study.errors import ConfigError
+from downsample_study.nets.layers import (
+    BlurPool,
+    DownsampleLayer,
+    EvenSize,
+    MixedPool,
+    PolyphaseSampling,
+)
+from downsample_study.registry import Registry
+
+
+@dataclass
+class DownsampleConfig:
+    """Keys every operator has: ``batch_norm`` and ``dropout`` are swept like the operator."""
+
+    name: str = MISSING
+    batch_norm: bool = False  # BatchNorm after the convolutions of the model's conv blocks
+    dropout: float = 0.0  # Dropout probability after each downsampling point
+    # whether the operator's layers have parameters of their own: a learned downsampling
+    learned: ClassVar[bool] = False
+
+
+@dataclass
+class PoolConfig(DownsampleConfig):
+    kernel_size: int = 2
+    stride: int = 2
+
+
+@dataclass
+class StridedConvConfig(DownsampleConfig):
+    kernel_size: int = 3  # padding = kernel_size // 2, so even maps halve exactly
+    learned: ClassVar[bool] = True
+
+
+@dataclass
+class ConvThenPoolConfig(PoolConfig):
+    conv_kernel_size: int = 3  # the extra C -> C convolution, padding conv_kernel_size // 2
+    learned: ClassVar[bool] = True
+
+
+class BlurVariant(Choice):
+    max = "max"  # MaxBlurPool (max pool stride 1, then blur stride 2), in place of max pooling
+    # BlurPool alone, in place of average pooling or of a folded stride (the conv before the
+    # point runs at stride 1 and the blur subsamples)
+    avg = "avg"
+    conv = "conv"  # a learned C -> C 3x3 conv at stride 1, ReLU, BlurPool, in place of stride2
+
+
+@dataclass
+class BlurPoolConfig(DownsampleConfig):
+    variant: BlurVariant = BlurVariant.max
+    filter_size: int = 3  # binomial filter: 3 -> [1, 2, 1], 4 -> [1, 3, 3, 1], 5 -> [1, 4, 6, 4, 1]
+
+    def __post_init__(self) -> None:
+        self.variant = as_choice(BlurVariant, self.variant, "downsample.variant")
+
+    @property
+    def learned(self) -> bool:
+        return self.variant == BlurVariant.conv
+
+
+@dataclass
+class LPPoolConfig(PoolConfig):
+    p: float = 2.0  # 1: sum pooling, 2: l2 pooling, large: towards max pooling
+
+
+class MixedPoolGate(Choice):
+    layer = "layer"  # one learned gate per downsampling point
+    channel = "channel"  # one per channel
+
+
+@dataclass
+class MixedPoolConfig(PoolConfig):
+    gate: MixedPoolGate = MixedPoolGate.layer
+    learned: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.gate = as_choice(MixedPoolGate, self.gate, "downsample.gate")
+
+
+@dataclass
+class SpaceToDepthConfig(DownsampleConfig):
+    kernel_size: int = 1  # of the conv from 4C back to C channels: 1 (default) or 3 (SPD-Conv)
+    learned: ClassVar[bool] = True
+
+
+class APSPool(Choice):
+    max = "max"  # a circular max pool (kernel 2, stride 1) first, in place of max pooling
+    none = "none"  # the conv output itself is subsampled, in place of a strided conv
+
+
+@dataclass
+class APSConfig(DownsampleConfig):
+    pool: APSPool = APSPool.max
+
+    def __post_init__(self) -> None:
+        self.pool = as_choice(APSPool, self.pool, "downsample.pool")
+
+
+@dataclass(frozen=True)
+class DownsamplePoint:
+    """What the model tells the operator about the place it is asked to downsample."""
+
+    channels: int
+    # round the output size up (Paddle's pooling; seed 004 needs it to pool a 1x1 map)
+    ceil_mode: bool = False
+
+
+class Downsample(NamedTuple):
+    conv_stride: int  # the stride the preceding convolution should use
+    layer: nn.Module  # applied after that convolution's block (a DownsampleLayer or Identity)
+
+
+Builder = Callable[[DownsampleConfig, DownsamplePoint], Downsample]
+DOWNSAMPLES: Registry[Builder] = Registry("downsample")
+
+
+def register_downsample(name: str, schema: type = DownsampleConfig):
+    return DOWNSAMPLES.register(name, schema)
+
+
+def available_downsamples() -> list[str]:
+    return DOWNSAMPLES.names()
+
+
+def downsample_config(name: str, **options) -> DownsampleConfig:
+    """The config of operator ``name`` with its defaults, e.g. for building a model by hand."""
+    return DOWNSAMPLES.schemas[name](name=name, **options)
+
+
+def create_downsample(cfg: DownsampleConfig, point: DownsamplePoint) -> Downsample:
+    return DOWNSAMPLES[cfg.name](cfg, point)
+
+
+def _added(*layers: nn.Module) -> Downsample:
+    return Downsample(conv_stride=1, layer=DownsampleLayer(*layers))
+
+
+@register_downsample("maxpool", PoolConfig)
+def maxpool(cfg: PoolConfig, point: DownsamplePoint) -> Downsample:
+    """Max pooling (seeds 000, 001, 004)."""
+    return _added(nn.MaxPool2d(cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode))
+
+
+@register_downsample("avgpool", PoolConfig)
+def avgpool(cfg: PoolConfig, point: DownsamplePoint) -> Downsample:
+    """Average pooling (seed 002, LeNet-5 as in LeCun et al. 1998 without the trainable gain)."""
+    return _added(nn.AvgPool2d(cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode))
+
+
+@register_downsample("stride2", StridedConvConfig)
+def stride2(cfg: StridedConvConfig, point: DownsamplePoint) -> Downsample:
+    """A learned stride-2 convolution in place of the pool (All-CNN, Springenberg et al. 2015)."""
+    c = point.channels
+    return _added(nn.Conv2d(c, c, cfg.kernel_size, stride=2, padding=cfg.kernel_size // 2))
+
+
+@register_downsample("stride2_fold")
+def stride2_fold(cfg: DownsampleConfig, point: DownsamplePoint) -> Downsample:
+    """No layer of its own: the preceding convolution runs at stride 2 (seed 001)."""
+    return Downsample(conv_stride=2, layer=nn.Identity())
+
+
+@register_downsample("convpool", ConvThenPoolConfig)
+def convpool(cfg: ConvThenPoolConfig, point: DownsamplePoint) -> Downsample:
+    """An extra C→C conv + ReLU before the max pool (ConvPool-CNN, Springenberg et al. 2015)."""
+    c, k = point.channels, cfg.conv_kernel_size
+    return _added(
+        nn.Conv2d(c, c, k, padding=k // 2),
+        nn.ReLU(),
+        nn.MaxPool2d(cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode),
+    )
+
+
+@register_downsample("blurpool", BlurPoolConfig)
+def blurpool(cfg: BlurPoolConfig, point: DownsamplePoint) -> Downsample:
+    """Anti-aliased downsampling: MaxBlurPool, BlurPool or ConvBlurPool (Zhang, ICML 2019)."""
+    if cfg.filter_size < 1:
+        raise ConfigError(f"downsample.filter_size: must be >= 1, got {cfg.filter_size}")
+    c = point.channels
+    blur = BlurPool(c, cfg.filter_size)
+    if cfg.variant == BlurVariant.avg:
+        return _added(blur)
+    if cfg.variant == BlurVariant.conv:
+        return _added(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), blur)
+    # a ceil-mode point keeps the last row/column: its window takes the max of what is inside
+    edge = [nn.ReplicationPad2d((0, 1, 0, 1))] if point.ceil_mode else []
+    return _added(*edge, nn.MaxPool2d(2, stride=1), blur)
+
+
+@register_downsample("lppool", LPPoolConfig)
+def lppool(cfg: LPPoolConfig, point: DownsamplePoint) -> Downsample:
+    """Power-average pooling (Σ xᵖ)^(1/p) per window (torch's LPPool2d; Sermanet et al. 2012).
+
+    torch raises x to the power p without taking |x|: for a p that is not an even integer the
+    input must be non-negative (it is after a ReLU). At a ceil-mode point a window overhanging
+    the edge is scaled as if full.
+    """
+    if cfg.p <= 0:
+        raise ConfigError(f"downsample.p: must be > 0, got {cfg.p}")
+    return _added(nn.LPPool2d(cfg.p, cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode))
+
+
+@register_downsample("mixedpool", MixedPoolConfig)
+def mixedpool(cfg: MixedPoolConfig, point: DownsamplePoint) -> Downsample:
+    """Mixed max-average pooling, learned gate (Lee, Gallagher & Tu, AISTATS 2016)."""
+    gates = point.channels if cfg.gate == MixedPoolGate.channel else 1
+    return _added(MixedPool(gates, cfg.kernel_size, cfg.stride, point.ceil_mode))
+
+
+@register_downsample("space_to_depth", SpaceToDepthConfig)
+def space_to_depth(cfg: SpaceToDepthConfig, point: DownsamplePoint) -> Downsample:
+    """PixelUnshuffle(2), then a conv from 4C back to C channels (SPD-Conv, Sunkara & Luo 2022)."""
+    k = cfg.kernel_size
+    if k < 1 or k % 2 == 0:
+        raise ConfigError(f"downsample.kernel_size: must be odd and >= 1 (1 or 3), got {k}")
+    c = point.channels
+    return _added(
+        EvenSize(point.ceil_mode), nn.PixelUnshuffle(2), nn.Conv2d(4 * c, c, k, padding=k // 2)
+    )
+
+
+@register_downsample("aps", APSConfig)
+def aps(cfg: APSConfig, point: DownsamplePoint) -> Downsample:
+    """Adaptive polyphase sampling (Chaman & Dokmanić, CVPR 2021)."""
+    if cfg.pool == APSPool.none:
+        return _added(PolyphaseSampling())
+    # circular padding keeps the stride-1 max pool equivariant to circular shifts
+    return _added(nn.CircularPad2d((0, 1, 0, 1)), nn.MaxPool2d(2, stride=1), PolyphaseSampling())

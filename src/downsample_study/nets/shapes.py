@@ -1,0 +1,187 @@
+"""Shape tracing while a model is built, the collapse check, and the layer table.
+
+Layers are added one at a time to a ``LayerStack``, which runs each on a dummy input as it
+comes. A layer whose output would be empty (seed 004: a fourth conv-pool block on a 1x1 map)
+stops the build with a ``ShapeError`` naming the layer, its input shape and why, before any
+data is loaded and without a torch traceback.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from downsample_study.errors import ShapeError
+from downsample_study.nets.layers import DownsampleLayer
+
+OUTPUT_SIZE_FORMULA = "out = floor((in + 2·pad − dilation·(k − 1) − 1) / stride) + 1"
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _fmt(shape) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def _explain(module: nn.Module, in_shape: tuple[int, ...]) -> str:
+    """Why a conv or pool cannot run on ``in_shape`` (C, H, W), in the output-size formula."""
+    if not isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        return "its output would be empty"
+    kernel = _pair(module.kernel_size)
+    stride = _pair(module.stride or module.kernel_size)
+    padding = _pair(module.padding) if not isinstance(module.padding, str) else (0, 0)
+    dilation = _pair(getattr(module, "dilation", 1))
+    size = in_shape[-2:]
+    out = [
+        (n + 2 * p - d * (k - 1) - 1) // s + 1
+        for n, k, s, p, d in zip(size, kernel, stride, padding, dilation)
+    ]
+    needed = [d * (k - 1) + 1 - 2 * p for k, p, d in zip(kernel, padding, dilation)]
+    return (
+        f"its {_fmt(kernel)} kernel (padding {_fmt(padding)}, dilation {_fmt(dilation)}) needs "
+        f"an input of at least {_fmt(needed)} but gets {_fmt(size)}: the output size formula "
+        f"({OUTPUT_SIZE_FORMULA}) gives {_fmt(out)}. The feature map has collapsed: use a larger "
+        f"input, fewer downsampling stages, or padding"
+    )
+
+
+@dataclass
+class LayerRow:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    params: int
+    downsample: bool
+
+
+def count_params(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def downsample_params(model: nn.Module) -> int:
+    """Parameters inside the layers that downsampling operators added."""
+    return sum(count_params(m) for m in model.modules() if isinstance(m, DownsampleLayer))
+
+
+class LayerStack:
+    """Builds an ``nn.Sequential`` layer by layer, tracing shapes as it goes."""
+
+    def __init__(self, input_shape: tuple[int, ...]):
+        self.input_shape = tuple(input_shape)
+        self.shape = tuple(input_shape)
+        self.layers: OrderedDict[str, nn.Module] = OrderedDict()
+
+    def add(self, name: str, module: nn.Module) -> LayerStack:
+        if isinstance(module, nn.Identity):
+            return self
+        if name in self.layers:
+            raise ValueError(f"duplicate layer name {name!r}")
+        self.shape = self._trace(name, module)
+        self.layers[name] = module
+        return self
+
+    def _trace(self, name: str, module: nn.Module) -> tuple[int, ...]:
+        was_training = module.training
+        module.eval()  # BatchNorm on one dummy sample
+        try:
+            with torch.no_grad():
+                out = module(torch.zeros(1, *self.shape))
+        except RuntimeError as err:
+            reason = _explain(module, self.shape)
+            if reason == "its output would be empty":
+                reason = str(err).splitlines()[0]
+            raise ShapeError(self._where(name, module) + reason) from None
+        finally:
+            module.train(was_training)
+        if out.numel() == 0:
+            raise ShapeError(self._where(name, module) + _explain(module, self.shape))
+        return tuple(out.shape[1:])
+
+    def _where(self, name: str, module: nn.Module) -> str:
+        return f"layer {name!r} ({module!r}) cannot take its input of shape {_fmt(self.shape)}: "
+
+    def build(self) -> nn.Sequential:
+        return nn.Sequential(self.layers)
+
+
+def layer_table(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[LayerRow]:
+    rows, x = [], torch.zeros(1, *input_shape)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for name, layer in model.named_children():
+            x = layer(x)
+            rows.append(
+                LayerRow(
+                    name=name,
+                    kind=type(layer).__name__,
+                    output_shape=tuple(x.shape[1:]),
+                    params=count_params(layer),
+                    downsample=isinstance(layer, DownsampleLayer),
+                )
+            )
+    model.train(was_training)
+    return rows
+
+
+def forward_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs for one image (convolutions and matmuls), by ``torch.utils.flop_counter``."""
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, *input_shape))
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+@dataclass
+class ModelSummary:
+    rows: list[LayerRow]
+    input_shape: tuple[int, ...]
+    params_total: int
+    params_trainable: int
+    params_downsample: int
+    flops_forward: int
+
+    @classmethod
+    def of(cls, model: nn.Sequential, input_shape: tuple[int, ...]) -> ModelSummary:
+        return cls(
+            rows=layer_table(model, input_shape),
+            input_shape=tuple(input_shape),
+            params_total=count_params(model),
+            params_trainable=count_params(model, trainable_only=True),
+            params_downsample=downsample_params(model),
+            flops_forward=forward_flops(model, input_shape),
+        )
+
+    def format(self) -> str:
+        header = ("layer", "type", "output shape", "params")
+        body = [
+            (r.name + (" *" if r.downsample else ""), r.kind, _fmt(r.output_shape), f"{r.params:,}")
+            for r in self.rows
+        ]
+        table = [header, ("input", "", _fmt(self.input_shape), ""), *body]
+        widths = [max(len(row[i]) for row in table) for i in range(4)]
+        lines = [
+            "  ".join(
+                cell.rjust(w) if i == 3 else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths))
+            ).rstrip()
+            for row in table
+        ]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append("-" * len(lines[0]))
+        lines.append(
+            f"params: {self.params_total:,} total, {self.params_trainable:,} trainable, "
+            f"{self.params_downsample:,} in downsampling layers (*)"
+        )
+        lines.append(f"forward FLOPs per image: {self.flops_forward:,} "
+                     f"({self.flops_forward / 1e6:.2f} MFLOP; conv + linear)")
+        return "\n".join(lines)

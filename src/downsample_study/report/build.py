@@ -1,0 +1,81 @@
+"""``build_report``: a sweep folder's jobs turned into variants and comparisons;
+``write_report`` writes ``report.md``, the CSV tables and the plots into the folder (and logs
+them to the sweep's W&B group when the jobs used W&B)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from downsample_study.errors import ReportError
+from downsample_study.report.comparisons import compare, find_baseline
+from downsample_study.report.contents import Report
+from downsample_study.report.jobs import JobOutcome, load_jobs
+from downsample_study.report.plots import PLOTS, plot_accuracy, plot_accuracy_vs_params, plot_curves
+from downsample_study.report.tables import (
+    COMPARISONS_FILE,
+    REPORT_FILE,
+    TABLE_FILE,
+    comparison_rows,
+    markdown,
+    variant_rows,
+    write_csv,
+)
+from downsample_study.report.tracking import log_to_wandb
+from downsample_study.report.variants import group_variants, label_variants, shown_keys, text
+from downsample_study.results import RESULTS_FILE
+
+log = logging.getLogger("downsample_study.report")
+
+DEFAULT_BASELINES = [{"downsample": "maxpool"}]
+
+
+def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None) -> Report:
+    sweep = Path(sweep)
+    if not sweep.is_dir():
+        raise ReportError(f"{sweep}: no such folder (pass a sweep folder, e.g. "
+                          f"multirun/<date>/<time>)")
+    jobs = load_jobs(sweep)
+    if not jobs:
+        raise ReportError(f"{sweep}: no jobs found (no {RESULTS_FILE} and no .hydra folders)")
+    variants = group_variants(jobs)
+    keys = shown_keys(variants)
+    label_variants(variants, keys)
+    if baselines is None:
+        baselines = _configured_baselines(jobs)
+    comparisons = [
+        compare(v, b, spec)
+        for spec in baselines
+        for v in variants
+        if (b := find_baseline(v, variants, spec)) is not None
+    ]
+    return Report(sweep, jobs, variants, keys, baselines, comparisons)
+
+
+def _configured_baselines(jobs: list[JobOutcome]) -> list[dict[str, str]]:
+    for job in jobs:
+        config = job.results.config if job.results else {}
+        found = config.get("report", {}).get("baselines")
+        if found:
+            return [{k: text(v) for k, v in spec.items()} for spec in found]
+    return DEFAULT_BASELINES
+
+
+def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
+                 use_wandb: bool = True) -> Report:
+    """Build the report of ``sweep`` and write its files into it."""
+    report = build_report(sweep, baselines)
+    sweep = report.sweep
+    plots = []
+    if report.variants:
+        plot_accuracy(report, sweep / PLOTS["accuracy"])
+        plot_accuracy_vs_params(report, sweep / PLOTS["params"])
+        plots = [sweep / PLOTS["accuracy"], sweep / PLOTS["params"]]
+        if plot_curves(report, sweep / PLOTS["curves"]):
+            plots.append(sweep / PLOTS["curves"])
+    write_csv(sweep / TABLE_FILE, variant_rows(report))
+    write_csv(sweep / COMPARISONS_FILE, comparison_rows(report))
+    (sweep / REPORT_FILE).write_text(markdown(report))
+    if use_wandb and (where := log_to_wandb(report, plots)):
+        log.info("W&B: report logged %s", where)
+    return report

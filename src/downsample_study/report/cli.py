@@ -1,0 +1,38 @@
+"""``python -m downsample_study.report SWEEP``: write a sweep's report into its folder."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from downsample_study.errors import ReportError
+from downsample_study.report.build import write_report
+from downsample_study.report.comparisons import parse_baseline
+from downsample_study.report.tables import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE, markdown
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m downsample_study.report",
+        description="Summarise a sweep folder: report.md, results.csv, comparisons.csv, plots.",
+    )
+    parser.add_argument("sweep", type=Path, help="the sweep folder, e.g. multirun/<date>/<time>")
+    parser.add_argument(
+        "--baseline", action="append", metavar="KEY=VALUE[,KEY=VALUE]",
+        help="compare each variant with the one that has these values (repeatable; default: "
+             "the sweep's report.baselines, else downsample=maxpool)",
+    )
+    parser.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        baselines = [parse_baseline(b) for b in args.baseline] if args.baseline else None
+        report = write_report(args.sweep, baselines, use_wandb=not args.no_wandb)
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(markdown(report))
+    print(f"written: {report.sweep / REPORT_FILE}, {TABLE_FILE}, {COMPARISONS_FILE} and plots")
+    return 0

@@ -1,0 +1,24 @@
+"""What a report holds: the sweep's jobs, its variants and their comparisons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from downsample_study.report.comparisons import Comparison
+from downsample_study.report.jobs import JobOutcome
+from downsample_study.report.variants import Variant
+
+
+@dataclass
+class Report:
+    sweep: Path
+    jobs: list[JobOutcome]
+    variants: list[Variant]
+    keys: list[str]  # the config keys the tables show
+    baselines: list[dict[str, str]]
+    comparisons: list[Comparison]
+
+    @property
+    def unfinished(self) -> list[JobOutcome]:
+        return [job for job in self.jobs if job.status != "completed"]

@@ -1,0 +1,78 @@
+"""The jobs of a sweep folder, as the report sees them: completed (with their results and
+per-epoch metrics), failed, a folder without results, or never started."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from downsample_study import internals
+from downsample_study.errors import ResultsError
+from downsample_study.results import RESULTS_FILE, Results, read_results
+from downsample_study.training.epochs import read_epochs
+
+
+@dataclass
+class JobOutcome:
+    name: str  # the job's folder inside the sweep (its overrides)
+    status: str  # completed | failed | missing | duplicate
+    error: str = ""
+    results: Results | None = None
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def seed(self) -> int:
+        return self.results.seed
+
+
+def sweep_jobs(hydra: Any) -> list[list[str]] | None:
+    """The overrides of every job of a multirun, from its ``hydra`` config node.
+
+    Expanded as Hydra's own basic sweeper expands them (the one the joblib and submitit
+    launchers use too): ``hydra.sweeper.params``, then the command line's overrides. None for
+    other sweepers.
+    """
+    if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
+    return internals.basic_sweep_jobs([*params, *hydra.overrides.task])
+
+
+def expected_jobs(sweep: Path) -> list[frozenset[str]] | None:
+    """Every job the sweep was to run (from its ``multirun.yaml``), as sets of overrides."""
+    path = sweep / "multirun.yaml"
+    jobs = sweep_jobs(OmegaConf.load(path).hydra) if path.is_file() else None
+    return None if jobs is None else [frozenset(job) for job in jobs]
+
+
+def load_jobs(sweep: Path) -> list[JobOutcome]:
+    """Every job under ``sweep``: with results, a folder without them, or never started."""
+    jobs, started = [], set()
+    folders = {p.parent.parent for p in sweep.rglob(".hydra/overrides.yaml")}
+    folders |= {p.parent for p in sweep.rglob(RESULTS_FILE)}
+    for folder in sorted(folders):
+        name = folder.relative_to(sweep).as_posix()
+        overrides = folder / ".hydra" / "overrides.yaml"
+        if overrides.is_file():
+            started.add(frozenset(OmegaConf.load(overrides)))
+        if not (folder / RESULTS_FILE).is_file():
+            jobs.append(JobOutcome(name, "missing",
+                                   "no results.json: still running, killed or lost"))
+            continue
+        try:
+            results = read_results(folder / RESULTS_FILE)
+        except ResultsError as err:
+            jobs.append(JobOutcome(name, "failed", str(err)))
+            continue
+        if not results.completed:
+            error = str(results.error or "?").strip().splitlines()[0]
+            jobs.append(JobOutcome(name, "failed", error, results))
+            continue
+        jobs.append(JobOutcome(name, "completed", results=results, epochs=read_epochs(folder)))
+    for overrides in expected_jobs(sweep) or []:
+        if overrides not in started:
+            jobs.append(JobOutcome(",".join(sorted(overrides)), "missing", "never started"))
+    return jobs

@@ -1,0 +1,112 @@
+"""The report's plots: accuracy per variant (mean, CI and every seed), accuracy against
+parameters, and validation accuracy per epoch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+from downsample_study.report.contents import Report
+from downsample_study.report.statistics import CONFIDENCE
+from downsample_study.report.variants import Variant, text
+
+PLOTS = {
+    "accuracy": "accuracy.png",
+    "params": "accuracy_vs_params.png",
+    "curves": "val_curves.png",
+}
+
+
+def _by_dataset(report: Report) -> dict[str, list[Variant]]:
+    found: dict[str, list[Variant]] = defaultdict(list)
+    for v in report.variants:
+        found[text(v.flat.get("dataset.name"))].append(v)
+    return found
+
+
+def _panels(count: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width * count, height), layout="constrained")
+    return fig, fig.subplots(1, count, squeeze=False)[0]
+
+
+def plot_accuracy(report: Report, path: Path) -> None:
+    datasets = _by_dataset(report)
+    rows = max(len(vs) for vs in datasets.values())
+    longest = max(len(v.label) for v in report.variants)
+    fig, axes = _panels(len(datasets), 3.5 + 0.075 * longest, 1.2 + 0.45 * rows)
+    for ax, (dataset, variants) in zip(axes, datasets.items()):
+        for y, v in enumerate(variants):
+            s = v.stat("test", "acc_top1")
+            if s.n >= 2:
+                ax.errorbar(s.mean, y, xerr=[[s.mean - s.low], [s.high - s.mean]], fmt="o",
+                            color="C0", capsize=4)
+            ax.plot(list(v.values("test", "acc_top1").values()), [y] * len(v.jobs), "x",
+                    color="0.45", markersize=5)
+            ax.plot(s.mean, y, "o", color="C0")
+        ax.set_yticks(range(len(variants)), [v.label for v in variants], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("test top-1 accuracy (%)")
+        ax.set_title(f"{dataset}: mean and {CONFIDENCE:.0%} CI (×: seeds)", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    fig.savefig(path, dpi=110)
+
+
+def plot_accuracy_vs_params(report: Report, path: Path) -> None:
+    datasets = _by_dataset(report)
+    fig, axes = _panels(len(datasets), 5.0, 3.8)
+    for ax, (dataset, variants) in zip(axes, datasets.items()):
+        params = [v.params for v in variants]
+        # variants with equal parameter counts are drawn side by side, not on top of each other
+        dodge = 0.015 * ((max(params) - min(params)) or max(params))
+        for i, v in enumerate(variants):
+            s = v.stat("test", "acc_top1")
+            same = [j for j, p in enumerate(params) if p == v.params]
+            x = v.params + (same.index(i) - (len(same) - 1) / 2) * dodge
+            yerr = [[s.mean - s.low], [s.high - s.mean]] if s.n >= 2 else None
+            ax.errorbar(x, s.mean, yerr=yerr, fmt="o", color=f"C{i % 10}", capsize=4,
+                        label=f"{v.label} ({v.params:,})")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel("test top-1 accuracy (%)")
+        ax.set_title(f"{dataset}: accuracy vs parameters", fontsize=9)
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+
+
+def plot_curves(report: Report, path: Path) -> bool:
+    """Validation top-1 per epoch: the mean over seeds, with a ±1 std band."""
+    datasets = {d: [v for v in vs if any(job.epochs for job in v.jobs)]
+                for d, vs in _by_dataset(report).items()}
+    datasets = {d: vs for d, vs in datasets.items() if vs}
+    if not datasets:
+        return False
+    fig, axes = _panels(len(datasets), 5.0, 3.8)
+    for ax, (dataset, variants) in zip(axes, datasets.items()):
+        for i, v in enumerate(variants):
+            per_epoch: dict[int, list[float]] = defaultdict(list)
+            for job in v.jobs:
+                for row in job.epochs:
+                    if "val/acc_top1" in row:
+                        per_epoch[int(row["epoch"]) + 1].append(100 * row["val/acc_top1"])
+            epochs = sorted(per_epoch)
+            mean = np.array([np.mean(per_epoch[e]) for e in epochs])
+            std = np.array([np.std(per_epoch[e], ddof=1) if len(per_epoch[e]) > 1 else 0.0
+                            for e in epochs])
+            ax.plot(epochs, mean, marker=".", color=f"C{i % 10}",
+                    label=f"{v.label} (n = {len(v.jobs)})")
+            ax.fill_between(epochs, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epochs trained")
+        ax.set_ylabel("validation top-1 accuracy (%)")
+        ax.set_title(f"{dataset}: mean over seeds, band ±1 std", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    return True
+
+

@@ -1,0 +1,160 @@
+"""The report's tables: ``results.csv`` (one row per variant), ``comparisons.csv`` (each
+variant against each of its baselines) and ``report.md``."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from downsample_study.config.schema import ShiftFill
+from downsample_study.report.contents import Report
+from downsample_study.report.plots import PLOTS
+from downsample_study.report.statistics import ALPHA, CONFIDENCE
+from downsample_study.report.variants import column, text
+
+REPORT_FILE, TABLE_FILE, COMPARISONS_FILE = "report.md", "results.csv", "comparisons.csv"
+SHIFT_COLUMNS = [(f"{mode}.{key}", f"shift {'top-1' if key == 'acc_top1' else key} ({mode})")
+                 for mode in map(str, ShiftFill) for key in ("acc_top1", "consistency")]
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN (no spread, no test) as an empty cell, so every column keeps one type."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def variant_rows(report: Report) -> list[dict[str, Any]]:
+    """``results.csv``: one row per variant; the comparison with the first baseline."""
+    first = {id(c.variant): c for c in report.comparisons if c.spec == report.baselines[0]}
+    rows = []
+    for v in report.variants:
+        row = {column(k): text(v.flat.get(k, "")) for k in report.keys}
+        row.update(n=len(v.jobs), seeds=" ".join(map(str, v.seeds)), failed=len(v.failed))
+        for name, path in (("test_top1", ("test", "acc_top1")), ("test_top2", ("test", "acc_top2")),
+                           ("val_top1", ("val", "acc_top1"))):
+            s = v.stat(*path)
+            row.update({f"{name}_mean": s.mean, f"{name}_std": s.std,
+                        f"{name}_ci_low": s.low, f"{name}_ci_high": s.high})
+        row.update(params=v.params, flops_forward=v.flops)
+        for name in ("train_seconds", "epochs", "best_epoch"):
+            s = v.stat(name, scale=1.0)
+            row[f"{name}_mean"] = s.mean if s else None
+        for path, _ in SHIFT_COLUMNS:
+            s = v.stat("shift", *path.split("."))
+            row[f"shift_{path.replace('.', '_')}_mean"] = s.mean if s else None
+        c = first.get(id(v))
+        row.update(baseline=c.baseline.label if c else None, diff_top1_pp=c.diff if c else None,
+                   diff_ci_low=c.low if c else None, diff_ci_high=c.high if c else None,
+                   p_value=c.p if c else None, test=c.test if c else None)
+        rows.append(_finite(row))
+    return rows
+
+
+def comparison_rows(report: Report) -> list[dict[str, Any]]:
+    return [
+        _finite({"dataset": text(c.variant.flat.get("dataset.name")), "variant": c.variant.label,
+                 "baseline": c.baseline.label, "difference": c.what, "diff_top1_pp": c.diff,
+                 "ci_low": c.low, "ci_high": c.high, "p_value": c.p, "test": c.test, "n": c.n,
+                 "params": c.variant.params, "baseline_params": c.baseline.params,
+                 "sentence": c.sentence()})
+        for c in report.comparisons
+    ]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def _variants_section(report: Report) -> list[str]:
+    header = [*(column(k) for k in report.keys), "n", "test top-1 %", "test top-2 %",
+              "params", "MFLOPs", "train s"]
+    rows = []
+    for v in report.variants:
+        seconds = v.stat("train_seconds", scale=1.0)
+        n = f"{len(v.jobs)}" + (f" (+{len(v.failed)} failed)" if v.failed else "")
+        rows.append([*(text(v.flat.get(k, "—")) for k in report.keys), n,
+                     v.stat("test", "acc_top1").format(), v.stat("test", "acc_top2").format(),
+                     f"{v.params:,}", f"{v.flops / 1e6:.2f}" if v.flops else "—",
+                     f"{seconds.mean:.1f}" if seconds else "—"])
+    return ["## Variants", "", *_table(header, rows)]
+
+
+def _comparisons_section(report: Report) -> list[str]:
+    lines = []
+    for spec in report.baselines:
+        found = [c for c in report.comparisons if c.spec == spec]
+        title = ", ".join(f"{k}={v}" for k, v in spec.items())
+        lines += ["", f"## Differences in test top-1 to {title}", ""]
+        if not found:
+            lines.append("No variant in this sweep has a baseline of this kind.")
+        for c in found:
+            lines.append(f"- **{text(c.variant.flat.get('dataset.name'))} · "
+                         f"{c.variant.label}**: {c.sentence()}")
+    if report.comparisons:
+        lines += ["", f"Significant means p < {ALPHA} for that one comparison; p-values are "
+                      f"not corrected for multiple comparisons ({len(report.comparisons)} here)."]
+    return lines
+
+
+def _shift_section(report: Report) -> list[str]:
+    shifted = [v for v in report.variants if v.stat("shift", "zero", "acc_top1")
+               or v.stat("shift", "circular", "acc_top1")]
+    if not shifted:
+        return []
+    k = shifted[0].jobs[0].results.shift.get("max_shift")
+    header = ["dataset", "variant", "params", "test top-1 %",
+              *(title for _, title in SHIFT_COLUMNS)]
+    rows = []
+    for v in shifted:
+        cells = []
+        for path, _ in SHIFT_COLUMNS:
+            s = v.stat("shift", *path.split("."))
+            cells.append(s.format(ci=False) if s else "—")
+        rows.append([text(v.flat.get("dataset.name")), v.label, f"{v.params:,}",
+                     v.stat("test", "acc_top1").format(ci=False), *cells])
+    return ["", f"## Shift robustness (random shifts of up to ±{k} px)", "",
+            "Consistency: the fraction of test images whose top-1 prediction is the same "
+            "under two independent random shifts (Zhang 2019). In percent.", "",
+            *_table(header, rows)]
+
+
+def markdown(report: Report) -> str:
+    counts = {status: sum(job.status == status for job in report.jobs)
+              for status in ("completed", "failed", "missing", "duplicate")}
+    duplicates = f", {counts['duplicate']} duplicate" if counts["duplicate"] else ""
+    lines = [
+        f"# Sweep report: `{report.sweep.name}`",
+        "",
+        f"{len(report.jobs)} jobs: {counts['completed']} completed, {counts['failed']} failed, "
+        f"{counts['missing']} missing{duplicates}; "
+        f"{len(report.variants)} variants. Test metrics come from each job's best-validation "
+        f"checkpoint, in percent: mean ± standard deviation over seeds [Student-t "
+        f"{CONFIDENCE:.0%} confidence interval of the mean].",
+        "",
+        *_variants_section(report),
+        *_comparisons_section(report),
+        *_shift_section(report),
+        "", "## Plots", "",
+        *(f"![{name}]({file})" for name, file in PLOTS.items()
+          if (report.sweep / file).is_file()),
+        "", "## Jobs without results", "",
+    ]
+    if report.unfinished:
+        lines += _table(["job", "status", "reason"],
+                        [[f"`{job.name}`", job.status, job.error.replace("|", "\\|")]
+                         for job in report.unfinished])
+    else:
+        lines.append("None: every job completed.")
+    lines += ["", f"Per-variant numbers: `{TABLE_FILE}`; every comparison: "
+                  f"`{COMPARISONS_FILE}`.", ""]
+    return "\n".join(lines)

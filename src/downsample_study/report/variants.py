@@ -1,0 +1,156 @@
+"""Variants: a variant is a configuration apart from the seed. Jobs are grouped into
+variants, and each variant gets the label the tables and plots show."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from downsample_study.report.jobs import JobOutcome
+from downsample_study.report.statistics import Stat
+
+# Config keys that do not make a different variant: where and how a job ran, not what it ran.
+_IGNORED = ("seed", "mode", "paths.", "logger.", "report.", "parallel.", "speed.",
+            "dataset.eval_batch_size", "dataset.verify_checksums", "dataset.download",
+            "trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy",
+            "trainer.enable_progress_bar", "trainer.enable_model_summary",
+            "trainer.log_every_n_steps")
+# Always shown; these two are swept with the operator but are not its options.
+ALWAYS = ("dataset.name", "model.name", "downsample.name", "downsample.batch_norm",
+          "downsample.dropout")
+SHARED = ("downsample.batch_norm", "downsample.dropout")
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        flat = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: tuple(node) if isinstance(node, list) else node}
+
+
+def _ignored(key: str) -> bool:
+    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in _IGNORED)
+
+
+def variant_key(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((k, v) for k, v in _flatten(config).items() if not _ignored(k)))
+
+
+def text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    shown = str(value)
+    return shown.lower() if shown in ("True", "False") else shown
+
+
+def _walk(node: Any, path: tuple[str, ...]) -> Any:
+    for step in path:
+        if dataclasses.is_dataclass(node):
+            node = getattr(node, step, None)
+        elif isinstance(node, dict):
+            node = node.get(step)
+        else:
+            return None
+    return node
+
+
+@dataclass
+class Variant:
+    key: tuple[tuple[str, Any], ...]
+    jobs: list[JobOutcome]  # completed, sorted by seed
+    failed: list[JobOutcome]
+    label: str = ""
+
+    @property
+    def flat(self) -> dict[str, Any]:
+        return dict(self.key)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [job.seed for job in self.jobs]
+
+    def values(self, *path: str, scale: float = 100.0) -> dict[int, float]:
+        """seed → the value at ``path`` in the results (accuracies in percent)."""
+        found = {}
+        for job in self.jobs:
+            value = _walk(job.results, path)
+            if value is not None:
+                found[job.seed] = float(value) * scale
+        return found
+
+    def stat(self, *path: str, scale: float = 100.0) -> Stat | None:
+        values = self.values(*path, scale=scale)
+        return Stat.of(list(values.values())) if values else None
+
+    @property
+    def params(self) -> int:
+        return int(self.jobs[0].results.params.total)
+
+    @property
+    def flops(self) -> int | None:
+        return self.jobs[0].results.flops_forward
+
+
+def group_variants(jobs: list[JobOutcome]) -> list[Variant]:
+    grouped: dict[tuple, Variant] = {}
+    for job in jobs:
+        if job.status == "missing" or job.results is None or not job.results.config:
+            continue
+        key = variant_key(job.results.config)
+        variant = grouped.setdefault(key, Variant(key, [], []))
+        if job.status != "completed":
+            variant.failed.append(job)
+        elif job.seed in variant.seeds:  # e.g. two sweeps of the same preset under one folder
+            first = next(j for j in variant.jobs if j.seed == job.seed)
+            job.status = "duplicate"
+            job.error = f"same variant and seed as {first.name}: not counted"
+        else:
+            variant.jobs.append(job)
+    variants = [v for v in grouped.values() if v.jobs]
+    for v in variants:
+        v.jobs.sort(key=lambda job: job.seed)
+    return sorted(variants, key=lambda v: [text(v.flat.get(k)) for k in ALWAYS])
+
+
+def shown_keys(variants: list[Variant]) -> list[str]:
+    """``ALWAYS`` and every other key that varies in the sweep, except a group's own options
+    that only change with the group's choice (``optimizer.lr`` with the optimizer)."""
+    keys = sorted({k for v in variants for k in v.flat} - set(ALWAYS))
+    extra = []
+    for key in keys:
+        choice = key if key.endswith(".name") else f"{key.split('.')[0]}.name"
+        by_choice = defaultdict(set)
+        for v in variants:
+            by_choice[text(v.flat.get(choice)) if choice != key else ""].add(
+                text(v.flat.get(key)))
+        if any(len(values) > 1 for values in by_choice.values()):
+            extra.append(key)
+    return [*ALWAYS, *extra]
+
+
+def column(key: str) -> str:
+    return {"dataset.name": "dataset", "model.name": "model", "downsample.name": "downsample",
+            "downsample.batch_norm": "batch_norm", "downsample.dropout": "dropout",
+            "optimizer.name": "optimizer"}.get(key, key)
+
+
+def short(key: str, value: Any) -> str:
+    """``maxpool`` for a group's choice, ``conv_activation=relu`` for another key."""
+    return text(value) if key.endswith(".name") else f"{key.split('.')[-1]}={text(value)}"
+
+
+def label_variants(variants: list[Variant], keys: list[str]) -> None:
+    """Each variant's label: its model and operator, and every other shown key that varies."""
+    varying = {k for k in keys if len({text(v.flat.get(k)) for v in variants}) > 1}
+    for variant in variants:
+        variant.label = " · ".join(
+            short(key, variant.flat.get(key, "—")) for key in keys
+            if key != "dataset.name" and (key in varying or key in ("model.name",
+                                                                    "downsample.name"))
+        )

@@ -1,0 +1,92 @@
+"""What the launcher presets need: SLURM resources from ``trainer.devices``, the DDP strategy
+that suits the launcher, and a check before a multirun starts (``LauncherCheck``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
+
+from downsample_study import internals
+from downsample_study.errors import ConfigError
+
+log = logging.getLogger("downsample_study")
+
+
+def slurm_tasks(devices: Any) -> int:
+    """``tasks_per_node`` for a job on ``trainer.devices``: SLURM starts one process per device."""
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if OmegaConf.is_list(devices) or isinstance(devices, list):
+        return len(devices)
+    if str(devices).isdigit() and int(devices) > 0:
+        return int(devices)
+    if str(devices) in ("-1", "auto"):
+        raise ConfigError(
+            f"trainer.devices={devices}: on SLURM give the number of devices per job "
+            f"(e.g. trainer.devices=4), it sets the tasks and GPUs to request"
+        )
+    return 1
+
+
+def slurm_gpus(accelerator: Any, devices: Any) -> int | None:
+    """``gpus_per_node`` for a job: its devices when it asks for GPUs, else none."""
+    return slurm_tasks(devices) if str(accelerator) in ("gpu", "cuda") else None
+
+
+def ddp_strategy() -> str:
+    """``ddp`` where SLURM already started one process per device (``tasks_per_node``), else
+    ``ddp_spawn``: plain ``ddp`` re-runs the command line for its extra processes, which in a
+    multirun re-runs the whole sweep."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    many_tasks = int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    return "ddp" if many_tasks and SLURMEnvironment.detect() else "ddp_spawn"
+
+
+def refuse_script_relaunch(trainer: Any) -> None:
+    """Stop a multirun job whose strategy would start its extra processes by re-running the
+    command line (``ddp``): each of them would run the whole sweep again."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    launcher = getattr(trainer.strategy, "launcher", None)
+    if (
+        HydraConfig.initialized()
+        and HydraConfig.get().mode == RunMode.MULTIRUN
+        and internals.relaunches_command_line(trainer.strategy)
+        and launcher.num_processes > 1
+        and not trainer.strategy.cluster_environment.creates_processes_externally
+    ):
+        raise ConfigError(
+            f"trainer.strategy: {type(trainer.strategy).__name__} starts its "
+            f"{launcher.num_processes} processes by re-running the command line, which in a "
+            f"multirun re-runs the whole sweep; use accelerator=ddp (ddp_spawn), or SLURM with "
+            f"one task per device (hydra/launcher=slurm)"
+        )
+
+
+class LauncherCheck(Callback):
+    """Before a multirun: resolve the launcher preset's values (``n_jobs``, ``tasks_per_node``,
+    ...), so a wrong setting behind them stops the sweep with one line, not a traceback; and
+    for the joblib launcher, start its workers as forks (``parallel.fork``)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from downsample_study.sweeps.slots import fork_workers, runs_jobs_side_by_side
+
+        if runs_jobs_side_by_side(config.hydra.launcher) and config.parallel.fork:
+            fork_workers()
+        try:
+            OmegaConf.to_container(config.hydra.launcher, resolve=True)
+        except InterpolationResolutionError as err:
+            cause: BaseException | None = err
+            while cause is not None and not isinstance(cause, ConfigError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            log.error("error: %s", cause)
+            raise SystemExit(1) from None

@@ -1,0 +1,3 @@
+"""Training: the composition root (``job``), the LightningModule (``module``), the Trainer and
+its callbacks (``trainer``, ``epochs``, ``resume``), the optimizer and logger registries, and
+the speed defaults (``speed``)."""

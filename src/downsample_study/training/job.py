@@ -1,0 +1,205 @@
+"""One job, and the one place that builds it: config → data + model → LightningModule →
+Trainer → results.
+
+``build_job`` makes every part of a job from a composed config (the command line, the bench
+and the tests all use it); ``Job.run`` reads top to bottom as announce → fit → evaluate →
+record. An interrupted earlier run of the job (``checkpoints/last.ckpt``) is resumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from downsample_study.analysis.featuremaps import FEATURE_MAPS_FILE, feature_map_figure
+from downsample_study.analysis.shift import shift_metrics, shift_robustness
+from downsample_study.config.schema import JobMode
+from downsample_study.config.validate import RunConfig, validate
+from downsample_study.data.datamodule import DownsampleDataModule
+from downsample_study.data.datasets import DATASETS, ImageDataset
+from downsample_study.nets.models import build_model
+from downsample_study.nets.shapes import ModelSummary
+from downsample_study.results import Metrics, Params, Resources, Results, Status, write_results
+from downsample_study.sweeps.launchers import refuse_script_relaunch
+from downsample_study.sweeps.slots import Slot
+from downsample_study.training.loggers import LOGGERS, RunIdentity, Tracker, create_logger
+from downsample_study.training.module import DownsampleClassifier
+from downsample_study.training.resume import epochs_trained, last_checkpoint
+from downsample_study.training.trainer import best_checkpoint, best_epoch, build_trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    """What the selected checkpoint scores (``shift`` is None when switched off)."""
+
+    val: Metrics
+    test: Metrics
+    shift: dict[str, Any] | None
+
+
+@dataclass
+class Job:
+    config: RunConfig
+    dataset: ImageDataset
+    net: nn.Module
+    summary: ModelSummary
+    output_dir: Path
+    identity: RunIdentity
+    slot: Slot | None = None
+    # the training parts, built for mode=train
+    module: DownsampleClassifier | None = None
+    datamodule: DownsampleDataModule | None = None
+    tracker: Tracker | None = None
+    logger: Logger | None = None
+    checkpoint: ModelCheckpoint | None = None
+    trainer: L.Trainer | None = None
+    resumed_from: Path | None = None
+    train_seconds: float = 0.0
+
+    def run(self) -> Results | None:
+        """Train, evaluate and record the job; None for ``mode=summary`` (the table only)."""
+        self.announce()
+        if self.config.mode == JobMode.summary:
+            return None
+        self.fit()
+        return self.record(self.evaluate())
+
+    def announce(self) -> None:
+        cfg, shape = self.config, "×".join(map(str, self.dataset.input_shape))
+        rank_zero_info(f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name} "
+                       f"({shape}):\n{self.summary.format()}")
+
+    def fit(self) -> None:
+        refuse_script_relaunch(self.trainer)
+        self.resumed_from = last_checkpoint(self.output_dir)
+        if self.resumed_from is not None:
+            rank_zero_info(f"resuming from {self.resumed_from}")
+        start = time.perf_counter()
+        self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.resumed_from)
+        self.train_seconds = time.perf_counter() - start
+
+    def evaluate(self) -> Evaluation:
+        """Validation and test metrics of the checkpoint selected on ``val/acc_top1``, then
+        (in the main process) shift robustness and the feature-map figure."""
+        trainer, module, data = self.trainer, self.module, self.datamodule
+        val = trainer.validate(module, datamodule=data, ckpt_path="best", verbose=False)[0]
+        test = trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)[0]
+        shift = self._after_test() if trainer.is_global_zero else None
+        return Evaluation(_metrics(val, "val"), _metrics(test, "test"), shift)
+
+    def _after_test(self) -> dict[str, Any] | None:
+        evaluation, step = self.config.evaluation, self.trainer.global_step
+        self.datamodule.setup("test")  # a no-op unless the test ran in other processes
+        test, info = self.datamodule.splits["test"], self.dataset
+        shift = None
+        if evaluation.shift:
+            shift = shift_robustness(self.module.net, test, info.mean, info.std, evaluation,
+                                     self.config.dataset.eval_batch_size)
+            shown = "  ".join(f"{key.removeprefix('test/')} {value:.4f}"
+                              for key, value in shift_metrics(shift).items())
+            rank_zero_info(f"shifts of up to ±{evaluation.shift_max} px: {shown}")
+        if evaluation.feature_maps:
+            cfg = self.config
+            figure = feature_map_figure(
+                self.module.net, test, info.mean, info.std, evaluation.feature_map_images,
+                evaluation.feature_map_channels,
+                title=f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name}",
+            )
+            path = self.output_dir / FEATURE_MAPS_FILE
+            figure.savefig(path, dpi=110)
+            if self.logger is not None:
+                self.tracker.log_figure(self.logger, "feature_maps", figure, path, step)
+        if self.logger is not None and shift is not None:
+            self.logger.log_metrics(shift_metrics(shift), step=step)
+            self.logger.finalize("success")  # the test pass already closed CSV/TensorBoard
+        return shift
+
+    def record(self, evaluation: Evaluation) -> Results:
+        """The job's results, written to ``results.json`` (by the main process)."""
+        trainer, summary = self.trainer, self.summary
+        results = Results(
+            status=Status.completed,
+            config=self.identity.config,
+            overrides=self.identity.name,
+            group=self.identity.group,
+            params=Params(summary.params_total, summary.params_trainable,
+                          summary.params_downsample),
+            flops_forward=summary.flops_forward,
+            val=evaluation.val,
+            test=evaluation.test,
+            shift=evaluation.shift,
+            epochs=epochs_trained(trainer.current_epoch, self.output_dir),
+            best_epoch=best_epoch(self.checkpoint),
+            train_seconds=round(self.train_seconds, 3),
+            checkpoint=self.checkpoint.best_model_path,
+            resumed_from=str(self.resumed_from) if self.resumed_from else None,
+            resources=Resources(
+                slot=self.slot.index if self.slot else None,
+                device=str(trainer.strategy.root_device),
+                processes=trainer.world_size,
+                threads=self.slot.threads if self.slot else torch.get_num_threads(),
+                threads_at_end=torch.get_num_threads(),
+                channels_last=self.module.channels_last,
+            ),
+        )
+        if trainer.is_global_zero:
+            path = write_results(self.output_dir, results)
+            if self.logger is not None:
+                self.tracker.log_summary(self.logger, results)
+            best = results.best_epoch  # 0-based; shown counted from 1, as the epoch lines
+            log.info("test, on the checkpoint of epoch %s (val acc_top1 %.4f): acc_top1 %.4f  "
+                     "acc_top2 %.4f  loss %.4f", "?" if best is None else best + 1,
+                     results.val.acc_top1, results.test.acc_top1, results.test.acc_top2,
+                     results.test.loss)
+            log.info("results: %s", path)
+            log.info("metrics: %s", self.tracker.describe(self.logger))
+        return results
+
+
+def _metrics(metrics: dict[str, float], split: str) -> Metrics:
+    return Metrics(**{name: float(metrics[f"{split}/{name}"])
+                      for name in ("acc_top1", "acc_top2", "loss")})
+
+
+def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = None,
+              slot: Slot | None = None) -> Job:
+    """Every part of the job ``cfg`` describes; raises a ``UserError`` for bad input."""
+    run_cfg = validate(cfg)
+    dataset = DATASETS[run_cfg.dataset.name]
+    L.seed_everything(run_cfg.seed, verbose=False)
+    net = build_model(run_cfg.model, run_cfg.downsample, dataset.input_shape,
+                      dataset.num_classes)
+    summary = ModelSummary.of(net, dataset.input_shape)
+    identity = identity or RunIdentity(name="default", tags=[run_cfg.dataset.name])
+    job = Job(run_cfg, dataset, net, summary, Path(output_dir), identity, slot)
+    if run_cfg.mode == JobMode.summary:
+        return job
+
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")
+    paths = run_cfg.paths
+    job.datamodule = DownsampleDataModule(run_cfg.dataset, Path(paths.data_dir),
+                                          Path(paths.cache_dir), run_cfg.seed)
+    job.module = DownsampleClassifier(net, run_cfg.optimizer, dataset.num_classes, summary,
+                                      run_cfg.speed)
+    identity.config = {**OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+                       "trainer": run_cfg.trainer}
+    job.tracker = LOGGERS[run_cfg.logger.name]
+    job.logger = create_logger(run_cfg.logger, identity, job.output_dir)
+    job.checkpoint = best_checkpoint(job.output_dir)
+    job.trainer = build_trainer(run_cfg.trainer, job.output_dir, job.logger, job.checkpoint,
+                                slot)
+    return job

@@ -1,0 +1,57 @@
+"""Optimizers, behind one registry: a new one is a builder decorated with
+``@register_optimizer`` (with its config dataclass, the one source of its defaults) and one
+YAML file in ``conf/optimizer/``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from omegaconf import MISSING
+
+from downsample_study.registry import Registry
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = MISSING
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    betas: tuple[float, float] = (0.9, 0.999)
+    fused: bool = True  # one kernel for the whole update, where torch supports it
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+
+
+Builder = Callable[[OptimizerConfig, Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+OPTIMIZERS: Registry[Builder] = Registry("optimizer")
+
+
+def register_optimizer(name: str, schema: type = OptimizerConfig):
+    return OPTIMIZERS.register(name, schema)
+
+
+def create_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
+    return OPTIMIZERS[cfg.name](cfg, params)
+
+
+@register_optimizer("adam", AdamConfig)
+def adam(cfg: AdamConfig, params) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas),
+                            weight_decay=cfg.weight_decay, fused=cfg.fused or None)
+
+
+@register_optimizer("sgd", SGDConfig)
+def sgd(cfg: SGDConfig, params) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay)

@@ -1,0 +1,87 @@
+"""The Lightning Trainer of a job: the user's ``trainer.*`` arguments plus what the framework
+sets itself (logger, callbacks, output folder, checkpointing)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from downsample_study.errors import ConfigError
+from downsample_study.sweeps.slots import ShareIdleCores, Slot
+from downsample_study.training.epochs import EpochMetricsWriter
+from downsample_study.training.resume import LAST_CHECKPOINT, RngState
+from downsample_study.training.speed import NoProfiler
+
+MONITOR = "val/acc_top1"  # model selection: the checkpoint of the best epoch on it
+
+
+class EpochProgress(Callback):
+    """One line per epoch when there is no interactive progress bar (logs, sweeps, SLURM)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        metrics = {"train/loss": module.mean_train_loss(), **trainer.callback_metrics}
+        shown = "  ".join(
+            f"{key} {metrics[key].item():.4f}"
+            for key in ("train/loss", "val/loss", MONITOR)
+            if key in metrics
+        )
+        rank_zero_info(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {shown}  "
+            f"({time.perf_counter() - self._start:.1f} s)"
+        )
+
+
+def trainer_args(trainer: dict[str, Any]) -> dict[str, Any]:
+    """The user's Trainer arguments with the framework's defaults for those left unset."""
+    args = dict(trainer)
+    args.setdefault("enable_progress_bar", sys.stderr.isatty())
+    if args.get("profiler") is None:
+        args["profiler"] = NoProfiler()
+    return args
+
+
+def best_checkpoint(output_dir: Path) -> ModelCheckpoint:
+    """Keeps the best epoch on ``val/acc_top1`` and, for resume, the last one."""
+    return ModelCheckpoint(
+        dirpath=output_dir / LAST_CHECKPOINT.parent,
+        filename="best-epoch{epoch}",
+        auto_insert_metric_name=False,
+        monitor=MONITOR,
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+    )
+
+
+def build_trainer(trainer: dict[str, Any], output_dir: Path, logger,
+                  checkpoint: ModelCheckpoint, slot: Slot | None = None) -> L.Trainer:
+    args = trainer_args(trainer)
+    callbacks = [checkpoint, EpochMetricsWriter(output_dir), RngState()]
+    if not args["enable_progress_bar"]:
+        callbacks.append(EpochProgress())
+    if slot is not None:  # a slot exists only when jobs run side by side
+        callbacks.append(ShareIdleCores(slot))
+    try:
+        return L.Trainer(**args, logger=logger or False, callbacks=callbacks,
+                         default_root_dir=str(output_dir))
+    except (MisconfigurationException, TypeError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"trainer: {err}") from None
+
+
+def best_epoch(checkpoint: ModelCheckpoint) -> int | None:
+    path = Path(checkpoint.best_model_path or "")
+    digits = path.stem.removeprefix("best-epoch")
+    return int(digits) if digits.isdigit() else None

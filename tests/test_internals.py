@@ -1,0 +1,86 @@
+"""Every touch of a library's internals (``downsample_study/internals.py``): each test fails
+when the internal it relies on no longer applies to the installed version, so an upgrade that
+moves it is noticed (the run itself goes on without it). The exit without the interpreter's
+teardown is checked end to end in test_train.py (exit status, complete W&B run)."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+from lightning import Trainer
+from lightning.pytorch.loggers import WandbLogger
+
+from downsample_study import internals
+from downsample_study.sweeps.slots import fork_workers
+
+
+def test_lightning_still_sets_the_nvml_check_that_the_probe_fix_answers():
+    code = "import os, lightning; print(os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK'))"
+    env = {k: v for k, v in os.environ.items() if k != "PYTORCH_NVML_BASED_CUDA_CHECK"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True)
+    assert out.stdout.strip() == "1"
+
+
+def test_the_nvml_probe_is_kept_only_where_nvml_loads(monkeypatch):
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    internals.skip_unloadable_nvml_probe()
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        loads = True
+    except OSError:
+        loads = False
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == ("1" if loads else "0")
+
+
+def test_wandb_logger_still_passes_the_anonymous_setting(tmp_path):
+    logger = WandbLogger(save_dir=str(tmp_path), mode="offline")
+    assert "anonymous" in logger._wandb_init  # what the touch removes
+    internals.drop_wandb_anonymous_setting(logger)
+    assert "anonymous" not in logger._wandb_init
+
+
+@pytest.mark.parametrize(("strategy", "relaunches"), [("ddp", True), ("ddp_spawn", False)])
+def test_plain_ddp_is_told_apart_by_its_launcher(strategy, relaunches):
+    trainer = Trainer(accelerator="cpu", devices=2, strategy=strategy, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False)
+    assert internals.relaunches_command_line(trainer.strategy) is relaunches
+
+
+@pytest.mark.parametrize("cuda_initialized", [False, True])
+def test_parallel_workers_are_forks_unless_cuda_is_initialised(cuda_initialized, monkeypatch):
+    from joblib.externals.loky.backend import context
+
+    monkeypatch.setattr("torch.cuda.is_initialized", lambda: cuda_initialized)
+    try:
+        assert fork_workers() == (sys.platform == "linux" and not cuda_initialized)
+        expected = "fork" if fork_workers() else "loky"
+        assert context.get_context().get_start_method() == expected
+    finally:
+        context.set_start_method(None, force=True)
+
+
+def test_hydras_basic_sweeper_still_expands_a_sweep():
+    jobs = internals.basic_sweep_jobs(["seed=0,1", "downsample=maxpool,avgpool", "model=lenet5"])
+    assert sorted(map(sorted, jobs)) == sorted(
+        sorted([f"seed={s}", f"downsample={d}", "model=lenet5"])
+        for s in (0, 1) for d in ("maxpool", "avgpool")
+    )
+
+
+def test_a_moved_internal_is_reported_once_at_debug_level_and_skipped(monkeypatch, caplog):
+    # as if Lightning had moved its launcher module
+    monkeypatch.setitem(sys.modules, "lightning.pytorch.strategies.launchers.subprocess_script",
+                        None)
+    monkeypatch.setattr(internals, "_reported", set())
+    trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False)
+    with caplog.at_level(logging.DEBUG, logger="downsample_study.internals"):
+        assert internals.relaunches_command_line(trainer.strategy) is None
+        assert internals.relaunches_command_line(trainer.strategy) is None
+    [record] = [r for r in caplog.records if r.name == "downsample_study.internals"]
+    assert record.levelno == logging.DEBUG and "ddp relaunch check" in record.getMessage()

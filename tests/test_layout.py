@@ -1,0 +1,87 @@
+"""The house's rules, checked: no import cycle in the package (imports inside functions
+count), no module over 300 lines, at most 21 modules in a folder, and every touch of a
+library's private internals in ``internals.py``."""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "downsample_study"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, known: set[str]) -> set[str]:
+    """The package's modules that ``path`` imports, anywhere in it."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name != "downsample_study":
+                found.add(name)
+    return found - {_name(path)}
+
+
+def test_no_import_cycle():
+    known = {_name(p) for p in MODULES}
+    graph = {_name(p): _imports(p, known) for p in MODULES}
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+
+
+def test_the_error_types_import_nothing_of_the_project():
+    known = {_name(p) for p in MODULES}
+    assert _imports(PACKAGE / "errors.py", known) == set()
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_over_300_lines(path):
+    assert len(path.read_text().splitlines()) <= 300
+
+
+def test_no_folder_over_21_modules():
+    folders = {p.parent for p in MODULES}
+    assert max(len(list(f.glob("*.py"))) for f in folders) <= 21
+
+
+def _private_attribute(node: ast.Attribute) -> bool:
+    """``obj._attr`` on anything but self/cls (``os._exit`` is public, dunders are not private)."""
+    own = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+    name = node.attr
+    return name.startswith("_") and not name.startswith("__") and name != "_exit" and not own
+
+
+def _private_touches(path: Path) -> list[str]:
+    """Imports of private modules or names, and ``obj._attr`` on anything but self/cls."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            if any(part.startswith("_") for part in (node.module or "").split(".")) or private:
+                found.append(f"line {node.lineno}: from {node.module} import ...")
+        elif isinstance(node, ast.Attribute) and _private_attribute(node):
+            found.append(f"line {node.lineno}: ._{node.attr.lstrip('_')}")
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.name != "internals.py"],
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_private_internals_are_touched_only_in_internals(path):
+    assert _private_touches(path) == []
+
+
+def test_the_check_finds_the_touches_in_internals():
+    assert len(_private_touches(PACKAGE / "internals.py")) >= 3
