@@ -26,10 +26,10 @@ report: install
 	@test -n "$(SWEEP)" || { echo "usage: make report SWEEP=<sweep folder> [ARGS=--no-wandb]"; exit 2; }
 	$(PY) -m downsample_study.report $(SWEEP) $(ARGS)
 
-# make bench [ARGS="--device cuda --batch-sizes 64 256"]: framework vs hand-written loops
-BENCH_DATA ?= $(or $(DATA_DIR),../shared/data)
+# DATA_DIR=/path/to/data make bench [ARGS="--device cuda --batch-sizes 64 256"]: framework vs
+# hand-written loops (the data folder as for make run: DATA_DIR, else ./data)
 bench: install
-	$(PY) -m downsample_study.bench --data-dir $(BENCH_DATA) $(ARGS)
+	$(PY) -m downsample_study.bench $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

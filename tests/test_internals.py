@@ -84,3 +84,14 @@ def test_a_moved_internal_is_reported_once_at_debug_level_and_skipped(monkeypatc
         assert internals.relaunches_command_line(trainer.strategy) is None
     [record] = [r for r in caplog.records if r.name == "downsample_study.internals"]
     assert record.levelno == logging.DEBUG and "ddp relaunch check" in record.getMessage()
+
+
+def test_wandb_init_still_imports_the_launch_inputs_module(tmp_path):
+    code = (f"import sys, wandb\n"
+            f"before = {internals.WANDB_LAUNCH_INPUTS!r} in sys.modules\n"
+            f"run = wandb.init(mode='offline', dir={str(tmp_path)!r})\n"
+            f"print(before, {internals.WANDB_LAUNCH_INPUTS!r} in sys.modules)\n"
+            f"run.finish()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "WANDB_SILENT": "true"}, check=True)
+    assert out.stdout.split() == ["False", "True"]  # wandb.init imports it: worth importing early

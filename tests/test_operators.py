@@ -11,7 +11,7 @@ from torch import nn
 
 from downsample_study.analysis.shift import shift_robustness
 from downsample_study.config.schema import EvaluationConfig
-from downsample_study.data.batches import Split
+from downsample_study.data.batches import Split, TensorBatches
 from downsample_study.errors import ConfigError, ShapeError
 from downsample_study.nets.layers import BlurPool
 from downsample_study.nets.models import build_model, model_config
@@ -151,7 +151,7 @@ def test_lenet_gap_with_circular_padding_and_aps_is_shift_consistent(name, invar
     images = textures(100)
     split = Split(images, torch.arange(100) % 10)
     shifts = EvaluationConfig(shift_max=27, shift_modes=["circular"], shift_samples=4)
-    measured = shift_robustness(net, split, (0.5,), (0.3,), shifts, batch_size=100)
+    measured = shift_robustness(net, TensorBatches(split, 100, (0.5,), (0.3,)), shifts)
     x = (images.float() / 255 - 0.5) / 0.3
     logits = net(x)
     assert len(logits.argmax(1).unique()) > 1  # the predictions are not trivially constant

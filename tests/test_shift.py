@@ -14,7 +14,7 @@ from downsample_study.analysis.shift import (
     shift_robustness,
 )
 from downsample_study.config.schema import EvaluationConfig
-from downsample_study.data.batches import Split
+from downsample_study.data.batches import Split, TensorBatches
 
 MEAN, STD = (0.2,), (0.3,)
 
@@ -31,7 +31,7 @@ def split() -> Split:
 def evaluate(net: nn.Module, split: Split, **options) -> dict:
     cfg = EvaluationConfig(**{"shift_max": 3, **options})
     torch.manual_seed(1)
-    return shift_robustness(net, split, MEAN, STD, cfg, batch_size=64)
+    return shift_robustness(net, TensorBatches(split, 64, MEAN, STD), cfg)
 
 
 class Constant(nn.Module):

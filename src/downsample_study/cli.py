@@ -66,7 +66,7 @@ def main() -> None:
     global _exit_status
     from downsample_study import internals
 
-    internals.enable(lambda: _exit_status)  # first: its exit handler must run after all others
+    internals.enable(sys.argv[1:], lambda: _exit_status)  # before anything imports torch
     try:
         _exit_status = run(sys.argv[1:])
     except KeyboardInterrupt:

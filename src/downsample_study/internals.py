@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import importlib
 import logging
 import os
 import sys
@@ -32,9 +33,13 @@ def _unavailable(touch: str, err: BaseException) -> None:
 # --- process-wide, switched on by the entry point -------------------------------------------
 
 
-def enable(exit_status: Callable[[], int]) -> None:
-    """Switch on the process-wide ones; ``exit_status()`` is the status to exit with."""
+def enable(argv: list[str], exit_status: Callable[[], int]) -> None:
+    """Switch on the process-wide ones for the command line ``argv``; ``exit_status()`` is
+    the status to exit with. In this order: the exit handler before any library registers
+    its own, W&B's module before torch is imported."""
     exit_without_teardown(exit_status)
+    if not any(arg.startswith("logger=") and arg != "logger=wandb" for arg in argv):
+        preimport_wandb_launch_inputs()  # W&B is the default logger
     skip_unloadable_nvml_probe()
 
 
@@ -55,6 +60,19 @@ def exit_without_teardown(exit_status: Callable[[], int]) -> None:
         os._exit(exit_status())
 
     atexit.register(leave)
+
+
+WANDB_LAUNCH_INPUTS = "wandb.sdk.launch.inputs.internal"
+
+
+def preimport_wandb_launch_inputs() -> None:
+    """Import the module every ``wandb.init`` imports (to apply W&B Launch job inputs) before
+    torch is: its pydantic models scan ``sys.modules`` as they load, which costs about 0.5 s
+    more once torch, Lightning and the rest are imported."""
+    try:
+        importlib.import_module(WANDB_LAUNCH_INPUTS)
+    except ImportError as err:
+        _unavailable("W&B launch-inputs pre-import", err)
 
 
 def skip_unloadable_nvml_probe() -> None:

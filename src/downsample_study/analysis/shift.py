@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from downsample_study.config.schema import EvaluationConfig, ShiftFill
-from downsample_study.data.batches import Split, TensorBatches
+from downsample_study.data.batches import TensorBatches
 
 
 def shift_images(
@@ -58,22 +58,16 @@ def random_offsets(n: int, max_shift: int, samples: int, seed: int) -> torch.Ten
 
 
 @torch.inference_mode()
-def shift_robustness(
-    net: nn.Module,
-    test: Split,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    cfg: EvaluationConfig,
-    batch_size: int,
-) -> dict:
-    """Accuracy and consistency under random shifts, for each of ``cfg.shift_modes``.
+def shift_robustness(net: nn.Module, batches: TensorBatches, cfg: EvaluationConfig) -> dict:
+    """Accuracy and consistency under random shifts of the images ``batches`` gives (the test
+    split, unshuffled), for each of ``cfg.shift_modes``.
 
-    Runs on the device that holds ``test`` (the net is moved there), in eval mode.
+    Runs on the device that holds the split (the net is moved there), in eval mode.
     """
+    test = batches.split
     was_training = net.training
     net.eval().to(test.images.device)
     offsets = random_offsets(len(test), cfg.shift_max, cfg.shift_samples, cfg.shift_seed)
-    batches = TensorBatches(test, batch_size, mean, std)
     # counts stay on the device: one synchronisation at the end, not one per batch
     correct = {mode: torch.zeros((), dtype=torch.long, device=test.images.device)
                for mode in cfg.shift_modes}

@@ -26,6 +26,7 @@ from downsample_study.analysis.featuremaps import FEATURE_MAPS_FILE, feature_map
 from downsample_study.analysis.shift import shift_metrics, shift_robustness
 from downsample_study.config.schema import JobMode
 from downsample_study.config.validate import RunConfig, validate
+from downsample_study.data.batches import TensorBatches
 from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.datasets import DATASETS, ImageDataset
 from downsample_study.nets.models import build_model
@@ -106,8 +107,9 @@ class Job:
         test, info = self.datamodule.splits["test"], self.dataset
         shift = None
         if evaluation.shift:
-            shift = shift_robustness(self.module.net, test, info.mean, info.std, evaluation,
-                                     self.config.dataset.eval_batch_size)
+            batches = TensorBatches(test, self.config.dataset.eval_batch_size, info.mean,
+                                    info.std)
+            shift = shift_robustness(self.module.net, batches, evaluation)
             shown = "  ".join(f"{key.removeprefix('test/')} {value:.4f}"
                               for key, value in shift_metrics(shift).items())
             rank_zero_info(f"shifts of up to ±{evaluation.shift_max} px: {shown}")
