@@ -72,3 +72,10 @@ def test_collapse_is_reported_without_traceback(quick, capsys):
     assert run.exit_code == 1
     assert "'conv4'" in run.output and "50×1×1" in run.output
     assert "Traceback" not in run.output
+
+
+def test_help_lists_the_groups_to_choose_from_and_not_the_schemas(capsys):
+    run = launch(["--help"], capsys)
+    assert run.exit_code == 0
+    groups = run.output.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert "downsample: aps, avgpool, blurpool" in groups and "schema" not in groups

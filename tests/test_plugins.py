@@ -36,7 +36,7 @@ def plugin(monkeypatch, tmp_path):
     register_dataset(NAME, channels=1, size=16, num_classes=4, mean=(0.3,), std=(0.3,))(stripes)
     conf = tmp_path / "my_conf" / "dataset"
     conf.mkdir(parents=True)
-    (conf / f"{NAME}.yaml").write_text(f"defaults:\n  - /schema/dataset/{NAME}@_here_\n")
+    (conf / f"{NAME}.yaml").write_text(f"defaults:\n  - /schema_dataset_{NAME}@_here_\n")
     return f"hydra.searchpath=[file://{conf.parent}]"
 
 

@@ -3,9 +3,11 @@ Hydra's ConfigStore, so that a wrong key, type or choice fails while Hydra compo
 (``--cfg job`` included), naming the key.
 
 The top level is stored as ``schema`` (``conf/config.yaml`` starts from it); each registered
-option's dataclass as ``schema/<kind>/<name>``, which that option's YAML file extends
-(``defaults: [/schema/downsample/maxpool@_here_]``). Call ``register_configs()`` before
-composing: the command line does; so must a caller of Hydra's Compose API.
+option's dataclass as ``schema_<kind>_<name>``, which that option's YAML file extends
+(``defaults: [/schema_downsample_maxpool@_here_]``). They are stored outside any config
+group so that ``--help`` lists only the groups a user chooses from. Call
+``register_configs()`` before composing: the command line does; so must a caller of Hydra's
+Compose API.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def register_configs() -> None:
     store.store(name="schema", node=_top_level_schema())
     for kind, registry in CHOICES.items():
         for name, schema in registry.schemas.items():
-            store.store(group=f"schema/{kind}", name=name, node=schema(name=name))
+            store.store(name=f"schema_{kind}_{name}", node=schema(name=name))
     for name, resolver in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
