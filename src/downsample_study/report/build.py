@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from downsample_study.config.schema import ReportConfig
 from downsample_study.errors import ReportError
 from downsample_study.report.comparisons import compare, find_baseline
 from downsample_study.report.contents import Report
@@ -27,7 +28,6 @@ from downsample_study.results import RESULTS_FILE
 
 log = logging.getLogger("downsample_study.report")
 
-DEFAULT_BASELINES = [{"downsample": "maxpool"}]
 
 
 def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None) -> Report:
@@ -58,7 +58,7 @@ def _configured_baselines(jobs: list[JobOutcome]) -> list[dict[str, str]]:
         found = config.get("report", {}).get("baselines")
         if found:
             return [{k: text(v) for k, v in spec.items()} for spec in found]
-    return DEFAULT_BASELINES
+    return ReportConfig().baselines
 
 
 def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
