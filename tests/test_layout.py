@@ -42,6 +42,23 @@ def test_no_import_cycle():
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
 
 
+def test_the_wings_depend_on_each_other_one_way():
+    """Folders (and top-level modules) as units: config → data + nets → training → job →
+    task → cli, with no wing importing one that imports it back."""
+    known = {_name(p) for p in MODULES}
+
+    def wing(module: str) -> str:
+        return module.split(".")[1] if "." in module else module
+
+    graph: dict[str, set[str]] = {}
+    for path in MODULES:
+        here = wing(_name(path))
+        graph.setdefault(here, set()).update(
+            wing(m) for m in _imports(path, known) if wing(m) != here
+        )
+    graphlib.TopologicalSorter(graph).prepare()
+
+
 def test_the_error_types_import_nothing_of_the_project():
     known = {_name(p) for p in MODULES}
     assert _imports(PACKAGE / "errors.py", known) == set()

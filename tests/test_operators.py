@@ -9,8 +9,8 @@ import torch
 from support import launch, results_under
 from torch import nn
 
+from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.analysis.shift import shift_robustness
-from downsample_study.config.schema import EvaluationConfig
 from downsample_study.data.batches import Split, TensorBatches
 from downsample_study.errors import ConfigError, ShapeError
 from downsample_study.nets.layers import BlurPool

@@ -7,13 +7,13 @@ import torch
 from support import launch
 from torch import nn
 
+from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.analysis.shift import (
     random_offsets,
     shift_images,
     shift_metrics,
     shift_robustness,
 )
-from downsample_study.config.schema import EvaluationConfig
 from downsample_study.data.batches import Split, TensorBatches
 
 MEAN, STD = (0.2,), (0.3,)

@@ -190,7 +190,7 @@ def _test_in_one_process(overrides: list[str], checkpoint: str, folder: Path
     from hydra import compose, initialize_config_dir
 
     from downsample_study.config.store import CONFIG_DIR, register_configs
-    from downsample_study.training.job import build_job
+    from downsample_study.job import build_job
 
     register_configs()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

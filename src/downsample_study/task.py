@@ -27,10 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 from downsample_study.config.schema import JobMode
 from downsample_study.config.store import CONFIG_DIR
 from downsample_study.errors import UserError
+from downsample_study.job import build_job
 from downsample_study.results import Resources, Results, Status, write_results
 from downsample_study.sweeps.naming import sweep_id, variant_name
 from downsample_study.sweeps.slots import concurrent_jobs, job_slot
-from downsample_study.training.job import build_job
 from downsample_study.training.loggers import RunIdentity, finish_wandb
 from downsample_study.training.resume import completed_results
 

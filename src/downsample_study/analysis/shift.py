@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from downsample_study.config.schema import EvaluationConfig, ShiftFill
+from downsample_study.analysis.evaluation import EvaluationConfig, ShiftFill
 from downsample_study.data.batches import TensorBatches
 
 

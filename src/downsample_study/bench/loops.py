@@ -80,7 +80,7 @@ class Timer:
 def framework(args, batch_size: int) -> float:
     import lightning as L
 
-    from downsample_study.training.job import build_job
+    from downsample_study.job import build_job
     from downsample_study.training.loggers import RunIdentity, finish_wandb
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():

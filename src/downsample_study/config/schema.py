@@ -13,17 +13,13 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.choices import Choice, as_choice
 
 
 class JobMode(Choice):
     train = "train"
     summary = "summary"  # print the layer table and exit
-
-
-class ShiftFill(Choice):
-    zero = "zero"  # what the shift uncovers is raw pixel 0, what leaves the frame is lost
-    circular = "circular"  # the image wraps around
 
 
 CompileMode = Choice(
@@ -38,26 +34,6 @@ class PathsConfig:
     data_dir: str = "${oc.env:DATA_DIR,./data}"
     # where gzipped IDX files are decompressed when data_dir is read-only
     cache_dir: str = "${oc.env:XDG_CACHE_HOME,'~/.cache'}/downsample_study"
-
-
-@dataclass
-class EvaluationConfig:
-    """Measurements after the test pass, on the selected checkpoint (cheap; each switchable)."""
-
-    shift: bool = True  # accuracy and consistency under random shifts (Zhang 2019)
-    shift_max: int = 3  # shifts are drawn uniformly from [-shift_max, shift_max] pixels per axis
-    shift_modes: list[ShiftFill] = field(
-        default_factory=lambda: [ShiftFill.zero, ShiftFill.circular]
-    )
-    shift_samples: int = 1  # independent shift pairs per test image
-    shift_seed: int = 0  # the same shifts for every run, so variants are compared on equal terms
-    feature_maps: bool = True  # figure of the activations around each downsampling stage
-    feature_map_images: int = 4  # the first test image of each of the first N classes
-    feature_map_channels: int = 4  # channels shown per activation
-
-    def __post_init__(self) -> None:
-        self.shift_modes = [as_choice(ShiftFill, mode, "evaluation.shift_modes")
-                            for mode in self.shift_modes]
 
 
 @dataclass

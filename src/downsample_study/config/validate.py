@@ -10,7 +10,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from downsample_study.config.schema import EvaluationConfig, JobMode, PathsConfig, SpeedConfig
+from downsample_study.analysis.evaluation import EvaluationConfig
+from downsample_study.config.schema import JobMode, PathsConfig, SpeedConfig
 from downsample_study.config.store import CHOICES
 from downsample_study.data.datasets import DATASETS, DatasetConfig
 from downsample_study.errors import ConfigError

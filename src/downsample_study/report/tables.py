@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from downsample_study.config.schema import ShiftFill
+from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.report.contents import Report
 from downsample_study.report.plots import PLOTS
 from downsample_study.report.statistics import ALPHA, CONFIDENCE

@@ -12,7 +12,6 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from downsample_study.config.schema import CompileMode, SpeedConfig
 from downsample_study.errors import DivergedError
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.training.optimizers import OptimizerConfig, create_optimizer
@@ -54,14 +53,18 @@ class DownsampleClassifier(L.LightningModule):
         optimizer: OptimizerConfig,
         num_classes: int,
         summary: ModelSummary,
-        speed: SpeedConfig | None = None,
+        *,
+        channels_last: bool | None = None,
+        compile_mode: str = "none",
     ):
+        """``channels_last`` and ``compile_mode`` as ``speed.channels_last`` and
+        ``speed.compile`` (``training/speed.py``)."""
         super().__init__()
         self.net, self.optimizer_cfg, self.summary = net, optimizer, summary
-        self.speed = speed or SpeedConfig()
+        self.channels_last_setting = channels_last
         self.channels_last = False  # decided in setup(), once the device is known
-        if self.speed.compile != CompileMode["none"]:
-            self.net.compile(mode=str(self.speed.compile))  # in place: state_dict keys unchanged
+        if compile_mode != "none":
+            self.net.compile(mode=compile_mode)  # in place: state_dict keys unchanged
         self.val_acc = _accuracy(num_classes, "val/")
         self.test_acc = _accuracy(num_classes, "test/")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
@@ -70,7 +73,7 @@ class DownsampleClassifier(L.LightningModule):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             _destroy_process_group_at_exit()
         self.channels_last = use_channels_last(
-            self.speed.channels_last, self.trainer.strategy.root_device
+            self.channels_last_setting, self.trainer.strategy.root_device
         )
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)

@@ -196,7 +196,8 @@ def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = 
     job.datamodule = DownsampleDataModule(run_cfg.dataset, Path(paths.data_dir),
                                           Path(paths.cache_dir), run_cfg.seed)
     job.module = DownsampleClassifier(net, run_cfg.optimizer, dataset.num_classes, summary,
-                                      run_cfg.speed)
+                                      channels_last=run_cfg.speed.channels_last,
+                                      compile_mode=str(run_cfg.speed.compile))
     identity.config = {**OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
                        "trainer": run_cfg.trainer}
     job.tracker = LOGGERS[run_cfg.logger.name]
