@@ -22,6 +22,8 @@ from support import launch, results_under
         ("dataset.val_size=0", ["dataset.val_size"]),
         ("mode=trian", ["mode", "summary"]),
         ("logger.mode=sometimes", ["logger.mode", "offline"]),
+        # a name set on its own: the node's keys must fit the schema that name selects
+        ("downsample.name=stride2", ["downsample.stride: no such key", "kernel_size"]),
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, capsys, tmp_path):
@@ -64,6 +66,14 @@ def test_summary_mode_prints_the_table_and_trains_nothing(quick, capsys, tmp_pat
     assert run.exit_code == 0
     assert "66,346 total" in run.output and "forward FLOPs per image" in run.output
     assert not results_under(tmp_path)
+
+
+def test_a_name_set_on_its_own_types_the_node_by_that_entry(quick, capsys):
+    # stride2_fold's node has only the shared keys; maxpool's schema adds its own defaults
+    run = launch([*quick, "mode=summary", "downsample=stride2_fold", "downsample.name=maxpool",
+                  "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 0
+    assert "down1 *" in run.output and "61,706 total" in run.output
 
 
 def test_collapse_is_reported_without_traceback(quick, capsys):

@@ -1,4 +1,4 @@
-"""One line for each way Hydra can reject a command line while composing the config: the key
+"""One line for each way Hydra (or OmegaConf, typing a node) can reject a config: the key
 (or override), what is wrong and what is allowed, e.g.
 ``downsample.kernel_sise: no such key (did you mean kernel_size?); keys of downsample: ...``.
 """
@@ -48,8 +48,11 @@ def _reworded(message: str) -> str:
     return message
 
 
-def _node_error(err: OmegaConfBaseException) -> str:
+def node_message(err: OmegaConfBaseException, prefix: str = "") -> str:
+    """One line for an OmegaConf error on a node; ``prefix`` is the node's own key when the
+    error's keys are relative to it."""
     key = err.full_key or str(err.key or "")
+    key = ".".join(part for part in (prefix, key) if part)
     owner = err.object_type if isinstance(err.object_type, type) else None
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and owner is not None and (
         dataclasses.is_dataclass(owner)
@@ -57,7 +60,7 @@ def _node_error(err: OmegaConfBaseException) -> str:
         keys = sorted(f.name for f in dataclasses.fields(owner))
         close = difflib.get_close_matches(str(err.key), keys, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        parent = key.rpartition(".")[0] or "the top level"
+        parent = key.rpartition(".")[0] or prefix or "the top level"
         return f"{key}: no such key{hint}; keys of {parent}: {_listed(keys)}"
     message = _reworded(err.msg.splitlines()[0])
     return f"{key}: {message}" if key else message
@@ -73,7 +76,7 @@ def composition_message(err: BaseException) -> str | None:
         reason = str(err.message).splitlines()[0]
         return f"{err.override}: not a valid override ({reason}); the grammar: {GRAMMAR}"
     if isinstance(err.__cause__, OmegaConfBaseException) and isinstance(err, HydraException):
-        return _node_error(err.__cause__)
+        return node_message(err.__cause__)
     if isinstance(err, (CompactHydraException, OmegaConfBaseException)):
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         return "; ".join(lines)

@@ -4,13 +4,14 @@ typed by the entry its ``name`` selects. Runs before any data is loaded; raises
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.analysis.evaluation import EvaluationConfig
+from downsample_study.config.messages import node_message
 from downsample_study.config.schema import JobMode, PathsConfig, SpeedConfig
 from downsample_study.config.store import CHOICES
 from downsample_study.data.datasets import DATASETS, DatasetConfig
@@ -44,20 +45,13 @@ def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
     also covers a node whose ``name`` was set on its own (``downsample.name=stride2``).
     """
     schema = registry.schema(node.get("name"))
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
-        return OmegaConf.to_object(merged)
+    if OmegaConf.get_type(node) is schema:
+        return OmegaConf.to_object(node)
+    try:  # the node's values, typed by the schema its name selects
+        content = OmegaConf.create(OmegaConf.to_container(node, enum_to_str=True))
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), content))
     except OmegaConfBaseException as err:
-        raise ConfigError(_describe(err, key, schema)) from None
-
-
-def _describe(err: OmegaConfBaseException, prefix: str, schema: type) -> str:
-    """One line naming the offending key, the problem and the allowed keys."""
-    full_key = getattr(err, "full_key", None) or ""
-    key = f"{prefix}.{full_key}" if full_key else prefix
-    message = str(err).splitlines()[0]
-    allowed = ", ".join(sorted(f.name for f in fields(schema)))
-    return f"{key}: {message} (keys of this {prefix}: {allowed})"
+        raise ConfigError(node_message(err, prefix=key)) from None
 
 
 def _at_least(node: Any, prefix: str, limits: dict[str, int]) -> None:
