@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "WandbRun",
     "iter_wandb_records",
     "launch",
+    "read_finished_wandb_run",
     "read_wandb_run",
     "read_wandb_runs",
     "results_under",
@@ -362,11 +364,31 @@ def read_wandb_run(path: Path) -> WandbRun:
     return run
 
 
+def read_finished_wandb_run(path: Path, timeout: float = 15.0) -> WandbRun:
+    """``read_wandb_run`` once the file holds its exit record (or after ``timeout`` s).
+
+    ``run.finish()`` returns before wandb's service has written the transaction log: read at
+    once, a finished run's file is now and then still only its 7-byte header (1 in 30 here).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            run = read_wandb_run(path)
+        except ValueError:  # not even the header yet
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if run.exit_code is not None or time.monotonic() > deadline:
+                return run
+        time.sleep(0.05)
+
+
 def read_wandb_runs(wandb_dir: Path) -> list[WandbRun]:
-    """Parse every ``run-*.wandb`` file under ``wandb_dir`` (recursively), sorted by path.
+    """Parse every ``run-*.wandb`` file under ``wandb_dir`` (recursively), sorted by path, each
+    once it is complete (``read_finished_wandb_run``).
 
     Offline runs live in ``<dir>/wandb/offline-run-<time>-<id>/run-<id>.wandb``; the
     ``latest-run`` symlink is not followed twice.
     """
     files = {p.resolve(): p for p in Path(wandb_dir).rglob("run-*.wandb") if p.is_file()}
-    return [read_wandb_run(p) for p in sorted(files.values())]
+    return [read_finished_wandb_run(p) for p in sorted(files.values())]
