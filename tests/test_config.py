@@ -24,6 +24,21 @@ from support import launch, results_under
         ("logger.mode=sometimes", ["logger.mode", "offline"]),
         # a name set on its own: the node's keys must fit the schema that name selects
         ("downsample.name=stride2", ["downsample.stride: no such key", "kernel_size"]),
+        # values that type-check but make no sense
+        ("downsample.kernel_size=0", ["downsample.kernel_size: must be >= 1, got 0"]),
+        ("downsample.stride=0", ["downsample.stride: must be >= 1"]),
+        ("optimizer.weight_decay=-0.1", ["optimizer.weight_decay: must be >= 0"]),
+        ("optimizer.betas=[0.9,1.0]", ["optimizer.betas[1]", "[0, 1)"]),
+        ("dataset.batch_size=0", ["dataset.batch_size: must be >= 1"]),
+        ("trainer.max_epochs=-1", ["trainer.max_epochs", "trains forever"]),
+        ("trainer.max_epochs=0", ["trainer.max_epochs", "trains nothing"]),
+        ("trainer.max_steps=0", ["trainer.max_steps: must be >= 1"]),
+        ("trainer.limit_train_batches=0", ["trainer.limit_train_batches", "trains nothing"]),
+        ("trainer.limit_val_batches=0", ["trainer.limit_val_batches", "selects the checkpoint"]),
+        ("trainer.limit_test_batches=1.5", ["trainer.limit_test_batches", "(0, 1]"]),
+        ("trainer.check_val_every_n_epoch=2", ["check_val_every_n_epoch", "never validates"]),
+        ("trainer.log_every_n_steps=0", ["trainer.log_every_n_steps: must be >= 1"]),
+        ("trainer.min_epochs=3", ["trainer.min_epochs: 3 > trainer.max_epochs=1"]),
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, capsys, tmp_path):
@@ -66,6 +81,37 @@ def test_summary_mode_prints_the_table_and_trains_nothing(quick, capsys, tmp_pat
     assert run.exit_code == 0
     assert "66,346 total" in run.output and "forward FLOPs per image" in run.output
     assert not results_under(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["downsample=stride2", "downsample.kernel_size=0"],
+         "downsample.kernel_size: must be >= 1"),
+        (["downsample=convpool", "downsample.conv_kernel_size=0"], "downsample.conv_kernel_size"),
+        (["model=convpool3", "dataset=cifar10", "model.channels=[]"],
+         "model.channels: at least one conv-pool block is needed"),
+        (["model=convpool3", "dataset=cifar10", "model.channels=[20,0]"],
+         "model.channels[1]: must be >= 1, got 0"),
+        (["optimizer=sgd", "optimizer.momentum=1.5"], "optimizer.momentum: a probability"),
+    ],
+)
+def test_an_option_that_makes_no_sense_is_refused_before_any_layer_is_built(
+    overrides, expected, quick, capsys
+):
+    run = launch([*quick, "mode=summary", *overrides, "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 1
+    assert f"error: {expected}" in run.output
+    assert "Traceback" not in run.output and "layer " not in run.output  # no layer table
+
+
+@pytest.mark.parametrize("sweep", ["downsample=maxpool,", "seed=range(3", "downsample=[maxpool"])
+def test_a_malformed_sweep_override_is_one_line(sweep, quick, capsys, tmp_path):
+    run = launch(["-m", *quick, sweep, "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1
+    [line] = [line for line in run.output.splitlines() if line.startswith("error:")]
+    assert sweep in line and "Traceback" not in run.output
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_a_name_set_on_its_own_types_the_node_by_that_entry(quick, capsys):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import re
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,66 @@ def test_random_crop_flip_keeps_content():
     flipped_or_same = [torch.equal(none[i], x[i]) or torch.equal(none[i], x[i].flip(-1))
                        for i in range(2)]
     assert all(flipped_or_same)
+
+
+# --- files that exist but are broken or disagree ----------------------------------------------
+
+
+def copy_of(data_dir: Path, folder: str, tmp_path: Path) -> Path:
+    root = tmp_path / "copy"
+    shutil.copytree(data_dir / folder, root / folder)
+    return root
+
+
+def rewrite_labels(raw: Path, labels: list[int]) -> None:
+    """``train-labels-idx1-ubyte`` of an uncompressed IDX dataset, with other labels."""
+    header = struct.pack(">II", 0x0801, len(labels))
+    (raw / "train-labels-idx1-ubyte").write_bytes(header + bytes(labels))
+
+
+def test_a_truncated_gzip_file_names_the_file_and_leaves_nothing_in_the_cache(
+    data_dir, tmp_path
+):
+    root = copy_of(data_dir, "MNIST", tmp_path)
+    gz = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[: gz.stat().st_size // 2])  # a download cut short
+    with pytest.raises(DataError, match="not a complete gzip file") as err:
+        load("mnist", root, tmp_path / "cache")
+    assert str(gz) in str(err.value)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # no temp file
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    ([0, 1, 2] * 200, "has 700 images but 600 labels"),
+    ([12] + [0] * 699, "has labels 0 to 12; its 10 classes are 0 to 9"),
+])
+def test_files_that_disagree_are_refused_not_trained_on(labels, message, data_dir, tmp_path):
+    root = copy_of(data_dir, "FashionMNIST", tmp_path)
+    rewrite_labels(root / "FashionMNIST" / "raw", labels)
+    with pytest.raises(DataError, match=re.escape(message)) as err:
+        load("fashion_mnist", root, tmp_path / "cache")
+    assert "paths.data_dir=" in str(err.value) and "training split" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_failed_download_leaves_nothing_in_the_data_folder(name, existed, tmp_path):
+    data = tmp_path / "data"
+    if existed:
+        (data / "mine").mkdir(parents=True)  # the user's own file stays
+    with pytest.raises(DataError, match="not found or unusable"):  # no network here
+        load(name, data, tmp_path / "cache", download=True)
+    assert sorted(p.name for p in data.rglob("*")) == (["mine"] if existed else [])
+    assert data.exists() == existed
+
+
+def test_a_broken_data_file_is_one_line_on_the_command_line(data_dir, quick, tmp_path, capsys):
+    from support import launch
+
+    root = copy_of(data_dir, "MNIST", tmp_path)
+    gz = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    gz.write_bytes(b"not gzip at all")
+    run = launch([*quick, f"paths.data_dir={root}", "logger=none", "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 1
+    [line] = [line for line in run.output.splitlines() if "error:" in line]
+    assert str(gz) in line and "Traceback" not in run.output

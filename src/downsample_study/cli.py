@@ -39,6 +39,9 @@ def run(argv: list[str]) -> int:
     from downsample_study.config.messages import composition_message
     from downsample_study.config.store import register_configs
     from downsample_study.console import quiet_library_noise
+    from downsample_study.errors import Interrupted, StorageError
+    from downsample_study.storage import is_storage_error, storage_error
+    from downsample_study.sweeps.signals import STOPS
 
     quiet_library_noise()
     register_configs()
@@ -46,12 +49,21 @@ def run(argv: list[str]) -> int:
 
     saved, sys.argv = sys.argv, ["downsample_study", *argv]
     try:
-        with _hydra_raises():
+        with _hydra_raises(), STOPS.handling():
             hydra_app()
     except SystemExit as exit_:
         code = exit_.code
         return 0 if code is None else code if isinstance(code, int) else 1
+    except Interrupted as stop:  # outside any job: while composing or between jobs
+        print(f"stopped by {stop.name}", file=sys.stderr)
+        return stop.exit_status
+    except StorageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except Exception as err:
+        if is_storage_error(err):  # e.g. Hydra creating the run or sweep folder
+            print(f"error: {storage_error(err)}", file=sys.stderr)
+            return 1
         message = composition_message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR"):
             raise

@@ -12,11 +12,15 @@ _NOISE = (
     r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*The `srun` command is available on your system but is not used.*",
     r".*Checkpoint directory .* exists and is not empty.*",  # a resumed job's own folder
+    r".*Experiment logs directory .* exists and is not empty.*",  # a resumed job's CSV log
 )
 # Lightning's lines about loading the selected checkpoint for the validation and test passes
-# (four per job; a resumed job says "resuming from" itself), and its litlogger advert.
+# (four per job; a resumed job says "resuming from" itself), its litlogger advert, and its
+# note of a SIGTERM (the framework says what it does about it).
 _QUIET_INFO = ("litlogger", "Restoring states from the checkpoint path",
-               "Loaded model weights from the checkpoint")
+               "Loaded model weights from the checkpoint", "Received SIGTERM")
+_QUIETED_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
+                    "lightning.pytorch.trainer.connectors.signal_connector")
 
 
 def _not_quiet(record: logging.LogRecord) -> bool:
@@ -24,8 +28,11 @@ def _not_quiet(record: logging.LogRecord) -> bool:
 
 
 def quiet_library_noise() -> None:
+    # a log file on a full disk costs its lines, not a traceback on the console for each
+    logging.raiseExceptions = False
     for message in _NOISE:
         warnings.filterwarnings("ignore", message=message)
-    lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if _not_quiet not in lightning_log.filters:
-        lightning_log.addFilter(_not_quiet)
+    for name in _QUIETED_LOGGERS:
+        lightning_log = logging.getLogger(name)
+        if _not_quiet not in lightning_log.filters:
+            lightning_log.addFilter(_not_quiet)

@@ -7,6 +7,8 @@ traceback, and exits non-zero.
 
 from __future__ import annotations
 
+import signal
+
 
 class UserError(Exception):
     """An error caused by the user's input: reported as a one-line message, never a traceback."""
@@ -28,9 +30,38 @@ class DivergedError(UserError):
     """The training loss became NaN or infinite."""
 
 
+class StorageError(UserError):
+    """A file or folder cannot be written (full disk, no permission): the message names it."""
+
+
+class JobBusy(UserError):
+    """Another process is running the same job (its folder is locked)."""
+
+
 class ResultsError(UserError):
     """A ``results.json`` cannot be read as the results of a job."""
 
 
 class ReportError(UserError):
     """Nothing to report on: the message says why."""
+
+
+class Interrupted(BaseException):
+    """The job was asked to stop (SIGTERM: kill, timeout, scancel, preemption; SIGINT: Ctrl-C).
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on the
+    way swallows it. ``immediate``: a second signal, raised wherever the job was, so no
+    checkpoint of that moment is saved.
+    """
+
+    def __init__(self, signum: int, immediate: bool = False):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.immediate = signum, immediate
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process killed by the signal

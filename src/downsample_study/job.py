@@ -9,6 +9,7 @@ record. An interrupted earlier run of the job (``checkpoints/last.ckpt``) is res
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -29,14 +31,20 @@ from downsample_study.config.validate import RunConfig, validate
 from downsample_study.data.batches import TensorBatches
 from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.datasets import DATASETS, ImageDataset
+from downsample_study.errors import Interrupted
 from downsample_study.nets.models import build_model
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.results import Metrics, Params, Resources, Results, Status, write_results
 from downsample_study.sweeps.launchers import refuse_script_relaunch
+from downsample_study.sweeps.ownership import is_primary
+from downsample_study.sweeps.signals import STOPS
 from downsample_study.sweeps.slots import Slot
-from downsample_study.training.loggers import LOGGERS, RunIdentity, Tracker, create_logger
+from downsample_study.training.checkpoints import load, resume_point
+from downsample_study.training.epochs import read_epochs
+from downsample_study.training.loggers import LOGGERS, create_logger
 from downsample_study.training.module import DownsampleClassifier
-from downsample_study.training.resume import epochs_trained, last_checkpoint
+from downsample_study.training.resume import epochs_trained
+from downsample_study.training.tracking import RunIdentity, Tracker, run_id_of
 from downsample_study.training.trainer import best_checkpoint, best_epoch, build_trainer
 
 log = logging.getLogger(__name__)
@@ -84,13 +92,26 @@ class Job:
                        f"({shape}):\n{self.summary.format()}")
 
     def fit(self) -> None:
+        """Train (from the checkpoint of an earlier attempt, if there is one); a stop asked
+        for by a signal ends it at a step boundary with ``Interrupted``."""
         refuse_script_relaunch(self.trainer)
-        self.resumed_from = last_checkpoint(self.output_dir)
         if self.resumed_from is not None:
             rank_zero_info(f"resuming from {self.resumed_from}")
         start = time.perf_counter()
-        self.trainer.fit(self.module, datamodule=self.datamodule, ckpt_path=self.resumed_from)
-        self.train_seconds = time.perf_counter() - start
+        try:
+            self.trainer.fit(self.module, datamodule=self.datamodule,
+                             ckpt_path=self.resumed_from)
+        except SIGTERMException:  # Lightning's own stop on SIGTERM, at the end of a step
+            raise Interrupted(STOPS.signum or signal.SIGTERM) from None
+        finally:
+            self.train_seconds = time.perf_counter() - start
+        STOPS.check()  # asked for during the last step: training is done and saved
+
+    def stopped_at(self) -> dict[str, int] | None:
+        """How far training got: epoch (0-based) and optimizer steps."""
+        if self.trainer is None:
+            return None
+        return {"epoch": self.trainer.current_epoch, "step": self.trainer.global_step}
 
     def evaluate(self) -> Evaluation:
         """Validation and test metrics of the checkpoint selected on ``val/acc_top1``, then
@@ -200,6 +221,12 @@ def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = 
                                       compile_mode=str(run_cfg.speed.compile))
     identity.config = {**OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
                        "trainer": run_cfg.trainer}
+    job.resumed_from = resume_point(job.output_dir, tidy=is_primary())
+    identity.resumed = job.resumed_from is not None
+    identity.run_id = run_id_of(job.output_dir, identity.resumed) if is_primary() else None
+    if job.resumed_from is not None:
+        done = load(job.resumed_from)["global_step"]
+        identity.earlier_epochs = [r for r in read_epochs(job.output_dir) if r["step"] <= done]
     job.tracker = LOGGERS[run_cfg.logger.name]
     job.logger = create_logger(run_cfg.logger, identity, job.output_dir)
     job.checkpoint = best_checkpoint(job.output_dir)

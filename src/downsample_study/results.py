@@ -1,6 +1,7 @@
 """``results.json``: the one typed contract for the outcome of a job.
 
-Written atomically by the job (completed or failed) and read by resume (skip what is done),
+Written atomically by the job (completed, failed or interrupted) and read by resume (skip
+what is done),
 the sweep summary, the tuning objective and the report. ``SCHEMA_VERSION`` says which
 version of this contract a file follows; files of earlier versions (no version field) are
 read with the fields they lack left empty.
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,18 @@ from typing import Any
 from downsample_study.choices import Choice
 from downsample_study.errors import ResultsError
 from downsample_study.provenance import git_state, versions
+from downsample_study.storage import atomic_write
 
 RESULTS_FILE = "results.json"
-SCHEMA_VERSION = 2  # 1: no schema_version, provenance or typed reader (before 2026-12-01)
+# 1: no schema_version, provenance or typed reader (before 2026-12-01); 2: those; 3: the
+# interrupted status with its signal, stopping point and checkpoint to resume from
+SCHEMA_VERSION = 3
 
 
 class Status(Choice):
     completed = "completed"
     failed = "failed"
+    interrupted = "interrupted"  # stopped by a signal; the same command resumes it
 
 
 @dataclass
@@ -85,6 +88,10 @@ class Results:
     train_seconds: float | None = None
     checkpoint: str | None = None
     resumed_from: str | None = None
+    # interrupted: by which signal, at which point, and the checkpoint a re-run resumes from
+    signal: str | None = None
+    stopped_at: dict[str, int] | None = None  # {"epoch": 0-based, "step": optimizer steps}
+    resume_checkpoint: str | None = None
     resources: Resources = field(default_factory=Resources)
     provenance: Provenance = field(default_factory=Provenance.here)
     schema_version: int = SCHEMA_VERSION
@@ -106,7 +113,8 @@ class Results:
     def from_dict(cls, data: Any) -> Results:
         """Read a decoded ``results.json`` of this or an earlier schema version."""
         if not isinstance(data, dict) or data.get("status") not in set(Status):
-            raise ResultsError("not the results of a job (no status completed or failed)")
+            raise ResultsError("not the results of a job (no status completed, failed or "
+                               "interrupted)")
         try:
             known = {f.name for f in dataclasses.fields(cls)}
             values = {k: v for k, v in data.items() if k in known}
@@ -125,13 +133,12 @@ class Results:
 
 
 def write_results(output_dir: Path, results: Results) -> Path:
-    """Write ``results.json`` so that a reader never sees a half-written file."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / RESULTS_FILE
-    with tempfile.NamedTemporaryFile("w", dir=output_dir, suffix=".tmp", delete=False) as f:
+    """Write ``results.json`` so that a reader never sees a half-written file; a
+    ``StorageError`` naming it when it cannot be written."""
+    path = Path(output_dir) / RESULTS_FILE
+    with atomic_write(path) as f:
         json.dump(results.to_dict(), f, indent=2)
         f.write("\n")
-    os.replace(f.name, path)
     return path
 
 

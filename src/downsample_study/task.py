@@ -1,14 +1,17 @@
 """The Hydra task: what runs for each job of ``python -m downsample_study [-m] ...``.
 
-A job whose folder already holds a completed ``results.json`` is skipped (re-running a sweep
-into its folder finishes only what is missing; an interrupted job resumes from its last
-checkpoint). When the launcher runs jobs side by side, each job first claims a slot
-(``sweeps/slots.py``). A user error (bad config, missing data, collapsing shapes, diverged
-loss) is reported in one line; any failure writes ``status: failed`` to the job's
-``results.json`` and marks its W&B run failed. A single run then exits non-zero; in a multirun
-the other jobs go on and ``SweepSummary`` ends the sweep with a summary and a non-zero status.
+A job runs holding its folder's lock (``sweeps/ownership.py``: a job another process is
+running is skipped). A job whose folder already holds a completed ``results.json`` is skipped
+(re-running a sweep into its folder finishes only what is missing; an interrupted job resumes
+from its checkpoint). When the launcher runs jobs side by side, each job first claims a slot
+(``sweeps/slots.py``). Every outcome is written to the job's ``results.json`` and ends its W&B
+run with the matching exit code: completed; failed (a user error — bad config, missing data,
+collapsing shapes, diverged loss, a full disk — in one line); interrupted by SIGTERM/SIGINT
+(``sweeps/signals.py``). A single run then exits with its status; in a multirun the other jobs
+go on after a failure, a stop ends the sweep, and the summary (``sweeps/summary.py``) ends it
+with a non-zero status.
 
-The task returns the job's ``val/acc_top1`` (None if it failed): the objective that
+The task returns the job's ``val/acc_top1`` (None if it did not complete): the objective that
 ``hydra/sweeper=lr_search`` (Optuna) maximises.
 """
 
@@ -26,13 +29,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.schema import JobMode
 from downsample_study.config.store import CONFIG_DIR
-from downsample_study.errors import UserError
-from downsample_study.job import build_job
+from downsample_study.errors import Interrupted, JobBusy, StorageError, UserError
+from downsample_study.job import Job, build_job
+from downsample_study.layout import CHECKPOINTS, LAST
 from downsample_study.results import Resources, Results, Status, write_results
+from downsample_study.storage import is_storage_error, storage_error
 from downsample_study.sweeps.naming import sweep_id, variant_name
+from downsample_study.sweeps.ownership import job_lock
+from downsample_study.sweeps.signals import STOPS, mark_sweep_stopped, sweep_stopped
 from downsample_study.sweeps.slots import concurrent_jobs, job_slot
-from downsample_study.training.loggers import RunIdentity, finish_wandb
+from downsample_study.sweeps.summary import summarize
+from downsample_study.training.loggers import finish_wandb
 from downsample_study.training.resume import completed_results
+from downsample_study.training.tracking import RunIdentity
 
 log = logging.getLogger("downsample_study")
 
@@ -49,40 +58,124 @@ def run_identity(cfg: DictConfig) -> RunIdentity:
     return RunIdentity(name=name, tags=[t for t in tags if t], group=group, job_type=job_type)
 
 
+def _record(output_dir: Path, results: Results) -> None:
+    """Write the job's results; a disk that refuses them costs a line, not the sweep."""
+    try:
+        write_results(output_dir, results)
+    except StorageError as err:
+        log.error("error: %s", err)
+
+
+def _failure(cfg: DictConfig, identity: RunIdentity, err: BaseException,
+             slot_index: int | None, **fields) -> Results:
+    user_error = isinstance(err, (UserError, Interrupted))
+    return Results(
+        config=OmegaConf.to_container(cfg, resolve=False, enum_to_str=True),
+        overrides=identity.name,
+        group=identity.group,
+        error=str(err) if user_error else f"{type(err).__name__}: {err}",
+        traceback=None if user_error else traceback.format_exc(),
+        resources=Resources(slot=slot_index),
+        **fields,
+    )
+
+
+def _interrupted(cfg, identity, stop: Interrupted, job: Job | None, slot_index) -> Results:
+    last = Path(HydraConfig.get().runtime.output_dir) / CHECKPOINTS / LAST
+    results = _failure(cfg, identity, stop, slot_index, status=Status.interrupted,
+                       signal=stop.name, stopped_at=job.stopped_at() if job else None,
+                       resume_checkpoint=str(last) if last.is_file() else None)
+    at = results.stopped_at
+    results.error = f"stopped by {stop.name}" + (
+        f" at epoch {at['epoch']}, step {at['step']}" if at else " before training")
+    return results
+
+
 def run_job(cfg: DictConfig) -> Results | None:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    if multirun:
+        STOPS.sweep_dir = sweep_dir
+        if (signum := STOPS.signum or sweep_stopped(sweep_dir)) is not None:
+            return _not_run(hydra_cfg, sweep_dir, signum)
     summary_only = cfg.get("mode") == JobMode.summary
+    try:
+        with job_lock(output_dir):
+            return _run_locked(cfg, output_dir, multirun, summary_only)
+    except JobBusy as err:
+        if not multirun:
+            log.error("error: %s", err)
+            sys.exit(1)
+        log.info("%s: skipped here (the summary waits for it)", err)
+        return None
+    except StorageError as err:
+        log.error("error: %s", err)
+        if not multirun:
+            sys.exit(1)
+        return None
+
+
+def _not_run(hydra_cfg, sweep_dir: Path, signum: int) -> None:
+    """A job of a sweep that was stopped: not started (the sweep's own process ends it)."""
+    log.info("%s: not run, the sweep was stopped", hydra_cfg.runtime.output_dir)
+    if _runs_here(hydra_cfg):  # the basic launcher would compose every remaining job first
+        summarize(sweep_dir)
+        raise SystemExit(128 + signum)
+    return None
+
+
+def _runs_here(hydra_cfg) -> bool:
+    """Whether the sweep's jobs run one after another in this process (Hydra's basic launcher)."""
+    return str(hydra_cfg.launcher.get("_target_", "")).endswith("BasicLauncher")
+
+
+def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
+                summary_only: bool) -> Results | None:
+    hydra_cfg = HydraConfig.get()
     if not summary_only and (done := completed_results(output_dir)) is not None:
         log.info("%s: completed by an earlier run, skipped (delete its results.json to "
                  "run it again)", output_dir)
         return done
     identity = run_identity(cfg)
-    slot = None
+    slot = job = None
+    STOPS.running_job = True
     try:
         n_slots = concurrent_jobs(hydra_cfg.launcher) if multirun else 1
         with job_slot(cfg, n_slots, Path(hydra_cfg.sweep.dir)) as slot:
-            results = build_job(cfg, output_dir, identity, slot).run()
+            job = build_job(cfg, output_dir, identity, slot)
+            results = job.run()
+    except Interrupted as stop:
+        finish_wandb(exit_code=stop.exit_status)
+        results = _interrupted(cfg, identity, stop, job, slot and slot.index)
+        if not summary_only:
+            _record(output_dir, results)
+        log.error("%s: run the same command again to resume%s", results.error,
+                  f" (from {results.resume_checkpoint})" if results.resume_checkpoint else "")
+        if multirun:
+            mark_sweep_stopped(Path(hydra_cfg.sweep.dir), stop.signum)
+            STOPS.signum = STOPS.signum or stop.signum
+            if _runs_here(hydra_cfg):
+                summarize(Path(hydra_cfg.sweep.dir))
+                raise SystemExit(stop.exit_status) from None
+            return None
+        sys.exit(stop.exit_status)
     except (Exception, KeyboardInterrupt) as err:
         finish_wandb(exit_code=1)
-        user_error = isinstance(err, UserError)
-        message = str(err) if user_error else f"{type(err).__name__}: {err}"
+        if is_storage_error(err):
+            err = storage_error(err)
         if not summary_only:
-            write_results(output_dir, Results(
-                status=Status.failed,
-                config=OmegaConf.to_container(cfg, resolve=False, enum_to_str=True),
-                overrides=identity.name,
-                error=message,
-                traceback=None if user_error else traceback.format_exc(),
-                resources=Resources(slot=slot.index if slot else None),
-            ))
-        if isinstance(err, KeyboardInterrupt) or not (multirun or user_error):
+            _record(output_dir, _failure(cfg, identity, err, slot and slot.index,
+                                         status=Status.failed))
+        if isinstance(err, KeyboardInterrupt) or not (multirun or isinstance(err, UserError)):
             raise
-        log.error("error: %s", message)
+        log.error("error: %s", err)
         if not multirun:
             sys.exit(1)
         return None
+    finally:
+        STOPS.running_job = False
     finish_wandb(exit_code=0)
     return results
 
@@ -96,4 +189,5 @@ def objective(results: Results | None) -> float | None:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
 def hydra_app(cfg: DictConfig) -> float | None:
-    return objective(run_job(cfg))
+    with STOPS.handling():
+        return objective(run_job(cfg))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from downsample_study.checks import at_least
 from downsample_study.choices import Choice, as_choice
 
 
@@ -31,3 +32,6 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         self.shift_modes = [as_choice(ShiftFill, mode, "evaluation.shift_modes")
                             for mode in self.shift_modes]
+        for key, low in (("shift_max", 0), ("shift_samples", 1), ("feature_map_images", 1),
+                         ("feature_map_channels", 1)):
+            at_least(f"evaluation.{key}", getattr(self, key), low)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,7 +45,7 @@ def compose(args: argparse.Namespace, batch_size: int):
         f"paths.cache_dir={args.cache_dir}",
         f"accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
         f"trainer.limit_train_batches={args.steps + WARMUP_STEPS}",
-        "trainer.limit_val_batches=0",
+        "trainer.limit_val_batches=1",  # after the timed steps; the job selects on it
         "trainer.max_epochs=1",
         "logger.mode=offline",
         *args.set,
@@ -81,11 +80,10 @@ def framework(args, batch_size: int) -> float:
     import lightning as L
 
     from downsample_study.job import build_job
-    from downsample_study.training.loggers import RunIdentity, finish_wandb
+    from downsample_study.training.loggers import finish_wandb
+    from downsample_study.training.tracking import RunIdentity
 
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        # the bench validates nothing, so the checkpoint has no val/acc_top1 to select on
-        warnings.filterwarnings("ignore", message=".*could not find the monitored key")
+    with tempfile.TemporaryDirectory() as tmp:
         job = build_job(compose(args, batch_size), Path(tmp), RunIdentity("bench", ["bench"]))
         timer = Timer(torch.device(args.device))
         last = args.steps + WARMUP_STEPS - 1

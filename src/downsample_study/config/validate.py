@@ -14,11 +14,12 @@ from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.config.messages import node_message
 from downsample_study.config.schema import JobMode, PathsConfig, SpeedConfig
 from downsample_study.config.store import CHOICES
+from downsample_study.config.trainer_checks import check_trainer
 from downsample_study.data.datasets import DATASETS, DatasetConfig
 from downsample_study.errors import ConfigError
 from downsample_study.registry import Registry
-from downsample_study.training.loggers import LoggerConfig
 from downsample_study.training.optimizers import OptimizerConfig
+from downsample_study.training.tracking import LoggerConfig
 
 
 @dataclass
@@ -54,17 +55,9 @@ def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
         raise ConfigError(node_message(err, prefix=key)) from None
 
 
-def _at_least(node: Any, prefix: str, limits: dict[str, int]) -> None:
-    for key, low in limits.items():
-        if getattr(node, key) < low:
-            raise ConfigError(f"{prefix}.{key}: must be >= {low}, got {getattr(node, key)}")
-
-
 def _evaluation(cfg: DictConfig, num_classes: int) -> EvaluationConfig:
     evaluation = OmegaConf.to_object(cfg.evaluation)
-    _at_least(evaluation, "evaluation",
-              {"shift_max": 0, "shift_samples": 1, "feature_map_channels": 1})
-    if not 1 <= evaluation.feature_map_images <= num_classes:
+    if evaluation.feature_map_images > num_classes:
         raise ConfigError(f"evaluation.feature_map_images: one image per class, so 1 to "
                           f"{num_classes}; got {evaluation.feature_map_images}")
     return evaluation
@@ -77,13 +70,8 @@ def validate(cfg: DictConfig) -> RunConfig:
     except OmegaConfBaseException as err:
         raise ConfigError(f"{getattr(err, 'full_key', '')}: {err}") from None
     nodes = {key: typed_node(cfg[key], key, registry) for key, registry in CHOICES.items()}
-    _at_least(nodes["dataset"], "dataset", {"batch_size": 1, "eval_batch_size": 1, "val_size": 1})
-    if not 0.0 <= nodes["downsample"].dropout < 1.0:
-        raise ConfigError(f"downsample.dropout: a probability in [0, 1) is required, "
-                          f"got {nodes['downsample'].dropout}")
-    if nodes["optimizer"].lr <= 0:
-        raise ConfigError(f"optimizer.lr: must be > 0, got {nodes['optimizer'].lr}")
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
+    check_trainer(trainer)
     return RunConfig(
         **nodes,
         trainer=trainer,

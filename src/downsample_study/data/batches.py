@@ -29,11 +29,19 @@ class Split:
         return Split(self.images[index], self.labels[index])
 
 
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+CROP_PAD = 4  # CIFAR-10's usual augmentation: pad 4, crop back to size
+
+
+def _crop_flip_draws(n: int, generator: torch.Generator, pad: int) -> tuple[torch.Tensor, ...]:
+    return (torch.randint(0, 2 * pad + 1, (2, n), generator=generator),
+            torch.rand(n, generator=generator) < 0.5)
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator,
+                     pad: int = CROP_PAD) -> torch.Tensor:
     """Per-image random crop (zero padding ``pad``) and horizontal flip, on the whole batch."""
     n, _, h, w = x.shape
-    shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    shifts, flip = (t.to(x.device) for t in _crop_flip_draws(n, generator, pad))
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = (shifts[0, :, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (shifts[1, :, None] + torch.arange(w, device=x.device))
@@ -50,6 +58,10 @@ class TensorBatches:
     on what ran before it (a resumed run sees the same batches). ``rank``/``world_size`` give
     each DDP process its own shard: equal-length for training (DDP steps in lockstep), every
     sample exactly once for evaluation.
+
+    It is a stateful loader for Lightning: a checkpoint saved in the middle of an epoch holds
+    ``completed()``, the batches of that epoch already trained on, and the resumed epoch
+    starts after them, with the augmentation's random draws where they were.
     """
 
     def __init__(
@@ -65,6 +77,7 @@ class TensorBatches:
         augment: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        completed: Callable[[], int] = lambda: 0,
     ):
         self.split, self.batch_size = split, batch_size
         device = split.images.device
@@ -73,6 +86,14 @@ class TensorBatches:
         self.shift = -torch.tensor(mean, device=device).view(1, -1, 1, 1) / std_t
         self.shuffle, self.seed, self.epoch, self.augment = shuffle, seed, epoch, augment
         self.rank, self.world_size = rank, world_size
+        self.completed = completed
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches already done)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch(), "completed": self.completed()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = (state["epoch"], state["completed"])
 
     def _indices(self, generator: torch.Generator) -> torch.Tensor:
         n = len(self.split)
@@ -88,10 +109,17 @@ class TensorBatches:
         return -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch())
+        epoch = self.epoch()
+        skip = self._resume_at[1] if self._resume_at and self._resume_at[0] == epoch else 0
+        self._resume_at = None
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         index = self._indices(generator).to(self.split.images.device)
-        for start in range(0, len(index), self.batch_size):
+        for number, start in enumerate(range(0, len(index), self.batch_size)):
             batch = index[start : start + self.batch_size]
+            if number < skip:  # trained on before the checkpoint: only keep the draws in step
+                if self.augment:
+                    _crop_flip_draws(len(batch), generator, CROP_PAD)
+                continue
             # index_select, not images[batch]: 5 µs instead of 24 for a LeNet batch on CPU
             images = self.split.images.index_select(0, batch)
             x = torch.addcmul(self.shift, images.float(), self.scale)

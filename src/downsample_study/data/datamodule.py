@@ -52,6 +52,8 @@ class DownsampleDataModule(L.LightningDataModule):
             augment=train and self.cfg.augment,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
+            completed=(lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed)
+            if trainer else (lambda: 0),
         )
 
     def train_dataloader(self) -> TensorBatches:

@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from omegaconf import MISSING
 from torchvision import datasets
 
+from downsample_study.checks import at_least
 from downsample_study.data.batches import Split
 from downsample_study.data.files import Cifar10Files, IdxFiles
+from downsample_study.errors import DataError
 from downsample_study.registry import Registry
 
 
@@ -31,6 +34,10 @@ class DatasetConfig:
     # check the files against the dataset's published checksums where it has them (CIFAR-10)
     verify_checksums: bool = True
     download: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "eval_batch_size", "val_size"):
+            at_least(f"dataset.{key}", getattr(self, key), 1)
 
 
 Loader = Callable[[DatasetConfig, Path, Path], tuple[Split, Split]]
@@ -87,6 +94,30 @@ _add_files(IdxFiles("fashion_mnist", "FashionMNIST", datasets.FashionMNIST), 1, 
 _add_files(Cifar10Files(), 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 
+def _check(split: Split, which: str, info: ImageDataset, data_dir: Path) -> None:
+    """Files that parse but disagree with each other or with the dataset's shape stop here:
+    a split is trained on as it is, so it must be what it claims to be."""
+    where = f"dataset {info.name!r} under paths.data_dir={data_dir}: the {which} split"
+    images, labels = split.images, split.labels
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != info.input_shape:
+        raise DataError(f"{where} has {images.dtype} images of shape "
+                        f"{'×'.join(map(str, images.shape[1:]))}, expected uint8 "
+                        f"{'×'.join(map(str, info.input_shape))}")
+    if len(images) != len(labels):
+        raise DataError(f"{where} has {len(images)} images but {len(labels)} labels: its "
+                        f"image and label files do not belong together")
+    if len(labels) == 0:
+        raise DataError(f"{where} is empty")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= info.num_classes:
+        raise DataError(f"{where} has labels {low} to {high}; its {info.num_classes} classes "
+                        f"are 0 to {info.num_classes - 1}")
+
+
 def load_splits(cfg: DatasetConfig, data_dir: Path, cache_dir: Path) -> tuple[Split, Split]:
-    """The (train, test) splits of the dataset ``cfg.name``."""
-    return DATASETS[cfg.name].load(cfg, Path(data_dir), Path(cache_dir))
+    """The (train, test) splits of the dataset ``cfg.name``, checked."""
+    info = DATASETS[cfg.name]
+    train, test = info.load(cfg, Path(data_dir), Path(cache_dir))
+    for split, which in ((train, "training"), (test, "test")):
+        _check(split, which, info, Path(data_dir))
+    return train, test

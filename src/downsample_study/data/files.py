@@ -8,12 +8,13 @@ expected where.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
 import os
 import shutil
-import tempfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,8 @@ import torch
 from torchvision import datasets
 
 from downsample_study.data.batches import Split
-from downsample_study.errors import DataError
+from downsample_study.errors import DataError, StorageError
+from downsample_study.storage import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +38,42 @@ IDX_FILES = (
 
 
 def _decompress(src: Path, dst: Path) -> None:
-    """Decompress atomically, so parallel jobs never read a half-written file."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dst.parent, delete=False) as tmp, gzip.open(src) as f:
-        shutil.copyfileobj(f, tmp)
-    os.replace(tmp.name, dst)
+    """Decompress atomically, so parallel jobs never read a half-written file; nothing is
+    left behind when ``src`` is broken or the cache folder cannot take the file."""
+    try:
+        with atomic_write(dst, "wb") as out, gzip.open(src) as f:
+            shutil.copyfileobj(f, out)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DataError(f"{src}: not a complete gzip file ({err}); replace it, or delete it "
+                        f"to download the dataset again") from None
+    except StorageError as err:
+        raise StorageError(f"{err} (paths.cache_dir is where gzipped files are decompressed: "
+                           f"set it to a writable folder)") from None
     stat = src.stat()
     os.utime(dst, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+class _Undo:
+    """Remove, on request, what a download created in the data folder: the folder itself if
+    it was new, new entries at its top level, and new paths in the dataset's own folder."""
+
+    def __init__(self, root: Path, folder: Path):
+        self.root, self.folder = root, folder
+        self.root_existed = root.exists()
+        self.top = set(root.iterdir()) if root.is_dir() else set()
+        self.inside = {folder, *folder.rglob("*")} if folder.exists() else set()
+
+    def __call__(self) -> None:
+        if not self.root_existed:
+            shutil.rmtree(self.root, ignore_errors=True)
+            return
+        now = {self.folder, *self.folder.rglob("*")} if self.folder.exists() else set()
+        for path in sorted(now - self.inside, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                path.rmdir() if path.is_dir() else path.unlink()
+        for path in set(self.root.iterdir()) - self.top - {self.folder}:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _as_split(ds) -> Split:
@@ -87,9 +118,12 @@ class TorchvisionFiles(ABC):
 
     def _construct(self, cls, root: Path, data_dir: Path, train: bool, download: bool,
                    transform: Callable | None, hint: str = ""):
+        undo = _Undo(root, root / self.folder) if download else None
         try:
             return cls(str(root), train=train, download=download, transform=transform)
         except Exception as err:  # download failures are URLError, RuntimeError, OSError...
+            if undo is not None:  # a download that fails leaves nothing in the data folder
+                undo()
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise self.missing(data_dir, reason + hint) from None
 

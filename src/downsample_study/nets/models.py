@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 from torch import nn
 
+from downsample_study.checks import above, at_least, probability
 from downsample_study.choices import Choice, as_choice
 from downsample_study.errors import ConfigError
 from downsample_study.nets.operators import DownsampleConfig, DownsamplePoint, create_downsample
@@ -29,6 +30,9 @@ class ModelConfig:
 @dataclass
 class Lenet5Config(ModelConfig):
     width: float = 1.0  # scales the conv channel counts (6, 16), e.g. to match a learned operator
+
+    def __post_init__(self) -> None:
+        above("model.width", self.width, 0)
 
 
 class ConvActivation(Choice):
@@ -68,11 +72,22 @@ class ConvPoolConfig(ModelConfig):
     kernel_size: int = 5
     padding: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.channels:
+            raise ConfigError("model.channels: at least one conv-pool block is needed, got []")
+        for i, width in enumerate(self.channels):
+            at_least(f"model.channels[{i}]", width, 1)
+        at_least("model.kernel_size", self.kernel_size, 1)
+        at_least("model.padding", self.padding, 0)
+
 
 @dataclass
 class AllCnnConfig(ModelConfig):
     input_dropout: float = 0.0  # the paper: 0.2 on the input (and 0.5 via downsample.dropout)
     class_relu: bool = True  # the paper's ReLU on the 1x1 class maps before global averaging
+
+    def __post_init__(self) -> None:
+        probability("model.input_dropout", self.input_dropout)
 
 
 Builder = Callable[..., nn.Sequential]
@@ -154,8 +169,6 @@ def lenet5(cfg: Lenet5Config, b: _Blocks, num_classes: int) -> nn.Sequential:
     conv 6 k5 p2, ReLU, down, ReLU, conv 16 k5, down, fc 120, fc 84, fc 10: the post applies
     ReLU after the first pool and none after conv2. ``model.width`` scales the 6 and 16.
     """
-    if cfg.width <= 0:
-        raise ConfigError(f"model.width: must be > 0, got {cfg.width}")
     c1, c2 = (max(1, round(c * cfg.width)) for c in (6, 16))
     down = b.downsampled_conv("conv1", c1, 5, padding=2)
     b.batch_norm("bn1").relu("relu1").down(down).relu("relu1b")
@@ -244,9 +257,6 @@ def allcnn_c(cfg: AllCnnConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     pool) halves 32 -> 16 -> 8 too. BatchNorm (``downsample.batch_norm``) follows every conv but
     the last.
     """
-    if not 0.0 <= cfg.input_dropout < 1.0:
-        raise ConfigError(f"model.input_dropout: a probability in [0, 1) is required, "
-                          f"got {cfg.input_dropout}")
     if cfg.input_dropout > 0:
         b.add("input_drop", nn.Dropout(cfg.input_dropout))
     for stage, out in enumerate((96, 192), start=1):

@@ -22,6 +22,7 @@ from typing import ClassVar, NamedTuple
 from omegaconf import MISSING
 from torch import nn
 
+from downsample_study.checks import above, at_least, probability
 from downsample_study.choices import Choice, as_choice
 from downsample_study.errors import ConfigError
 from downsample_study.nets.layers import (
@@ -44,11 +45,19 @@ class DownsampleConfig:
     # whether the operator's layers have parameters of their own: a learned downsampling
     learned: ClassVar[bool] = False
 
+    def __post_init__(self) -> None:
+        probability("downsample.dropout", self.dropout)
+
 
 @dataclass
 class PoolConfig(DownsampleConfig):
     kernel_size: int = 2
     stride: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least("downsample.kernel_size", self.kernel_size, 1)
+        at_least("downsample.stride", self.stride, 1)
 
 
 @dataclass
@@ -56,11 +65,19 @@ class StridedConvConfig(DownsampleConfig):
     kernel_size: int = 3  # padding = kernel_size // 2, so even maps halve exactly
     learned: ClassVar[bool] = True
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least("downsample.kernel_size", self.kernel_size, 1)
+
 
 @dataclass
 class ConvThenPoolConfig(PoolConfig):
     conv_kernel_size: int = 3  # the extra C -> C convolution, padding conv_kernel_size // 2
     learned: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least("downsample.conv_kernel_size", self.conv_kernel_size, 1)
 
 
 class BlurVariant(Choice):
@@ -77,7 +94,9 @@ class BlurPoolConfig(DownsampleConfig):
     filter_size: int = 3  # binomial filter: 3 -> [1, 2, 1], 4 -> [1, 3, 3, 1], 5 -> [1, 4, 6, 4, 1]
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.variant = as_choice(BlurVariant, self.variant, "downsample.variant")
+        at_least("downsample.filter_size", self.filter_size, 1)
 
     @property
     def learned(self) -> bool:
@@ -87,6 +106,10 @@ class BlurPoolConfig(DownsampleConfig):
 @dataclass
 class LPPoolConfig(PoolConfig):
     p: float = 2.0  # 1: sum pooling, 2: l2 pooling, large: towards max pooling
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        above("downsample.p", self.p, 0)
 
 
 class MixedPoolGate(Choice):
@@ -100,6 +123,7 @@ class MixedPoolConfig(PoolConfig):
     learned: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.gate = as_choice(MixedPoolGate, self.gate, "downsample.gate")
 
 
@@ -107,6 +131,12 @@ class MixedPoolConfig(PoolConfig):
 class SpaceToDepthConfig(DownsampleConfig):
     kernel_size: int = 1  # of the conv from 4C back to C channels: 1 (default) or 3 (SPD-Conv)
     learned: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ConfigError(f"downsample.kernel_size: must be odd and >= 1 (1 or 3), got "
+                              f"{self.kernel_size}")
 
 
 class APSPool(Choice):
@@ -119,6 +149,7 @@ class APSConfig(DownsampleConfig):
     pool: APSPool = APSPool.max
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.pool = as_choice(APSPool, self.pool, "downsample.pool")
 
 
@@ -200,8 +231,6 @@ def convpool(cfg: ConvThenPoolConfig, point: DownsamplePoint) -> Downsample:
 @register_downsample("blurpool", BlurPoolConfig)
 def blurpool(cfg: BlurPoolConfig, point: DownsamplePoint) -> Downsample:
     """Anti-aliased downsampling: MaxBlurPool, BlurPool or ConvBlurPool (Zhang, ICML 2019)."""
-    if cfg.filter_size < 1:
-        raise ConfigError(f"downsample.filter_size: must be >= 1, got {cfg.filter_size}")
     c = point.channels
     blur = BlurPool(c, cfg.filter_size)
     if cfg.variant == BlurVariant.avg:
@@ -221,8 +250,6 @@ def lppool(cfg: LPPoolConfig, point: DownsamplePoint) -> Downsample:
     input must be non-negative (it is after a ReLU). At a ceil-mode point a window overhanging
     the edge is scaled as if full.
     """
-    if cfg.p <= 0:
-        raise ConfigError(f"downsample.p: must be > 0, got {cfg.p}")
     return _added(nn.LPPool2d(cfg.p, cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode))
 
 
@@ -236,10 +263,7 @@ def mixedpool(cfg: MixedPoolConfig, point: DownsamplePoint) -> Downsample:
 @register_downsample("space_to_depth", SpaceToDepthConfig)
 def space_to_depth(cfg: SpaceToDepthConfig, point: DownsamplePoint) -> Downsample:
     """PixelUnshuffle(2), then a conv from 4C back to C channels (SPD-Conv, Sunkara & Luo 2022)."""
-    k = cfg.kernel_size
-    if k < 1 or k % 2 == 0:
-        raise ConfigError(f"downsample.kernel_size: must be odd and >= 1 (1 or 3), got {k}")
-    c = point.channels
+    k, c = cfg.kernel_size, point.channels
     return _added(
         EvenSize(point.ceil_mode), nn.PixelUnshuffle(2), nn.Conv2d(4 * c, c, k, padding=k // 2)
     )

@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from downsample_study.config.validate import typed_node
 from downsample_study.report.contents import Report
 from downsample_study.report.tables import comparison_rows, variant_rows
-from downsample_study.training.loggers import LOGGERS, wandb_mode
+from downsample_study.training.loggers import LOGGERS
+from downsample_study.training.wandb_tracker import wandb_mode
 
 
 def log_to_wandb(report: Report, plots: list[Path]) -> str | None:

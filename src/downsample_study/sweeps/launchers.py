@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -72,11 +73,16 @@ def refuse_script_relaunch(trainer: Any) -> None:
 
 class LauncherCheck(Callback):
     """Before a multirun: resolve the launcher preset's values (``n_jobs``, ``tasks_per_node``,
-    ...), so a wrong setting behind them stops the sweep with one line, not a traceback; and
-    for the joblib launcher, start its workers as forks (``parallel.fork``)."""
+    ...), so a wrong setting behind them stops the sweep with one line, not a traceback; for
+    the joblib launcher, start its workers as forks (``parallel.fork``); and make a signal to
+    this process stop the sweep (a re-run of a stopped sweep clears the mark)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from downsample_study.sweeps.signals import STOPS, clear_sweep_stopped
         from downsample_study.sweeps.slots import fork_workers, runs_jobs_side_by_side
+
+        STOPS.sweep_dir = Path(config.hydra.sweep.dir)
+        clear_sweep_stopped(STOPS.sweep_dir)
 
         if runs_jobs_side_by_side(config.hydra.launcher) and config.parallel.fork:
             fork_workers()

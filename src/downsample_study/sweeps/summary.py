@@ -1,8 +1,16 @@
-"""The end of a multirun: one screen listing each job's outcome; non-zero exit if any failed."""
+"""The end of a multirun: one screen listing each job's outcome, and the sweep's exit status.
+
+Every job folder counts: completed, failed, interrupted, with an unreadable ``results.json``,
+or without one (killed, or not run because the sweep was stopped). Jobs that another process
+is running (a second sweep into the same folder) are waited for. The status is non-zero when
+any job did not complete: 128 + the signal when the sweep was stopped by one, else 1.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -10,34 +18,82 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from downsample_study.errors import ResultsError
-from downsample_study.results import RESULTS_FILE, read_results
+from downsample_study.layout import CHECKPOINTS
+from downsample_study.results import RESULTS_FILE, Status, read_results
+from downsample_study.sweeps.ownership import running_elsewhere
+from downsample_study.sweeps.signals import sweep_stopped
 
 log = logging.getLogger("downsample_study")
 
-MAX_LISTED_FAILURES = 20  # the summary stays on one screen
+MAX_LISTED = 20  # the summary stays on one screen
+WAIT_POLL_S = 2.0
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """The sweep's job folders: those Hydra started (``.hydra``) or with results."""
+    folders = {p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")}
+    folders |= {p.parent for p in sweep_dir.glob(f"*/{RESULTS_FILE}")}
+    return sorted(folders)
+
+
+def _wait_for_others(folders: list[Path]) -> None:
+    busy = [f for f in folders if running_elsewhere(f)]
+    if busy:
+        log.info("waiting for %d job(s) that another process is running: %s", len(busy),
+                 ", ".join(f.name for f in busy[:3]) + (" ..." if len(busy) > 3 else ""))
+    while busy:
+        time.sleep(WAIT_POLL_S)
+        busy = [f for f in busy if running_elsewhere(f)]
+
+
+def _outcome(folder: Path) -> tuple[str, str]:
+    """(status, reason) of one job folder."""
+    if not (folder / RESULTS_FILE).is_file():
+        if any((folder / CHECKPOINTS).glob("*.ckpt")):
+            return "no results", "killed (the same command resumes it from its checkpoint)"
+        return "not run", "killed before its first epoch, or not started"
+    try:
+        results = read_results(folder / RESULTS_FILE)
+    except ResultsError as err:
+        return "unreadable", str(err)
+    if results.status == Status.interrupted:
+        at = results.stopped_at or {}
+        return "interrupted", (f"by {results.signal} at epoch {at.get('epoch', '?')}, step "
+                               f"{at.get('step', '?')} (run the same command to resume)")
+    return str(results.status), results.error or ""
+
+
+def summarize(sweep_dir: Path) -> int:
+    """Log the sweep's outcome; return its exit status."""
+    stopped = sweep_stopped(sweep_dir)
+    folders = job_folders(sweep_dir)
+    if stopped is None:
+        _wait_for_others(folders)
+    outcomes = [(folder.name, *_outcome(folder)) for folder in folders]
+    counts = Counter(status for _, status, _ in outcomes)
+    without = counts["not run"] + counts["no results"]
+    line = (f"sweep {sweep_dir}: {len(outcomes) - without} jobs with results, "
+            f"{counts['completed']} completed, {counts['failed']} failed")
+    line += "".join(f", {counts[s]} {s}" for s in ("interrupted", "unreadable") if counts[s])
+    if without:
+        line += f"; {without} without: " + ", ".join(
+            f"{counts[s]} {s}" for s in ("not run", "no results") if counts[s])
+    log.info("%s", line)
+    unfinished = [o for o in outcomes if o[1] != "completed"]
+    for name, status, reason in unfinished[:MAX_LISTED]:
+        log.error("  %s: %s: %s", status, name, (reason.splitlines() or ["?"])[0][:200])
+    if len(unfinished) > MAX_LISTED:
+        log.error("  ... and %d more (in their results.json)", len(unfinished) - MAX_LISTED)
+    if stopped is not None:
+        log.error("the sweep was stopped by a signal: run the same command to finish it")
+        return 128 + stopped
+    return 1 if unfinished else 0
 
 
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        paths = sorted(sweep_dir.glob(f"*/{RESULTS_FILE}"))
-        failed = []
-        for path in paths:
-            try:
-                outcome = read_results(path)
-            except ResultsError as err:
-                failed.append((path.parent.name, str(err)))
-                continue
-            if not outcome.completed:
-                failed.append((path.parent.name, outcome.error or "?"))
-        log.info(
-            "sweep %s: %d jobs with results, %d completed, %d failed",
-            sweep_dir, len(paths), len(paths) - len(failed), len(failed),
-        )
-        for name, error in failed[:MAX_LISTED_FAILURES]:
-            log.error("  failed: %s: %s", name, (error.splitlines() or ["?"])[0][:200])
-        if len(failed) > MAX_LISTED_FAILURES:
-            log.error("  ... and %d more (status: failed in their results.json)",
-                      len(failed) - MAX_LISTED_FAILURES)
-        if failed:
-            raise SystemExit(1)
+        if config.get("mode") == "summary":  # layer tables only: no job writes results
+            return
+        status = summarize(Path(config.hydra.sweep.dir))
+        if status:
+            raise SystemExit(status)

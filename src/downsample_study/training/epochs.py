@@ -7,7 +7,6 @@ need no W&B or TensorBoard reader.
 from __future__ import annotations
 
 import csv
-import os
 import time
 from pathlib import Path
 
@@ -15,8 +14,11 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
+from downsample_study.storage import atomic_write
+
 EPOCHS_FILE = "epochs.csv"
-EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/acc_top2")
+EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/acc_top2",
+                 "train/loss_epoch")
 
 
 class EpochMetricsWriter(Callback):
@@ -43,23 +45,28 @@ class EpochMetricsWriter(Callback):
             "epoch": epoch,
             "step": trainer.global_step,
             "seconds": round(time.perf_counter() - self._start, 3),
-            **{key: float(metrics[key]) for key in EPOCH_COLUMNS[3:] if key in metrics},
+            **{key: float(metrics[key]) for key in EPOCH_COLUMNS[3:6] if key in metrics},
+            # logged after validation: taken from the module, where it is complete by now
+            "train/loss_epoch": float(module.mean_train_loss()),
         }
         rows = [r for r in read_epochs(self.path.parent) if r["epoch"] < epoch]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic_write(self.path, newline="") as f:
             writer = csv.DictWriter(f, EPOCH_COLUMNS)
             writer.writeheader()
             writer.writerows([*rows, row])
-        os.replace(tmp, self.path)
+
+
+COUNTS = ("epoch", "step")
 
 
 def read_epochs(folder: Path) -> list[dict[str, float]]:
-    """The rows of ``folder/epochs.csv`` as numbers (empty when there is none)."""
+    """The rows of ``folder/epochs.csv`` as numbers, ``epoch`` and ``step`` as integers
+    (empty when there is none)."""
     path = Path(folder) / EPOCHS_FILE
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)}
+        return [{k: int(float(v)) if k in COUNTS else float(v)
+                 for k, v in row.items() if v not in ("", None)}
                 for row in csv.DictReader(f)]

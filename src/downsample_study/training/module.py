@@ -34,6 +34,10 @@ def _destroy_process_group_at_exit() -> None:
     atexit.register(destroy)
 
 
+# the epoch's training-loss sums (loss × images, images) so far, for a checkpoint saved mid-epoch
+TRAIN_LOSS_SUMS = "train_loss_sums"
+
+
 def _accuracy(num_classes: int, prefix: str) -> MetricCollection:
     # average="micro": the fraction of images classified correctly (torchmetrics' default,
     # "macro", averages per-class accuracies instead)
@@ -122,6 +126,23 @@ class DownsampleClassifier(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._loss_window = torch.zeros(2, device=self.device)
         self._epoch_loss = torch.zeros(2, device=self.device)
+
+    def on_train_start(self) -> None:
+        # a fit resumed in the middle of an epoch gets no epoch start: go on with the sums
+        # the checkpoint holds
+        sums = getattr(self, "_restored_sums", None)
+        if sums is None:
+            self.on_train_epoch_start()
+        else:
+            self._loss_window, self._epoch_loss = (t.to(self.device) for t in sums)
+            self._restored_sums = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if hasattr(self, "_epoch_loss"):
+            checkpoint[TRAIN_LOSS_SUMS] = [self._loss_window.cpu(), self._epoch_loss.cpu()]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._restored_sums = checkpoint.get(TRAIN_LOSS_SUMS)
 
     def mean_train_loss(self) -> torch.Tensor:
         """This epoch's mean training loss so far (this process's batches)."""

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from omegaconf import MISSING
 
+from downsample_study.checks import above, at_least, probability
+from downsample_study.errors import ConfigError
 from downsample_study.registry import Registry
 
 
@@ -19,11 +21,20 @@ class OptimizerConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
 
+    def __post_init__(self) -> None:
+        above("optimizer.lr", self.lr, 0)
+        at_least("optimizer.weight_decay", self.weight_decay, 0)
+
 
 @dataclass
 class AdamConfig(OptimizerConfig):
     betas: tuple[float, float] = (0.9, 0.999)
     fused: bool = True  # one kernel for the whole update, where torch supports it
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for i, beta in enumerate(self.betas):
+            probability(f"optimizer.betas[{i}]", beta)
 
 
 @dataclass
@@ -31,6 +42,13 @@ class SGDConfig(OptimizerConfig):
     lr: float = 0.01
     momentum: float = 0.9
     nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        probability("optimizer.momentum", self.momentum)
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("optimizer.nesterov: Nesterov momentum needs optimizer.momentum "
+                              "> 0")
 
 
 Builder = Callable[[OptimizerConfig, Iterable[torch.nn.Parameter]], torch.optim.Optimizer]

@@ -3,14 +3,14 @@ from their last checkpoint.
 
 A job's folder is named after its overrides, so a re-run finds the same folder. Its
 ``results.json`` says whether it completed; ``checkpoints/last.ckpt`` (written at the end of
-every epoch) holds the weights, optimizer, loop and ``ModelCheckpoint`` state, and with
-``RngState`` the random generators, so a resumed job on CPU ends with the same metrics as one
-that was never interrupted.
+every epoch, and at the step where a stopped job stopped) holds the weights, optimizer, loop,
+data position and ``ModelCheckpoint`` state, and with ``RngState`` the random generators, so
+a resumed job on CPU ends with the same metrics as one that was never interrupted
+(``checkpoints.py`` picks the checkpoint to resume from).
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from downsample_study.errors import ResultsError
+from downsample_study.layout import CHECKPOINTS, LAST
 from downsample_study.results import RESULTS_FILE, Results, read_results
+from downsample_study.training.checkpoints import load
 
-log = logging.getLogger(__name__)
-
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+LAST_CHECKPOINT = Path(CHECKPOINTS) / LAST
 
 
 def completed_results(output_dir: Path) -> Results | None:
@@ -37,30 +37,13 @@ def completed_results(output_dir: Path) -> Results | None:
     return results if results.completed else None
 
 
-def _load(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def last_checkpoint(output_dir: Path) -> Path | None:
-    """``checkpoints/last.ckpt`` when it exists and loads (a kill can leave a broken file)."""
-    path = output_dir / LAST_CHECKPOINT
-    if not path.is_file():
-        return None
-    try:
-        _load(path)
-    except Exception as err:  # truncated or foreign file: train from the start instead
-        log.warning("not resuming from %s (%s: %s)", path, type(err).__name__, err)
-        return None
-    return path
-
-
 def epochs_trained(current_epoch: int, output_dir: Path) -> int:
     """Epochs trained. Under ``ddp_spawn`` the main process's Trainer never ran the fit loop
     (its ``current_epoch`` stays 0); the last checkpoint knows."""
     path = output_dir / LAST_CHECKPOINT
     if current_epoch or not path.is_file():
         return current_epoch
-    return int(_load(path)["epoch"]) + 1
+    return int(load(path)["epoch"]) + 1
 
 
 class RngState(Callback):

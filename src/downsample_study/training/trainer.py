@@ -10,21 +10,27 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from downsample_study.errors import ConfigError
 from downsample_study.sweeps.slots import ShareIdleCores, Slot
+from downsample_study.training.checkpoints import AtomicCheckpointIO
 from downsample_study.training.epochs import EpochMetricsWriter
 from downsample_study.training.resume import LAST_CHECKPOINT, RngState
 from downsample_study.training.speed import NoProfiler
+from downsample_study.training.stops import StopAtStepBoundary
 
 MONITOR = "val/acc_top1"  # model selection: the checkpoint of the best epoch on it
 
 
 class EpochProgress(Callback):
     """One line per epoch when there is no interactive progress bar (logs, sweeps, SLURM)."""
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start = time.perf_counter()  # a fit resumed mid-epoch gets no epoch start
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._start = time.perf_counter()
@@ -50,6 +56,11 @@ def trainer_args(trainer: dict[str, Any]) -> dict[str, Any]:
     args.setdefault("enable_progress_bar", sys.stderr.isatty())
     if args.get("profiler") is None:
         args["profiler"] = NoProfiler()
+    plugins = args.get("plugins") or []
+    plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    args["plugins"] = plugins
     return args
 
 
@@ -63,13 +74,15 @@ def best_checkpoint(output_dir: Path) -> ModelCheckpoint:
         mode="max",
         save_top_k=1,
         save_last=True,
+        enable_version_counter=False,  # a re-run overwrites, it never writes -v1 beside
     )
 
 
 def build_trainer(trainer: dict[str, Any], output_dir: Path, logger,
                   checkpoint: ModelCheckpoint, slot: Slot | None = None) -> L.Trainer:
     args = trainer_args(trainer)
-    callbacks = [checkpoint, EpochMetricsWriter(output_dir), RngState()]
+    callbacks = [checkpoint, EpochMetricsWriter(output_dir), RngState(),
+                 StopAtStepBoundary(output_dir / LAST_CHECKPOINT)]
     if not args["enable_progress_bar"]:
         callbacks.append(EpochProgress())
     if slot is not None:  # a slot exists only when jobs run side by side

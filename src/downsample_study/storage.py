@@ -1,0 +1,56 @@
+"""Writing files so that nothing half-written is ever presented as complete: into a temporary
+file beside the target, renamed over it only when complete (a reader sees the old file or the
+new one), the temporary file removed on any failure. A failure to write (a full disk, no
+permission) is a ``StorageError`` naming the path and the cause, in one line."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from downsample_study.errors import StorageError
+
+# an OSError with one of these is the disk's or the folder's fault, not the program's
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                            errno.ENOTDIR})
+
+
+def is_storage_error(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in STORAGE_ERRNOS
+
+
+def storage_error(err: OSError, path: Path | str | None = None) -> StorageError:
+    """The one-line error for an ``OSError`` met while writing ``path``."""
+    where = path or err.filename2 or err.filename or "?"  # filename2: a move's destination
+    cause = err.strerror or type(err).__name__
+    hint = " (free some space, or write elsewhere)" if err.errno == errno.ENOSPC else ""
+    return StorageError(f"cannot write {where}: {cause}{hint}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "w", **kwargs) -> Iterator[IO]:
+    """``open(path, mode)`` for writing, atomically."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # a name of our own (not mkstemp's, whose files are private to the user): the file
+        # gets the permissions of any other the process writes
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        with open(tmp, mode.replace("w", "x"), **kwargs) as f:
+            yield f
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        if not is_storage_error(err):
+            raise
+        raise storage_error(err, path) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

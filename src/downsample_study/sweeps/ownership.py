@@ -1,0 +1,73 @@
+"""One process at a time per job folder: a job holds its folder's lock (``fcntl.flock``,
+released by the OS if the process dies) while it runs, so two sweeps into one folder never
+train a job twice: the second one skips the jobs the first is running (and its summary waits
+for them)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from downsample_study.errors import JobBusy
+from downsample_study.storage import storage_error
+
+LOCK_FILE = ".lock"
+
+
+def _holder(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        return path.read_text().strip() or "?"
+    return "?"
+
+
+def is_primary() -> bool:
+    """Whether this process is the job's first (a job of several processes, one per device,
+    started by SLURM or torchrun: only rank 0 takes the lock and names the run)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
+@contextlib.contextmanager
+def job_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the lock of the job in ``output_dir`` for the block; ``JobBusy`` if another
+    process holds it. The job's other processes (ranks 1, 2, ...) run under rank 0's lock."""
+    if not is_primary():
+        yield
+        return
+    path = Path(output_dir) / LOCK_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 - held open while the job runs
+    except OSError as err:
+        raise storage_error(err, path) from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise JobBusy(f"{output_dir}: another process (pid {_holder(path)}) is running this "
+                      f"job") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def running_elsewhere(output_dir: Path) -> bool:
+    """Whether another process holds the lock of the job in ``output_dir`` right now."""
+    path = Path(output_dir) / LOCK_FILE
+    if not path.is_file():
+        return False
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False

@@ -1,0 +1,104 @@
+"""Stopping a job cleanly on SIGTERM (kill, timeout, SLURM's scancel, preemption) or SIGINT
+(Ctrl-C).
+
+The first signal is recorded; during training the job stops at the next step boundary (the
+start of the next training batch, or where Lightning's own SIGTERM handling stops it, at the
+end of the current one) and saves a resumable checkpoint there; outside training it stops at
+once (nothing is lost: the last checkpoint is on disk). A second signal stops it at once,
+wherever it is. Either way ``Interrupted`` reaches the task, which records the job as
+interrupted and exits with 128 + the signal's number.
+
+A process of a multirun that is not running a job (the sweep's own process while workers
+run the jobs, an idle worker) does not stop on the signal: it marks the sweep as stopped
+(``STOPPED_FILE``), so that no new job starts, and the sweep ends with its summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from downsample_study.errors import Interrupted
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOPPED_FILE = ".stopped"  # in a sweep folder: the sweep was stopped by this signal
+
+
+def sweep_stopped(sweep_dir: Path) -> int | None:
+    """The signal that stopped the sweep in ``sweep_dir``, if one did."""
+    with contextlib.suppress(OSError, KeyError):
+        return signal.Signals[(Path(sweep_dir) / STOPPED_FILE).read_text().strip()].value
+    return None
+
+
+def clear_sweep_stopped(sweep_dir: Path) -> None:
+    with contextlib.suppress(OSError):
+        (Path(sweep_dir) / STOPPED_FILE).unlink(missing_ok=True)
+
+
+def mark_sweep_stopped(sweep_dir: Path, signum: int) -> None:
+    with contextlib.suppress(OSError):  # a full disk: the sweep's process still knows
+        (Path(sweep_dir) / STOPPED_FILE).write_text(signal.Signals(signum).name + "\n")
+
+
+class StopRequests:
+    """The process's stop requests: which signal came first, and whether a fit is running
+    (then the stop waits for the next step boundary)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.in_fit = False
+        self.running_job = False  # this process is running a job
+        self.sweep_dir: Path | None = None  # this process belongs to a multirun
+
+    def _handle(self, signum: int, frame) -> None:
+        first = self.signum is None
+        self.signum = self.signum or signum
+        if not self.running_job and self.sweep_dir is not None:
+            if first:
+                log.warning("%s received: stopping the sweep (running jobs stop at their next "
+                            "step; no new job starts)", signal.Signals(signum).name)
+            mark_sweep_stopped(self.sweep_dir, self.signum)
+            return
+        if not first:
+            raise Interrupted(signum, immediate=True)
+        if self.in_fit:
+            log.warning("%s received: stopping after this training step with a checkpoint "
+                        "(send it again to stop at once)", signal.Signals(signum).name)
+        else:
+            raise Interrupted(signum)
+
+    def _handling(self) -> bool:
+        return all(signal.getsignal(s) == self._handle for s in SIGNALS)
+
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """Handle SIGTERM and SIGINT inside the block (from the main thread only; inside a
+        block that handles them already, e.g. in a worker forked from such a process, it
+        changes nothing)."""
+        if self._handling() or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in SIGNALS}
+        self.signum, self.in_fit, self.running_job, self.sweep_dir = None, False, False, None
+        for s in SIGNALS:
+            signal.signal(s, self._handle)
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def check(self) -> None:
+        """Raise ``Interrupted`` if a stop was requested."""
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+
+STOPS = StopRequests()

@@ -1,0 +1,152 @@
+"""Weights & Biases: online with credentials, else offline by itself (and offline, with a
+notice, when the server cannot be reached); one run per job, whatever the attempts.
+
+Every attempt of a job logs to the run id kept in the job folder (``tracking.run_id_of``).
+Online, an attempt resumes that run (``resume="allow"``). Offline, wandb cannot resume a run,
+so an attempt moves the earlier attempts' run folders out of ``wandb/`` (into
+``wandb-superseded/``) and logs again the epochs they had finished (from ``epochs.csv``): the
+job's ``wandb/offline-run-*`` is then one complete run for ``wandb sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lightning.pytorch.loggers import WandbLogger
+
+from downsample_study import internals
+from downsample_study.choices import Choice, as_choice
+from downsample_study.training.tracking import LoggerConfig, RunIdentity, Tracker, log_epoch_rows
+
+log = logging.getLogger(__name__)
+
+SUPERSEDED = "wandb-superseded"  # earlier attempts' offline runs, out of the sync path
+
+
+class WandbMode(Choice):
+    auto = "auto"  # online when credentials exist, otherwise offline with a notice
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+@dataclass
+class WandbConfig(LoggerConfig):
+    project: str = "downsample_study"
+    entity: str | None = None
+    mode: WandbMode = WandbMode.auto
+    group: str | None = None  # default: the sweep (its folder)
+    job_type: str | None = None  # default: the job's overrides without the seed
+    tags: list[str] = field(default_factory=list)
+    # seconds wandb.init may take to reach the server before the run goes offline instead
+    init_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.mode = as_choice(WandbMode, self.mode, "logger.mode")
+
+
+def wandb_has_credentials() -> bool:
+    """True when W&B could log in without asking: an API key in the env or in ~/.netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(cfg: WandbConfig) -> str:
+    if cfg.mode != WandbMode.auto:
+        return cfg.mode.value
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    return "online" if wandb_has_credentials() else "offline"
+
+
+def _offline_advice(output_dir: Path) -> str:
+    return (f"logging offline to {output_dir}/wandb; upload later with: wandb sync "
+            f"{output_dir}/wandb/offline-run-*")
+
+
+def supersede(output_dir: Path, pattern: str = "offline-run-*") -> None:
+    """Move the run folders of earlier attempts (offline ones by default) out of ``wandb/``."""
+    runs = sorted((Path(output_dir) / "wandb").glob(pattern))
+    if runs:
+        aside = Path(output_dir) / SUPERSEDED
+        aside.mkdir(exist_ok=True)
+        for run in runs:
+            shutil.move(str(run), aside / run.name)
+
+
+class WandbTracker(Tracker):
+    def _logger(self, cfg: WandbConfig, run: RunIdentity, output_dir: Path,
+                mode: str) -> WandbLogger:
+        import wandb
+
+        if mode == "offline":
+            supersede(output_dir)
+        logger = WandbLogger(
+            project=cfg.project,
+            entity=cfg.entity,
+            name=run.name,
+            group=cfg.group or run.group,
+            job_type=cfg.job_type or run.job_type,
+            tags=sorted({*run.tags, *cfg.tags}),
+            save_dir=str(output_dir),
+            mode=mode,
+            id=run.run_id,
+            resume="allow" if mode == "online" else None,
+            settings=wandb.Settings(silent=True, console="off", init_timeout=cfg.init_timeout),
+        )
+        internals.drop_wandb_anonymous_setting(logger)
+        return logger
+
+    def create(self, cfg: WandbConfig, run, output_dir):
+        mode = wandb_mode(cfg)
+        if cfg.mode == WandbMode.auto and mode == "offline" and not os.environ.get("WANDB_MODE"):
+            log.warning("W&B: no credentials found (WANDB_API_KEY or `wandb login`), %s",
+                        _offline_advice(output_dir))
+        logger = self._logger(cfg, run, output_dir, mode)
+        if mode != "online":
+            return logger
+        try:
+            logger.experiment  # noqa: B018 - wandb.init: reach the server now
+        except Exception as err:  # wandb's CommError, or whatever stops the connection
+            import wandb
+
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            log.warning("W&B: cannot reach the server (%s), %s", reason,
+                        _offline_advice(output_dir))
+            wandb.teardown()  # its service still holds the run id the failed attempt claimed
+            supersede(output_dir, f"run-*-{run.run_id}")  # what the failed attempt wrote
+            logger = self._logger(cfg, run, output_dir, "offline")
+        return logger
+
+    def log_figure(self, logger, name, figure, path, step):
+        logger.log_image(name, [str(path)], step=step)
+
+    def log_summary(self, logger, results):
+        summary = logger.experiment.summary
+        for split in ("val", "test"):
+            for name, value in vars(getattr(results, split)).items():
+                summary[f"{split}/{name}"] = value
+        summary["train_seconds"] = results.train_seconds
+        summary["best_epoch"] = results.best_epoch
+
+    def replay(self, logger, rows):
+        if logger.experiment.offline:  # online, the resumed run has them
+            log_epoch_rows(logger, rows)
+
+    def describe(self, logger):
+        run = logger.experiment
+        if run.offline:
+            folder = Path(run.dir).parent
+            return f"W&B offline run {folder} (upload: wandb sync {folder})"
+        return f"W&B run {run.url}"

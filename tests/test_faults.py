@@ -1,0 +1,204 @@
+"""Faults around a job: broken checkpoints, two sweeps into one folder, full or unwritable
+disks, W&B without a network, unreadable results. Nothing is lost, nothing is trained twice,
+nothing half-written is presented as complete, and each fault is one line naming the path."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from support import launch, read_wandb_runs, results_under
+
+from downsample_study.errors import StorageError
+from downsample_study.report.build import write_report
+from downsample_study.sweeps.summary import summarize
+from downsample_study.training.checkpoints import AtomicCheckpointIO
+
+
+@pytest.fixture
+def job(quick) -> list[str]:
+    return [*quick, "logger=none", "evaluation.feature_maps=false", "evaluation.shift=false"]
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def test_a_save_cut_short_keeps_the_previous_checkpoint_and_leaves_no_temp_file(
+    tmp_path, monkeypatch
+):
+    io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    path.parent.mkdir()
+    io.save_checkpoint({"step": 1}, path)
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(StorageError, match=r"cannot write .*last\.ckpt: No space left on device"):
+        io.save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+
+
+def test_a_broken_last_checkpoint_is_set_aside_and_the_job_resumes_from_the_newest_that_loads(
+    job, tmp_path, capsys
+):
+    assert launch([*job, "trainer.max_epochs=2", "hydra.run.dir=out"]).exit_code == 0
+    folder = tmp_path / "out"
+    (folder / "results.json").unlink()  # as if the run had died after its last epoch
+    last = folder / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # truncated: the disk filled while saving
+    run = launch([*job, "trainer.max_epochs=3", "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 0
+    assert f"checkpoint {last} does not load" in run.output and "last.ckpt.broken" in run.output
+    [results] = results_under(folder)
+    assert results["status"] == "completed" and results["epochs"] == 3
+    assert "best-epoch" in results["resumed_from"]  # the newest checkpoint that loads
+    names = sorted(p.name for p in (folder / "checkpoints").iterdir())
+    assert "last.ckpt.broken" in names and "last.ckpt" in names
+    assert not [n for n in names if "-v" in n or n.endswith(".tmp")]  # no orphans beside it
+
+
+# --- one job, one process -------------------------------------------------------------------
+
+
+def hold_lock(folder: Path, seconds: float) -> subprocess.Popen:
+    """Another process that runs the job in ``folder`` (holds its lock) for ``seconds``."""
+    code = (f"import time; from downsample_study.sweeps.ownership import job_lock\n"
+            f"with job_lock(__import__('pathlib').Path({str(folder)!r})):\n"
+            f"    print('locked', flush=True); time.sleep({seconds})\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_job_another_process_is_running_is_not_run_twice(job, tmp_path, capsys):
+    folder = tmp_path / "out"
+    holder = hold_lock(folder, 30)
+    try:
+        run = launch([*job, "hydra.run.dir=out"], capsys)
+    finally:
+        holder.kill()
+    assert run.exit_code == 1
+    assert f"another process (pid {holder.pid}) is running this job" in run.output
+    assert not (folder / "checkpoints").exists() and not results_under(folder)
+
+
+def test_a_second_sweep_into_the_folder_skips_what_the_first_runs_and_waits_for_it(
+    job, tmp_path, capsys
+):
+    args = ["-m", *job, "downsample=maxpool,avgpool", "hydra.sweep.dir=sweep"]
+    assert launch(args).exit_code == 0
+    [avgpool] = (tmp_path / "sweep").glob("*downsample=avgpool*")
+    (avgpool / "results.json").unlink()  # to be run again ...
+    for checkpoint in (avgpool / "checkpoints").iterdir():
+        checkpoint.unlink()
+    holder = hold_lock(avgpool, 3)  # ... by the "first sweep", busy with it
+    run = launch(args, capsys)
+    holder.wait()
+    assert "skipped here (the summary waits for it)" in run.output
+    assert "waiting for 1 job(s) that another process is running" in run.output
+    assert not list((avgpool / "checkpoints").iterdir())  # not trained by this sweep
+    # the other process wrote no results: the summary says so, and the status is not 0
+    assert run.exit_code == 1 and "1 completed, 0 failed; 1 without: 1 not run" in run.output
+
+
+# --- disks --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 600 KB filesystem (a tmpfs; mounting one needs root): smaller than a checkpoint."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_the_sweep_goes_on_to_its_summary(
+    job, small_disk, tmp_path, capsys
+):
+    run = launch(["-m", *job, "downsample=maxpool,avgpool", f"hydra.sweep.dir={small_disk}"],
+                 capsys)
+    assert run.exit_code == 1
+    assert "No space left on device" in run.output and "Traceback" not in run.output
+    assert "sweep" in run.output and "2 failed" in run.output  # both jobs, then the summary
+    assert not list(small_disk.rglob("*.tmp"))  # nothing half-written left
+    for results in results_under(small_disk):  # where they fitted: failed, never complete
+        assert results["status"] == "failed" and "cannot write" in results["error"]
+
+
+@pytest.mark.parametrize("key", ["hydra.run.dir", "paths.cache_dir"])
+def test_a_folder_that_cannot_be_written_is_one_line_naming_it(key, job, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    run = launch([*job, f"{key}={blocker}/inside", *([] if key == "hydra.run.dir" else
+                                                     ["hydra.run.dir=out"])], capsys)
+    assert run.exit_code == 1
+    assert f"cannot write {blocker}/inside" in run.output and "Traceback" not in run.output
+
+
+# --- W&B -----------------------------------------------------------------------------------
+
+
+def test_without_a_reachable_server_wandb_goes_offline_with_a_notice(job, tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # credentials: W&B would go online
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    run = launch([*job, "logger=wandb", "logger.init_timeout=3", "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 0
+    assert "W&B: cannot reach the server" in run.output and "wandb sync" in run.output
+    [offline] = read_wandb_runs(tmp_path / "out" / "wandb")
+    assert offline.exit_code == 0 and offline.summary["test/acc_top1"] > 0.5
+
+
+def test_a_resumed_job_is_one_complete_wandb_run_for_sync(job, tmp_path, monkeypatch):
+    from test_stops import signal_at_step
+
+    args = [*job, "logger=wandb", "logger.mode=offline", "trainer.max_epochs=3",
+            "hydra.run.dir=out"]
+    with monkeypatch.context() as patch:
+        signal_at_step(patch, 24, 15)  # SIGTERM in the third epoch
+        assert launch(args).exit_code == 143
+    assert launch(args).exit_code == 0
+    folder = tmp_path / "out"
+    [run] = read_wandb_runs(folder / "wandb")  # what `wandb sync <job>/wandb/offline-run-*` sends
+    [superseded] = read_wandb_runs(folder / "wandb-superseded")
+    assert run.run_id == superseded.run_id == (folder / ".run_id").read_text().strip()
+    epochs = [row["epoch"] for row in run.history if "val/acc_top1" in row]
+    assert epochs[:3] == [0, 1, 2]  # each epoch once: two replayed, one trained
+    assert run.exit_code == 0 and superseded.exit_code == 143
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+def test_an_unreadable_results_file_is_listed_by_the_summary_and_the_report(
+    job, tmp_path, caplog
+):
+    assert launch(["-m", *job, "downsample=maxpool,avgpool", "hydra.sweep.dir=sweep"]
+                  ).exit_code == 0
+    [broken] = (tmp_path / "sweep").glob("*downsample=avgpool*/results.json")
+    broken.write_text('{"status": "compl')  # cut short by a crash of another tool
+    sweep_log = logging.getLogger("downsample_study")  # Hydra's logging config holds it
+    sweep_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="downsample_study"):
+            assert summarize(tmp_path / "sweep") == 1  # never a swallowed warning, status 0
+    finally:
+        sweep_log.removeHandler(caplog.handler)
+    assert "2 jobs with results, 1 completed, 0 failed, 1 unreadable" in caplog.text
+    report = write_report(tmp_path / "sweep", use_wandb=False)
+    [unreadable] = report.unfinished
+    assert unreadable.status == "failed" and "unreadable" in unreadable.error
+    assert "unreadable" in (tmp_path / "sweep" / "report.md").read_text()

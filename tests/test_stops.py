@@ -1,0 +1,105 @@
+"""Stops: SIGTERM (kill, timeout, scancel, preemption) or SIGINT (Ctrl-C) stop a job at a step
+boundary with a resumable checkpoint, record it as interrupted and exit with 128 + the signal;
+running the same command again ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from support import launch, results_under
+
+from downsample_study.training.epochs import read_epochs
+from downsample_study.training.module import DownsampleClassifier
+
+SLOW_CLI_TIMEOUT = 300
+
+
+def signal_at_step(monkeypatch, step: int, signum: int) -> None:
+    """Send ``signum`` to this process during training step ``step`` (0-based)."""
+    original = DownsampleClassifier.training_step
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == step:
+            os.kill(os.getpid(), signum)
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(DownsampleClassifier, "training_step", training_step)
+
+
+@pytest.fixture
+def job(quick) -> list[str]:
+    """3 epochs of 10 steps, dropout on: a resume must continue the data order and the masks."""
+    return [*quick, "trainer.max_epochs=3", "downsample.dropout=0.3", "logger=csv",
+            "evaluation.feature_maps=false"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_job_mid_epoch_and_the_rerun_ends_as_if_never_stopped(
+    signum, job, monkeypatch, tmp_path, capsys
+):
+    with monkeypatch.context() as patch:
+        signal_at_step(patch, 14, signum)  # in the second epoch
+        run = launch([*job, "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 128 + signum
+    [stopped] = results_under(tmp_path / "out")
+    assert stopped["status"] == "interrupted" and stopped["signal"] == signum.name
+    assert stopped["stopped_at"] == {"epoch": 1, "step": 15}  # the step that was running ends
+    assert stopped["resume_checkpoint"].endswith("checkpoints/last.ckpt")
+    assert "run the same command again to resume" in run.output and "Traceback" not in run.output
+
+    assert launch([*job, "hydra.run.dir=out"]).exit_code == 0
+    assert launch([*job, "hydra.run.dir=reference"]).exit_code == 0
+    [resumed], [reference] = results_under(tmp_path / "out"), results_under(tmp_path / "reference")
+    assert resumed["status"] == "completed" and resumed["resumed_from"].endswith("last.ckpt")
+    for key in ("val", "test", "best_epoch", "epochs"):
+        assert resumed[key] == reference[key], key
+    # every epoch's row once, the same numbers (the time each took aside)
+    without_time = [[{k: v for k, v in row.items() if k != "seconds"} for row in read_epochs(
+        tmp_path / name)] for name in ("out", "reference")]
+    assert without_time[0] == without_time[1] and len(without_time[0]) == 3
+    assert not list((tmp_path / "out" / "checkpoints").glob("*-v*"))
+
+
+def test_a_stopped_sweep_prints_its_summary_exits_with_the_signal_and_finishes_on_a_rerun(
+    job, monkeypatch, tmp_path, capsys
+):
+    sweep = ["-m", *job, "downsample=maxpool,avgpool", "hydra.sweep.dir=sweep"]
+    with monkeypatch.context() as patch:
+        signal_at_step(patch, 5, signal.SIGTERM)  # the first job, first epoch
+        run = launch(sweep, capsys)
+    assert run.exit_code == 128 + signal.SIGTERM
+    assert "1 interrupted" in run.output and "the sweep was stopped by a signal" in run.output
+    assert [r["status"] for r in results_under(tmp_path / "sweep")] == ["interrupted"]
+    # the same command finishes it: the stopped job resumes, the other runs
+    again = launch(sweep, capsys)
+    assert again.exit_code == 0 and "2 completed" in again.output
+    statuses = sorted((r["status"], bool(r["resumed_from"])) for r in
+                      results_under(tmp_path / "sweep"))
+    assert statuses == [("completed", False), ("completed", True)]
+
+
+@pytest.mark.slow
+def test_a_parallel_sweep_stops_its_running_jobs_and_starts_no_new_one(quick, tmp_path):
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "downsample_study", "-m", *quick, "trainer.max_epochs=50",
+               "logger=none", "evaluation.feature_maps=false", "downsample=maxpool,avgpool,stride2",
+               "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
+    with open(tmp_path / "sweep.log", "w") as log:
+        proc = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        deadline = time.monotonic() + SLOW_CLI_TIMEOUT
+        while len(list(sweep.glob("*/epochs.csv"))) < 2:  # both workers are training
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGTERM)  # what Ctrl-C, scancel or a preemption reach
+        assert proc.wait(timeout=SLOW_CLI_TIMEOUT) == 128 + signal.SIGTERM
+    output = (tmp_path / "sweep.log").read_text()
+    assert "Traceback" not in output
+    statuses = sorted(r["status"] for r in results_under(sweep))
+    assert statuses == ["interrupted", "interrupted"]  # the third never started
+    assert "0 completed, 0 failed, 2 interrupted; 1 without: 1 not run" in output
