@@ -39,6 +39,10 @@ from support import launch, results_under
         ("trainer.check_val_every_n_epoch=2", ["check_val_every_n_epoch", "never validates"]),
         ("trainer.log_every_n_steps=0", ["trainer.log_every_n_steps: must be >= 1"]),
         ("trainer.min_epochs=3", ["trainer.min_epochs: 3 > trainer.max_epochs=1"]),
+        ("trainer.val_check_interval=0", ["trainer.val_check_interval", "(0, 1]"]),
+        ("trainer.accelerator=tpu", ["trainer:", "torch_xla"]),  # a package not installed
+        ("seed=-1", ["seed: must be in 0 to 4294967295"]),
+        ("evaluation.shift_max=28", ["evaluation.shift_max", "out of the frame; at most 27"]),
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, capsys, tmp_path):

@@ -138,12 +138,13 @@ def test_a_full_disk_is_one_line_and_the_sweep_goes_on_to_its_summary(
         assert results["status"] == "failed" and "cannot write" in results["error"]
 
 
-@pytest.mark.parametrize("key", ["hydra.run.dir", "paths.cache_dir"])
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir", "paths.cache_dir"])
 def test_a_folder_that_cannot_be_written_is_one_line_naming_it(key, job, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    run = launch([*job, f"{key}={blocker}/inside", *([] if key == "hydra.run.dir" else
-                                                     ["hydra.run.dir=out"])], capsys)
+    extra = {"hydra.run.dir": [], "hydra.sweep.dir": ["-m"], "paths.cache_dir": [
+        "hydra.run.dir=out"]}[key]
+    run = launch([*extra, *job, f"{key}={blocker}/inside"], capsys)
     assert run.exit_code == 1
     assert f"cannot write {blocker}/inside" in run.output and "Traceback" not in run.output
 
@@ -160,6 +161,20 @@ def test_without_a_reachable_server_wandb_goes_offline_with_a_notice(job, tmp_pa
     assert "W&B: cannot reach the server" in run.output and "wandb sync" in run.output
     [offline] = read_wandb_runs(tmp_path / "out" / "wandb")
     assert offline.exit_code == 0 and offline.summary["test/acc_top1"] > 0.5
+
+
+@pytest.mark.parametrize(("mode", "resume"), [("online", "allow"), ("offline", None)])
+def test_every_attempt_of_a_job_logs_to_its_one_run_id(mode, resume, tmp_path):
+    from downsample_study.training.tracking import RunIdentity, run_id_of
+    from downsample_study.training.wandb_tracker import WandbConfig, WandbTracker
+
+    first = run_id_of(tmp_path, resumed=False)
+    assert run_id_of(tmp_path, resumed=True) == first  # a resumed attempt: the same run
+    assert run_id_of(tmp_path, resumed=False) != first  # a job started over: a new one
+    run = RunIdentity("job", [], run_id=run_id_of(tmp_path, resumed=True))
+    logger = WandbTracker()._logger(WandbConfig(name="wandb"), run, tmp_path, mode)
+    # online, wandb continues the run of that id (W&B cannot resume offline runs)
+    assert (logger._wandb_init["id"], logger._wandb_init["resume"]) == (run.run_id, resume)
 
 
 def test_a_resumed_job_is_one_complete_wandb_run_for_sync(job, tmp_path, monkeypatch):

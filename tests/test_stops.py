@@ -103,3 +103,28 @@ def test_a_parallel_sweep_stops_its_running_jobs_and_starts_no_new_one(quick, tm
     statuses = sorted(r["status"] for r in results_under(sweep))
     assert statuses == ["interrupted", "interrupted"]  # the third never started
     assert "0 completed, 0 failed, 2 interrupted; 1 without: 1 not run" in output
+
+
+def test_a_signal_after_training_stops_at_once_and_the_rerun_trains_no_more(
+    job, monkeypatch, tmp_path, capsys
+):
+    import downsample_study.job as job_module
+
+    original = job_module.shift_robustness
+
+    def shift_robustness(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # while measuring the selected checkpoint
+        return original(*args, **kwargs)
+
+    args = [*job, "evaluation.shift=true", "trainer.max_epochs=2"]
+    with monkeypatch.context() as patch:
+        patch.setattr(job_module, "shift_robustness", shift_robustness)
+        run = launch([*args, "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 128 + signal.SIGTERM
+    [stopped] = results_under(tmp_path / "out")
+    assert stopped["status"] == "interrupted" and stopped["stopped_at"]["epoch"] == 2
+    assert launch([*args, "hydra.run.dir=out"]).exit_code == 0
+    assert launch([*args, "hydra.run.dir=reference"]).exit_code == 0
+    [resumed], [reference] = results_under(tmp_path / "out"), results_under(tmp_path / "reference")
+    assert resumed["status"] == "completed" and resumed["epochs"] == 2
+    assert (resumed["test"], resumed["shift"]) == (reference["test"], reference["shift"])

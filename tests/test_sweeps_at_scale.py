@@ -139,7 +139,12 @@ def test_slurm_tasks_and_gpus_follow_the_trainer_devices(accelerator, devices, t
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [(["hydra/launcher=slurm", "accelerator=ddp"], "trainer.devices=-1: on SLURM give"),
-     (["hydra/launcher=parallel", "parallel.jobs_per_gpu=0"], "parallel.jobs_per_gpu: must be")],
+     (["hydra/launcher=parallel", "parallel.jobs_per_gpu=0"], "parallel.jobs_per_gpu: must be"),
+     (["hydra/launcher=parallel", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs: must be"),
+     (["hydra/launcher=local", "hydra.launcher.timeout_min=0"],
+      "hydra.launcher.timeout_min: must be >= 1, got 0"),
+     (["hydra/sweeper=lr_search", "hydra.sweeper.n_trials=0"],
+      "hydra.sweeper.n_trials: must be >= 1, got 0")],
 )
 def test_a_bad_launcher_setting_stops_the_sweep_in_one_line(overrides, message, capsys):
     run = launch(["-m", "mode=summary", *overrides, "hydra.sweep.dir=sweep"], capsys)

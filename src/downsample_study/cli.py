@@ -34,6 +34,12 @@ def _hydra_raises() -> Iterator[None]:
         os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
+def _unfinished_submitit_job(err: BaseException) -> bool:
+    """submitit's error for a job that returned nothing (killed, timed out too often)."""
+    utils = sys.modules.get("submitit.core.utils")
+    return utils is not None and isinstance(err, utils.UncompletedJobError)
+
+
 def run(argv: list[str]) -> int:
     """Run the app on ``argv`` (without the program name); return the exit status."""
     from downsample_study.config.messages import composition_message
@@ -63,6 +69,11 @@ def run(argv: list[str]) -> int:
     except Exception as err:
         if is_storage_error(err):  # e.g. Hydra creating the run or sweep folder
             print(f"error: {storage_error(err)}", file=sys.stderr)
+            return 1
+        if _unfinished_submitit_job(err):
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            print(f"error: a job did not finish under submitit (killed, or out of time): "
+                  f"{' '.join(lines[:2])}; its logs are beside that file", file=sys.stderr)
             return 1
         message = composition_message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR"):

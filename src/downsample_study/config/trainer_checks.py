@@ -46,6 +46,10 @@ def check_trainer(args: dict[str, Any]) -> None:
             raise ConfigError(f"trainer.check_val_every_n_epoch: {every} > trainer.max_epochs="
                               f"{epochs} never validates, and validation selects the "
                               f"checkpoint the job reports")
+    interval = args.get("val_check_interval")
+    if _number(interval) and (interval <= 0 or (isinstance(interval, float) and interval > 1)):
+        raise ConfigError(f"trainer.val_check_interval: a number of steps >= 1 or a fraction of "
+                          f"an epoch in (0, 1] is required, got {interval}")
     for key, low in (("log_every_n_steps", 1), ("accumulate_grad_batches", 1),
                      ("min_epochs", 0), ("gradient_clip_val", 0)):
         value = args.get(key)

@@ -21,6 +21,8 @@ from downsample_study.registry import Registry
 from downsample_study.training.optimizers import OptimizerConfig
 from downsample_study.training.tracking import LoggerConfig
 
+MAX_SEED = 2**32 - 1  # what seed_everything (numpy) accepts
+
 
 @dataclass
 class RunConfig:
@@ -55,8 +57,11 @@ def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
         raise ConfigError(node_message(err, prefix=key)) from None
 
 
-def _evaluation(cfg: DictConfig, num_classes: int) -> EvaluationConfig:
+def _evaluation(cfg: DictConfig, num_classes: int, size: int) -> EvaluationConfig:
     evaluation = OmegaConf.to_object(cfg.evaluation)
+    if evaluation.shift_max >= size:
+        raise ConfigError(f"evaluation.shift_max: a shift of {evaluation.shift_max} px moves a "
+                          f"{size}×{size} image out of the frame; at most {size - 1}")
     if evaluation.feature_map_images > num_classes:
         raise ConfigError(f"evaluation.feature_map_images: one image per class, so 1 to "
                           f"{num_classes}; got {evaluation.feature_map_images}")
@@ -72,12 +77,15 @@ def validate(cfg: DictConfig) -> RunConfig:
     nodes = {key: typed_node(cfg[key], key, registry) for key, registry in CHOICES.items()}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
     check_trainer(trainer)
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"seed: must be in 0 to {MAX_SEED} (numpy's range), got {cfg.seed}")
+    dataset = DATASETS[nodes["dataset"].name]
     return RunConfig(
         **nodes,
         trainer=trainer,
         paths=OmegaConf.to_object(cfg.paths),
         seed=cfg.seed,
         mode=cfg.mode,
-        evaluation=_evaluation(cfg, DATASETS[nodes["dataset"].name].num_classes),
+        evaluation=_evaluation(cfg, dataset.num_classes, dataset.size),
         speed=OmegaConf.to_object(cfg.speed),
     )

@@ -71,11 +71,30 @@ def refuse_script_relaunch(trainer: Any) -> None:
         )
 
 
+# Launcher and sweeper settings that their plugins take but that run nothing (the lowest that
+# makes sense); checked before the sweep starts.
+_AT_LEAST = {
+    "hydra.launcher": {"timeout_min": 1, "cpus_per_task": 1, "tasks_per_node": 1,
+                       "mem_gb": 1, "gpus_per_node": 0, "array_parallelism": 1, "nodes": 1},
+    "hydra.sweeper": {"n_trials": 1, "n_jobs": 1},
+}
+
+
+def _check_settings(node: dict[str, Any], prefix: str) -> None:
+    for key, low in _AT_LEAST[prefix].items():
+        value = node.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < low:
+            raise ConfigError(f"{prefix}.{key}: must be >= {low}, got {value}")
+    if prefix == "hydra.launcher" and node.get("n_jobs") == 0:
+        raise ConfigError("hydra.launcher.n_jobs: must be >= 1 (or -1: one per core), got 0")
+
+
 class LauncherCheck(Callback):
     """Before a multirun: resolve the launcher preset's values (``n_jobs``, ``tasks_per_node``,
-    ...), so a wrong setting behind them stops the sweep with one line, not a traceback; for
-    the joblib launcher, start its workers as forks (``parallel.fork``); and make a signal to
-    this process stop the sweep (a re-run of a stopped sweep clears the mark)."""
+    ...) and check them and the sweeper's, so a wrong setting stops the sweep with one line,
+    not a traceback; for the joblib launcher, start its workers as forks (``parallel.fork``);
+    and make a signal to this process stop the sweep (a re-run of a stopped sweep clears the
+    mark)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from downsample_study.sweeps.signals import STOPS, clear_sweep_stopped
@@ -87,8 +106,10 @@ class LauncherCheck(Callback):
         if runs_jobs_side_by_side(config.hydra.launcher) and config.parallel.fork:
             fork_workers()
         try:
-            OmegaConf.to_container(config.hydra.launcher, resolve=True)
-        except InterpolationResolutionError as err:
+            launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
+            _check_settings(launcher, "hydra.launcher")
+            _check_settings(OmegaConf.to_container(config.hydra.sweeper), "hydra.sweeper")
+        except (InterpolationResolutionError, ConfigError) as err:
             cause: BaseException | None = err
             while cause is not None and not isinstance(cause, ConfigError):
                 cause = cause.__cause__ or cause.__context__

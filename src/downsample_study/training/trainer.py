@@ -90,7 +90,8 @@ def build_trainer(trainer: dict[str, Any], output_dir: Path, logger,
     try:
         return L.Trainer(**args, logger=logger or False, callbacks=callbacks,
                          default_root_dir=str(output_dir))
-    except (MisconfigurationException, TypeError, ValueError, RuntimeError) as err:
+    except (MisconfigurationException, TypeError, ValueError, RuntimeError, ImportError) as err:
+        # ImportError: an accelerator whose package is not installed (trainer.accelerator=tpu)
         raise ConfigError(f"trainer: {err}") from None
 
 
