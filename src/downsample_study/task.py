@@ -153,14 +153,15 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
             _record(output_dir, results)
         log.error("%s: run the same command again to resume%s", results.error,
                   f" (from {results.resume_checkpoint})" if results.resume_checkpoint else "")
-        if multirun:
+        if not multirun:
+            sys.exit(stop.exit_status)
+        if _runs_here(hydra_cfg):  # this process is the sweep's: the sweep stops with it
             mark_sweep_stopped(Path(hydra_cfg.sweep.dir), stop.signum)
-            STOPS.signum = STOPS.signum or stop.signum
-            if _runs_here(hydra_cfg):
-                summarize(Path(hydra_cfg.sweep.dir))
-                raise SystemExit(stop.exit_status) from None
-            return None
-        sys.exit(stop.exit_status)
+            summarize(Path(hydra_cfg.sweep.dir))
+            raise SystemExit(stop.exit_status) from None
+        # a worker or a SLURM task: the sweep stops when its own process gets the signal (a
+        # task requeued or preempted alone resumes on its next start)
+        return None
     except (Exception, KeyboardInterrupt) as err:
         finish_wandb(exit_code=1)
         if is_storage_error(err):
