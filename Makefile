@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint bench clean report
+.PHONY: install run test lint bench clean clean-outputs report
 
 install: $(STAMP)
 
@@ -34,5 +34,16 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# make clean: only what can be rebuilt (caches, build files); runs and sweeps stay
 clean:
-	rm -rf outputs multirun/*/ .pytest_cache
+	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# make clean-outputs CONFIRM=yes: delete every run and sweep (results, checkpoints, W&B runs
+# not yet synced); without CONFIRM it only says what that would delete
+clean-outputs:
+	@if [ "$(CONFIRM)" != yes ]; then \
+		echo "this would delete outputs/ and multirun/*/ (results, checkpoints, W&B runs not yet synced):"; \
+		du -sh outputs multirun/*/ 2>/dev/null || echo "  (nothing there)"; \
+		echo "run: make clean-outputs CONFIRM=yes"; exit 2; fi
+	rm -rf outputs multirun/*/

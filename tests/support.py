@@ -69,8 +69,11 @@ def launch(args: list[str], capsys=None) -> Launch:
 
 
 def results_under(folder: Path) -> list[dict]:
-    """Every ``results.json`` below ``folder``, decoded, in path order."""
-    return [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("results.json"))]
+    """Every job's ``results.json`` below ``folder``, decoded, in path order (not the copies
+    W&B keeps with its runs)."""
+    from downsample_study.results import results_files
+
+    return [json.loads(p.read_text()) for p in results_files(Path(folder))]
 
 NUM_CLASSES = 10
 

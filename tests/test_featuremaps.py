@@ -80,7 +80,8 @@ def test_a_job_writes_and_logs_the_figure_and_the_shift_numbers(logger, quick, t
     if logger == "wandb":
         [run] = read_wandb_runs(out)
         logged = {k for row in run.history for k in row}
-        assert "feature_maps" in logged and names <= logged
+        # the figure is logged; the selected checkpoint's numbers are the run's summary
+        assert "feature_maps" in logged and not names & logged
         assert run.summary["test/shift_consistency_circular"] == pytest.approx(
             shift["circular"]["consistency"])
     else:

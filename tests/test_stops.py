@@ -48,7 +48,7 @@ def test_a_signal_stops_the_job_mid_epoch_and_the_rerun_ends_as_if_never_stopped
     assert run.exit_code == 128 + signum
     [stopped] = results_under(tmp_path / "out")
     assert stopped["status"] == "interrupted" and stopped["signal"] == signum.name
-    assert stopped["stopped_at"] == {"epoch": 1, "step": 15}  # the step that was running ends
+    assert stopped["stopped_at"] == {"epoch": 2, "step": 15}  # the step that was running ends
     assert stopped["resume_checkpoint"].endswith("checkpoints/last.ckpt")
     assert "run the same command again to resume" in run.output and "Traceback" not in run.output
 

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 log = logging.getLogger("downsample_study")
 
@@ -40,8 +41,9 @@ def _unfinished_submitit_job(err: BaseException) -> bool:
     return utils is not None and isinstance(err, utils.UncompletedJobError)
 
 
-def run(argv: list[str]) -> int:
-    """Run the app on ``argv`` (without the program name); return the exit status."""
+def run(argv: list[str], prog: str = "downsample_study") -> int:
+    """Run the app on ``argv`` (without the program name) as ``prog`` (the name Hydra's shell
+    completion is installed for); return the exit status."""
     from downsample_study.config.messages import composition_message
     from downsample_study.config.store import register_configs
     from downsample_study.console import quiet_library_noise
@@ -53,7 +55,7 @@ def run(argv: list[str]) -> int:
     register_configs()
     from downsample_study.task import hydra_app
 
-    saved, sys.argv = sys.argv, ["downsample_study", *argv]
+    saved, sys.argv = sys.argv, [prog, *argv]
     try:
         with _hydra_raises(), STOPS.handling():
             hydra_app()
@@ -90,8 +92,9 @@ def main() -> None:
     from downsample_study import internals
 
     internals.enable(sys.argv[1:], lambda: _exit_status)  # before anything imports torch
+    prog = Path(sys.argv[0]).name  # downsample-study (the script), or python -m's __main__.py
     try:
-        _exit_status = run(sys.argv[1:])
+        _exit_status = run(sys.argv[1:], "downsample_study" if prog == "__main__.py" else prog)
     except KeyboardInterrupt:
         _exit_status = 130
         raise

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import warnings
 
+_log = logging.getLogger("downsample_study")
+
 _NOISE = (
     r".*does not have many workers.*",
     r".*is smaller than the logging interval.*",
@@ -36,3 +38,12 @@ def quiet_library_noise() -> None:
         lightning_log = logging.getLogger(name)
         if _not_quiet not in lightning_log.filters:
             lightning_log.addFilter(_not_quiet)
+
+
+def say(message: str) -> None:
+    """A line for the user, on the console and in the job's log file (Lightning's own lines
+    reach only the console); from the job's main process only."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        _log.info(message)

@@ -19,7 +19,6 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -28,6 +27,7 @@ from downsample_study.analysis.featuremaps import FEATURE_MAPS_FILE, feature_map
 from downsample_study.analysis.shift import shift_metrics, shift_robustness
 from downsample_study.config.schema import JobMode
 from downsample_study.config.validate import RunConfig, validate
+from downsample_study.console import say
 from downsample_study.data.batches import TensorBatches
 from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.datasets import DATASETS, ImageDataset
@@ -42,7 +42,7 @@ from downsample_study.sweeps.slots import Slot
 from downsample_study.training.checkpoints import load, resume_point
 from downsample_study.training.epochs import read_epochs
 from downsample_study.training.loggers import LOGGERS, create_logger
-from downsample_study.training.module import DownsampleClassifier
+from downsample_study.training.module import DownsampleClassifier, plain
 from downsample_study.training.resume import epochs_trained
 from downsample_study.training.tracking import RunIdentity, Tracker, run_id_of
 from downsample_study.training.trainer import best_checkpoint, best_epoch, build_trainer
@@ -88,7 +88,7 @@ class Job:
 
     def announce(self) -> None:
         cfg, shape = self.config, "×".join(map(str, self.dataset.input_shape))
-        rank_zero_info(f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name} "
+        say(f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name} "
                        f"({shape}):\n{self.summary.format()}")
 
     def fit(self) -> None:
@@ -96,7 +96,7 @@ class Job:
         for by a signal ends it at a step boundary with ``Interrupted``."""
         refuse_script_relaunch(self.trainer)
         if self.resumed_from is not None:
-            rank_zero_info(f"resuming from {self.resumed_from}")
+            say(f"resuming from {self.resumed_from}")
         start = time.perf_counter()
         try:
             self.trainer.fit(self.module, datamodule=self.datamodule,
@@ -107,20 +107,35 @@ class Job:
             self.train_seconds = time.perf_counter() - start
         STOPS.check()  # asked for during the last step: training is done and saved
 
+    def params(self) -> Params:
+        summary = self.summary
+        return Params(summary.params_total, summary.params_trainable, summary.params_downsample)
+
     def stopped_at(self) -> dict[str, int] | None:
-        """How far training got: epoch (0-based) and optimizer steps."""
+        """How far training got: the epoch it was in (from 1; the last one once training is
+        done) and the optimizer steps done."""
         if self.trainer is None:
             return None
-        return {"epoch": self.trainer.current_epoch, "step": self.trainer.global_step}
+        last = self.trainer.max_epochs
+        epoch = self.trainer.current_epoch + 1
+        return {"epoch": min(epoch, last) if last and last > 0 else epoch,
+                "step": self.trainer.global_step}
 
-    def evaluate(self) -> Evaluation:
-        """Validation and test metrics of the checkpoint selected on ``val/acc_top1``, then
-        (in the main process) shift robustness and the feature-map figure."""
+    def evaluate(self, ckpt_path: str | None = "best") -> Evaluation:
+        """Validation and test metrics of the checkpoint selected on ``val/acc_top1`` (None:
+        the module as it is), then (in the main process) shift robustness and the feature-map
+        figure. They go to the run's summary, not to its history: its epochs are over."""
         trainer, module, data = self.trainer, self.module, self.datamodule
-        val = trainer.validate(module, datamodule=data, ckpt_path="best", verbose=False)[0]
-        test = trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)[0]
+        if trainer.fast_dev_run:  # a smoke run keeps no checkpoint: its last weights
+            ckpt_path = None
+        loggers, trainer.loggers = trainer.loggers, []
+        try:
+            val = trainer.validate(module, datamodule=data, ckpt_path=ckpt_path, verbose=False)
+            test = trainer.test(module, datamodule=data, ckpt_path=ckpt_path, verbose=False)
+        finally:
+            trainer.loggers = loggers
         shift = self._after_test() if trainer.is_global_zero else None
-        return Evaluation(_metrics(val, "val"), _metrics(test, "test"), shift)
+        return Evaluation(_metrics(val[0], "val"), _metrics(test[0], "test"), shift)
 
     def _after_test(self) -> dict[str, Any] | None:
         evaluation, step = self.config.evaluation, self.trainer.global_step
@@ -133,7 +148,7 @@ class Job:
             shift = shift_robustness(self.module.net, batches, evaluation)
             shown = "  ".join(f"{key.removeprefix('test/')} {value:.4f}"
                               for key, value in shift_metrics(shift).items())
-            rank_zero_info(f"shifts of up to ±{evaluation.shift_max} px: {shown}")
+            say(f"shifts of up to ±{evaluation.shift_max} px: {shown}")
         if evaluation.feature_maps:
             cfg = self.config
             figure = feature_map_figure(
@@ -145,9 +160,6 @@ class Job:
             figure.savefig(path, dpi=110)
             if self.logger is not None:
                 self.tracker.log_figure(self.logger, "feature_maps", figure, path, step)
-        if self.logger is not None and shift is not None:
-            self.logger.log_metrics(shift_metrics(shift), step=step)
-            self.logger.finalize("success")  # the test pass already closed CSV/TensorBoard
         return shift
 
     def record(self, evaluation: Evaluation) -> Results:
@@ -158,8 +170,7 @@ class Job:
             config=self.identity.config,
             overrides=self.identity.name,
             group=self.identity.group,
-            params=Params(summary.params_total, summary.params_trainable,
-                          summary.params_downsample),
+            params=self.params(),
             flops_forward=summary.flops_forward,
             val=evaluation.val,
             test=evaluation.test,
@@ -169,6 +180,7 @@ class Job:
             train_seconds=round(self.train_seconds, 3),
             checkpoint=self.checkpoint.best_model_path,
             resumed_from=str(self.resumed_from) if self.resumed_from else None,
+            smoke_test=bool(trainer.fast_dev_run),
             resources=Resources(
                 slot=self.slot.index if self.slot else None,
                 device=str(trainer.strategy.root_device),
@@ -181,15 +193,18 @@ class Job:
         if trainer.is_global_zero:
             path = write_results(self.output_dir, results)
             if self.logger is not None:
-                self.tracker.log_summary(self.logger, results)
-            best = results.best_epoch  # 0-based; shown counted from 1, as the epoch lines
-            log.info("test, on the checkpoint of epoch %s (val acc_top1 %.4f): acc_top1 %.4f  "
-                     "acc_top2 %.4f  loss %.4f", "?" if best is None else best + 1,
-                     results.val.acc_top1, results.test.acc_top1, results.test.acc_top2,
-                     results.test.loss)
+                self.tracker.log_summary(self.logger, results, self.output_dir)
+            log.info("%s", test_line(results.best_epoch, evaluation))
             log.info("results: %s", path)
             log.info("metrics: %s", self.tracker.describe(self.logger))
         return results
+
+
+def test_line(epoch: int | None, evaluation: Evaluation) -> str:
+    test = evaluation.test
+    return (f"test, on the checkpoint of epoch {'?' if epoch is None else epoch} (val acc_top1 "
+            f"{evaluation.val.acc_top1:.4f}): acc_top1 {test.acc_top1:.4f}  acc_top2 "
+            f"{test.acc_top2:.4f}  loss {test.loss:.4f}")
 
 
 def _metrics(metrics: dict[str, float], split: str) -> Metrics:
@@ -216,9 +231,12 @@ def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = 
     paths = run_cfg.paths
     job.datamodule = DownsampleDataModule(run_cfg.dataset, Path(paths.data_dir),
                                           Path(paths.cache_dir), run_cfg.seed)
-    job.module = DownsampleClassifier(net, run_cfg.optimizer, dataset.num_classes, summary,
-                                      channels_last=run_cfg.speed.channels_last,
-                                      compile_mode=str(run_cfg.speed.compile))
+    job.module = DownsampleClassifier(
+        plain(run_cfg.model), plain(run_cfg.downsample), plain(run_cfg.optimizer),
+        list(dataset.input_shape), dataset.num_classes,
+        channels_last=run_cfg.speed.channels_last, compile_mode=str(run_cfg.speed.compile),
+        net=net, summary=summary,
+    )
     identity.config = {**OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
                        "trainer": run_cfg.trainer}
     job.resumed_from = resume_point(job.output_dir, tidy=is_primary())
@@ -229,7 +247,28 @@ def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = 
         identity.earlier_epochs = [r for r in read_epochs(job.output_dir) if r["step"] <= done]
     job.tracker = LOGGERS[run_cfg.logger.name]
     job.logger = create_logger(run_cfg.logger, identity, job.output_dir)
+    if job.logger is not None:  # in the run's config, so runs can be grouped by them
+        job.tracker.start(job.logger, {"params": plain(job.params()),
+                                       "flops_forward": summary.flops_forward})
     job.checkpoint = best_checkpoint(job.output_dir)
     job.trainer = build_trainer(run_cfg.trainer, job.output_dir, job.logger, job.checkpoint,
                                 slot)
+    return job
+
+
+def build_evaluation(cfg: DictConfig, module: DownsampleClassifier, output_dir: Path,
+                     device: str = "cpu") -> Job:
+    """The parts that evaluate a trained module (a finished job's checkpoint) without
+    training: its job's config ``cfg`` (with the paths and evaluation settings to use), its
+    data, and a Trainer that logs and saves nothing."""
+    run_cfg = validate(cfg)
+    dataset = DATASETS[run_cfg.dataset.name]
+    job = Job(run_cfg, dataset, module.net, module.summary, Path(output_dir),
+              RunIdentity(name="evaluation", tags=[]), module=module, tracker=LOGGERS["none"])
+    paths = run_cfg.paths
+    job.datamodule = DownsampleDataModule(run_cfg.dataset, Path(paths.data_dir),
+                                          Path(paths.cache_dir), run_cfg.seed)
+    job.trainer = L.Trainer(accelerator="cpu" if device == "cpu" else "gpu", devices=1,
+                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=str(output_dir))
     return job

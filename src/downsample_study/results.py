@@ -22,8 +22,9 @@ from downsample_study.storage import atomic_write
 
 RESULTS_FILE = "results.json"
 # 1: no schema_version, provenance or typed reader (before 2026-12-01); 2: those; 3: the
-# interrupted status with its signal, stopping point and checkpoint to resume from
-SCHEMA_VERSION = 3
+# interrupted status with its signal, stopping point and checkpoint to resume from; 4: epochs
+# counted from 1 (best_epoch, stopped_at), smoke_test
+SCHEMA_VERSION = 4
 
 
 class Status(Choice):
@@ -84,14 +85,15 @@ class Results:
     test: Metrics | None = None
     shift: dict[str, Any] | None = None
     epochs: int | None = None
-    best_epoch: int | None = None  # 0-based, as Lightning counts
+    best_epoch: int | None = None  # the selected checkpoint's, counted from 1
     train_seconds: float | None = None
     checkpoint: str | None = None
     resumed_from: str | None = None
     # interrupted: by which signal, at which point, and the checkpoint a re-run resumes from
     signal: str | None = None
-    stopped_at: dict[str, int] | None = None  # {"epoch": 0-based, "step": optimizer steps}
+    stopped_at: dict[str, int] | None = None  # {"epoch": from 1, "step": optimizer steps}
     resume_checkpoint: str | None = None
+    smoke_test: bool = False  # trainer.fast_dev_run: a few batches, not a result to report
     resources: Resources = field(default_factory=Resources)
     provenance: Provenance = field(default_factory=Provenance.here)
     schema_version: int = SCHEMA_VERSION
@@ -130,6 +132,16 @@ class Results:
             return cls(**values)
         except TypeError as err:
             raise ResultsError(f"unexpected fields: {err}") from None
+
+
+# copies of a job's files that trackers keep (W&B saves results.json with its run)
+TRACKER_FOLDERS = frozenset({"wandb", "wandb-superseded", "csv", "tensorboard"})
+
+
+def results_files(root: Path) -> list[Path]:
+    """Every job's ``results.json`` below ``root`` (not the copies trackers keep)."""
+    return sorted(p for p in Path(root).rglob(RESULTS_FILE)
+                  if not TRACKER_FOLDERS & set(p.relative_to(root).parts[:-1]))
 
 
 def write_results(output_dir: Path, results: Results) -> Path:

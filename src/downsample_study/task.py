@@ -33,6 +33,7 @@ from downsample_study.errors import Interrupted, JobBusy, StorageError, UserErro
 from downsample_study.job import Job, build_job
 from downsample_study.layout import CHECKPOINTS, LAST
 from downsample_study.results import Resources, Results, Status, write_results
+from downsample_study.runs import evaluate_checkpoint
 from downsample_study.storage import is_storage_error, storage_error
 from downsample_study.sweeps.naming import sweep_id, variant_name
 from downsample_study.sweeps.ownership import job_lock
@@ -134,6 +135,8 @@ def _runs_here(hydra_cfg) -> bool:
 def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
                 summary_only: bool) -> Results | None:
     hydra_cfg = HydraConfig.get()
+    if cfg.get("mode") == JobMode.eval:
+        return _evaluate(cfg, output_dir, multirun)
     if not summary_only and (done := completed_results(output_dir)) is not None:
         log.info("%s: completed by an earlier run, skipped (delete its results.json to "
                  "run it again)", output_dir)
@@ -147,12 +150,12 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
             job = build_job(cfg, output_dir, identity, slot)
             results = job.run()
     except Interrupted as stop:
-        finish_wandb(exit_code=stop.exit_status)
         results = _interrupted(cfg, identity, stop, job, slot and slot.index)
-        if not summary_only:
-            _record(output_dir, results)
         log.error("%s: run the same command again to resume%s", results.error,
                   f" (from {results.resume_checkpoint})" if results.resume_checkpoint else "")
+        finish_wandb(exit_code=stop.exit_status)  # after the line: W&B keeps the console
+        if not summary_only:
+            _record(output_dir, results)
         if not multirun:
             sys.exit(stop.exit_status)
         if _runs_here(hydra_cfg):  # this process is the sweep's: the sweep stops with it
@@ -163,15 +166,16 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
         # task requeued or preempted alone resumes on its next start)
         return None
     except (Exception, KeyboardInterrupt) as err:
-        finish_wandb(exit_code=1)
         if is_storage_error(err):
             err = storage_error(err)
+        failure = _failure(cfg, identity, err, slot and slot.index, status=Status.failed)
+        reraise = isinstance(err, KeyboardInterrupt) or not (multirun or isinstance(err, UserError))
+        log.error("error: %s", failure.error)  # a bug's traceback follows, when re-raised
+        finish_wandb(exit_code=1)  # after the line: W&B keeps the console, the error with it
         if not summary_only:
-            _record(output_dir, _failure(cfg, identity, err, slot and slot.index,
-                                         status=Status.failed))
-        if isinstance(err, KeyboardInterrupt) or not (multirun or isinstance(err, UserError)):
+            _record(output_dir, failure)
+        if reraise:
             raise
-        log.error("error: %s", err)
         if not multirun:
             sys.exit(1)
         return None
@@ -179,6 +183,17 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
         STOPS.running_job = False
     finish_wandb(exit_code=0)
     return results
+
+
+def _evaluate(cfg: DictConfig, output_dir: Path, multirun: bool) -> None:
+    """``mode=eval``: a finished job's checkpoint measured again, nothing trained."""
+    try:
+        evaluate_checkpoint(cfg, output_dir)
+    except UserError as err:
+        log.error("error: %s", err)
+        if not multirun:
+            sys.exit(1)
+    return None
 
 
 def objective(results: Results | None) -> float | None:

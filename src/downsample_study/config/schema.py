@@ -20,6 +20,7 @@ from downsample_study.choices import Choice, as_choice
 class JobMode(Choice):
     train = "train"
     summary = "summary"  # print the layer table and exit
+    eval = "eval"  # evaluate a finished job's checkpoint (``checkpoint=``), no training
 
 
 CompileMode = Choice(
@@ -89,3 +90,5 @@ class Config:
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     seed: int = 0
     mode: JobMode = JobMode.train
+    # mode=eval: a finished job's folder (its selected checkpoint) or one of its checkpoints
+    checkpoint: str | None = None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.schema import Config
 from downsample_study.data.datasets import DATASETS
@@ -79,13 +79,33 @@ def _top_level_schema() -> type:
                           bases=(Config,))
 
 
+def _app(root: Any, key: str, default: Any) -> Any:
+    """An app config value for a launcher preset's resolver. ``--cfg hydra`` shows the hydra
+    node alone, without the app's keys: the resolver then gets their defaults."""
+    return OmegaConf.select(root, key, default=default)
+
+
+def presets(kind: str) -> str:
+    """The project's ``hydra/<kind>`` presets (launcher, sweeper), for ``--help``."""
+    return ", ".join(sorted(p.stem for p in (CONFIG_DIR / "hydra" / kind).glob("*.yaml")))
+
+
 RESOLVERS = {
     "job_dir": job_dir_name,
-    "parallel_jobs": default_parallel_jobs,
-    "slurm_tasks": slurm_tasks,
-    "slurm_gpus": slurm_gpus,
+    "presets": presets,
+    "parallel_jobs": lambda *, _root_: default_parallel_jobs(
+        _app(_root_, "parallel.jobs_per_gpu", 1)),
+    "slurm_tasks": lambda *, _root_: slurm_tasks(_app(_root_, "trainer.devices", 1)),
+    "slurm_gpus": lambda *, _root_: slurm_gpus(_app(_root_, "trainer.accelerator", "auto"),
+                                               _app(_root_, "trainer.devices", 1)),
     "ddp_strategy": ddp_strategy,
 }
+
+
+def typed_config(data: dict[str, Any]) -> DictConfig:
+    """A config saved as plain data (``results.json``'s ``config``) typed by the schema again,
+    as Hydra composes it (each choice's node is typed at start-up, by its name)."""
+    return OmegaConf.merge(OmegaConf.structured(_top_level_schema()), data)
 
 
 def register_configs() -> None:

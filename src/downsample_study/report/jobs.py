@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from downsample_study import internals
 from downsample_study.errors import ResultsError
-from downsample_study.results import RESULTS_FILE, Results, read_results
+from downsample_study.results import RESULTS_FILE, Results, read_results, results_files
 from downsample_study.training.epochs import read_epochs
 
 
@@ -52,7 +52,7 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
     """Every job under ``sweep``: with results, a folder without them, or never started."""
     jobs, started = [], set()
     folders = {p.parent.parent for p in sweep.rglob(".hydra/overrides.yaml")}
-    folders |= {p.parent for p in sweep.rglob(RESULTS_FILE)}
+    folders |= {p.parent for p in results_files(sweep)}
     for folder in sorted(folders):
         name = folder.relative_to(sweep).as_posix()
         overrides = folder / ".hydra" / "overrides.yaml"

@@ -92,7 +92,7 @@ def plot_curves(report: Report, path: Path) -> bool:
             for job in v.jobs:
                 for row in job.epochs:
                     if "val/acc_top1" in row:
-                        per_epoch[int(row["epoch"]) + 1].append(100 * row["val/acc_top1"])
+                        per_epoch[int(row["epoch"])].append(100 * row["val/acc_top1"])
             epochs = sorted(per_epoch)
             mean = np.array([np.mean(per_epoch[e]) for e in epochs])
             std = np.array([np.std(per_epoch[e], ddof=1) if len(per_epoch[e]) > 1 else 0.0

@@ -11,7 +11,7 @@ from downsample_study.config.validate import typed_node
 from downsample_study.report.contents import Report
 from downsample_study.report.tables import comparison_rows, variant_rows
 from downsample_study.training.loggers import LOGGERS
-from downsample_study.training.wandb_tracker import wandb_mode
+from downsample_study.training.wandb_tracker import wandb_mode, wandb_project
 
 
 def log_to_wandb(report: Report, plots: list[Path]) -> str | None:
@@ -27,7 +27,7 @@ def log_to_wandb(report: Report, plots: list[Path]) -> str | None:
     import wandb
 
     run = wandb.init(
-        project=cfg.project, entity=cfg.entity, group=cfg.group or job.results.group,
+        project=wandb_project(cfg), entity=cfg.entity, group=cfg.group or job.results.group,
         job_type="report", name=f"report {report.sweep.name}", dir=str(report.sweep), mode=mode,
         config={"sweep": str(report.sweep), "baselines": report.baselines},
         settings=wandb.Settings(silent=True, console="off", init_timeout=60),

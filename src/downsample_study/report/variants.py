@@ -23,11 +23,12 @@ ALWAYS = ("dataset.name", "model.name", "downsample.name", "downsample.batch_nor
 SHARED = ("downsample.batch_norm", "downsample.dropout")
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists as tuples, so they can be compared)."""
     if isinstance(node, dict):
         flat = {}
         for key, value in node.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         return flat
     return {prefix[:-1]: tuple(node) if isinstance(node, list) else node}
 
@@ -37,7 +38,7 @@ def _ignored(key: str) -> bool:
 
 
 def variant_key(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted((k, v) for k, v in _flatten(config).items() if not _ignored(k)))
+    return tuple(sorted((k, v) for k, v in flatten(config).items() if not _ignored(k)))
 
 
 def text(value: Any) -> str:

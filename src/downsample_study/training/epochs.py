@@ -22,8 +22,8 @@ EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/ac
 
 
 class EpochMetricsWriter(Callback):
-    """Writes a row after each validation pass of ``fit``; ``epoch`` counts from 0 like
-    Lightning's (and ``best_epoch`` in ``results.json``), ``seconds`` since this fit began.
+    """Writes a row after each validation pass of ``fit``; ``epoch`` counts from 1, like the
+    console and ``best_epoch`` in ``results.json``; ``seconds`` since this fit began.
 
     A resumed job keeps the rows of the epochs it had finished and replaces the rest.
     """
@@ -40,7 +40,7 @@ class EpochMetricsWriter(Callback):
         if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        epoch = trainer.current_epoch
+        epoch = trainer.current_epoch + 1
         row = {
             "epoch": epoch,
             "step": trainer.global_step,

@@ -14,7 +14,13 @@ from pathlib import Path
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from downsample_study.registry import Registry
-from downsample_study.training.tracking import LoggerConfig, RunIdentity, Tracker, log_epoch_rows
+from downsample_study.training.tracking import (
+    LoggerConfig,
+    RunIdentity,
+    Tracker,
+    log_epoch_rows,
+    summary_metrics,
+)
 from downsample_study.training.wandb_tracker import WandbConfig, WandbTracker
 
 
@@ -25,13 +31,25 @@ class CsvTracker(Tracker):
     def replay(self, logger, rows):
         log_epoch_rows(logger, rows)  # a new attempt writes metrics.csv anew
 
+    def log_summary(self, logger, results, output_dir):
+        # metrics.csv has no summary: the test numbers are its last row
+        metrics = summary_metrics(results)
+        logger.log_metrics({k: v for k, v in metrics.items() if not k.startswith("val/")})
+        logger.save()
+
 
 class TensorBoardTracker(Tracker):
     def create(self, cfg, run, output_dir):
-        return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="")
+        # no hp_metric of -1: the run's HParams metrics are its selected checkpoint's
+        return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="",
+                                 default_hp_metric=False)
 
     def log_figure(self, logger, name, figure, path, step):
         logger.experiment.add_figure(name, figure, global_step=step)
+
+    def log_summary(self, logger, results, output_dir):
+        logger.log_hyperparams(dict(logger.hparams), metrics=summary_metrics(results))
+        logger.experiment.flush()
 
 
 LOGGERS: Registry[Tracker] = Registry("logger")
@@ -45,7 +63,7 @@ def create_logger(cfg: LoggerConfig, run: RunIdentity, output_dir: Path) -> Logg
     tracker = LOGGERS[cfg.name]
     logger = tracker.create(cfg, run, output_dir)
     if logger is not None:
-        logger.log_hyperparams(run.config)
+        tracker.start(logger, run.config)
         if run.earlier_epochs:
             tracker.replay(logger, run.earlier_epochs)
     return logger

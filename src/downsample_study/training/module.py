@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
+import json
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from downsample_study.errors import DivergedError
+from downsample_study.nets.models import MODELS, build_model
+from downsample_study.nets.operators import DOWNSAMPLES
 from downsample_study.nets.shapes import ModelSummary
-from downsample_study.training.optimizers import OptimizerConfig, create_optimizer
+from downsample_study.training.optimizers import OPTIMIZERS, create_optimizer
 from downsample_study.training.speed import use_channels_last
 
 
@@ -50,21 +56,47 @@ def _accuracy(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
+def plain(config: Any) -> Any:
+    """A config dataclass (or dict) as plain JSON data: what a checkpoint can hold and load
+    under torch's ``weights_only`` default (no pickled classes, enums as their values)."""
+    if dataclasses.is_dataclass(config):
+        config = dataclasses.asdict(config)
+    return json.loads(json.dumps(config))
+
+
 class DownsampleClassifier(L.LightningModule):
+    """The network of one job, trained on cross-entropy.
+
+    Its hyper-parameters are the job's ``model``, ``downsample`` and ``optimizer`` nodes as
+    plain data, with the input shape and the number of classes: every checkpoint carries them,
+    and ``DownsampleClassifier.load_from_checkpoint(path)`` rebuilds the network from them.
+    """
+
     def __init__(
         self,
-        net: nn.Module,
-        optimizer: OptimizerConfig,
+        model: dict[str, Any],
+        downsample: dict[str, Any],
+        optimizer: dict[str, Any],
+        input_shape: list[int],
         num_classes: int,
-        summary: ModelSummary,
         *,
         channels_last: bool | None = None,
         compile_mode: str = "none",
+        net: nn.Module | None = None,
+        summary: ModelSummary | None = None,
     ):
         """``channels_last`` and ``compile_mode`` as ``speed.channels_last`` and
-        ``speed.compile`` (``training/speed.py``)."""
+        ``speed.compile`` (``training/speed.py``); ``net`` (and its ``summary``): the network
+        already built from those configs, as the job builds it."""
         super().__init__()
-        self.net, self.optimizer_cfg, self.summary = net, optimizer, summary
+        self.save_hyperparameters(ignore=["net", "summary"], logger=False)
+        if net is None:
+            net = build_model(MODELS.schema(model["name"])(**model),
+                              DOWNSAMPLES.schema(downsample["name"])(**downsample),
+                              tuple(input_shape), num_classes)
+        self.net = net
+        self.summary = summary or ModelSummary.of(net, tuple(input_shape))
+        self.optimizer_cfg = OPTIMIZERS.schema(optimizer["name"])(**optimizer)
         self.channels_last_setting = channels_last
         self.channels_last = False  # decided in setup(), once the device is known
         if compile_mode != "none":
@@ -120,6 +152,7 @@ class DownsampleClassifier(L.LightningModule):
             self._epoch_loss += window
             self.log("train/loss", window[0] / window[1], on_step=True, on_epoch=False,
                      prog_bar=True)
+            self._log_epoch(on_step=True)
             window.zero_()
         return loss
 
@@ -151,6 +184,18 @@ class DownsampleClassifier(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.log("train/loss_epoch", self.mean_train_loss(), on_epoch=True, sync_dist=True)
+        self._log_epoch()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.state.fn == TrainerFn.FITTING:
+            self._log_epoch()
+
+    def _log_epoch(self, on_step: bool = False) -> None:
+        """Log ``epoch`` counted from 1, as the console, ``epochs.csv`` and ``results.json``
+        count it (Lightning adds its own, from 0, to the metrics that lack one); the best
+        checkpoint's file name takes it too."""
+        self.log("epoch", float(self.current_epoch + 1), on_step=on_step, on_epoch=not on_step,
+                 sync_dist=False, rank_zero_only=True)
 
     def _evaluate(self, batch, loss_metric: MeanMetric, acc: MetricCollection, prefix: str):
         x, y = batch

@@ -50,17 +50,31 @@ def run_id_of(output_dir: Path, resumed: bool) -> str:
     return run_id
 
 
+def summary_metrics(results: Results) -> dict[str, float]:
+    """The selected checkpoint's numbers, by their logged names: a run's summary."""
+    from downsample_study.analysis.shift import shift_metrics
+
+    metrics = {f"{split}/{name}": value for split in ("val", "test")
+               for name, value in vars(getattr(results, split)).items()}
+    return {**metrics, **(shift_metrics(results.shift) if results.shift else {}),
+            "train_seconds": results.train_seconds, "best_epoch": results.best_epoch}
+
+
 class Tracker:
     """One kind of experiment logger; the base is "no logger"."""
 
     def create(self, cfg: LoggerConfig, run: RunIdentity, output_dir: Path) -> Logger | None:
         return None
 
+    def start(self, logger: Logger, params: dict[str, Any]) -> None:
+        """Record ``params`` in the run's config."""
+        logger.log_hyperparams(params)
+
     def log_figure(self, logger: Logger, name: str, figure: Figure, path: Path,
                    step: int) -> None:
         """Log a figure already saved at ``path`` (nothing, unless the tracker shows images)."""
 
-    def log_summary(self, logger: Logger, results: Results) -> None:
+    def log_summary(self, logger: Logger, results: Results, output_dir: Path) -> None:
         """Record the job's final numbers as the run's summary, where the tracker has one."""
 
     def replay(self, logger: Logger, rows: list[dict[str, Any]]) -> None:

@@ -12,9 +12,9 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from downsample_study.console import say
 from downsample_study.errors import ConfigError
 from downsample_study.sweeps.slots import ShareIdleCores, Slot
 from downsample_study.training.checkpoints import AtomicCheckpointIO
@@ -38,13 +38,14 @@ class EpochProgress(Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
-        metrics = {"train/loss": module.mean_train_loss(), **trainer.callback_metrics}
+        # the epoch's mean training loss, not the last logged window's
+        metrics = {**trainer.callback_metrics, "train/loss": module.mean_train_loss()}
         shown = "  ".join(
             f"{key} {metrics[key].item():.4f}"
             for key in ("train/loss", "val/loss", MONITOR)
             if key in metrics
         )
-        rank_zero_info(
+        say(
             f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {shown}  "
             f"({time.perf_counter() - self._start:.1f} s)"
         )
@@ -96,6 +97,7 @@ def build_trainer(trainer: dict[str, Any], output_dir: Path, logger,
 
 
 def best_epoch(checkpoint: ModelCheckpoint) -> int | None:
+    """The selected checkpoint's epoch, counted from 1 (its file name has it)."""
     path = Path(checkpoint.best_model_path or "")
     digits = path.stem.removeprefix("best-epoch")
     return int(digits) if digits.isdigit() else None

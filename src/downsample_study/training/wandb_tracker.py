@@ -16,13 +16,23 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
 
 from downsample_study import internals
 from downsample_study.choices import Choice, as_choice
-from downsample_study.training.tracking import LoggerConfig, RunIdentity, Tracker, log_epoch_rows
+from downsample_study.errors import ConfigError
+from downsample_study.results import RESULTS_FILE
+from downsample_study.training.epochs import EPOCHS_FILE
+from downsample_study.training.tracking import (
+    LoggerConfig,
+    RunIdentity,
+    Tracker,
+    log_epoch_rows,
+    summary_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +48,34 @@ class WandbMode(Choice):
 
 @dataclass
 class WandbConfig(LoggerConfig):
-    project: str = "downsample_study"
+    """Keys left unset take W&B's environment variables (WANDB_PROJECT, WANDB_ENTITY,
+    WANDB_RUN_GROUP, WANDB_JOB_TYPE, WANDB_MODE; WANDB_TAGS adds tags), else the defaults."""
+
+    project: str | None = None  # default: WANDB_PROJECT, else downsample_study
     entity: str | None = None
     mode: WandbMode = WandbMode.auto
-    group: str | None = None  # default: the sweep (its folder)
-    job_type: str | None = None  # default: the job's overrides without the seed
+    group: str | None = None  # default: WANDB_RUN_GROUP, else the sweep (its folder)
+    job_type: str | None = None  # default: WANDB_JOB_TYPE, else the overrides without the seed
     tags: list[str] = field(default_factory=list)
     # seconds wandb.init may take to reach the server before the run goes offline instead
     init_timeout: float = 30.0
+    # checkpoints as W&B artifacts (WandbLogger's log_model): false, true (the selected and
+    # the last one, at the end) or all (every one, as it is saved)
+    log_model: Any = False
+    # any other WandbLogger / wandb.init argument, e.g. {notes: "...", save_code: true}
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.mode = as_choice(WandbMode, self.mode, "logger.mode")
+        if self.log_model not in (False, True, "all"):
+            raise ConfigError(f"logger.log_model: false, true or all, got {self.log_model!r}")
+
+
+DEFAULT_PROJECT = "downsample_study"
+
+
+def wandb_project(cfg: WandbConfig) -> str:
+    return cfg.project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
 
 
 def wandb_has_credentials() -> bool:
@@ -92,19 +119,23 @@ class WandbTracker(Tracker):
 
         if mode == "offline":
             supersede(output_dir)
-        logger = WandbLogger(
-            project=cfg.project,
+        env_tags = [t for t in os.environ.get("WANDB_TAGS", "").split(",") if t.strip()]
+        arguments = dict(
+            project=wandb_project(cfg),
             entity=cfg.entity,
             name=run.name,
-            group=cfg.group or run.group,
-            job_type=cfg.job_type or run.job_type,
-            tags=sorted({*run.tags, *cfg.tags}),
+            group=cfg.group or os.environ.get("WANDB_RUN_GROUP") or run.group,
+            job_type=cfg.job_type or os.environ.get("WANDB_JOB_TYPE") or run.job_type,
+            tags=sorted({*run.tags, *cfg.tags, *(t.strip() for t in env_tags)}),
             save_dir=str(output_dir),
             mode=mode,
             id=run.run_id,
             resume="allow" if mode == "online" else None,
-            settings=wandb.Settings(silent=True, console="off", init_timeout=cfg.init_timeout),
+            log_model=cfg.log_model,
+            # console "wrap": what the job prints, its errors too, is in the run
+            settings=wandb.Settings(silent=True, console="wrap", init_timeout=cfg.init_timeout),
         )
+        logger = WandbLogger(**{**arguments, **cfg.options})
         internals.drop_wandb_anonymous_setting(logger)
         return logger
 
@@ -132,13 +163,13 @@ class WandbTracker(Tracker):
     def log_figure(self, logger, name, figure, path, step):
         logger.log_image(name, [str(path)], step=step)
 
-    def log_summary(self, logger, results):
-        summary = logger.experiment.summary
-        for split in ("val", "test"):
-            for name, value in vars(getattr(results, split)).items():
-                summary[f"{split}/{name}"] = value
-        summary["train_seconds"] = results.train_seconds
-        summary["best_epoch"] = results.best_epoch
+    def log_summary(self, logger, results, output_dir):
+        run = logger.experiment
+        for key, value in summary_metrics(results).items():
+            run.summary[key] = value
+        for name in (RESULTS_FILE, EPOCHS_FILE):  # saved with the run
+            if (Path(output_dir) / name).is_file():
+                run.save(str(Path(output_dir) / name), base_path=str(output_dir), policy="now")
 
     def replay(self, logger, rows):
         if logger.experiment.offline:  # online, the resumed run has them

@@ -1,0 +1,188 @@
+"""The Python API: a finished run or a sweep as objects, and a config composed as the command
+line composes it.
+
+    import downsample_study as ds
+
+    run = ds.load_run("multirun/seed000/2026-12-01/10-00-00/<job>")
+    run.results.test.acc_top1, run.config.downsample.name
+    run.model(images)                         # the selected checkpoint's net, in eval mode
+    run.evaluate("test")                      # the metrics results.json holds, recomputed
+    ds.load_sweep("multirun/seed000/2026-12-01/10-00-00")   # one row per job (pandas)
+    cfg = ds.compose(["downsample=stride2"])  # validated; no setup call by hand
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from downsample_study.errors import ConfigError, ResultsError
+from downsample_study.layout import CHECKPOINTS
+from downsample_study.results import RESULTS_FILE, Results, read_results
+
+EVALUATION_FILE = "evaluation.json"  # what mode=eval writes into its own folder
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config ``python -m downsample_study OVERRIDES`` runs with, resolved and validated
+    (a ``ConfigError`` naming the key otherwise)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from downsample_study.config.messages import composition_message
+    from downsample_study.config.store import CONFIG_DIR, register_configs
+    from downsample_study.config.validate import validate
+
+    register_configs()
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its config folder
+            cfg = hydra_compose("config", overrides=list(overrides))
+        else:
+            with initialize_config_dir(str(CONFIG_DIR), version_base="1.3",
+                                       job_name="downsample_study"):
+                cfg = hydra_compose("config", overrides=list(overrides))
+    except Exception as err:
+        message = composition_message(err)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
+    validate(cfg)  # resolves it, in place
+    return cfg
+
+
+@dataclass
+class Run:
+    """One job's folder: what it ran, what it measured, and the network it selected."""
+
+    folder: Path
+    results: Results
+    device: str = "cpu"
+    chosen: Path | None = None  # a checkpoint asked for by name, instead of the selected one
+
+    @property
+    def config(self) -> DictConfig:
+        """The resolved config the job ran with (typed, as Hydra composed it)."""
+        from downsample_study.config.store import typed_config
+
+        return typed_config(self.results.config)
+
+    @property
+    def checkpoint(self) -> Path:
+        """The selected checkpoint of a completed job; else the newest that loads."""
+        from downsample_study.training.checkpoints import resume_point
+
+        chosen = self.chosen or (Path(self.results.checkpoint) if self.results.checkpoint
+                                 else None)
+        if chosen is None or not chosen.is_file():
+            chosen = resume_point(self.folder, tidy=False)
+        if chosen is None:
+            raise ResultsError(f"{self.folder}: no checkpoint that loads in {CHECKPOINTS}/")
+        return chosen
+
+    @functools.cached_property
+    def module(self):
+        """The job's LightningModule, loaded from its checkpoint onto ``device``."""
+        from downsample_study.training.module import DownsampleClassifier
+
+        return DownsampleClassifier.load_from_checkpoint(self.checkpoint,
+                                                         map_location=self.device)
+
+    @property
+    def model(self):
+        """The checkpoint's network, in eval mode."""
+        return self.module.net.eval()
+
+    def evaluation_job(self, data_dir=None, output_dir=None, paths=None, evaluation=None):
+        """The job that evaluates the checkpoint (``build_evaluation``), with these settings
+        in place of the run's own."""
+        from downsample_study.job import build_evaluation
+
+        cfg = self.config
+        if paths is not None:
+            cfg.paths = paths
+        if data_dir is not None:
+            cfg.paths.data_dir = str(data_dir)
+        if evaluation is not None:
+            cfg.evaluation = evaluation
+        return build_evaluation(cfg, self.module, Path(output_dir or self.folder), self.device)
+
+    def evaluate(self, split: str = "test", data_dir: str | Path | None = None
+                 ) -> dict[str, float]:
+        """The checkpoint's ``acc_top1``, ``acc_top2`` and ``loss`` on ``split`` (``test`` or
+        ``val``), as ``results.json`` holds them; ``data_dir``: where the data is now."""
+        passes = ("test", "val")
+        if split not in passes:
+            raise ConfigError(f"split: unknown split {split!r}; allowed: {', '.join(passes)}")
+        job = self.evaluation_job(data_dir)
+        run_pass = job.trainer.test if split == "test" else job.trainer.validate
+        metrics = run_pass(job.module, datamodule=job.datamodule, verbose=False)[0]
+        return {name: float(metrics[f"{split}/{name}"])
+                for name in ("acc_top1", "acc_top2", "loss")}
+
+
+def load_run(path: str | Path, device: str = "cpu") -> Run:
+    """The job in folder ``path`` (one with a ``results.json``), or whose checkpoint ``path``
+    is (that checkpoint is then the run's)."""
+    path = Path(path)
+    folder = path.parent.parent if path.suffix == ".ckpt" else path
+    if not (folder / RESULTS_FILE).is_file():
+        raise ResultsError(f"{path}: not a job's folder or checkpoint (no {folder / RESULTS_FILE})")
+    return Run(folder, read_results(folder / RESULTS_FILE), device,
+               path if path.suffix == ".ckpt" else None)
+
+
+def load_sweep(folder: str | Path):
+    """One row per job of the sweep in ``folder`` (a pandas DataFrame): the job's folder,
+    status and error, its results (``test.acc_top1``, ``params.total``, ...) and its config
+    (``config.downsample.name``, ``config.seed``, ...)."""
+    import pandas as pd
+
+    from downsample_study.report.variants import flatten
+    from downsample_study.sweeps.summary import job_folders
+
+    rows = []
+    for job in job_folders(Path(folder)):
+        try:
+            results = read_results(job / RESULTS_FILE)
+        except ResultsError as err:
+            missing = not (job / RESULTS_FILE).is_file()
+            rows.append({"job": job.name, "status": "no results" if missing else "unreadable",
+                         "error": str(err)})
+            continue
+        data = results.to_dict()
+        config = data.pop("config")
+        for key in ("provenance", "traceback", "schema_version"):
+            data.pop(key)
+        rows.append({"job": job.name, **flatten(data), **flatten(config, "config.")})
+    return pd.DataFrame(rows)
+
+
+def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> None:
+    """``mode=eval``: evaluate the finished job ``cfg.checkpoint`` names (its folder, or one
+    of its checkpoints) without training: the same test, shift and feature-map measurements,
+    with this command's ``paths`` and ``evaluation`` settings, into ``output_dir``."""
+    from downsample_study.console import say
+    from downsample_study.job import test_line
+    from downsample_study.provenance import versions
+    from downsample_study.storage import atomic_write
+
+    if not cfg.get("checkpoint"):
+        raise ConfigError("checkpoint: mode=eval evaluates a finished job: set "
+                          "checkpoint=<its folder, or one of its .ckpt files>")
+    run = load_run(cfg.checkpoint)
+    job = run.evaluation_job(output_dir=output_dir, paths=cfg.paths, evaluation=cfg.evaluation)
+    job.announce()
+    say(f"evaluating {run.checkpoint}")
+    evaluation = job.evaluate(ckpt_path=None)
+    say(test_line(run.results.best_epoch if run.chosen is None else None, evaluation))
+    with atomic_write(Path(output_dir) / EVALUATION_FILE) as f:
+        json.dump({"checkpoint": str(run.checkpoint), "val": vars(evaluation.val),
+                   "test": vars(evaluation.test), "shift": evaluation.shift,
+                   "versions": versions()}, f, indent=2)
+    say(f"evaluation: {Path(output_dir) / EVALUATION_FILE}")
