@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import pickle
 import struct
@@ -92,6 +93,21 @@ CIFAR10_CLASSES = [
 
 
 # --------------------------------------------------------------------------- datasets
+
+
+def summarize_sweep(sweep_dir: Path, caplog) -> tuple[int, str]:
+    """The sweep summary's exit status and the lines it logged (Hydra's logging config holds
+    the package's logger, so the capture is attached to it for the call)."""
+    from downsample_study.sweeps.summary import summarize
+
+    sweep_log = logging.getLogger("downsample_study")
+    sweep_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="downsample_study"):
+            status = summarize(Path(sweep_dir))
+    finally:
+        sweep_log.removeHandler(caplog.handler)
+    return status, caplog.text
 
 
 def _balanced_labels(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -242,6 +258,8 @@ class WandbRun:
     are nested into dicts, and wandb's internal ``_wandb`` key is dropped. ``history`` has one
     dict per ``run.log`` / ``logger.log_metrics`` row (including ``_step``, ``_runtime`` and
     ``_timestamp``). ``exit_code`` is None when the file has no exit record (run not finished).
+    ``output``, ``files`` and ``artifacts``: the console it captured, the files and the
+    artifacts saved with it.
     """
 
     path: Path
@@ -255,6 +273,9 @@ class WandbRun:
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None
+    output: str = ""  # what the process printed while the run was open (console capture)
+    files: list[str] = field(default_factory=list)  # saved with the run (``run.save``)
+    artifacts: list[tuple[str, str]] = field(default_factory=list)  # (type, name)
 
 
 def iter_wandb_records(path: Path, strict: bool = True) -> Iterator[Any]:
@@ -362,6 +383,12 @@ def read_wandb_run(path: Path) -> WandbRun:
             _apply_updates(run.summary, record.summary)
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
+        elif kind in ("output_raw", "output"):
+            run.output += getattr(record, kind).line
+        elif kind == "files":
+            run.files += [item.path for item in record.files.files]
+        elif kind == "artifact":
+            run.artifacts.append((record.artifact.type, record.artifact.name))
     run.config.pop("_wandb", None)
     run.summary.pop("_wandb", None)
     return run

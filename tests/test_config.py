@@ -134,8 +134,46 @@ def test_collapse_is_reported_without_traceback(quick, capsys):
     assert "Traceback" not in run.output
 
 
-def test_help_lists_the_groups_to_choose_from_and_not_the_schemas(capsys):
+def test_help_says_what_the_tool_does_and_lists_groups_presets_and_examples(capsys):
     run = launch(["--help"], capsys)
     assert run.exit_code == 0
-    groups = run.output.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert run.output.startswith("downsample_study: what the downsampling step")
+    groups = run.output.split("== Configuration groups ==")[1].split("== Sweeps")[0]
     assert "downsample: aps, avgpool, blurpool" in groups and "schema" not in groups
+    assert "hydra/launcher: local, parallel, slurm" in run.output
+    assert "hydra/sweeper: lr_search" in run.output
+    assert run.output.count("python -m downsample_study") >= 5  # the examples
+
+
+@pytest.mark.parametrize("preset", ["hydra/launcher=parallel", "hydra/launcher=slurm",
+                                    "hydra/launcher=local", "hydra/sweeper=lr_search"])
+def test_cfg_hydra_resolves_with_every_preset(preset, capsys):
+    run = launch(["--cfg", "hydra", "--resolve", preset], capsys)
+    assert run.exit_code == 0 and "error" not in run.output
+    assert "${" not in run.output  # every interpolation resolved
+
+
+def test_the_jobs_log_file_holds_what_it_printed(quick, tmp_path, capsys):
+    run = launch([*quick, "logger=none", "evaluation.feature_maps=false", "hydra.run.dir=out"],
+                 capsys)
+    assert run.exit_code == 0
+    log = (tmp_path / "out" / "downsample_study.log").read_text()  # the job is named so
+    for line in ("61,706 total", "epoch 1/1", "shifts of up to", "test, on the checkpoint"):
+        assert line in run.output and line in log, line
+
+
+def test_tab_completion_of_the_script_completes_options(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "downsample-study"
+    install = subprocess.run([script, "-sc", "install=bash"], capture_output=True, text=True,
+                             check=True, cwd=tmp_path)
+    assert install.stdout.rstrip().endswith("-F hydra_bash_completion downsample-study")
+    query = subprocess.run([script, "-sc", "query=bash"], capture_output=True, text=True,
+                           check=True, cwd=tmp_path,
+                           env={**os.environ, "COMP_LINE": "downsample-study downsample=bl",
+                                "COMP_POINT": "30"})
+    assert "downsample=blurpool" in query.stdout.split()

@@ -4,18 +4,16 @@ nothing half-written is presented as complete, and each fault is one line naming
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from support import launch, read_wandb_runs, results_under
+from support import launch, read_wandb_runs, results_under, summarize_sweep
 
 from downsample_study.errors import StorageError
 from downsample_study.report.build import write_report
-from downsample_study.sweeps.summary import summarize
 from downsample_study.training.checkpoints import AtomicCheckpointIO
 
 
@@ -205,14 +203,9 @@ def test_an_unreadable_results_file_is_listed_by_the_summary_and_the_report(
                   ).exit_code == 0
     [broken] = (tmp_path / "sweep").glob("*downsample=avgpool*/results.json")
     broken.write_text('{"status": "compl')  # cut short by a crash of another tool
-    sweep_log = logging.getLogger("downsample_study")  # Hydra's logging config holds it
-    sweep_log.addHandler(caplog.handler)
-    try:
-        with caplog.at_level(logging.INFO, logger="downsample_study"):
-            assert summarize(tmp_path / "sweep") == 1  # never a swallowed warning, status 0
-    finally:
-        sweep_log.removeHandler(caplog.handler)
-    assert "2 jobs with results, 1 completed, 0 failed, 1 unreadable" in caplog.text
+    status, logged = summarize_sweep(tmp_path / "sweep", caplog)
+    assert status == 1  # never a swallowed warning, status 0
+    assert "2 jobs with results, 1 completed, 0 failed, 1 unreadable" in logged
     report = write_report(tmp_path / "sweep", use_wandb=False)
     [unreadable] = report.unfinished
     assert unreadable.status == "failed" and "unreadable" in unreadable.error

@@ -1,11 +1,12 @@
 """The house's rules, checked: no import cycle in the package (imports inside functions
 count), no module over 300 lines, at most 21 modules in a folder, and every touch of a
-library's private internals in ``internals.py``."""
+library's private internals in ``internals.py``; and ``make clean`` never deletes a run."""
 
 from __future__ import annotations
 
 import ast
 import graphlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,43 @@ def test_private_internals_are_touched_only_in_internals(path):
 
 def test_the_check_finds_the_touches_in_internals():
     assert len(_private_touches(PACKAGE / "internals.py")) >= 3
+
+
+def _project_with_outputs(tmp_path: Path) -> dict[str, Path]:
+    """A copy of the Makefile beside a run, a sweep and the caches ``make clean`` owns."""
+    (tmp_path / "Makefile").write_text((PACKAGE.parents[1] / "Makefile").read_text())
+    paths = {
+        "run": tmp_path / "outputs" / "2026-12-01" / "10-00-00" / "results.json",
+        "sweep": tmp_path / "multirun" / "2026-12-01" / "10-00-00" / "summary.json",
+        "keep": tmp_path / "multirun" / ".gitkeep",
+        "cache": tmp_path / ".pytest_cache" / "README.md",
+        "bytecode": tmp_path / "src" / "pkg" / "__pycache__" / "m.pyc",
+    }
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    return paths
+
+
+def _make(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", *args], cwd=tmp_path, capture_output=True, text=True)
+
+
+def test_make_clean_removes_caches_and_keeps_every_run(tmp_path):
+    paths = _project_with_outputs(tmp_path)
+    assert _make(tmp_path, "clean").returncode == 0
+    assert {name for name, path in paths.items() if path.exists()} == {"run", "sweep", "keep"}
+
+
+@pytest.mark.parametrize("confirm", [None, "no", "yes"])
+def test_make_clean_outputs_deletes_runs_only_when_confirmed(tmp_path, confirm):
+    paths = _project_with_outputs(tmp_path)
+    done = _make(tmp_path, "clean-outputs", *([f"CONFIRM={confirm}"] if confirm else []))
+    kept = {name for name, path in paths.items() if path.exists()}
+    if confirm == "yes":
+        assert done.returncode == 0
+        assert kept == {"keep", "cache", "bytecode"}
+    else:
+        assert done.returncode != 0
+        assert "CONFIRM=yes" in done.stdout
+        assert kept == set(paths)

@@ -43,6 +43,22 @@ def test_results_carry_their_schema_version_and_the_codes_commit(quick, tmp_path
         assert provenance["git_commit"] is None
 
 
+@pytest.mark.parametrize(("version", "best", "stopped"), [(1, 2, 3), (3, 2, 3), (4, 1, 2)])
+def test_earlier_results_are_read_with_epochs_counted_from_1(version, best, stopped, tmp_path):
+    import json
+
+    from downsample_study.results import read_results
+
+    data = {"status": "interrupted", "config": {"seed": 0}, "best_epoch": 1,
+            "stopped_at": {"epoch": 2, "step": 40}, "schema_version": version}
+    if version == 1:
+        del data["schema_version"]
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    results = read_results(tmp_path / "results.json")
+    assert results.best_epoch == best
+    assert results.stopped_at == {"epoch": stopped, "step": 40}
+
+
 @pytest.mark.parametrize(("extra", "status"), [([], 0), (["trainer.max_epoch=1"], 1)])
 def test_the_command_line_exits_with_the_run_status_and_a_complete_wandb_run(
     extra, status, quick, tmp_path

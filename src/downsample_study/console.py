@@ -3,6 +3,7 @@ filtered out (switched on by the entry points, never at import)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 
@@ -38,6 +39,24 @@ def quiet_library_noise() -> None:
         lightning_log = logging.getLogger(name)
         if _not_quiet not in lightning_log.filters:
             lightning_log.addFilter(_not_quiet)
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Lightning's info lines (accelerators found, checkpoint restored) and its noise off for
+    a while: a notebook's ``Run.evaluate`` prints nothing but its result."""
+    import lightning.pytorch  # noqa: F401 - its import sets its logger's level
+
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in _NOISE:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        lightning_log.setLevel(level)
 
 
 def say(message: str) -> None:

@@ -43,6 +43,7 @@ from downsample_study.training.checkpoints import load, resume_point
 from downsample_study.training.epochs import read_epochs
 from downsample_study.training.loggers import LOGGERS, create_logger
 from downsample_study.training.module import DownsampleClassifier, plain
+from downsample_study.training.optimizers import unfuse_to_clip
 from downsample_study.training.resume import epochs_trained
 from downsample_study.training.tracking import RunIdentity, Tracker, run_id_of
 from downsample_study.training.trainer import best_checkpoint, best_epoch, build_trainer
@@ -194,17 +195,18 @@ class Job:
             path = write_results(self.output_dir, results)
             if self.logger is not None:
                 self.tracker.log_summary(self.logger, results, self.output_dir)
-            log.info("%s", test_line(results.best_epoch, evaluation))
+            log.info("%s", test_line(results.best_epoch, evaluation, results.smoke_test))
             log.info("results: %s", path)
             log.info("metrics: %s", self.tracker.describe(self.logger))
         return results
 
 
-def test_line(epoch: int | None, evaluation: Evaluation) -> str:
+def test_line(epoch: int | None, evaluation: Evaluation, smoke_test: bool = False) -> str:
     test = evaluation.test
-    return (f"test, on the checkpoint of epoch {'?' if epoch is None else epoch} (val acc_top1 "
-            f"{evaluation.val.acc_top1:.4f}): acc_top1 {test.acc_top1:.4f}  acc_top2 "
-            f"{test.acc_top2:.4f}  loss {test.loss:.4f}")
+    which = ("the last weights of a smoke run (trainer.fast_dev_run)" if smoke_test else
+             f"the checkpoint of epoch {'?' if epoch is None else epoch}")
+    return (f"test, on {which} (val acc_top1 {evaluation.val.acc_top1:.4f}): acc_top1 "
+            f"{test.acc_top1:.4f}  acc_top2 {test.acc_top2:.4f}  loss {test.loss:.4f}")
 
 
 def _metrics(metrics: dict[str, float], split: str) -> Metrics:
@@ -228,6 +230,7 @@ def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = 
 
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
+    unfuse_to_clip(run_cfg.optimizer, run_cfg.trainer)
     paths = run_cfg.paths
     job.datamodule = DownsampleDataModule(run_cfg.dataset, Path(paths.data_dir),
                                           Path(paths.cache_dir), run_cfg.seed)

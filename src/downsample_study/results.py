@@ -4,7 +4,7 @@ Written atomically by the job (completed, failed or interrupted) and read by res
 what is done),
 the sweep summary, the tuning objective and the report. ``SCHEMA_VERSION`` says which
 version of this contract a file follows; files of earlier versions (no version field) are
-read with the fields they lack left empty.
+read with the fields they lack left empty, and their epochs counted from 1 as now.
 """
 
 from __future__ import annotations
@@ -129,6 +129,12 @@ class Results:
             provenance = data.get("provenance") or {"versions": data.get("versions", {})}
             values["provenance"] = Provenance(**provenance)
             values.setdefault("schema_version", 1)
+            if values["schema_version"] < 4:  # epochs were counted from 0
+                if values.get("best_epoch") is not None:
+                    values["best_epoch"] += 1
+                if values.get("stopped_at"):
+                    values["stopped_at"] = {**values["stopped_at"],
+                                            "epoch": values["stopped_at"]["epoch"] + 1}
             return cls(**values)
         except TypeError as err:
             raise ResultsError(f"unexpected fields: {err}") from None

@@ -119,9 +119,12 @@ class Run:
         passes = ("test", "val")
         if split not in passes:
             raise ConfigError(f"split: unknown split {split!r}; allowed: {', '.join(passes)}")
-        job = self.evaluation_job(data_dir)
-        run_pass = job.trainer.test if split == "test" else job.trainer.validate
-        metrics = run_pass(job.module, datamodule=job.datamodule, verbose=False)[0]
+        from downsample_study.console import quiet_lightning
+
+        with quiet_lightning():
+            job = self.evaluation_job(data_dir)
+            run_pass = job.trainer.test if split == "test" else job.trainer.validate
+            metrics = run_pass(job.module, datamodule=job.datamodule, verbose=False)[0]
         return {name: float(metrics[f"{split}/{name}"])
                 for name in ("acc_top1", "acc_top2", "loss")}
 

@@ -74,7 +74,11 @@ def composition_message(err: BaseException) -> str | None:
                 f"{', '.join(sorted(err.options))}")
     if isinstance(err, OverrideParseException):
         reason = str(err.message).splitlines()[0]
-        return f"{err.override}: not a valid override ({reason}); the grammar: {GRAMMAR}"
+        key, _, value = str(err.override).partition("=")
+        quote = (f"; quote a value that holds '=' or ',': {key}=\"'{value}'\""
+                 if any(c in value for c in "=,") else "")
+        return (f"{err.override}: not a valid override ({reason}){quote}; the grammar: "
+                f"{GRAMMAR}")
     if isinstance(err.__cause__, OmegaConfBaseException) and isinstance(err, HydraException):
         return node_message(err.__cause__)
     if isinstance(err, (CompactHydraException, OmegaConfBaseException)):

@@ -99,6 +99,10 @@ RESOLVERS = {
     "slurm_gpus": lambda *, _root_: slurm_gpus(_app(_root_, "trainer.accelerator", "auto"),
                                                _app(_root_, "trainer.devices", 1)),
     "ddp_strategy": ddp_strategy,
+    # the lr_search preset's Optuna study: one per variant
+    "study_name": lambda *, _root_: "lr-" + "-".join(
+        str(_app(_root_, f"{group}.name", "default")) for group in ("dataset", "model",
+                                                                     "downsample")),
 }
 
 
@@ -108,6 +112,16 @@ def typed_config(data: dict[str, Any]) -> DictConfig:
     return OmegaConf.merge(OmegaConf.structured(_top_level_schema()), data)
 
 
+def _open_dicts(instance: Any) -> DictConfig:
+    """The schema of one option, its dict-valued keys open to keys of the user's choosing
+    (``logger.options={notes: ...}``): Hydra closes every node to unknown keys."""
+    node = OmegaConf.structured(instance)
+    for _, value in node.items_ex(resolve=False):
+        if isinstance(value, DictConfig) and OmegaConf.get_type(value) is dict:
+            OmegaConf.set_struct(value, False)
+    return node
+
+
 def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore and register the resolvers the presets use
     (again after new entries were registered: it stores what the registries hold now)."""
@@ -115,7 +129,7 @@ def register_configs() -> None:
     store.store(name="schema", node=_top_level_schema())
     for kind, registry in CHOICES.items():
         for name, schema in registry.schemas.items():
-            store.store(name=f"schema_{kind}_{name}", node=schema(name=name))
+            store.store(name=f"schema_{kind}_{name}", node=_open_dicts(schema(name=name)))
     for name, resolver in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

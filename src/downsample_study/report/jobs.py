@@ -18,7 +18,7 @@ from downsample_study.training.epochs import read_epochs
 @dataclass
 class JobOutcome:
     name: str  # the job's folder inside the sweep (its overrides)
-    status: str  # completed | failed | missing | duplicate
+    status: str  # completed | failed | missing | duplicate | smoke test
     error: str = ""
     results: Results | None = None
     epochs: list[dict[str, float]] = field(default_factory=list)
@@ -70,6 +70,9 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
         if not results.completed:
             error = str(results.error or "?").strip().splitlines()[0]
             jobs.append(JobOutcome(name, "failed", error, results))
+            continue
+        if results.smoke_test:
+            jobs.append(JobOutcome(name, "smoke test", "trainer.fast_dev_run: not counted"))
             continue
         jobs.append(JobOutcome(name, "completed", results=results, epochs=read_epochs(folder)))
     for overrides in expected_jobs(sweep) or []:

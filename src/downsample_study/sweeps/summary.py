@@ -27,6 +27,7 @@ log = logging.getLogger("downsample_study")
 
 MAX_LISTED = 20  # the summary stays on one screen
 WAIT_POLL_S = 2.0
+SMOKE_TEST = "a smoke test (trainer.fast_dev_run), not a result to report"
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
@@ -60,6 +61,8 @@ def _outcome(folder: Path) -> tuple[str, str]:
         at = results.stopped_at or {}
         return "interrupted", (f"by {results.signal} at epoch {at.get('epoch', '?')}, step "
                                f"{at.get('step', '?')} (run the same command to resume)")
+    if results.smoke_test:
+        return str(results.status), SMOKE_TEST
     return str(results.status), results.error or ""
 
 
@@ -74,6 +77,9 @@ def summarize(sweep_dir: Path) -> int:
     without = counts["not run"] + counts["no results"]
     line = (f"sweep {sweep_dir}: {len(outcomes) - without} jobs with results, "
             f"{counts['completed']} completed, {counts['failed']} failed")
+    if smoke := sum(reason == SMOKE_TEST for _, _, reason in outcomes):
+        line = line.replace(" completed,", f" completed ({smoke} of them smoke tests: "
+                                           "trainer.fast_dev_run),", 1)
     line += "".join(f", {counts[s]} {s}" for s in ("interrupted", "unreadable") if counts[s])
     if without:
         line += f"; {without} without: " + ", ".join(

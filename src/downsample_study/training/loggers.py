@@ -48,7 +48,11 @@ class TensorBoardTracker(Tracker):
         logger.experiment.add_figure(name, figure, global_step=step)
 
     def log_summary(self, logger, results, output_dir):
-        logger.log_hyperparams(dict(logger.hparams), metrics=summary_metrics(results))
+        # HParams metrics are scalars: the selected epoch's val/* would be one more point on
+        # the val/* curves, so they get a tag of their own
+        metrics = {(f"selected/{k}" if k.startswith("val/") else k): v
+                   for k, v in summary_metrics(results).items()}
+        logger.log_hyperparams(dict(logger.hparams), metrics=metrics)
         logger.experiment.flush()
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from omegaconf import MISSING
 
 from downsample_study.checks import above, at_least, probability
+from downsample_study.console import say
 from downsample_study.errors import ConfigError
 from downsample_study.registry import Registry
 
@@ -73,3 +75,17 @@ def adam(cfg: AdamConfig, params) -> torch.optim.Optimizer:
 def sgd(cfg: SGDConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                            weight_decay=cfg.weight_decay)
+
+
+MIXED_PRECISION = ("16-mixed", "bf16-mixed", "16", 16, "bf16")
+
+
+def unfuse_to_clip(cfg: OptimizerConfig, trainer: dict[str, Any]) -> None:
+    """A fused optimizer unscales its gradients inside its own kernel, so under mixed
+    precision Lightning cannot clip them first: clip with the plain optimizer instead."""
+    clip = trainer.get("gradient_clip_val")
+    if clip and trainer.get("precision") in MIXED_PRECISION and getattr(cfg, "fused", False):
+        cfg.fused = False
+        say(f"optimizer.fused: off, so that trainer.gradient_clip_val={clip} can clip under "
+            f"trainer.precision={trainer['precision']} (a fused optimizer unscales its "
+            f"gradients itself)")

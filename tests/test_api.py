@@ -1,0 +1,107 @@
+"""After the sweep, from Python: a run loads with its config, results and network; its
+checkpoint evaluates to the numbers it recorded; a sweep is one table; a config composes
+without setup; the module loads from a checkpoint alone; mode=eval measures a job again."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from support import launch, results_under
+
+import downsample_study as ds
+from downsample_study.errors import ConfigError
+from downsample_study.training.module import DownsampleClassifier
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, data_dir):
+    """Two finished jobs (maxpool, avgpool; 2 epochs) in a sweep folder."""
+    root = tmp_path_factory.mktemp("api")
+    cache = root / "cache"
+    assert launch(["-m", f"paths.data_dir={data_dir}", f"paths.cache_dir={cache}",
+                   "dataset.val_size=100", "dataset.eval_batch_size=128",
+                   "trainer.max_epochs=2", "accelerator=cpu", "logger=none",
+                   "evaluation.feature_maps=false", "downsample=maxpool,avgpool",
+                   f"hydra.sweep.dir={root / 'sweep'}"]).exit_code == 0
+    return root / "sweep"
+
+
+def job_folder(sweep, operator: str):
+    [folder] = sweep.glob(f"*downsample={operator}*")
+    return folder
+
+
+def test_a_run_loads_with_its_config_results_and_network(sweep):
+    run = ds.load_run(job_folder(sweep, "maxpool"))
+    assert run.config.downsample.name == "maxpool" and run.config.trainer.max_epochs == 2
+    assert run.results.completed and run.results.best_epoch in (1, 2)
+    model = run.model
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_a_run_evaluates_to_the_numbers_it_recorded(split, sweep, capfd, caplog):
+    run = ds.load_run(job_folder(sweep, "avgpool"))
+    measured = run.evaluate(split)
+    recorded = vars(getattr(run.results, split))
+    assert measured == pytest.approx(recorded, rel=1e-6)  # the same checkpoint, data, order
+    printed = capfd.readouterr()  # a notebook cell shows the result only
+    assert printed.out + printed.err == ""
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("lightning")] == []
+
+
+def test_a_sweep_is_one_row_per_job(sweep):
+    table = ds.load_sweep(sweep)
+    assert len(table) == 2 and set(table["status"]) == {"completed"}
+    assert sorted(table["config.downsample.name"]) == ["avgpool", "maxpool"]
+    assert (table["test.acc_top1"] > 0.5).all() and (table["params.total"] == 61_706).all()
+
+
+def test_a_config_composes_validated_without_setup():
+    cfg = ds.compose(["downsample=stride2", "downsample.kernel_size=5"])
+    assert cfg.downsample.name == "stride2" and cfg.downsample.kernel_size == 5
+    with pytest.raises(ConfigError, match=r"downsample\.kernel_sise: no such key"):
+        ds.compose(["downsample.kernel_sise=3"])
+    with pytest.raises(ConfigError, match=r"dataset\.val_size: must be >= 1"):
+        ds.compose(["dataset.val_size=0"])
+
+
+def test_the_module_loads_from_its_checkpoint_alone(sweep):
+    checkpoint = ds.load_run(job_folder(sweep, "maxpool")).checkpoint
+    held = torch.load(checkpoint, weights_only=True)  # plain data: torch's safe loader
+    assert held["hyper_parameters"]["downsample"]["name"] == "maxpool"
+    module = DownsampleClassifier.load_from_checkpoint(checkpoint)
+    assert module.summary.params_total == 61_706
+    assert torch.equal(module.net.conv1.weight, held["state_dict"]["net.conv1.weight"])
+
+
+def test_mode_eval_measures_a_job_again_without_training(sweep, data_dir, tmp_path, capsys):
+    folder = job_folder(sweep, "maxpool")
+    [recorded] = results_under(folder)
+    # a job folder's name holds = and ,: quoted, as a shell user quotes it too
+    run = launch(["mode=eval", f'checkpoint="{folder}"', f"paths.data_dir={data_dir}",
+                  f"paths.cache_dir={tmp_path / 'cache'}", "hydra.run.dir=again"], capsys)
+    assert run.exit_code == 0
+    line = (f"test, on the checkpoint of epoch {recorded['best_epoch']} (val acc_top1 "
+            f"{recorded['val']['acc_top1']:.4f}): acc_top1 {recorded['test']['acc_top1']:.4f}")
+    assert line in run.output
+    again = json.loads((tmp_path / "again" / "evaluation.json").read_text())
+    assert again["test"] == pytest.approx(recorded["test"], rel=1e-6)
+    assert again["shift"] == recorded["shift"]
+    assert (tmp_path / "again" / "feature_maps.png").is_file()
+    assert not (tmp_path / "again" / "checkpoints").exists()  # nothing trained
+
+
+@pytest.mark.parametrize(("checkpoint", "message"), [
+    (None, "checkpoint: mode=eval evaluates a finished job"),
+    ("nowhere", "not a job's folder or checkpoint"),
+    ("sweep/downsample=maxpool,seed=0", "quote a value that holds '=' or ','"),
+])
+def test_mode_eval_without_a_job_is_one_line(checkpoint, message, capsys):
+    args = ["mode=eval", "hydra.run.dir=again"] + ([f"checkpoint={checkpoint}"] if checkpoint
+                                                   else [])
+    run = launch(args, capsys)
+    assert run.exit_code != 0 and message in run.output and "Traceback" not in run.output

@@ -1,0 +1,95 @@
+"""What a reviewer sees in W&B, TensorBoard and CSV: every epoch once, counted from 1; the
+selected checkpoint's numbers in the run's summary, not in its history; the run's config with
+its parameter and FLOP counts; its console, results and checkpoints kept with it."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import pytest
+from support import launch, read_wandb_runs, results_under
+
+EPOCHS = 2
+
+
+@pytest.fixture
+def job(quick) -> list[str]:
+    return [*quick, f"trainer.max_epochs={EPOCHS}", "evaluation.feature_maps=false",
+            "hydra.run.dir=out"]
+
+
+def test_wandb_shows_each_epoch_once_and_the_selected_checkpoint_as_its_summary(
+    job, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("WANDB_PROJECT", "from-the-environment")
+    monkeypatch.setenv("WANDB_TAGS", "mine,also-mine")
+    assert launch([*job, "logger=wandb", "logger.mode=offline", "logger.log_model=true",
+                   "logger.options={notes: reviewed}"]).exit_code == 0
+    [results] = results_under(tmp_path / "out")
+    [run] = read_wandb_runs(tmp_path / "out" / "wandb")
+    validations = [row for row in run.history if "val/acc_top1" in row]
+    assert [row["epoch"] for row in validations] == list(range(1, EPOCHS + 1))
+    assert {row["epoch"] for row in run.history if "epoch" in row} == {1, 2}  # one numbering
+    assert not any(key.startswith("test/") for row in run.history for key in row)
+    assert run.summary["test/acc_top1"] == pytest.approx(results["test"]["acc_top1"])
+    assert run.summary["val/acc_top1"] == pytest.approx(results["val"]["acc_top1"])
+    assert run.summary["best_epoch"] == results["best_epoch"]
+    assert run.summary["test/shift_consistency_zero"] == pytest.approx(
+        results["shift"]["zero"]["consistency"])
+    assert run.config["params"]["total"] == 61_706 and run.config["flops_forward"] == 833_040
+    assert run.project == "from-the-environment"
+    assert {"mine", "also-mine", "mnist", "maxpool"} <= set(run.tags)
+    assert {"results.json", "epochs.csv"} <= set(run.files)
+    assert any(kind == "model" for kind, _ in run.artifacts)  # logger.log_model
+
+
+def test_a_failed_runs_console_and_error_are_in_its_wandb_run(quick, tmp_path):
+    # a process of its own: wandb hooks the sys.stdout of the moment it is first imported,
+    # which inside pytest may be an earlier test's capture
+    run = subprocess.run(
+        [sys.executable, "-m", "downsample_study", *quick, "optimizer=sgd", "optimizer.lr=1e6",
+         "downsample.batch_norm=false", "logger=wandb", "logger.mode=offline",
+         "hydra.run.dir=out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr[-2000:]
+    [wandb_run] = read_wandb_runs(tmp_path / "out" / "wandb")
+    assert wandb_run.exit_code == 1
+    assert "params: 61,706 total" in wandb_run.output  # what the job printed
+    assert "the run diverged" in wandb_run.output  # and its error
+
+
+def test_tensorboard_has_each_epoch_once_and_the_selected_checkpoint_as_hparams_metrics(
+    job, tmp_path
+):
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    assert launch([*job, "logger=tensorboard"]).exit_code == 0
+    [results] = results_under(tmp_path / "out")
+    scalars, plugins = {}, set()
+    for events in sorted((tmp_path / "out" / "tensorboard").glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(events)).Load():
+            for value in event.summary.value:
+                plugins.add(value.metadata.plugin_data.plugin_name)
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    scalars.setdefault(value.tag, []).append(float(value.tensor.float_val[0]))
+    assert len(scalars["val/acc_top1"]) == EPOCHS  # no point for the re-validation
+    assert scalars["epoch"][-1] == EPOCHS and "hp_metric" not in scalars
+    assert scalars["test/acc_top1"] == pytest.approx([results["test"]["acc_top1"]])
+    assert scalars["selected/val/acc_top1"] == pytest.approx([results["val"]["acc_top1"]])
+    assert "hparams" in plugins  # the HParams tab: the config with those metrics
+
+
+def test_csv_counts_epochs_from_1_and_ends_with_the_test_numbers(job, tmp_path):
+    assert launch([*job, "logger=csv"]).exit_code == 0
+    [results] = results_under(tmp_path / "out")
+    with (tmp_path / "out" / "csv" / "metrics.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    validations = [row for row in rows if row.get("val/acc_top1")]
+    assert [float(row["epoch"]) for row in validations] == [1.0, 2.0]
+    assert float(rows[-1]["test/acc_top1"]) == pytest.approx(results["test"]["acc_top1"])
+    with (tmp_path / "out" / "epochs.csv").open(newline="") as f:
+        epochs = list(csv.DictReader(f))
+    assert [row["epoch"] for row in epochs] == ["1", "2"]
+    best = max(epochs, key=lambda row: float(row["val/acc_top1"]))
+    assert int(best["epoch"]) == results["best_epoch"]  # one numbering everywhere
