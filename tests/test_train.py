@@ -61,8 +61,9 @@ def test_earlier_results_are_read_with_epochs_counted_from_1(version, best, stop
 
 @pytest.mark.parametrize(("extra", "status"), [([], 0), (["trainer.max_epoch=1"], 1)])
 def test_the_command_line_exits_with_the_run_status_and_a_complete_wandb_run(
-    extra, status, quick, tmp_path
+    extra, status, quick, tmp_path, monkeypatch
 ):
+    monkeypatch.delenv("WANDB_SILENT")  # what W&B prints on the console, as a user sees it
     # the process skips the interpreter's teardown (__main__): W&B must still close its run
     run = subprocess.run(
         [sys.executable, "-m", "downsample_study", *quick, "logger.mode=offline",
@@ -74,5 +75,7 @@ def test_the_command_line_exits_with_the_run_status_and_a_complete_wandb_run(
         [wandb_run] = read_wandb_runs(tmp_path / "out" / "wandb")
         assert wandb_run.exit_code == 0
         assert wandb_run.summary["test/acc_top1"] > 0.5
+        assert "results.json" in wandb_run.files
+        assert "into the W&B run directory" not in run.stderr + run.stdout  # no link warning
     else:
         assert "trainer.max_epoch" in run.stderr

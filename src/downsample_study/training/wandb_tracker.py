@@ -169,7 +169,11 @@ class WandbTracker(Tracker):
             run.summary[key] = value
         for name in (RESULTS_FILE, EPOCHS_FILE):  # saved with the run
             if (Path(output_dir) / name).is_file():
-                run.save(str(Path(output_dir) / name), base_path=str(output_dir), policy="now")
+                # copied into the run's files first: save() of a file outside them links it
+                # and warns on the console about the link, for every job
+                kept = Path(run.dir) / name
+                shutil.copyfile(Path(output_dir) / name, kept)
+                run.save(str(kept), base_path=run.dir, policy="now")
 
     def replay(self, logger, rows):
         if logger.experiment.offline:  # online, the resumed run has them
