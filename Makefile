@@ -44,6 +44,7 @@ clean:
 clean-outputs:
 	@if [ "$(CONFIRM)" != yes ]; then \
 		echo "this would delete outputs/ and multirun/*/ (results, checkpoints, W&B runs not yet synced):"; \
-		du -sh outputs multirun/*/ 2>/dev/null || echo "  (nothing there)"; \
+		found=$$(ls -d outputs multirun/*/ 2>/dev/null); \
+		if [ -n "$$found" ]; then du -sh $$found; else echo "  (nothing there)"; fi; \
 		echo "run: make clean-outputs CONFIRM=yes"; exit 2; fi
 	rm -rf outputs multirun/*/

@@ -142,4 +142,5 @@ def test_make_clean_outputs_deletes_runs_only_when_confirmed(tmp_path, confirm):
     else:
         assert done.returncode != 0
         assert "CONFIRM=yes" in done.stdout
+        assert "\toutputs\n" in done.stdout and "\tmultirun/2026-12-01/" in done.stdout  # sizes
         assert kept == set(paths)
