@@ -128,3 +128,35 @@ def test_a_signal_after_training_stops_at_once_and_the_rerun_trains_no_more(
     [resumed], [reference] = results_under(tmp_path / "out"), results_under(tmp_path / "reference")
     assert resumed["status"] == "completed" and resumed["epochs"] == 2
     assert (resumed["test"], resumed["shift"]) == (reference["test"], reference["shift"])
+
+
+def test_a_job_requeued_by_its_launcher_is_not_recorded_as_stopped_by_the_sigterm_that_follows(
+    job, monkeypatch, tmp_path, capsys
+):
+    """submitit's USR2 handler requeues the task and exits it; SLURM's SIGTERM for the requeue
+    then reaches a job already unwinding. Recorded as interrupted, the task would end for its
+    sweep (its result written); it must exit to run again, and the rerun resumes."""
+    from downsample_study.training.stops import StopAtStepBoundary
+
+    def requeue(signum, frame):  # what submitit does: scontrol requeue, then exit
+        raise SystemExit(-1)
+
+    def on_exception(self, trainer, module, exception):  # SLURM's SIGTERM, while unwinding
+        original(self, trainer, module, exception)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    original = StopAtStepBoundary.on_exception
+    previous = signal.signal(signal.SIGUSR2, requeue)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(StopAtStepBoundary, "on_exception", on_exception)
+            signal_at_step(patch, 15, signal.SIGUSR2)
+            run = launch([*job, "hydra.run.dir=out"], capsys)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert run.exit_code not in (0, 128 + signal.SIGTERM), run.output
+    assert results_under(tmp_path / "out") == [], "recorded as if the job had ended"
+    assert (tmp_path / "out" / "checkpoints" / "last.ckpt").exists()
+    assert launch([*job, "hydra.run.dir=out"]).exit_code == 0
+    [resumed] = results_under(tmp_path / "out")
+    assert resumed["status"] == "completed" and resumed["epochs"] == 3

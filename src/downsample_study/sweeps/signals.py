@@ -11,6 +11,11 @@ interrupted and exits with 128 + the signal's number.
 A process of a multirun that is not running a job (the sweep's own process while workers
 run the jobs, an idle worker) does not stop on the signal: it marks the sweep as stopped
 (``STOPPED_FILE``), so that no new job starts, and the sweep ends with its summary.
+
+A job whose launcher requeues it on a user signal (submitit binds SIGUSR2: checkpoint,
+``scontrol requeue``, exit) is not stopped by the SIGTERM with which SLURM then ends the
+requeued task: that task is exiting to run again, and recording it as interrupted would end it
+for its sweep.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from downsample_study.errors import Interrupted
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # a launcher's handler there requeues the job
 STOPPED_FILE = ".stopped"  # in a sweep folder: the sweep was stopped by this signal
 
 
@@ -56,8 +62,13 @@ class StopRequests:
         self.in_fit = False
         self.running_job = False  # this process is running a job
         self.sweep_dir: Path | None = None  # this process belongs to a multirun
+        self.requeued = False  # the launcher's requeue handler ran: the task exits to run again
 
     def _handle(self, signum: int, frame) -> None:
+        if self.requeued:
+            log.info("%s received while the job is requeued: it resumes on its next start",
+                     signal.Signals(signum).name)
+            return
         first = self.signum is None
         self.signum = self.signum or signum
         if not self.running_job and self.sweep_dir is not None:
@@ -74,6 +85,12 @@ class StopRequests:
         else:
             raise Interrupted(signum)
 
+    def _requeue_handler(self, handler):
+        def requeue(signum: int, frame) -> None:
+            self.requeued = True
+            handler(signum, frame)
+        return requeue
+
     def _handling(self) -> bool:
         return all(signal.getsignal(s) == self._handle for s in SIGNALS)
 
@@ -85,10 +102,14 @@ class StopRequests:
         if self._handling() or threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = {s: signal.getsignal(s) for s in SIGNALS}
+        previous = {s: signal.getsignal(s) for s in (*SIGNALS, *REQUEUE_SIGNALS)}
         self.signum, self.in_fit, self.running_job, self.sweep_dir = None, False, False, None
+        self.requeued = False
         for s in SIGNALS:
             signal.signal(s, self._handle)
+        for s in REQUEUE_SIGNALS:
+            if callable(previous[s]):
+                signal.signal(s, self._requeue_handler(previous[s]))
         try:
             yield
         finally:
