@@ -69,6 +69,23 @@ def launch(args: list[str], capsys=None) -> Launch:
     return Launch(code, output)
 
 
+def signal_at_step(monkeypatch, step: int, signum: int, module_class=None) -> None:
+    """Send ``signum`` to this process during training step ``step`` (0-based) of a
+    ``module_class`` (the solo ``DownsampleClassifier`` by default)."""
+    import os
+
+    if module_class is None:
+        from downsample_study.training.module import DownsampleClassifier as module_class
+    original = module_class.training_step
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == step:
+            os.kill(os.getpid(), signum)
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(module_class, "training_step", training_step)
+
+
 def results_under(folder: Path) -> list[dict]:
     """Every job's ``results.json`` below ``folder``, decoded, in path order (not the copies
     W&B keeps with its runs)."""

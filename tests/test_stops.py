@@ -11,24 +11,11 @@ import sys
 import time
 
 import pytest
-from support import launch, results_under
+from support import launch, results_under, signal_at_step
 
 from downsample_study.training.epochs import read_epochs
-from downsample_study.training.module import DownsampleClassifier
 
 SLOW_CLI_TIMEOUT = 300
-
-
-def signal_at_step(monkeypatch, step: int, signum: int) -> None:
-    """Send ``signum`` to this process during training step ``step`` (0-based)."""
-    original = DownsampleClassifier.training_step
-
-    def training_step(self, batch, batch_idx):
-        if self.global_step == step:
-            os.kill(os.getpid(), signum)
-        return original(self, batch, batch_idx)
-
-    monkeypatch.setattr(DownsampleClassifier, "training_step", training_step)
 
 
 @pytest.fixture

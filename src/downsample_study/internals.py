@@ -134,9 +134,10 @@ def fork_joblib_workers() -> bool:
     return True
 
 
-def basic_sweep_jobs(overrides: list[str]) -> list[list[str]] | None:
+def basic_sweep_jobs(overrides: list[str], config_loader: Any = None) -> list[list[str]] | None:
     """The jobs Hydra's basic sweeper makes of a multirun's overrides, as it expands them
-    (its expansion has no public API); None when it cannot be used or cannot expand them."""
+    (its expansion has no public API); None when it cannot be used or cannot expand them.
+    With the sweep's ``config_loader``, group globs (``downsample=glob(*)``) expand too."""
     try:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     except ImportError as err:
@@ -147,7 +148,7 @@ def basic_sweep_jobs(overrides: list[str]) -> list[list[str]] | None:
 
     try:
         [jobs] = BasicSweeper.split_arguments(
-            OverridesParser.create().parse_overrides(overrides), None
+            OverridesParser.create(config_loader=config_loader).parse_overrides(overrides), None
         )
     except HydraException:  # a sweep the basic sweeper cannot expand
         return None

@@ -78,6 +78,7 @@ class Job:
     trainer: L.Trainer | None = None
     resumed_from: Path | None = None
     train_seconds: float = 0.0
+    pack: dict[str, Any] | None = None  # the pack it trained in (packing/job.py)
 
     def run(self) -> Results | None:
         """Train, evaluate and record the job; None for ``mode=summary`` (the table only)."""
@@ -182,6 +183,7 @@ class Job:
             checkpoint=self.checkpoint.best_model_path,
             resumed_from=str(self.resumed_from) if self.resumed_from else None,
             smoke_test=bool(trainer.fast_dev_run),
+            pack=self.pack,
             resources=Resources(
                 slot=self.slot.index if self.slot else None,
                 device=str(trainer.strategy.root_device),

@@ -94,6 +94,8 @@ class Results:
     stopped_at: dict[str, int] | None = None  # {"epoch": from 1, "step": optimizer steps}
     resume_checkpoint: str | None = None
     smoke_test: bool = False  # trainer.fast_dev_run: a few batches, not a result to report
+    # trained in a pack (hydra/sweeper=packed): {"id", "size", "seeds"}; None: alone
+    pack: dict[str, Any] | None = None
     resources: Resources = field(default_factory=Resources)
     provenance: Provenance = field(default_factory=Provenance.here)
     schema_version: int = SCHEMA_VERSION

@@ -17,6 +17,7 @@ The task returns the job's ``val/acc_top1`` (None if it did not complete): the o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import traceback
@@ -29,13 +30,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.schema import JobMode
 from downsample_study.config.store import CONFIG_DIR
-from downsample_study.errors import Interrupted, JobBusy, StorageError, UserError
-from downsample_study.job import Job, build_job
+from downsample_study.errors import DivergedError, Interrupted, JobBusy, StorageError, UserError
+from downsample_study.job import build_job
 from downsample_study.layout import CHECKPOINTS, LAST
+from downsample_study.packing.job import Pack
 from downsample_study.results import Resources, Results, Status, write_results
 from downsample_study.runs import evaluate_checkpoint
 from downsample_study.storage import is_storage_error, storage_error
-from downsample_study.sweeps.naming import sweep_id, variant_name
+from downsample_study.sweeps.naming import override_dirname, sweep_id, variant_name
 from downsample_study.sweeps.ownership import job_lock
 from downsample_study.sweeps.signals import STOPS, mark_sweep_stopped, sweep_stopped
 from downsample_study.sweeps.slots import concurrent_jobs, job_slot
@@ -47,13 +49,18 @@ from downsample_study.training.tracking import RunIdentity
 log = logging.getLogger("downsample_study")
 
 
-def run_identity(cfg: DictConfig) -> RunIdentity:
-    """The job's name, tags, group (its sweep) and job type (its variant) in the tracker."""
+def run_identity(cfg: DictConfig, overrides: list[str] | None = None) -> RunIdentity:
+    """The job's name, tags, group (its sweep) and job type (its variant) in the tracker;
+    with ``overrides``, those of the job with them (a pack's member) in this sweep."""
     hydra_cfg = HydraConfig.get()
+    names = hydra_cfg.job.config.override_dirname
     name = hydra_cfg.job.override_dirname or "default"
+    if overrides is not None:
+        name = override_dirname(overrides, list(names.exclude_keys), names.item_sep,
+                                names.kv_sep) or "default"
     group = sweep_id(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
     job_type = variant_name(
-        hydra_cfg.overrides.task, hydra_cfg.job.config.override_dirname.exclude_keys
+        hydra_cfg.overrides.task if overrides is None else overrides, names.exclude_keys
     )
     tags = [str(cfg.get(key, {}).get("name", "")) for key in ("dataset", "downsample", "model")]
     return RunIdentity(name=name, tags=[t for t in tags if t], group=group, job_type=job_type)
@@ -81,10 +88,11 @@ def _failure(cfg: DictConfig, identity: RunIdentity, err: BaseException,
     )
 
 
-def _interrupted(cfg, identity, stop: Interrupted, job: Job | None, slot_index) -> Results:
-    last = Path(HydraConfig.get().runtime.output_dir) / CHECKPOINTS / LAST
+def _interrupted(cfg, identity, stop: Interrupted, stopped_at: dict[str, int] | None,
+                 slot_index, output_dir: Path | None = None) -> Results:
+    last = Path(output_dir or HydraConfig.get().runtime.output_dir) / CHECKPOINTS / LAST
     results = _failure(cfg, identity, stop, slot_index, status=Status.interrupted,
-                       signal=stop.name, stopped_at=job.stopped_at() if job else None,
+                       signal=stop.name, stopped_at=stopped_at,
                        resume_checkpoint=str(last) if last.is_file() else None)
     at = results.stopped_at
     results.error = f"stopped by {stop.name}" + (
@@ -104,6 +112,8 @@ def run_job(cfg: DictConfig) -> Results | None:
     summary_only = cfg.get("mode") == JobMode.summary
     try:
         with job_lock(output_dir):
+            if cfg.pack.seeds:
+                return _run_pack(cfg, output_dir, multirun)
             return _run_locked(cfg, output_dir, multirun, summary_only)
     except JobBusy as err:
         if not multirun:
@@ -150,21 +160,14 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
             job = build_job(cfg, output_dir, identity, slot)
             results = job.run()
     except Interrupted as stop:
-        results = _interrupted(cfg, identity, stop, job, slot and slot.index)
+        results = _interrupted(cfg, identity, stop, job.stopped_at() if job else None,
+                               slot and slot.index)
         log.error("%s: run the same command again to resume%s", results.error,
                   f" (from {results.resume_checkpoint})" if results.resume_checkpoint else "")
         finish_wandb(exit_code=stop.exit_status)  # after the line: W&B keeps the console
         if not summary_only:
             _record(output_dir, results)
-        if not multirun:
-            sys.exit(stop.exit_status)
-        if _runs_here(hydra_cfg):  # this process is the sweep's: the sweep stops with it
-            mark_sweep_stopped(Path(hydra_cfg.sweep.dir), stop.signum)
-            summarize(Path(hydra_cfg.sweep.dir))
-            raise SystemExit(stop.exit_status) from None
-        # a worker or a SLURM task: the sweep stops when its own process gets the signal (a
-        # task requeued or preempted alone resumes on its next start)
-        return None
+        return _stopped(stop, multirun)
     except (Exception, KeyboardInterrupt) as err:
         if is_storage_error(err):
             err = storage_error(err)
@@ -183,6 +186,80 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
         STOPS.running_job = False
     finish_wandb(exit_code=0)
     return results
+
+
+def _stopped(stop: Interrupted, multirun: bool) -> None:
+    """After a stopped job is recorded: exit, or stop the sweep."""
+    hydra_cfg = HydraConfig.get()
+    if not multirun:
+        sys.exit(stop.exit_status)
+    if _runs_here(hydra_cfg):  # this process is the sweep's: the sweep stops with it
+        mark_sweep_stopped(Path(hydra_cfg.sweep.dir), stop.signum)
+        summarize(Path(hydra_cfg.sweep.dir))
+        raise SystemExit(stop.exit_status) from None
+    # a worker or a SLURM task: the sweep stops when its own process gets the signal (a
+    # task requeued or preempted alone resumes on its next start)
+    return None
+
+
+def _run_pack(cfg: DictConfig, output_dir: Path, multirun: bool) -> None:
+    """A pack's job (``pack.seeds``): each member recorded as its solo job would be."""
+    hydra_cfg = HydraConfig.get()
+    pack = None
+    STOPS.running_job = True
+    try:
+        with contextlib.ExitStack() as locks:
+            n_slots = concurrent_jobs(hydra_cfg.launcher) if multirun else 1
+            slot = locks.enter_context(job_slot(cfg, n_slots, Path(hydra_cfg.sweep.dir)))
+            pack = Pack(cfg, output_dir, slot, locks, run_identity)
+            if not pack.jobs:
+                return None
+            pack.build()
+            pack.fit()
+            for k, job in enumerate(pack.jobs):
+                if k in pack.module.diverged:
+                    epoch, step, loss = pack.module.diverged[k]
+                    err = DivergedError(f"training loss is {loss} at epoch {epoch - 1}, step "
+                                        f"{step}: the run diverged (lower optimizer.lr, or "
+                                        f"enable downsample.batch_norm)")
+                    log.error("error: %s: %s", job.member.output_dir.name, err)
+                    _record(job.member.output_dir, _failure(
+                        job.cfg, job.identity, err, slot and slot.index, status=Status.failed,
+                        pack=pack.info))
+                    pack.finish(k, 1)
+                    continue
+                pack.record(k)
+                pack.finish(k, 0)
+    except Interrupted as stop:
+        for k, job in enumerate(pack.jobs if pack else []):
+            results = _interrupted(job.cfg, job.identity, stop,
+                                   pack.stopped_at() if hasattr(pack, "trainer") else None,
+                                   pack.slot and pack.slot.index, job.member.output_dir)
+            results.pack = pack.info
+            _record(job.member.output_dir, results)
+            if hasattr(pack, "trainer"):
+                pack.finish(k, stop.exit_status)
+        log.error("pack %s stopped by %s: run the same command again to resume",
+                  cfg.pack.id, stop.name)
+        return _stopped(stop, multirun)
+    except (Exception, KeyboardInterrupt) as err:
+        if is_storage_error(err):
+            err = storage_error(err)
+        user_error = isinstance(err, UserError)
+        reraise = isinstance(err, KeyboardInterrupt) or not (multirun or user_error)
+        log.error("error: %s", err if user_error else f"{type(err).__name__}: {err}")
+        for k, job in enumerate(pack.jobs if pack else []):
+            _record(job.member.output_dir, _failure(job.cfg, job.identity, err, None,
+                                                    status=Status.failed, pack=pack.info))
+            if hasattr(pack, "trainer"):
+                pack.finish(k, 1)
+        if reraise:
+            raise
+        if not multirun:
+            sys.exit(1)
+    finally:
+        STOPS.running_job = False
+    return None
 
 
 def _evaluate(cfg: DictConfig, output_dir: Path, multirun: bool) -> None:

@@ -59,6 +59,18 @@ class ParallelConfig:
 
 
 @dataclass
+class PackConfig:
+    """``hydra/sweeper=packed``: the jobs of a multirun that differ only in ``seed`` train
+    as packs of up to ``size`` members, each pack one network in one process (``packing/``).
+    ``size``: a number, or ``auto`` (the measured best for the device: ``packing/sizes.py``).
+    ``seeds`` and ``id`` are set by the sweeper on the job that trains a pack."""
+
+    size: str = "auto"
+    seeds: list[int] = field(default_factory=list)
+    id: str | None = None
+
+
+@dataclass
 class SpeedConfig:
     """Optional fast paths; results do not depend on them beyond floating-point rounding."""
 
@@ -88,6 +100,7 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    pack: PackConfig = field(default_factory=PackConfig)
     seed: int = 0
     mode: JobMode = JobMode.train
     # mode=eval: a finished job's folder (its selected checkpoint) or one of its checkpoints

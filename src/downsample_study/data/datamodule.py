@@ -39,7 +39,9 @@ class DownsampleDataModule(L.LightningDataModule):
             "test": test.to(device),
         }
 
-    def _batches(self, split: str, train: bool = False) -> TensorBatches:
+    def batches(self, split: str, train: bool = False, seed: int | None = None) -> TensorBatches:
+        """The batches of ``split`` (training ones shuffled in the order of ``seed``, by
+        default the job's)."""
         trainer = self.trainer
         return TensorBatches(
             self.splits[split],
@@ -47,7 +49,7 @@ class DownsampleDataModule(L.LightningDataModule):
             self.info.mean,
             self.info.std,
             shuffle=train,
-            seed=self.seed,
+            seed=self.seed if seed is None else seed,
             epoch=(lambda: trainer.current_epoch) if trainer else (lambda: 0),
             augment=train and self.cfg.augment,
             rank=trainer.global_rank if trainer else 0,
@@ -57,10 +59,10 @@ class DownsampleDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", train=True)
+        return self.batches("train", train=True)
 
     def val_dataloader(self) -> TensorBatches:
-        return self._batches("val")
+        return self.batches("val")
 
     def test_dataloader(self) -> TensorBatches:
-        return self._batches("test")
+        return self.batches("test")

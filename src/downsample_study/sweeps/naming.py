@@ -45,3 +45,12 @@ def variant_name(task_overrides: list[str], exclude_keys: list[str]) -> str:
         o.input_line for o in overrides if o.key_or_group not in {*exclude_keys, "seed"}
     )
     return _shorten(",".join(lines) or "default", MAX_JOB_TYPE)
+
+
+def override_dirname(overrides: list[str], exclude_keys: list[str], item_sep: str,
+                     kv_sep: str) -> str:
+    """``hydra.job.override_dirname`` of a job with ``overrides``, as Hydra makes it: the
+    overrides not excluded, sorted, joined by ``item_sep``, with ``kv_sep`` for ``=``."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    lines = sorted(o.input_line for o in parsed if o.key_or_group not in exclude_keys)
+    return item_sep.join(lines).replace("=", kv_sep)

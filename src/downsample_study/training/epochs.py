@@ -49,12 +49,19 @@ class EpochMetricsWriter(Callback):
             # logged after validation: taken from the module, where it is complete by now
             "train/loss_epoch": float(module.mean_train_loss()),
         }
-        rows = [r for r in read_epochs(self.path.parent) if r["epoch"] < epoch]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.path, newline="") as f:
-            writer = csv.DictWriter(f, EPOCH_COLUMNS)
-            writer.writeheader()
-            writer.writerows([*rows, row])
+        write_epoch_row(self.path.parent, row)
+
+
+def write_epoch_row(folder: Path, row: dict[str, float]) -> None:
+    """Write ``row`` as the last of ``folder/epochs.csv``, after the rows of earlier epochs
+    (a resumed job replaces those of the epochs it trains again)."""
+    path = Path(folder) / EPOCHS_FILE
+    rows = [r for r in read_epochs(folder) if r["epoch"] < row["epoch"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, newline="") as f:
+        writer = csv.DictWriter(f, EPOCH_COLUMNS)
+        writer.writeheader()
+        writer.writerows([*rows, row])
 
 
 COUNTS = ("epoch", "step")

@@ -44,7 +44,7 @@ def _destroy_process_group_at_exit() -> None:
 TRAIN_LOSS_SUMS = "train_loss_sums"
 
 
-def _accuracy(num_classes: int, prefix: str) -> MetricCollection:
+def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
     # average="micro": the fraction of images classified correctly (torchmetrics' default,
     # "macro", averages per-class accuracies instead)
     return MetricCollection(
@@ -101,8 +101,8 @@ class DownsampleClassifier(L.LightningModule):
         self.channels_last = False  # decided in setup(), once the device is known
         if compile_mode != "none":
             self.net.compile(mode=compile_mode)  # in place: state_dict keys unchanged
-        self.val_acc = _accuracy(num_classes, "val/")
-        self.test_acc = _accuracy(num_classes, "test/")
+        self.val_acc = accuracy_metrics(num_classes, "val/")
+        self.test_acc = accuracy_metrics(num_classes, "test/")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
 
     def setup(self, stage: str) -> None:

@@ -36,6 +36,7 @@ class RunIdentity:
     resumed: bool = False  # this attempt goes on from a checkpoint of an earlier one
     # the epoch rows (epochs.csv) the earlier attempts logged, up to the checkpoint
     earlier_epochs: list[dict[str, float]] = field(default_factory=list)
+    alongside: bool = False  # its run is open beside others of this process (a pack's members)
 
 
 def run_id_of(output_dir: Path, resumed: bool) -> str:
@@ -79,6 +80,10 @@ class Tracker:
 
     def replay(self, logger: Logger, rows: list[dict[str, Any]]) -> None:
         """Log again the epochs of earlier attempts, where this attempt's run lacks them."""
+
+    def finish(self, logger: Logger, exit_code: int) -> None:
+        """End the run (a pack's members end theirs one by one; a job's run ends with it)."""
+        logger.finalize("success" if exit_code == 0 else "failed")
 
     def describe(self, logger: Logger | None) -> str:
         """Where the run's metrics went, for the end-of-job message."""

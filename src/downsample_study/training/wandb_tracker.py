@@ -133,7 +133,9 @@ class WandbTracker(Tracker):
             resume="allow" if mode == "online" else None,
             log_model=cfg.log_model,
             # console "wrap": what the job prints, its errors too, is in the run
-            settings=wandb.Settings(silent=True, console="wrap", init_timeout=cfg.init_timeout),
+            settings=wandb.Settings(silent=True, console="wrap", init_timeout=cfg.init_timeout,
+                                    # a pack's members: one run each, open side by side
+                                    **({"reinit": "create_new"} if run.alongside else {})),
         )
         logger = WandbLogger(**{**arguments, **cfg.options})
         internals.drop_wandb_anonymous_setting(logger)
@@ -159,6 +161,9 @@ class WandbTracker(Tracker):
             supersede(output_dir, f"run-*-{run.run_id}")  # what the failed attempt wrote
             logger = self._logger(cfg, run, output_dir, "offline")
         return logger
+
+    def finish(self, logger, exit_code):
+        logger.experiment.finish(exit_code=exit_code)
 
     def log_figure(self, logger, name, figure, path, step):
         logger.log_image(name, [str(path)], step=step)

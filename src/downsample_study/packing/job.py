@@ -1,0 +1,235 @@
+"""The job that trains a pack: its members' solo jobs, built and recorded as they would be
+alone, trained as one network in one process.
+
+Each member is the job the sweep would have run for its seed: its folder (named from its own
+overrides), its config, its network initialised from its own seed, its data order and
+dropout generator, its W&B run with the solo job's name, group and job type. After the pack
+trains, each member is evaluated and recorded by the solo code (``Job.evaluate``,
+``Job.record``) from its own selected checkpoint; its ``results.json`` carries ``pack``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+from downsample_study.config.validate import RunConfig, validate
+from downsample_study.console import quiet_lightning, say
+from downsample_study.data.datasets import DATASETS
+from downsample_study.errors import ConfigError, Interrupted, JobBusy
+from downsample_study.job import build_evaluation
+from downsample_study.layout import CHECKPOINTS, LAST
+from downsample_study.nets.models import build_model
+from downsample_study.nets.shapes import ModelSummary
+from downsample_study.packing.checks import refusal
+from downsample_study.packing.data import PackedDataModule
+from downsample_study.packing.module import PackedClassifier
+from downsample_study.packing.outputs import Member, MemberOutputs
+from downsample_study.results import Results
+from downsample_study.sweeps.naming import job_dir_name, override_dirname
+from downsample_study.sweeps.ownership import job_lock
+from downsample_study.sweeps.signals import STOPS
+from downsample_study.sweeps.slots import ShareIdleCores, Slot
+from downsample_study.training.checkpoints import resume_point
+from downsample_study.training.epochs import read_epochs
+from downsample_study.training.loggers import LOGGERS, create_logger
+from downsample_study.training.module import DownsampleClassifier, plain
+from downsample_study.training.optimizers import unfuse_to_clip
+from downsample_study.training.stops import StopAtStepBoundary
+from downsample_study.training.tracking import RunIdentity, run_id_of
+from downsample_study.training.trainer import trainer_args
+
+log = logging.getLogger("downsample_study")
+
+PACK_KEYS = ("pack.seeds", "pack.id")  # set by the sweeper on a pack's job
+
+
+@dataclass
+class MemberJob:
+    """A member's solo job: its composed config, validated config, overrides and identity."""
+
+    cfg: DictConfig
+    run: RunConfig
+    overrides: list[str]
+    identity: RunIdentity
+    member: Member
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def member_jobs(cfg: DictConfig) -> list[tuple[int, list[str], Path]]:
+    """(seed, overrides, folder) of each member of the pack ``cfg`` describes."""
+    hydra_cfg = HydraConfig.get()
+    names = hydra_cfg.job.config.override_dirname
+    task = [o for o in hydra_cfg.overrides.task if _key(o) not in (*PACK_KEYS, "seed")]
+    members = []
+    for seed in cfg.pack.seeds:
+        overrides = [*task, f"seed={seed}"]
+        name = override_dirname(overrides, list(names.exclude_keys), names.item_sep,
+                                names.kv_sep)
+        members.append((int(seed), overrides, Path(hydra_cfg.sweep.dir) / job_dir_name(name)))
+    return members
+
+
+def _write_hydra_files(folder: Path, cfg: DictConfig, overrides: list[str]) -> None:
+    """The member's ``.hydra/`` as Hydra writes it for a job: its config and overrides."""
+    hydra_dir = folder / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, hydra_dir / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), hydra_dir / "overrides.yaml")
+
+
+class Pack:
+    """The members of one pack, the pack's module, data and Trainer."""
+
+    def __init__(self, cfg: DictConfig, output_dir: Path, slot: Slot | None,
+                 locks: contextlib.ExitStack, identity_of):
+        """``identity_of(cfg, overrides)``: a member's tracker identity (``task.py``)."""
+        from downsample_study.training.resume import completed_results
+
+        self.output_dir, self.slot, self.id = output_dir, slot, str(cfg.pack.id)
+        self.seeds = [int(s) for s in cfg.pack.seeds]
+        self.jobs: list[MemberJob] = []
+        for seed, overrides, folder in member_jobs(cfg):
+            if completed_results(folder) is not None:
+                log.info("%s: completed by an earlier run, skipped", folder)
+                continue
+            try:
+                locks.enter_context(job_lock(folder))
+            except JobBusy as err:
+                log.info("%s: skipped here", err)
+                continue
+            member_cfg = cfg.copy()
+            OmegaConf.update(member_cfg, "seed", seed)
+            OmegaConf.update(member_cfg, "pack.seeds", [])
+            OmegaConf.update(member_cfg, "pack.id", None)
+            _write_hydra_files(folder, member_cfg, overrides)
+            run = validate(member_cfg)
+            if reason := refusal(run):
+                raise ConfigError(reason)
+            identity = identity_of(member_cfg, overrides)
+            self.jobs.append(MemberJob(member_cfg, run, overrides, identity,
+                                       Member(seed, folder, {})))
+        self.train_seconds = 0.0
+
+    @property
+    def info(self) -> dict:
+        """What a member's results say of its pack."""
+        return {"id": self.id, "size": len(self.jobs), "seeds": [j.member.seed for j in self.jobs]}
+
+    def build(self) -> None:
+        first = self.jobs[0].run
+        dataset = DATASETS[first.dataset.name]
+        nets, generators = [], []
+        for job in self.jobs:
+            L.seed_everything(job.run.seed, verbose=False)  # the solo job's initialisation
+            nets.append(build_model(job.run.model, job.run.downsample, dataset.input_shape,
+                                    dataset.num_classes))
+            generators.append(torch.Generator().set_state(torch.get_rng_state()))
+            job.member.hyper_parameters = {
+                "model": plain(job.run.model), "downsample": plain(job.run.downsample),
+                "optimizer": plain(job.run.optimizer), "input_shape": list(dataset.input_shape),
+                "num_classes": dataset.num_classes, "channels_last": job.run.speed.channels_last,
+                "compile_mode": "none"}
+        self.summary = ModelSummary.of(nets[0], dataset.input_shape)
+        unfuse_to_clip(first.optimizer, first.trainer)
+        self.module = PackedClassifier(nets, generators, first.optimizer, dataset.num_classes,
+                                       self.summary, channels_last=first.speed.channels_last)
+        paths = first.paths
+        self.datamodule = PackedDataModule(first.dataset, Path(paths.data_dir),
+                                           Path(paths.cache_dir), [j.run.seed for j in self.jobs])
+        self.resumed_from = resume_point(self.output_dir)
+        for job in self.jobs:
+            self._start_logger(job)
+        pack_last = self.output_dir / CHECKPOINTS / LAST
+        self.outputs = MemberOutputs([j.member for j in self.jobs], pack_last)
+        args = trainer_args(first.trainer)
+        args["enable_checkpointing"] = False
+        callbacks = [self.outputs, StopAtStepBoundary(pack_last)]
+        if self.slot is not None:
+            callbacks.append(ShareIdleCores(self.slot))
+        try:
+            self.trainer = L.Trainer(**args, logger=False, callbacks=callbacks,
+                                     default_root_dir=str(self.output_dir))
+        except (MisconfigurationException, TypeError, ValueError, RuntimeError) as err:
+            raise ConfigError(f"trainer: {err}") from None
+
+    def _start_logger(self, job: MemberJob) -> None:
+        identity, folder = job.identity, job.member.output_dir
+        identity.config = {**OmegaConf.to_container(job.cfg, resolve=True, enum_to_str=True),
+                           "trainer": job.run.trainer}
+        identity.resumed = self.resumed_from is not None
+        identity.run_id = run_id_of(folder, identity.resumed)
+        identity.alongside = True
+        if self.resumed_from is not None:
+            done = torch.load(self.resumed_from, map_location="cpu",
+                              weights_only=True)["global_step"]
+            identity.earlier_epochs = [r for r in read_epochs(folder) if r["step"] <= done]
+        tracker = LOGGERS[job.run.logger.name]
+        job.member.tracker = tracker
+        job.member.logger = create_logger(job.run.logger, identity, folder)
+        if job.member.logger is not None:
+            s = self.summary
+            tracker.start(job.member.logger, {
+                "params": {"total": s.params_total, "trainable": s.params_trainable,
+                           "downsample": s.params_downsample},
+                "flops_forward": s.flops_forward})
+
+    def fit(self) -> None:
+        cfg = self.jobs[0].run
+        say(f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name}: a pack of "
+            f"{len(self.jobs)} (seeds {', '.join(str(j.member.seed) for j in self.jobs)}), "
+            f"one network in one process\n{self.summary.format()}")
+        if self.resumed_from is not None:
+            say(f"resuming the pack from {self.resumed_from}")
+        start = time.perf_counter()
+        try:
+            self.trainer.fit(self.module, datamodule=self.datamodule,
+                             ckpt_path=self.resumed_from)
+        except SIGTERMException:  # Lightning's own stop on SIGTERM, at the end of a step
+            raise Interrupted(STOPS.signum or signal.SIGTERM) from None
+        finally:
+            self.train_seconds = time.perf_counter() - start
+        STOPS.check()  # asked for during the last step: training is done and saved
+
+    def record(self, k: int) -> Results:
+        """Member k evaluated and recorded as its solo job would be, from its own checkpoint."""
+        job = self.jobs[k]
+        member = job.member
+        device = self.trainer.strategy.root_device
+        module = DownsampleClassifier.load_from_checkpoint(member.checkpoint.best_model_path,
+                                                           map_location=device)
+        with quiet_lightning():  # the evaluation Trainer's lines, once per member
+            solo = build_evaluation(job.cfg, module, member.output_dir, device=device.type)
+        solo.identity, solo.tracker, solo.logger = job.identity, member.tracker, member.logger
+        solo.checkpoint, solo.slot, solo.pack = member.checkpoint, self.slot, self.info
+        solo.train_seconds = self.train_seconds
+        solo.resumed_from = self.resumed_from
+        solo.datamodule.splits = self.datamodule.splits  # loaded once, for every member
+        with quiet_lightning():
+            evaluation = solo.evaluate(ckpt_path=None)
+        return solo.record(evaluation)
+
+    def stopped_at(self) -> dict[str, int]:
+        trainer, last = self.trainer, self.trainer.max_epochs
+        epoch = trainer.current_epoch + 1
+        return {"epoch": min(epoch, last) if last and last > 0 else epoch,
+                "step": trainer.global_step}
+
+    def finish(self, k: int, exit_code: int) -> None:
+        """End member k's tracker run (its W&B run runs beside the others')."""
+        member = self.jobs[k].member
+        if member.logger is not None:
+            member.tracker.finish(member.logger, exit_code)

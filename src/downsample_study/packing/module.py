@@ -1,0 +1,135 @@
+"""The LightningModule of a pack: K members trained as one network (``nets.PackedNet``).
+
+The loss is the sum of the members' mean cross-entropies, so each member's gradient is its
+solo run's; the optimizer is the members' own (an elementwise one: Adam, SGD), built once
+over the packed parameters, which updates every member exactly as alone. Validation scores
+each member on its own metrics; model selection, checkpoints and logs per member are the
+``MemberOutputs`` callback's (``outputs.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+
+from downsample_study.nets.shapes import ModelSummary
+from downsample_study.packing.nets import PackedNet, member_losses
+from downsample_study.training.module import TRAIN_LOSS_SUMS, accuracy_metrics
+from downsample_study.training.optimizers import OptimizerConfig, create_optimizer
+from downsample_study.training.speed import use_channels_last
+
+MEMBER_RNG = "member_rng"  # in the pack's checkpoint: each member's dropout generator
+
+
+class PackedClassifier(L.LightningModule):
+    def __init__(self, nets: list[nn.Module], generators: list[torch.Generator],
+                 optimizer: OptimizerConfig, num_classes: int, summary: ModelSummary, *,
+                 channels_last: bool | None = None):
+        super().__init__()
+        self.net = PackedNet(nets, generators)
+        self.members = len(nets)
+        self.summary = summary  # one member's
+        self.optimizer_cfg = optimizer
+        self.channels_last_setting = channels_last
+        self.channels_last = False
+        self.val_acc = nn.ModuleList(accuracy_metrics(num_classes, "val/") for _ in nets)
+        self.val_loss = nn.ModuleList(MeanMetric() for _ in nets)
+        # the first non-finite loss of each member: (epoch from 1, step, loss)
+        self.diverged: dict[int, tuple[int, int, float]] = {}
+
+    def setup(self, stage: str) -> None:
+        self.channels_last = use_channels_last(self.channels_last_setting,
+                                               self.trainer.strategy.root_device)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        losses = member_losses(self(x), y)
+        log_now = batch_idx % self.trainer.log_every_n_steps == 0
+        if log_now or x.device.type == "cpu":
+            self._note_divergence(losses)
+        detached = losses.detach()
+        self._loss_window[0] += detached * len(y)
+        self._loss_window[1] += len(y)
+        return losses.sum()
+
+    def _note_divergence(self, losses: torch.Tensor) -> None:
+        finite = torch.isfinite(losses)
+        if bool(finite.all()):
+            return
+        for k in torch.nonzero(~finite).flatten().tolist():
+            self.diverged.setdefault(k, (self.current_epoch + 1, self.global_step,
+                                         float(losses[k])))
+
+    def take_loss_window(self) -> torch.Tensor:
+        """Each member's mean training loss since the last call, ``(K,)``."""
+        window = self._loss_window
+        self._epoch_loss += window
+        mean = window[0] / window[1].clamp(min=1)
+        window.zero_()
+        return mean
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_window = torch.zeros(2, self.members, device=self.device)
+        self._epoch_loss = torch.zeros(2, self.members, device=self.device)
+
+    def on_train_start(self) -> None:
+        sums = getattr(self, "_restored_sums", None)
+        if sums is None:
+            self.on_train_epoch_start()
+        else:
+            self._loss_window, self._epoch_loss = (t.to(self.device) for t in sums)
+            self._restored_sums = None
+
+    def mean_train_loss(self) -> torch.Tensor:
+        """Each member's mean training loss this epoch so far, ``(K,)``."""
+        total = self._epoch_loss + self._loss_window
+        return total[0] / total[1].clamp(min=1)
+
+    def loss_sums(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._loss_window.cpu(), self._epoch_loss.cpu()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if hasattr(self, "_epoch_loss"):
+            checkpoint[TRAIN_LOSS_SUMS] = list(self.loss_sums())
+        checkpoint[MEMBER_RNG] = [g.get_state() for g in self.net.generators]
+        self.last_checkpoint = checkpoint  # the members' are made from it (outputs.py)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._restored_sums = checkpoint.get(TRAIN_LOSS_SUMS)
+        for generator, state in zip(self.net.generators, checkpoint[MEMBER_RNG], strict=True):
+            generator.set_state(state)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x.repeat(1, self.members, 1, 1))  # every member on the same images
+        for k in range(self.members):
+            self.val_loss[k].update(F.cross_entropy(logits[:, k], y), weight=len(y))
+            self.val_acc[k].update(logits[:, k], y)
+
+    def member_metrics(self) -> list[dict[str, float]]:
+        """Each member's validation metrics of the pass just ended (and reset them)."""
+        rows = []
+        for loss, acc in zip(self.val_loss, self.val_acc, strict=True):
+            rows.append({"val/loss": float(loss.compute()),
+                         **{key: float(v) for key, v in acc.compute().items()}})
+            loss.reset()
+            acc.reset()
+        return rows
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return create_optimizer(self.optimizer_cfg, self.net.parameters())
+
+    def state_for_member(self, k: int) -> dict[str, Any]:
+        return {f"net.{key}": value for key, value in self.net.member_state(k).items()}

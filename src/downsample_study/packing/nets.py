@@ -1,0 +1,251 @@
+"""K networks of one architecture as one network: the pack.
+
+Channels are laid out member by member (member k owns channels ``k*C … (k+1)*C`` of every
+map), so a convolution becomes one grouped convolution (``groups = K × groups``), BatchNorm
+one BatchNorm over K × C channels, and anything that acts on each channel alone (ReLU, the
+pools, padding, BlurPool's depthwise filter, pixel unshuffle) runs unchanged. After the
+flatten the features are ``(batch, K, features)`` and each linear layer is one batched
+matmul over K weight matrices. A layer not known to act per channel (APS picks its phase by
+a norm over all channels; mixed pooling's gate may be one number for all of them) runs as K
+copies, each on its own member's slice: correct for any layer, only slower.
+
+Dropout draws each member's mask from that member's own generator, in the order and shape
+the solo network draws it from the global one; on CPU (where dropout is a Bernoulli mask of
+the input's shape) the masks are the solo run's exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from downsample_study.nets.layers import BlurPool, DownsampleLayer, EvenSize
+
+# parameter-free layers that act on each channel (map) alone: shared by the members as they are
+PER_CHANNEL = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d, nn.AdaptiveAvgPool2d,
+               nn.Identity, nn.ReplicationPad2d, nn.CircularPad2d, nn.ZeroPad2d,
+               nn.PixelUnshuffle, EvenSize)
+
+
+class PackedLinear(nn.Module):
+    """K linear layers on ``(batch, K, in)`` features: one batched matmul."""
+
+    def __init__(self, layers: Sequence[nn.Linear]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]))
+        self.bias = (nn.Parameter(torch.stack([m.bias.detach() for m in layers]))
+                     if layers[0].bias is not None else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.transpose(0, 1)  # K, batch, in
+        if self.bias is None:
+            out = torch.bmm(x, self.weight.transpose(1, 2))
+        else:
+            out = torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+        return out.transpose(0, 1)
+
+
+class PackedFlatten(nn.Module):
+    """``(batch, K·C, H, W)`` maps to ``(batch, K, C·H·W)`` features, each member's in the
+    solo network's order."""
+
+    def __init__(self, members: int):
+        super().__init__()
+        self.members = members
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], self.members, -1)
+
+
+def _member_slices(x: torch.Tensor, members: int) -> list[torch.Tensor]:
+    """Each member's part of a packed activation, shaped as in its solo network."""
+    if x.dim() == 3:  # features: batch, K, F
+        return [x[:, k] for k in range(members)]
+    return list(x.chunk(members, dim=1))
+
+
+def _join(parts: list[torch.Tensor], features: bool) -> torch.Tensor:
+    return torch.stack(parts, dim=1) if features else torch.cat(parts, dim=1)
+
+
+class PackedDropout(nn.Module):
+    """Dropout with each member's mask from its own generator (``generators[k]``)."""
+
+    def __init__(self, p: float, generators: Sequence[torch.Generator]):
+        super().__init__()
+        self.p = p
+        self.generators = list(generators)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:
+            return x * 0
+        keep = 1 - self.p
+        # as ATen's CPU dropout: a Bernoulli mask shaped like the solo network's input, in
+        # its memory format, divided by the keep probability
+        layout = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
+                  and x.is_contiguous(memory_format=torch.channels_last)
+                  else torch.contiguous_format)
+        masks = [torch.empty(part.shape, dtype=x.dtype, device=x.device, memory_format=layout)
+                 .bernoulli_(keep, generator=generator).div_(keep)
+                 for part, generator in zip(_member_slices(x, len(self.generators)),
+                                            self.generators, strict=True)]
+        return x * _join(masks, x.dim() == 3)
+
+
+class PerMember(nn.Module):
+    """K copies of a layer, each applied to its own member's slice."""
+
+    def __init__(self, layers: Sequence[nn.Module]):
+        super().__init__()
+        self.copies = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = _member_slices(x, len(self.copies))
+        return _join([m(p) for m, p in zip(self.copies, parts, strict=True)], x.dim() == 3)
+
+
+def _conv(layers: Sequence[nn.Conv2d]) -> nn.Conv2d:
+    first, k = layers[0], len(layers)
+    packed = nn.Conv2d(k * first.in_channels, k * first.out_channels, first.kernel_size,
+                       stride=first.stride, padding=first.padding, dilation=first.dilation,
+                       groups=k * first.groups, bias=first.bias is not None,
+                       padding_mode=first.padding_mode)
+    _copy_cat(packed, layers)
+    return packed
+
+
+def _batch_norm(layers: Sequence[nn.BatchNorm2d]) -> nn.BatchNorm2d:
+    first = layers[0]
+    packed = type(first)(len(layers) * first.num_features, eps=first.eps,
+                         momentum=first.momentum, affine=first.affine,
+                         track_running_stats=first.track_running_stats)
+    _copy_cat(packed, layers)
+    return packed
+
+
+def _blur(layers: Sequence[BlurPool]) -> BlurPool:
+    first = layers[0]
+    packed = BlurPool(len(layers) * first.kernel.shape[0], first.kernel.shape[-1])
+    _copy_cat(packed, layers)
+    return packed
+
+
+def _copy_cat(packed: nn.Module, layers: Sequence[nn.Module]) -> None:
+    """Fill ``packed``'s tensors with the members' concatenated along dim 0 (scalars, such
+    as BatchNorm's batch count, are the same for every member)."""
+    state = {}
+    for name, tensor in layers[0].state_dict().items():
+        tensors = [m.state_dict()[name] for m in layers]
+        state[name] = tensor.clone() if tensor.dim() == 0 else torch.cat(tensors)
+    packed.load_state_dict(state)
+
+
+PACKERS = {nn.Conv2d: _conv, nn.BatchNorm2d: _batch_norm, nn.BatchNorm1d: _batch_norm,
+           BlurPool: _blur, nn.Linear: PackedLinear}
+
+
+class Packer:
+    """Builds the pack of ``nets`` and remembers, for every tensor of member k's solo network,
+    where in the pack it lives (``locate``)."""
+
+    def __init__(self, generators: Sequence[torch.Generator]):
+        self.generators = list(generators)
+        self.members = len(self.generators)
+        # solo key -> (packed key, whether it is a dim-0 slice of a packed tensor)
+        self.keys: dict[str, tuple[str, bool]] = {}
+
+    def pack(self, nets: Sequence[nn.Module], prefix: str = "") -> nn.Module:
+        first = nets[0]
+        if type(first) in (nn.Sequential, DownsampleLayer):
+            children = [dict(net.named_children()) for net in nets]
+            return type(first)(OrderedDict(
+                (name, self.pack([c[name] for c in children], f"{prefix}{name}."))
+                for name in children[0]))
+        kind = type(first)
+        if kind in PACKERS:
+            self._record(first, prefix, sliced=True)
+            return PACKERS[kind](nets)
+        if kind is nn.Flatten and first.start_dim == 1 and first.end_dim == -1:
+            return PackedFlatten(self.members)
+        if kind is nn.Dropout:
+            return PackedDropout(first.p, self.generators)
+        if kind in PER_CHANNEL and not list(first.state_dict()):
+            return copy.deepcopy(first)
+        for name in first.state_dict():  # any other layer: one copy per member
+            self.keys[prefix + name] = {k: f"{prefix}copies.{k}.{name}"
+                                        for k in range(self.members)}
+        return PerMember([copy.deepcopy(n) for n in nets])
+
+    def _record(self, module: nn.Module, prefix: str, sliced: bool) -> None:
+        for name in module.state_dict():
+            self.keys[prefix + name] = (prefix + name, sliced)
+
+
+class PackedNet(nn.Module):
+    """The pack of K networks: ``(batch, K·C, H, W)`` in, ``(batch, K, classes)`` out.
+
+    ``member_state(k)`` is member k's solo ``state_dict``; ``member_tensor`` maps any
+    per-parameter tensor (a gradient, an optimizer's moment) to member k's part.
+    """
+
+    def __init__(self, nets: Sequence[nn.Module], generators: Sequence[torch.Generator]):
+        super().__init__()
+        packer = Packer(generators)
+        self.members = len(nets)
+        self.body = packer.pack(nets)
+        self.generators = packer.generators
+        self._keys = packer.keys
+        self._shapes = {name: t.shape for name, t in nets[0].state_dict().items()}
+        # the solo network's parameter names, in its parameters() order (its optimizer's)
+        self.solo_parameters = [name for name, _ in nets[0].named_parameters()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        if out.dim() != 3:  # a network that does not end in features (never: every model does)
+            out = out.reshape(out.shape[0], self.members, -1)
+        return out
+
+    def locate(self, solo_key: str, k: int) -> tuple[str, bool]:
+        """Where member k's ``solo_key`` lives: (packed key, whether it is a slice)."""
+        entry = self._keys.get(solo_key, (solo_key, False))
+        if isinstance(entry, dict):
+            return entry[k], False
+        return entry
+
+    def member_tensor(self, solo_key: str, tensor: torch.Tensor, k: int) -> torch.Tensor:
+        """Member k's part of ``tensor``, a tensor shaped like the packed ``solo_key``."""
+        _, sliced = self.locate(solo_key, k)
+        if not sliced or tensor.dim() == 0:
+            return tensor.clone()
+        # a copy: a view would keep (and save) the whole packed tensor
+        return tensor.chunk(self.members, dim=0)[k].reshape(self._shapes[solo_key]).clone()
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        packed = self.body.state_dict()
+        state = {}
+        for solo_key in self._shapes:
+            packed_key, _ = self.locate(solo_key, k)
+            state[solo_key] = self.member_tensor(solo_key, packed[packed_key], k)
+        return state
+
+
+
+
+def stack_members(x: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Each member's batch ``(batch, C, H, W)`` as the pack's input ``(batch, K·C, H, W)``."""
+    return torch.cat(list(x), dim=1)
+
+
+def member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean cross-entropy, ``(K,)``, from ``(batch, K, classes)`` logits and
+    ``(batch, K)`` labels."""
+    b, k, c = logits.shape
+    losses = F.cross_entropy(logits.reshape(b * k, c), y.reshape(b * k), reduction="none")
+    return losses.view(b, k).mean(dim=0)

@@ -1,0 +1,47 @@
+"""``hydra/sweeper=packed`` (its plugin: ``hydra_plugins/downsample_study_sweeper``): Hydra's
+basic sweep (every combination), with the jobs that differ only in ``seed`` launched as packs
+of up to ``pack.size`` (``packing/``).
+
+Packing is the sweeper's business because only the sweeper sees every job before any is
+launched; the launcher below it stays the user's choice (one after another, ``parallel``,
+``slurm``), and runs one pack per job it launches. A pack's job carries ``pack.seeds`` and
+``pack.id`` and runs in ``packs/<id>/`` of the sweep; each member writes the folder its solo
+job would have (so a re-run without packing finds the same jobs done).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+PACKS_DIR = "packs"  # in a sweep folder: one folder per pack (its log and checkpoint)
+
+
+def _key(override: str) -> str:
+    return OverridesParser.create().parse_override(override).key_or_group
+
+
+def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:
+    """The jobs to launch: the seeds of each variant in packs of up to ``size`` (a variant of
+    one seed, or a remainder of one, runs alone)."""
+    variants: dict[tuple[str, ...], list[tuple[list[str], str]]] = {}
+    for overrides in jobs:
+        seeds = [o.split("=", 1)[1] for o in overrides if _key(o) == "seed"]
+        rest = tuple(sorted(o for o in overrides if _key(o) != "seed"))
+        variants.setdefault(rest if seeds else (*rest, str(id(overrides))), []).append(
+            (list(overrides), seeds[0] if seeds else ""))
+    launched = []
+    for rest, members in variants.items():
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            if len(chunk) == 1:
+                launched.append(chunk[0][0])
+                continue
+            seeds = [seed for _, seed in chunk]
+            digest = hashlib.sha1("\n".join([*rest, *seeds]).encode()).hexdigest()[:10]
+            pack_id = f"seeds{seeds[0]}-{seeds[-1]}-{digest}"
+            launched.append([*chunk[0][0], f"pack.seeds=[{','.join(seeds)}]",
+                             f"pack.id={pack_id}", f"hydra.sweep.subdir={PACKS_DIR}/{pack_id}"])
+    return launched

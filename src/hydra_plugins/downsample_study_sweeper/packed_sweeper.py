@@ -1,0 +1,55 @@
+"""The ``hydra/sweeper=packed`` plugin (Hydra loads sweepers from ``hydra_plugins`` only):
+the jobs planned by ``downsample_study.sweeps.packing.plan``, launched by the sweep's
+launcher."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("downsample_study")
+
+
+class PackedSweeper(Sweeper):
+    def __init__(self, max_batch_size: int | None = None,
+                 params: dict[str, str] | None = None):
+        super().__init__()
+        self.params = params or {}
+        self.config: DictConfig | None = None
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from downsample_study import internals
+        from downsample_study.errors import ConfigError
+        from downsample_study.packing.sizes import pack_size
+        from downsample_study.sweeps.packing import plan
+
+        config = self.config
+        overrides = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
+        jobs = internals.basic_sweep_jobs(overrides, self.hydra_context.config_loader)
+        if jobs is None:
+            raise ConfigError("hydra/sweeper=packed: these sweep overrides cannot be expanded "
+                              "into jobs (use the basic sweeper's syntax: key=a,b or "
+                              "key=range(n))")
+        size = pack_size(config.pack.size, config.trainer.get("accelerator", "auto"))
+        launched = plan(jobs, size)
+        packs = sum(any(o.startswith("pack.seeds=") for o in job) for job in launched)
+        log.info("packing: %d jobs as %d job(s), %d of them packs of up to %d seeds "
+                 "(pack.size=%s)", len(jobs), len(launched), packs, size, config.pack.size)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        self.validate_batch_is_legal(launched)
+        results = self.launcher.launch(launched, initial_job_idx=0)
+        for result in results:
+            _ = result.return_value  # a job's exception, raised here as Hydra's sweeper does
+        return [results]

@@ -1,0 +1,183 @@
+"""Packing: the seeds of one configuration trained as one network are their solo jobs in
+everything but floating-point order, write what the solo jobs write, and resume."""
+
+from __future__ import annotations
+
+import copy
+import signal
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from support import launch, results_under, signal_at_step
+
+from downsample_study import load_run
+from downsample_study.nets.models import build_model, model_config
+from downsample_study.nets.operators import available_downsamples, downsample_config
+from downsample_study.packing.module import PackedClassifier
+from downsample_study.packing.nets import PackedNet, member_losses, stack_members
+from downsample_study.sweeps.packing import plan
+from downsample_study.training.epochs import read_epochs
+from downsample_study.training.module import DownsampleClassifier
+
+SEEDS = (0, 1, 2)
+MNIST_MODELS = ("lenet5", "lenet5_nopool", "lenet_gap", "lenet5_classic")
+
+
+def _member(model: str, operator: str, shape, seed: int):
+    """A member's solo network, built as its job builds it, and its generator right after."""
+    L.seed_everything(seed, verbose=False)
+    net = build_model(model_config(model), downsample_config(operator, batch_norm=True,
+                                                             dropout=0.3), shape, 10)
+    return net, torch.Generator().set_state(torch.get_rng_state())
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("model,operator", [
+    *((m, op) for m in MNIST_MODELS for op in available_downsamples()),
+    ("convpool3", "maxpool"), ("convpool3", "aps"), ("allcnn_c", "stride2"),
+])
+def test_the_first_step_of_a_pack_is_each_members_solo_step(model, operator, channels_last):
+    """Loss and gradients of every member (BatchNorm and dropout on) equal its solo run's to
+    1e-5, dropout masks included: each member draws them from its own generator as solo.
+    The deep CIFAR nets run in float64: there the float32 rounding of a grouped and a plain
+    convolution, amplified by six BatchNorm layers, reaches 2e-5 (the algorithm is exact)."""
+    cifar = model in ("convpool3", "allcnn_c")
+    shape = (3, 32, 32) if cifar else (1, 28, 28)
+    dtype = torch.float64 if cifar else torch.float32
+    members = [_member(model, operator, shape, seed) for seed in SEEDS]
+    members = [(net.to(dtype), generator) for net, generator in members]
+    packed = PackedNet([copy.deepcopy(net) for net, _ in members], [g for _, g in members])
+    packed.to(dtype)
+    images = [torch.randn(8, *shape, generator=torch.Generator().manual_seed(s), dtype=dtype)
+              for s in SEEDS]
+    labels = [torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(9 + s))
+              for s in SEEDS]
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    solo = []
+    for (net, generator), x, y in zip(members, images, labels, strict=True):
+        net.to(memory_format=layout)
+        torch.set_rng_state(generator.get_state())  # the global state the solo run has here
+        loss = F.cross_entropy(net(x.contiguous(memory_format=layout)), y)
+        loss.backward()
+        solo.append((loss.item(), {n: p.grad for n, p in net.named_parameters()}))
+    packed.to(memory_format=layout)
+    losses = member_losses(packed(stack_members(images).contiguous(memory_format=layout)),
+                           torch.stack(labels, 1))
+    losses.sum().backward()
+    grads = dict(packed.body.named_parameters())
+    for k, (loss, solo_grads) in enumerate(solo):
+        assert losses[k].item() == pytest.approx(loss, abs=1e-5)
+        for name in packed.solo_parameters:
+            key, _ = packed.locate(name, k)
+            grad = packed.member_tensor(name, grads[key].grad, k)
+            torch.testing.assert_close(grad, solo_grads[name], atol=1e-5, rtol=0)
+
+
+def test_seeds_of_a_variant_are_packed_up_to_the_size_and_the_rest_run_alone():
+    jobs = [[f"downsample={op}", f"seed={s}"] for op in ("maxpool", "stride2") for s in range(5)]
+    jobs.append(["downsample=avgpool"])
+    launched = plan(jobs, 2)
+    packs = [j for j in launched if any(o.startswith("pack.seeds=") for o in j)]
+    assert [next(o for o in j if o.startswith("pack.seeds=")) for j in packs] == [
+        "pack.seeds=[0,1]", "pack.seeds=[2,3]"] * 2
+    alone = [j for j in launched if j not in packs]
+    assert alone == [["downsample=maxpool", "seed=4"], ["downsample=stride2", "seed=4"],
+                     ["downsample=avgpool"]]
+    ids = [o for j in packs for o in j if o.startswith("pack.id=")]
+    assert len(set(ids)) == 4 and ids == [o for j in plan(jobs, 2) for o in j
+                                          if o.startswith("pack.id=")]  # a re-run: the same
+
+
+@pytest.fixture
+def job(quick) -> list[str]:
+    """3 epochs of 10 steps, BatchNorm and dropout on, the seeds of one variant."""
+    return [*quick, "trainer.max_epochs=3", "downsample.dropout=0.3",
+            "downsample.batch_norm=true", "logger=csv", "seed=0,1,2"]
+
+
+def _by_seed(folder) -> dict[int, dict]:
+    return {r["config"]["seed"]: r for r in results_under(folder)}
+
+
+def _assert_same_as_solo(packed: dict[int, dict], solo: dict[int, dict],
+                         marked: bool = True) -> None:
+    assert packed.keys() == solo.keys()
+    for seed, alone in solo.items():
+        member = packed[seed]
+        assert member["status"] == "completed" and alone["pack"] is None
+        assert (member["pack"]["size"] == 3) if marked else member["pack"] is None
+        assert member["best_epoch"] == alone["best_epoch"]
+        assert member["overrides"] == alone["overrides"] and member["group"] != ""
+        # Accuracies equal; losses to 0.5 %: a conv bias before BatchNorm has a zero gradient
+        # but for rounding, which Adam scales to lr-sized steps, and BatchNorm's running mean
+        # (the eval-mode loss) follows it
+        for split in ("val", "test"):
+            for name, value in alone[split].items():
+                close = pytest.approx(value, rel=5e-3) if name == "loss" else value
+                assert member[split][name] == close, (seed, split, name)
+        for padding in ("zero", "circular"):  # over 200 test images: up to two may flip
+            assert member["shift"][padding] == pytest.approx(alone["shift"][padding], abs=0.011)
+
+
+@pytest.mark.slow
+def test_a_packed_sweep_writes_what_its_solo_jobs_write(job, tmp_path, capsys):
+    solo = launch(["-m", *job, "hydra.sweep.dir=solo"])
+    run = launch(["-m", *job, "hydra/sweeper=packed", "hydra.sweep.dir=packed"], capsys)
+    assert solo.exit_code == 0 and run.exit_code == 0, run.output
+    assert "3 jobs as 1 job(s), 1 of them packs" in run.output
+    assert "3 completed" in run.output
+    folders = {p.name for p in (tmp_path / "solo").iterdir() if p.is_dir()}
+    assert folders <= {p.name for p in (tmp_path / "packed").iterdir()}  # the same folders
+    _assert_same_as_solo(_by_seed(tmp_path / "packed"), _by_seed(tmp_path / "solo"))
+    for folder in sorted(folders - {".hydra"}):
+        member, alone = tmp_path / "packed" / folder, tmp_path / "solo" / folder
+        rows, solo_rows = read_epochs(member), read_epochs(alone)
+        assert [r["epoch"] for r in rows] == [1, 2, 3]
+        for row, solo_row in zip(rows, solo_rows, strict=True):
+            assert row["val/acc_top1"] == pytest.approx(solo_row["val/acc_top1"], abs=1e-4)
+            assert row["train/loss_epoch"] == pytest.approx(solo_row["train/loss_epoch"],
+                                                            rel=1e-4)
+        assert (member / "feature_maps.png").is_file() and (member / "csv").is_dir()
+        reused = load_run(member)  # the member's checkpoint is a solo one
+        loaded = DownsampleClassifier.load_from_checkpoint(reused.results.checkpoint)
+        assert sum(p.numel() for p in loaded.parameters()) == reused.results.params.total
+        solo_weights = load_run(alone).model.state_dict()
+        for name, weight in reused.model.state_dict().items():  # biases: see above
+            if name.endswith("weight"):
+                torch.testing.assert_close(weight, solo_weights[name], atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("resume", ["packed", "alone"])
+def test_a_stopped_pack_resumes_packed_or_as_solo_jobs(job, resume, monkeypatch, tmp_path,
+                                                        capsys):
+    """Stopped in its second epoch, the pack records every member as interrupted; the same
+    command resumes the pack, and a sweep without packing resumes each member from its own
+    (solo) checkpoint: either way the jobs end as if never stopped."""
+    packed = ["-m", *job, "hydra/sweeper=packed", "hydra.sweep.dir=sweep"]
+    with monkeypatch.context() as patch:
+        signal_at_step(patch, 15, signal.SIGTERM, PackedClassifier)
+        run = launch(packed, capsys)
+    assert run.exit_code == 128 + signal.SIGTERM, run.output
+    stopped = results_under(tmp_path / "sweep")
+    assert [r["status"] for r in stopped] == ["interrupted"] * 3
+    assert {r["stopped_at"]["epoch"] for r in stopped} == {2}
+    again = packed if resume == "packed" else ["-m", *job, "hydra.sweep.dir=sweep"]
+    assert launch(again).exit_code == 0
+    assert launch(["-m", *job, "hydra.sweep.dir=reference"]).exit_code == 0
+    _assert_same_as_solo(_by_seed(tmp_path / "sweep"), _by_seed(tmp_path / "reference"),
+                         marked=resume == "packed")
+
+
+@pytest.mark.parametrize("override,reason", [
+    ("trainer.gradient_clip_val=1.0", "clipping by the global gradient norm"),
+    ("trainer.fast_dev_run=true", "smoke tests run alone"),
+])
+def test_what_would_couple_the_members_is_refused_with_the_reason(job, override, reason,
+                                                                  tmp_path, capsys):
+    run = launch(["-m", *job, override, "hydra/sweeper=packed", "hydra.sweep.dir=sweep"],
+                 capsys)
+    assert run.exit_code == 1 and reason in run.output
+    assert "Traceback" not in run.output
