@@ -45,6 +45,7 @@ def test_preset_composes_into_variants_times_three_seeds(preset, data_dir):
     hydra = composed([f"experiment={preset}"], hydra=True).hydra
     assert hydra.sweep.dir.startswith(f"multirun/{preset}/")
     assert hydra.sweeper.params["seed"] == "0,1,2"
+    assert hydra.sweeper._target_.endswith("PackedSweeper")  # each variant's seeds: one pack
     jobs = sweep_jobs(hydra)
     assert len(jobs) == variants * 3
 

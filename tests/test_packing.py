@@ -173,7 +173,7 @@ def test_a_stopped_pack_resumes_packed_or_as_solo_jobs(job, resume, monkeypatch,
 
 @pytest.mark.parametrize("override,reason", [
     ("trainer.gradient_clip_val=1.0", "clipping by the global gradient norm"),
-    ("trainer.fast_dev_run=true", "smoke tests run alone"),
+    ("trainer.devices=2", "a pack trains in one process on one device"),
 ])
 def test_what_would_couple_the_members_is_refused_with_the_reason(job, override, reason,
                                                                   tmp_path, capsys):
@@ -181,3 +181,14 @@ def test_what_would_couple_the_members_is_refused_with_the_reason(job, override,
                  capsys)
     assert run.exit_code == 1 and reason in run.output
     assert "Traceback" not in run.output
+
+
+@pytest.mark.parametrize("override,reason", [
+    ("trainer.fast_dev_run=true", "smoke tests (trainer.fast_dev_run) run alone"),
+    ("mode=summary", "mode=summary trains nothing"),
+])
+def test_smoke_tests_and_layer_tables_are_not_packed(job, override, reason, tmp_path, capsys):
+    run = launch(["-m", *job, override, "hydra/sweeper=packed", "hydra.sweep.dir=sweep"],
+                 capsys)
+    assert run.exit_code == 0 and f"packing: off, {reason}" in run.output
+    assert not (tmp_path / "sweep" / "packs").exists()

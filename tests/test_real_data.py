@@ -18,3 +18,29 @@ def test_one_epoch_of_lenet5_maxpool_on_real_mnist_reaches_97_percent(tmp_path):
     [results] = results_under(tmp_path / "out")
     assert results["params"]["total"] == 61_706
     assert results["test"]["acc_top1"] >= 0.97
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+@pytest.mark.skipif(REAL_DATA is None or not (REAL_DATA / "MNIST").is_dir(),
+                    reason=f"REAL_DATA_DIR={REAL_DATA} holds no MNIST")
+def test_packed_and_solo_seeds_agree_on_real_mnist_within_the_ci_of_their_difference(tmp_path):
+    """Five seeds of LeNet-5 + max pool (a shortened epoch), alone and as one pack: the mean
+    test top-1 of the two agree within the 95 % CI of their paired difference."""
+    from scipy import stats
+
+    job = ["-m", f"paths.data_dir={REAL_DATA}", f"paths.cache_dir={tmp_path / 'cache'}",
+           "trainer.max_epochs=1", "trainer.limit_train_batches=150", "accelerator=cpu",
+           "logger=none", "evaluation.shift=false", "evaluation.feature_maps=false",
+           "seed=range(5)"]
+    assert launch([*job, "hydra.sweep.dir=solo"]).exit_code == 0
+    assert launch([*job, "hydra/sweeper=packed", "hydra.sweep.dir=packed"]).exit_code == 0
+    accuracy = {folder: {r["config"]["seed"]: r["test"]["acc_top1"]
+                         for r in results_under(tmp_path / folder)}
+                for folder in ("solo", "packed")}
+    assert accuracy["solo"].keys() == accuracy["packed"].keys() == set(range(5))
+    difference = [accuracy["packed"][s] - accuracy["solo"][s] for s in range(5)]
+    mean = sum(difference) / 5
+    half_width = stats.t.ppf(0.975, 4) * stats.sem(difference) if any(difference) else 0.0
+    assert abs(mean) <= half_width
+    assert min(accuracy["solo"].values()) > 0.9

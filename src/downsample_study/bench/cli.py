@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sweep", action="store_true",
                         help=f"also time a 4-job sweep (downsample={SWEEP_OPERATORS}, 1 epoch) "
                              "run sequentially and with hydra/launcher=parallel")
+    parser.add_argument("--pack-sizes", type=int, nargs="*", default=[1, 2, 4, 8, 16],
+                        help="pack sizes K to time against K solo jobs one after another "
+                             "(at the first batch size; none: skip)")
+    parser.add_argument("--pack-steps", type=int, default=100,
+                        help="timed steps per pack and round")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for the framework loop, e.g. "
                              "speed.channels_last=true trainer.precision=bf16-mixed")
@@ -65,6 +70,31 @@ def _print_batch(batch_size: int, steps: int, samples: dict[str, list[float]],
         print(f"  {loop:<18} {rate:>9,.0f} {rate / medians['dataloader_loop']:>14.2f} "
               f"{100 * rate * flops / (peak * 1e9):>9.1f}%   {rounds}")
     print()
+
+
+def _packing(args, medians: dict) -> dict[int, float]:
+    """Images/s of packs of K seeds (all members together) against the framework's solo job
+    (K of them one after another train at its rate), interleaved round by round."""
+    from downsample_study.bench.loops import framework, packed
+
+    batch_size = args.batch_sizes[0]
+    solo = argparse.Namespace(**{**vars(args), "steps": args.pack_steps})
+    samples: dict[int, list[float]] = {k: [] for k in args.pack_sizes}
+    sequential: list[float] = []
+    for _ in range(args.rounds):
+        sequential.append(framework(solo, batch_size))
+        for members in args.pack_sizes:
+            samples[members].append(packed(args, batch_size, members))
+    rate = statistics.median(sequential)
+    print(f"packs of K seeds, batch {batch_size} ({args.pack_steps} timed steps), images/s of "
+          f"all members together; one after another: {rate:,.0f}")
+    ratios = {}
+    for members, rates in samples.items():
+        ratios[members] = statistics.median(rates) / rate
+        print(f"  K={members:<3} {statistics.median(rates):>9,.0f} img/s  "
+              f"{ratios[members]:.2f}x   rounds {', '.join(f'{r:,.0f}' for r in rates)}")
+    print()
+    return ratios
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
         _print_batch(batch_size, steps, samples,
                      {loop: medians[loop, batch_size] for loop in LOOPS}, flops, peak)
 
+    packed_ratios = _packing(args, medians) if args.pack_sizes else {}
+
     if args.startup_runs:
         times = [startup_seconds(args) for _ in range(args.startup_runs)]
         print(f"start-up to first training step: {statistics.median(times):.2f} s "
@@ -117,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         ratio = medians["framework", batch_size] / medians["tensor_loop", batch_size]
         print(f"framework/tensor_loop@{batch_size} = {ratio:.2f}")
     first = args.batch_sizes[0]
+    for members, ratio in packed_ratios.items():
+        print(f"packed/sequential@K={members} = {ratio:.2f}")
     print(f"framework/tensor_loop_tuned = "
           f"{medians['framework', first] / medians['tensor_loop_tuned', first]:.2f}"
           "  (the framework's own per-step cost)")

@@ -1,4 +1,4 @@
-"""The four training loops the bench compares, each training the same model on the same data,
+"""The training loops the bench compares, each training the same model on the same data,
 batch size and number of steps:
 
 - ``dataloader_loop``: the seeds' plain loop, the dataset's per-sample torchvision form with
@@ -10,12 +10,16 @@ batch size and number of steps:
   Adam, and memory format, channels-last on CPU): what is left between it and the framework
   is the framework's per-step cost (Lightning's loop, logging, callbacks);
 - ``framework``: the job as ``python -m downsample_study`` builds it (``build_job``: the
-  DataModule, LightningModule, Trainer and default logger of the app's Hydra config).
+  DataModule, LightningModule, Trainer and default logger of the app's Hydra config);
+- ``packed``: K seeds of that job as one pack (``packing/``), against ``framework`` run K
+  times one after another.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,7 +32,7 @@ LOOPS = ("dataloader_loop", "tensor_loop", "tensor_loop_tuned", "framework")
 WARMUP_STEPS = 10
 
 
-def compose(args: argparse.Namespace, batch_size: int):
+def compose(args: argparse.Namespace, batch_size: int, logger: str = "logger.mode=offline"):
     """The app's config for the bench's job (Hydra's Compose API)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -47,7 +51,7 @@ def compose(args: argparse.Namespace, batch_size: int):
         f"trainer.limit_train_batches={args.steps + WARMUP_STEPS}",
         "trainer.limit_val_batches=1",  # after the timed steps; the job selects on it
         "trainer.max_epochs=1",
-        "logger.mode=offline",
+        logger,
         *args.set,
     ]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
@@ -96,6 +100,30 @@ def framework(args, batch_size: int) -> float:
         job.fit()
         finish_wandb(exit_code=0)
     return args.steps * batch_size / timer.seconds
+
+
+def packed(args, batch_size: int, members: int) -> float:
+    """Images/s of all the members of a pack of ``members`` seeds together."""
+    import lightning as L
+
+    from downsample_study.packing.job import Pack
+
+    with tempfile.TemporaryDirectory() as tmp:
+        steps = argparse.Namespace(**{**vars(args), "steps": args.pack_steps})
+        cfg = compose(steps, batch_size, logger="logger=none")
+        pack = Pack.of_seeds(cfg, list(range(members)), Path(tmp))
+        pack.build()
+        timer = Timer(torch.device(args.device))
+        last = args.pack_steps + WARMUP_STEPS - 1
+
+        class Timing(L.Callback):
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+                timer.step(batch_idx, last)
+
+        pack.trainer.callbacks.append(Timing())
+        with contextlib.redirect_stdout(io.StringIO()):  # its layer table and epoch line
+            pack.fit()
+    return members * args.pack_steps * batch_size / timer.seconds
 
 
 def model_and_optimizer(args, batch_size: int, tuned: bool):

@@ -124,6 +124,21 @@ class Pack:
                                        Member(seed, folder, {})))
         self.train_seconds = 0.0
 
+    @classmethod
+    def of_seeds(cls, cfg: DictConfig, seeds: list[int], output_dir: Path) -> Pack:
+        """A pack of ``cfg`` at ``seeds`` outside a sweep (the bench's): member k's folder
+        is ``output_dir/seed<k>``."""
+        pack = cls.__new__(cls)
+        pack.output_dir, pack.slot, pack.id, pack.seeds = output_dir, None, "bench", seeds
+        pack.jobs, pack.train_seconds = [], 0.0
+        for seed in seeds:
+            member_cfg = cfg.copy()
+            OmegaConf.update(member_cfg, "seed", seed)
+            pack.jobs.append(MemberJob(member_cfg, validate(member_cfg), [f"seed={seed}"],
+                                       RunIdentity(name=f"seed={seed}", tags=[]),
+                                       Member(seed, output_dir / f"seed{seed}", {})))
+        return pack
+
     @property
     def info(self) -> dict:
         """What a member's results say of its pack."""

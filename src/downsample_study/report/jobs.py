@@ -32,10 +32,10 @@ def sweep_jobs(hydra: Any) -> list[list[str]] | None:
     """The overrides of every job of a multirun, from its ``hydra`` config node.
 
     Expanded as Hydra's own basic sweeper expands them (the one the joblib and submitit
-    launchers use too): ``hydra.sweeper.params``, then the command line's overrides. None for
-    other sweepers.
+    launchers use too, and ``hydra/sweeper=packed``, whose packs' members are these jobs):
+    ``hydra.sweeper.params``, then the command line's overrides. None for other sweepers.
     """
-    if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+    if not str(hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "PackedSweeper")):
         return None
     params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
     return internals.basic_sweep_jobs([*params, *hydra.overrides.task])

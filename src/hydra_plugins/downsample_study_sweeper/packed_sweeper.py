@@ -15,6 +15,15 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("downsample_study")
 
 
+def _alone(config: DictConfig) -> str | None:
+    """Why the sweep's jobs run alone (None: they are packed)."""
+    if str(config.get("mode", "train")) != "train":
+        return f"mode={config.mode} trains nothing"
+    if config.trainer.get("fast_dev_run"):
+        return "smoke tests (trainer.fast_dev_run) run alone"
+    return None
+
+
 class PackedSweeper(Sweeper):
     def __init__(self, max_batch_size: int | None = None,
                  params: dict[str, str] | None = None):
@@ -41,6 +50,9 @@ class PackedSweeper(Sweeper):
                               "into jobs (use the basic sweeper's syntax: key=a,b or "
                               "key=range(n))")
         size = pack_size(config.pack.size, config.trainer.get("accelerator", "auto"))
+        if (alone := _alone(config)) is not None:
+            log.info("packing: off, %s", alone)
+            size = 1
         launched = plan(jobs, size)
         packs = sum(any(o.startswith("pack.seeds=") for o in job) for job in launched)
         log.info("packing: %d jobs as %d job(s), %d of them packs of up to %d seeds "
