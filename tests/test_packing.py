@@ -10,13 +10,14 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from support import launch, results_under, signal_at_step
+from support import launch, read_wandb_runs, results_under, signal_at_step
 
 from downsample_study import load_run
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.nets import PackedNet, member_losses, stack_members
+from downsample_study.sweeps.naming import job_dir_name
 from downsample_study.sweeps.packing import plan
 from downsample_study.training.epochs import read_epochs
 from downsample_study.training.module import DownsampleClassifier
@@ -147,6 +148,23 @@ def test_a_packed_sweep_writes_what_its_solo_jobs_write(job, tmp_path, capsys):
         for name, weight in reused.model.state_dict().items():  # biases: see above
             if name.endswith("weight"):
                 torch.testing.assert_close(weight, solo_weights[name], atol=1e-4, rtol=1e-3)
+
+
+def test_each_member_has_its_own_wandb_run_named_as_its_solo_job(quick, tmp_path):
+    sweep = ["-m", *quick, "logger=wandb", "seed=0,1", "evaluation.feature_maps=false"]
+    assert launch([*sweep, "hydra/sweeper=packed", "hydra.sweep.dir=packed"]).exit_code == 0
+    assert launch([*sweep, "hydra.sweep.dir=solo"]).exit_code == 0
+    runs = {f: {job_dir_name(r.name): r for r in read_wandb_runs(tmp_path / f)}
+            for f in ("packed", "solo")}
+    assert runs["packed"].keys() == runs["solo"].keys() and len(runs["packed"]) == 2
+    results = {p.parent.name: r for p, r in zip(sorted((tmp_path / "packed").glob(
+        "*/results.json")), results_under(tmp_path / "packed"), strict=True)}
+    for name, run in runs["packed"].items():
+        assert run.job_type == runs["solo"][name].job_type and run.exit_code == 0
+        assert run.group and run.group != runs["solo"][name].group  # its own sweep's group
+        logged = {k for row in run.history for k in row}
+        assert {"val/acc_top1", "train/loss", "train/loss_epoch"} <= logged
+        assert run.summary["test/acc_top1"] == pytest.approx(results[name]["test"]["acc_top1"])
 
 
 @pytest.mark.slow
