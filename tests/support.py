@@ -12,6 +12,8 @@ import logging
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -67,6 +69,13 @@ def launch(args: list[str], capsys=None) -> Launch:
         captured = capsys.readouterr()
         output = captured.out + captured.err
     return Launch(code, output)
+
+
+def cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m downsample_study ARGS`` in a process of its own (a launcher that forks
+    workers, say), in ``cwd``."""
+    return subprocess.run([sys.executable, "-m", "downsample_study", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def signal_at_step(monkeypatch, step: int, signum: int, module_class=None) -> None:

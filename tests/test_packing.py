@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from support import launch, read_wandb_runs, results_under, signal_at_step
+from support import cli, launch, read_wandb_runs, results_under, signal_at_step
 
 from downsample_study import load_run
 from downsample_study.nets.models import build_model, model_config
@@ -210,3 +210,28 @@ def test_smoke_tests_and_layer_tables_are_not_packed(job, override, reason, tmp_
                  capsys)
     assert run.exit_code == 0 and f"packing: off, {reason}" in run.output
     assert not (tmp_path / "sweep" / "packs").exists()
+
+
+@pytest.mark.slow
+def test_packs_run_side_by_side_under_the_parallel_launcher(quick, tmp_path):
+    run = cli(["-m", *quick, "logger=none", "evaluation.feature_maps=false",
+               "downsample=maxpool,avgpool", "seed=0,1", "hydra/sweeper=packed",
+               "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.sweep.dir=sweep"],
+              tmp_path)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "4 jobs as 2 job(s), 2 of them packs" in output and "4 completed" in output
+    results = results_under(tmp_path / "sweep")
+    packs = {r["pack"]["id"]: r["config"]["downsample"]["name"] for r in results}
+    assert sorted(packs.values()) == ["avgpool", "maxpool"]  # one pack per variant
+    assert sorted({r["resources"]["slot"] for r in results}) == [0, 1]  # one slot per pack
+
+
+def test_a_diverged_member_is_recorded_as_failed_as_its_solo_job(quick, tmp_path, capsys):
+    run = launch(["-m", *quick, "logger=none", "optimizer=sgd", "optimizer.lr=1e6",
+                  "downsample.batch_norm=false", "seed=0,1", "hydra/sweeper=packed",
+                  "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1 and "0 completed, 2 failed" in run.output
+    for results in results_under(tmp_path / "sweep"):
+        assert results["status"] == "failed" and "the run diverged" in results["error"]
+        assert results["pack"]["seeds"] == [0, 1]

@@ -169,6 +169,20 @@ def test_sweep_on_slurm_finishes_and_a_requeued_job_resumes(
     assert len(list(sweep.glob(".submitit/*/*_result.pkl"))) == 2  # one result per array task
 
 
+def test_a_packed_sweep_on_slurm_runs_one_pack_per_slurm_job(
+    slurm_cluster: SlurmCluster, quick: list[str], tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    proc = _sweep([*quick, "downsample=maxpool,avgpool", "seed=0,1", "hydra/sweeper=packed",
+                   f"hydra.sweep.dir={sweep}"], tmp_path)
+    output, _ = proc.communicate(timeout=SWEEP_TIMEOUT_S)
+    assert proc.returncode == 0, output[-3000:]
+    results = _results(sweep)
+    assert len(results) == 4 and all(r["status"] == "completed" for r in results.values())
+    assert len({r["pack"]["id"] for r in results.values()}) == 2
+    assert len(list(sweep.glob(".submitit/*/*_result.pkl"))) == 2  # two SLURM jobs, 2 seeds each
+
+
 def test_ddp_job_on_slurm_runs_one_task_per_device(
     slurm_cluster: SlurmCluster, quick: list[str], tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from support import launch, read_wandb_runs, results_under
+from support import cli, launch, read_wandb_runs, results_under
 
 from downsample_study.errors import ConfigError
 from downsample_study.sweeps.launchers import slurm_gpus, slurm_tasks
@@ -34,13 +34,6 @@ from downsample_study.sweeps.slots import (
 )
 
 SLOW_CLI_TIMEOUT = 300
-
-
-def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "downsample_study", *args], cwd=cwd, capture_output=True,
-        text=True, timeout=SLOW_CLI_TIMEOUT,
-    )
 
 
 def job_results(sweep: Path) -> dict[str, dict]:

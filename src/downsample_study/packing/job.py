@@ -79,7 +79,8 @@ def member_jobs(cfg: DictConfig) -> list[tuple[int, list[str], Path]]:
         overrides = [*task, f"seed={seed}"]
         name = override_dirname(overrides, list(names.exclude_keys), names.item_sep,
                                 names.kv_sep)
-        members.append((int(seed), overrides, Path(hydra_cfg.sweep.dir) / job_dir_name(name)))
+        folder = Path(hydra_cfg.sweep.dir).absolute() / job_dir_name(name)  # as Hydra gives it
+        members.append((int(seed), overrides, folder))
     return members
 
 

@@ -57,9 +57,9 @@ class PackedClassifier(L.LightningModule):
         x, y = batch
         losses = member_losses(self(x), y)
         log_now = batch_idx % self.trainer.log_every_n_steps == 0
-        if log_now or x.device.type == "cpu":
-            self._note_divergence(losses)
         detached = losses.detach()
+        if log_now or x.device.type == "cpu":  # on an accelerator the check costs a sync
+            self._note_divergence(detached)
         self._loss_window[0] += detached * len(y)
         self._loss_window[1] += len(y)
         return losses.sum()
@@ -115,13 +115,19 @@ class PackedClassifier(L.LightningModule):
         x, y = batch
         logits = self(x.repeat(1, self.members, 1, 1))  # every member on the same images
         for k in range(self.members):
+            if k in self.diverged:  # failed already (as its solo job stopped there)
+                continue
             self.val_loss[k].update(F.cross_entropy(logits[:, k], y), weight=len(y))
             self.val_acc[k].update(logits[:, k], y)
 
     def member_metrics(self) -> list[dict[str, float]]:
         """Each member's validation metrics of the pass just ended (and reset them)."""
         rows = []
-        for loss, acc in zip(self.val_loss, self.val_acc, strict=True):
+        for k, (loss, acc) in enumerate(zip(self.val_loss, self.val_acc, strict=True)):
+            if k in self.diverged:
+                rows.append({"val/loss": float("nan"), "val/acc_top1": float("nan"),
+                             "val/acc_top2": float("nan")})
+                continue
             rows.append({"val/loss": float(loss.compute()),
                          **{key: float(v) for key, v in acc.compute().items()}})
             loss.reset()

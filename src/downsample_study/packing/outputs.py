@@ -167,10 +167,12 @@ class MemberOutputs(Callback):
             tmp = best.with_name(best.name + ".tmp")
             shutil.copyfile(member.last, tmp)
             os.replace(tmp, best)
-        accuracy = [row[MONITOR] for row in rows]
-        say(f"epoch {epoch}/{trainer.max_epochs}  pack of {len(self.members)}: train/loss "
-            f"{sum(train) / len(train):.4f} (mean)  {MONITOR} {min(accuracy):.4f}-"
-            f"{max(accuracy):.4f}  ({time.perf_counter() - self._epoch_start:.1f} s)")
+        accuracy = [row[MONITOR] for row in rows if row[MONITOR] == row[MONITOR]]  # not NaN
+        shown = f"{min(accuracy):.4f}-{max(accuracy):.4f}" if accuracy else "nan"
+        diverged = f", {len(module.diverged)} diverged" if module.diverged else ""
+        say(f"epoch {epoch}/{trainer.max_epochs}  pack of {len(self.members)}{diverged}: "
+            f"train/loss {sum(train) / len(train):.4f} (mean)  {MONITOR} {shown}  "
+            f"({time.perf_counter() - self._epoch_start:.1f} s)")
 
     def _set_best(self, member: Member, score: float, epoch: int) -> None:
         checkpoint = member.checkpoint
