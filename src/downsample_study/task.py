@@ -17,29 +17,27 @@ The task returns the job's ``val/acc_top1`` (None if it did not complete): the o
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
-import traceback
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from downsample_study.config.schema import JobMode
 from downsample_study.config.store import CONFIG_DIR
-from downsample_study.errors import DivergedError, Interrupted, JobBusy, StorageError, UserError
+from downsample_study.errors import Interrupted, JobBusy, StorageError, UserError
 from downsample_study.job import build_job
-from downsample_study.layout import CHECKPOINTS, LAST
-from downsample_study.packing.job import Pack
-from downsample_study.results import Resources, Results, Status, write_results
+from downsample_study.outcomes import after_stop, failure, interrupted, record, runs_here
+from downsample_study.packing.run import run_pack
+from downsample_study.results import Results, Status
 from downsample_study.runs import evaluate_checkpoint
 from downsample_study.storage import is_storage_error, storage_error
 from downsample_study.sweeps.naming import override_dirname, sweep_id, variant_name
 from downsample_study.sweeps.ownership import job_lock
-from downsample_study.sweeps.signals import STOPS, mark_sweep_stopped, sweep_stopped
+from downsample_study.sweeps.signals import STOPS, sweep_stopped
 from downsample_study.sweeps.slots import concurrent_jobs, job_slot
 from downsample_study.sweeps.summary import summarize
 from downsample_study.training.loggers import finish_wandb
@@ -66,40 +64,6 @@ def run_identity(cfg: DictConfig, overrides: list[str] | None = None) -> RunIden
     return RunIdentity(name=name, tags=[t for t in tags if t], group=group, job_type=job_type)
 
 
-def _record(output_dir: Path, results: Results) -> None:
-    """Write the job's results; a disk that refuses them costs a line, not the sweep."""
-    try:
-        write_results(output_dir, results)
-    except StorageError as err:
-        log.error("error: %s", err)
-
-
-def _failure(cfg: DictConfig, identity: RunIdentity, err: BaseException,
-             slot_index: int | None, **fields) -> Results:
-    user_error = isinstance(err, (UserError, Interrupted))
-    return Results(
-        config=OmegaConf.to_container(cfg, resolve=False, enum_to_str=True),
-        overrides=identity.name,
-        group=identity.group,
-        error=str(err) if user_error else f"{type(err).__name__}: {err}",
-        traceback=None if user_error else traceback.format_exc(),
-        resources=Resources(slot=slot_index),
-        **fields,
-    )
-
-
-def _interrupted(cfg, identity, stop: Interrupted, stopped_at: dict[str, int] | None,
-                 slot_index, output_dir: Path | None = None) -> Results:
-    last = Path(output_dir or HydraConfig.get().runtime.output_dir) / CHECKPOINTS / LAST
-    results = _failure(cfg, identity, stop, slot_index, status=Status.interrupted,
-                       signal=stop.name, stopped_at=stopped_at,
-                       resume_checkpoint=str(last) if last.is_file() else None)
-    at = results.stopped_at
-    results.error = f"stopped by {stop.name}" + (
-        f" at epoch {at['epoch']}, step {at['step']}" if at else " before training")
-    return results
-
-
 def run_job(cfg: DictConfig) -> Results | None:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
@@ -113,7 +77,7 @@ def run_job(cfg: DictConfig) -> Results | None:
     try:
         with job_lock(output_dir):
             if cfg.pack.seeds:
-                return _run_pack(cfg, output_dir, multirun)
+                return run_pack(cfg, output_dir, multirun, run_identity)
             return _run_locked(cfg, output_dir, multirun, summary_only)
     except JobBusy as err:
         if not multirun:
@@ -131,15 +95,10 @@ def run_job(cfg: DictConfig) -> Results | None:
 def _not_run(hydra_cfg, sweep_dir: Path, signum: int) -> None:
     """A job of a sweep that was stopped: not started (the sweep's own process ends it)."""
     log.info("%s: not run, the sweep was stopped", hydra_cfg.runtime.output_dir)
-    if _runs_here(hydra_cfg):  # the basic launcher would compose every remaining job first
+    if runs_here(hydra_cfg):  # the basic launcher would compose every remaining job first
         summarize(sweep_dir)
         raise SystemExit(128 + signum)
     return None
-
-
-def _runs_here(hydra_cfg) -> bool:
-    """Whether the sweep's jobs run one after another in this process (Hydra's basic launcher)."""
-    return str(hydra_cfg.launcher.get("_target_", "")).endswith("BasicLauncher")
 
 
 def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
@@ -160,23 +119,23 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
             job = build_job(cfg, output_dir, identity, slot)
             results = job.run()
     except Interrupted as stop:
-        results = _interrupted(cfg, identity, stop, job.stopped_at() if job else None,
+        results = interrupted(cfg, identity, stop, job.stopped_at() if job else None,
                                slot and slot.index)
         log.error("%s: run the same command again to resume%s", results.error,
                   f" (from {results.resume_checkpoint})" if results.resume_checkpoint else "")
         finish_wandb(exit_code=stop.exit_status)  # after the line: W&B keeps the console
         if not summary_only:
-            _record(output_dir, results)
-        return _stopped(stop, multirun)
+            record(output_dir, results)
+        return after_stop(stop, multirun)
     except (Exception, KeyboardInterrupt) as err:
         if is_storage_error(err):
             err = storage_error(err)
-        failure = _failure(cfg, identity, err, slot and slot.index, status=Status.failed)
+        failed = failure(cfg, identity, err, slot and slot.index, status=Status.failed)
         reraise = isinstance(err, KeyboardInterrupt) or not (multirun or isinstance(err, UserError))
-        log.error("error: %s", failure.error)  # a bug's traceback follows, when re-raised
+        log.error("error: %s", failed.error)  # a bug's traceback follows, when re-raised
         finish_wandb(exit_code=1)  # after the line: W&B keeps the console, the error with it
         if not summary_only:
-            _record(output_dir, failure)
+            record(output_dir, failed)
         if reraise:
             raise
         if not multirun:
@@ -186,80 +145,6 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
         STOPS.running_job = False
     finish_wandb(exit_code=0)
     return results
-
-
-def _stopped(stop: Interrupted, multirun: bool) -> None:
-    """After a stopped job is recorded: exit, or stop the sweep."""
-    hydra_cfg = HydraConfig.get()
-    if not multirun:
-        sys.exit(stop.exit_status)
-    if _runs_here(hydra_cfg):  # this process is the sweep's: the sweep stops with it
-        mark_sweep_stopped(Path(hydra_cfg.sweep.dir), stop.signum)
-        summarize(Path(hydra_cfg.sweep.dir))
-        raise SystemExit(stop.exit_status) from None
-    # a worker or a SLURM task: the sweep stops when its own process gets the signal (a
-    # task requeued or preempted alone resumes on its next start)
-    return None
-
-
-def _run_pack(cfg: DictConfig, output_dir: Path, multirun: bool) -> None:
-    """A pack's job (``pack.seeds``): each member recorded as its solo job would be."""
-    hydra_cfg = HydraConfig.get()
-    pack = None
-    STOPS.running_job = True
-    try:
-        with contextlib.ExitStack() as locks:
-            n_slots = concurrent_jobs(hydra_cfg.launcher) if multirun else 1
-            slot = locks.enter_context(job_slot(cfg, n_slots, Path(hydra_cfg.sweep.dir)))
-            pack = Pack(cfg, output_dir, slot, locks, run_identity)
-            if not pack.jobs:
-                return None
-            pack.build()
-            pack.fit()
-            for k, job in enumerate(pack.jobs):
-                if k in pack.module.diverged:
-                    epoch, step, loss = pack.module.diverged[k]
-                    err = DivergedError(f"training loss is {loss} at epoch {epoch - 1}, step "
-                                        f"{step}: the run diverged (lower optimizer.lr, or "
-                                        f"enable downsample.batch_norm)")
-                    log.error("error: %s: %s", job.member.output_dir.name, err)
-                    _record(job.member.output_dir, _failure(
-                        job.cfg, job.identity, err, slot and slot.index, status=Status.failed,
-                        pack=pack.info))
-                    pack.finish(k, 1)
-                    continue
-                pack.record(k)
-                pack.finish(k, 0)
-    except Interrupted as stop:
-        for k, job in enumerate(pack.jobs if pack else []):
-            results = _interrupted(job.cfg, job.identity, stop,
-                                   pack.stopped_at() if hasattr(pack, "trainer") else None,
-                                   pack.slot and pack.slot.index, job.member.output_dir)
-            results.pack = pack.info
-            _record(job.member.output_dir, results)
-            if hasattr(pack, "trainer"):
-                pack.finish(k, stop.exit_status)
-        log.error("pack %s stopped by %s: run the same command again to resume",
-                  cfg.pack.id, stop.name)
-        return _stopped(stop, multirun)
-    except (Exception, KeyboardInterrupt) as err:
-        if is_storage_error(err):
-            err = storage_error(err)
-        user_error = isinstance(err, UserError)
-        reraise = isinstance(err, KeyboardInterrupt) or not (multirun or user_error)
-        log.error("error: %s", err if user_error else f"{type(err).__name__}: {err}")
-        for k, job in enumerate(pack.jobs if pack else []):
-            _record(job.member.output_dir, _failure(job.cfg, job.identity, err, None,
-                                                    status=Status.failed, pack=pack.info))
-            if hasattr(pack, "trainer"):
-                pack.finish(k, 1)
-        if reraise:
-            raise
-        if not multirun:
-            sys.exit(1)
-    finally:
-        STOPS.running_job = False
-    return None
 
 
 def _evaluate(cfg: DictConfig, output_dir: Path, multirun: bool) -> None:

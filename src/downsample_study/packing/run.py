@@ -1,0 +1,84 @@
+"""A pack's job (``pack.seeds``): trained once, each member recorded as its solo job would
+be — completed, failed (a diverged member, as its solo job would have), or interrupted, with
+the exit or the sweep's stop that follows a stop."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from downsample_study.errors import DivergedError, Interrupted, UserError
+from downsample_study.outcomes import after_stop, failure, interrupted, record
+from downsample_study.packing.job import Pack
+from downsample_study.results import Status
+from downsample_study.storage import is_storage_error, storage_error
+from downsample_study.sweeps.signals import STOPS
+from downsample_study.sweeps.slots import concurrent_jobs, job_slot
+
+log = logging.getLogger("downsample_study")
+
+
+def run_pack(cfg: DictConfig, output_dir: Path, multirun: bool, identity_of) -> None:
+    """Train the pack ``cfg`` describes; ``identity_of(cfg, overrides)``: a member's tracker
+    identity."""
+    hydra_cfg = HydraConfig.get()
+    pack = None
+    STOPS.running_job = True
+    try:
+        with contextlib.ExitStack() as locks:
+            n_slots = concurrent_jobs(hydra_cfg.launcher) if multirun else 1
+            slot = locks.enter_context(job_slot(cfg, n_slots, Path(hydra_cfg.sweep.dir)))
+            pack = Pack(cfg, output_dir, slot, locks, identity_of)
+            if not pack.jobs:
+                return None
+            pack.build()
+            pack.fit()
+            for k, job in enumerate(pack.jobs):
+                if k in pack.module.diverged:
+                    epoch, step, loss = pack.module.diverged[k]
+                    err = DivergedError(f"training loss is {loss} at epoch {epoch - 1}, step "
+                                        f"{step}: the run diverged (lower optimizer.lr, or "
+                                        f"enable downsample.batch_norm)")
+                    log.error("error: %s: %s", job.member.output_dir.name, err)
+                    record(job.member.output_dir, failure(
+                        job.cfg, job.identity, err, slot and slot.index, status=Status.failed,
+                        pack=pack.info))
+                    pack.finish(k, 1)
+                    continue
+                pack.record(k)
+                pack.finish(k, 0)
+    except Interrupted as stop:
+        for k, job in enumerate(pack.jobs if pack else []):
+            results = interrupted(job.cfg, job.identity, stop,
+                                   pack.stopped_at() if hasattr(pack, "trainer") else None,
+                                   pack.slot and pack.slot.index, job.member.output_dir)
+            results.pack = pack.info
+            record(job.member.output_dir, results)
+            if hasattr(pack, "trainer"):
+                pack.finish(k, stop.exit_status)
+        log.error("pack %s stopped by %s: run the same command again to resume",
+                  cfg.pack.id, stop.name)
+        return after_stop(stop, multirun)
+    except (Exception, KeyboardInterrupt) as err:
+        if is_storage_error(err):
+            err = storage_error(err)
+        user_error = isinstance(err, UserError)
+        reraise = isinstance(err, KeyboardInterrupt) or not (multirun or user_error)
+        log.error("error: %s", err if user_error else f"{type(err).__name__}: {err}")
+        for k, job in enumerate(pack.jobs if pack else []):
+            record(job.member.output_dir, failure(job.cfg, job.identity, err, None,
+                                                    status=Status.failed, pack=pack.info))
+            if hasattr(pack, "trainer"):
+                pack.finish(k, 1)
+        if reraise:
+            raise
+        if not multirun:
+            sys.exit(1)
+    finally:
+        STOPS.running_job = False
+    return None
