@@ -9,8 +9,6 @@ record. An interrupted earlier run of the job (``checkpoints/last.ckpt``) is res
 from __future__ import annotations
 
 import logging
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -31,13 +28,11 @@ from downsample_study.console import say
 from downsample_study.data.batches import TensorBatches
 from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.datasets import DATASETS, ImageDataset
-from downsample_study.errors import Interrupted
 from downsample_study.nets.models import build_model
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.results import Metrics, Params, Resources, Results, Status, write_results
 from downsample_study.sweeps.launchers import refuse_script_relaunch
 from downsample_study.sweeps.ownership import is_primary
-from downsample_study.sweeps.signals import STOPS
 from downsample_study.sweeps.slots import Slot
 from downsample_study.training.checkpoints import load, resume_point
 from downsample_study.training.epochs import read_epochs
@@ -45,6 +40,7 @@ from downsample_study.training.loggers import LOGGERS, create_logger
 from downsample_study.training.module import DownsampleClassifier, plain
 from downsample_study.training.optimizers import unfuse_to_clip
 from downsample_study.training.resume import epochs_trained
+from downsample_study.training.stops import fit_to_the_end_or_a_stop
 from downsample_study.training.tracking import RunIdentity, Tracker, run_id_of
 from downsample_study.training.trainer import best_checkpoint, best_epoch, build_trainer
 
@@ -97,17 +93,7 @@ class Job:
         """Train (from the checkpoint of an earlier attempt, if there is one); a stop asked
         for by a signal ends it at a step boundary with ``Interrupted``."""
         refuse_script_relaunch(self.trainer)
-        if self.resumed_from is not None:
-            say(f"resuming from {self.resumed_from}")
-        start = time.perf_counter()
-        try:
-            self.trainer.fit(self.module, datamodule=self.datamodule,
-                             ckpt_path=self.resumed_from)
-        except SIGTERMException:  # Lightning's own stop on SIGTERM, at the end of a step
-            raise Interrupted(STOPS.signum or signal.SIGTERM) from None
-        finally:
-            self.train_seconds = time.perf_counter() - start
-        STOPS.check()  # asked for during the last step: training is done and saved
+        fit_to_the_end_or_a_stop(self)
 
     def params(self) -> Params:
         summary = self.summary

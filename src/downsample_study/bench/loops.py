@@ -80,23 +80,28 @@ class Timer:
         return self.stop - self.start
 
 
-def framework(args, batch_size: int) -> float:
+def timed(trainer, device: str, steps: int) -> Timer:
+    """A ``Timer`` of ``trainer``'s ``steps`` training steps after the warm-up."""
     import lightning as L
 
+    timer, last = Timer(torch.device(device)), steps + WARMUP_STEPS - 1
+
+    class Timing(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            timer.step(batch_idx, last)
+
+    trainer.callbacks.append(Timing())
+    return timer
+
+
+def framework(args, batch_size: int) -> float:
     from downsample_study.job import build_job
     from downsample_study.training.loggers import finish_wandb
     from downsample_study.training.tracking import RunIdentity
 
     with tempfile.TemporaryDirectory() as tmp:
         job = build_job(compose(args, batch_size), Path(tmp), RunIdentity("bench", ["bench"]))
-        timer = Timer(torch.device(args.device))
-        last = args.steps + WARMUP_STEPS - 1
-
-        class Timing(L.Callback):
-            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-                timer.step(batch_idx, last)
-
-        job.trainer.callbacks.append(Timing())
+        timer = timed(job.trainer, args.device, args.steps)
         job.fit()
         finish_wandb(exit_code=0)
     return args.steps * batch_size / timer.seconds
@@ -104,8 +109,6 @@ def framework(args, batch_size: int) -> float:
 
 def packed(args, batch_size: int, members: int) -> float:
     """Images/s of all the members of a pack of ``members`` seeds together."""
-    import lightning as L
-
     from downsample_study.packing.job import Pack
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,14 +116,7 @@ def packed(args, batch_size: int, members: int) -> float:
         cfg = compose(steps, batch_size, logger="logger=none")
         pack = Pack.of_seeds(cfg, list(range(members)), Path(tmp))
         pack.build()
-        timer = Timer(torch.device(args.device))
-        last = args.pack_steps + WARMUP_STEPS - 1
-
-        class Timing(L.Callback):
-            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-                timer.step(batch_idx, last)
-
-        pack.trainer.callbacks.append(Timing())
+        timer = timed(pack.trainer, args.device, args.pack_steps)
         with contextlib.redirect_stdout(io.StringIO()):  # its layer table and epoch line
             pack.fit()
     return members * args.pack_steps * batch_size / timer.seconds

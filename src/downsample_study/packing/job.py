@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.validate import RunConfig, validate
 from downsample_study.console import quiet_lightning, say
 from downsample_study.data.datasets import DATASETS
-from downsample_study.errors import ConfigError, Interrupted, JobBusy
+from downsample_study.errors import ConfigError, JobBusy
 from downsample_study.job import build_evaluation
 from downsample_study.layout import CHECKPOINTS, LAST
 from downsample_study.nets.models import build_model
@@ -38,14 +36,13 @@ from downsample_study.packing.outputs import Member, MemberOutputs
 from downsample_study.results import Results
 from downsample_study.sweeps.naming import job_dir_name, override_dirname
 from downsample_study.sweeps.ownership import job_lock
-from downsample_study.sweeps.signals import STOPS
 from downsample_study.sweeps.slots import ShareIdleCores, Slot
 from downsample_study.training.checkpoints import resume_point
 from downsample_study.training.epochs import read_epochs
 from downsample_study.training.loggers import LOGGERS, create_logger
 from downsample_study.training.module import DownsampleClassifier, plain
 from downsample_study.training.optimizers import unfuse_to_clip
-from downsample_study.training.stops import StopAtStepBoundary
+from downsample_study.training.stops import StopAtStepBoundary, fit_to_the_end_or_a_stop
 from downsample_study.training.tracking import RunIdentity, run_id_of
 from downsample_study.training.trainer import trainer_args
 
@@ -208,17 +205,7 @@ class Pack:
         say(f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name}: a pack of "
             f"{len(self.jobs)} (seeds {', '.join(str(j.member.seed) for j in self.jobs)}), "
             f"one network in one process\n{self.summary.format()}")
-        if self.resumed_from is not None:
-            say(f"resuming the pack from {self.resumed_from}")
-        start = time.perf_counter()
-        try:
-            self.trainer.fit(self.module, datamodule=self.datamodule,
-                             ckpt_path=self.resumed_from)
-        except SIGTERMException:  # Lightning's own stop on SIGTERM, at the end of a step
-            raise Interrupted(STOPS.signum or signal.SIGTERM) from None
-        finally:
-            self.train_seconds = time.perf_counter() - start
-        STOPS.check()  # asked for during the last step: training is done and saved
+        fit_to_the_end_or_a_stop(self)
 
     def record(self, k: int) -> Results:
         """Member k evaluated and recorded as its solo job would be, from its own checkpoint."""

@@ -19,20 +19,21 @@ from torchmetrics import MeanMetric
 
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.packing.nets import PackedNet, member_losses
-from downsample_study.training.module import TRAIN_LOSS_SUMS, accuracy_metrics
+from downsample_study.training.module import TrainLossSums, accuracy_metrics
 from downsample_study.training.optimizers import OptimizerConfig, create_optimizer
-from downsample_study.training.speed import use_channels_last
+from downsample_study.training.speed import ChannelsLast
 
 MEMBER_RNG = "member_rng"  # in the pack's checkpoint: each member's dropout generator
 
 
-class PackedClassifier(L.LightningModule):
+class PackedClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
     def __init__(self, nets: list[nn.Module], generators: list[torch.Generator],
                  optimizer: OptimizerConfig, num_classes: int, summary: ModelSummary, *,
                  channels_last: bool | None = None):
         super().__init__()
         self.net = PackedNet(nets, generators)
         self.members = len(nets)
+        self.loss_sums_shape = (2, self.members)  # each member's sums (TrainLossSums)
         self.summary = summary  # one member's
         self.optimizer_cfg = optimizer
         self.channels_last_setting = channels_last
@@ -43,15 +44,10 @@ class PackedClassifier(L.LightningModule):
         self.diverged: dict[int, tuple[int, int, float]] = {}
 
     def setup(self, stage: str) -> None:
-        self.channels_last = use_channels_last(self.channels_last_setting,
-                                               self.trainer.strategy.root_device)
-        if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
+        self.use_memory_format(self.trainer.strategy.root_device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return self.net(self.in_memory_format(x))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -80,34 +76,13 @@ class PackedClassifier(L.LightningModule):
         window.zero_()
         return mean
 
-    def on_train_epoch_start(self) -> None:
-        self._loss_window = torch.zeros(2, self.members, device=self.device)
-        self._epoch_loss = torch.zeros(2, self.members, device=self.device)
-
-    def on_train_start(self) -> None:
-        sums = getattr(self, "_restored_sums", None)
-        if sums is None:
-            self.on_train_epoch_start()
-        else:
-            self._loss_window, self._epoch_loss = (t.to(self.device) for t in sums)
-            self._restored_sums = None
-
-    def mean_train_loss(self) -> torch.Tensor:
-        """Each member's mean training loss this epoch so far, ``(K,)``."""
-        total = self._epoch_loss + self._loss_window
-        return total[0] / total[1].clamp(min=1)
-
-    def loss_sums(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._loss_window.cpu(), self._epoch_loss.cpu()
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if hasattr(self, "_epoch_loss"):
-            checkpoint[TRAIN_LOSS_SUMS] = list(self.loss_sums())
+        super().on_save_checkpoint(checkpoint)  # the loss sums
         checkpoint[MEMBER_RNG] = [g.get_state() for g in self.net.generators]
         self.last_checkpoint = checkpoint  # the members' are made from it (outputs.py)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._restored_sums = checkpoint.get(TRAIN_LOSS_SUMS)
+        super().on_load_checkpoint(checkpoint)
         for generator, state in zip(self.net.generators, checkpoint[MEMBER_RNG], strict=True):
             generator.set_state(state)
 

@@ -21,7 +21,7 @@ from downsample_study.nets.models import MODELS, build_model
 from downsample_study.nets.operators import DOWNSAMPLES
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.training.optimizers import OPTIMIZERS, create_optimizer
-from downsample_study.training.speed import use_channels_last
+from downsample_study.training.speed import ChannelsLast
 
 
 @functools.cache
@@ -64,7 +64,40 @@ def plain(config: Any) -> Any:
     return json.loads(json.dumps(config))
 
 
-class DownsampleClassifier(L.LightningModule):
+class TrainLossSums:
+    """The epoch's training-loss sums of a LightningModule, ``[loss × images, images]`` (per
+    member of a pack: ``loss_sums_shape``), kept in its checkpoints: a fit resumed in the
+    middle of an epoch goes on with them."""
+
+    loss_sums_shape: tuple[int, ...] = (2,)
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_window = torch.zeros(self.loss_sums_shape, device=self.device)
+        self._epoch_loss = torch.zeros(self.loss_sums_shape, device=self.device)
+
+    def on_train_start(self) -> None:
+        # a fit resumed in the middle of an epoch gets no epoch start
+        sums = getattr(self, "_restored_sums", None)
+        if sums is None:
+            self.on_train_epoch_start()
+        else:
+            self._loss_window, self._epoch_loss = (t.to(self.device) for t in sums)
+            self._restored_sums = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if hasattr(self, "_epoch_loss"):
+            checkpoint[TRAIN_LOSS_SUMS] = [self._loss_window.cpu(), self._epoch_loss.cpu()]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._restored_sums = checkpoint.get(TRAIN_LOSS_SUMS)
+
+    def mean_train_loss(self) -> torch.Tensor:
+        """This epoch's mean training loss so far (this process's batches)."""
+        total = self._epoch_loss + self._loss_window
+        return total[0] / total[1].clamp(min=1)
+
+
+class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
     """The network of one job, trained on cross-entropy.
 
     Its hyper-parameters are the job's ``model``, ``downsample`` and ``optimizer`` nodes as
@@ -108,16 +141,10 @@ class DownsampleClassifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             _destroy_process_group_at_exit()
-        self.channels_last = use_channels_last(
-            self.channels_last_setting, self.trainer.strategy.root_device
-        )
-        if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
+        self.use_memory_format(self.trainer.strategy.root_device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return self.net(self.in_memory_format(x))
 
     def on_fit_start(self) -> None:
         for logger in self.loggers:
@@ -155,32 +182,6 @@ class DownsampleClassifier(L.LightningModule):
             self._log_epoch(on_step=True)
             window.zero_()
         return loss
-
-    def on_train_epoch_start(self) -> None:
-        self._loss_window = torch.zeros(2, device=self.device)
-        self._epoch_loss = torch.zeros(2, device=self.device)
-
-    def on_train_start(self) -> None:
-        # a fit resumed in the middle of an epoch gets no epoch start: go on with the sums
-        # the checkpoint holds
-        sums = getattr(self, "_restored_sums", None)
-        if sums is None:
-            self.on_train_epoch_start()
-        else:
-            self._loss_window, self._epoch_loss = (t.to(self.device) for t in sums)
-            self._restored_sums = None
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if hasattr(self, "_epoch_loss"):
-            checkpoint[TRAIN_LOSS_SUMS] = [self._loss_window.cpu(), self._epoch_loss.cpu()]
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._restored_sums = checkpoint.get(TRAIN_LOSS_SUMS)
-
-    def mean_train_loss(self) -> torch.Tensor:
-        """This epoch's mean training loss so far (this process's batches)."""
-        total = self._epoch_loss + self._loss_window
-        return total[0] / total[1]
 
     def on_train_epoch_end(self) -> None:
         self.log("train/loss_epoch", self.mean_train_loss(), on_epoch=True, sync_dist=True)

@@ -21,6 +21,22 @@ def use_channels_last(setting: bool | None, device: torch.device) -> bool:
     return device.type == "cpu" if setting is None else setting
 
 
+class ChannelsLast:
+    """For a LightningModule with ``net`` and ``channels_last_setting``: the net and its
+    inputs in NHWC where ``speed.channels_last`` asks for it (decided in ``setup``, once the
+    device is known)."""
+
+    channels_last = False
+
+    def use_memory_format(self, device: torch.device) -> None:
+        self.channels_last = use_channels_last(self.channels_last_setting, device)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def in_memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
 class NoProfiler(PassThroughProfiler):
     """Lightning's default (no profiling) without its per-call cost.
 

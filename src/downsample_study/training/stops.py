@@ -3,6 +3,8 @@ boundary with a resumable checkpoint of that step."""
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import lightning as L
@@ -10,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from downsample_study.console import say
 from downsample_study.errors import Interrupted
 from downsample_study.sweeps.signals import STOPS
 
@@ -45,3 +48,21 @@ class StopAtStepBoundary(Callback):
         if stop and trainer.state.fn == TrainerFn.FITTING and not trainer.validating:
             trainer.save_checkpoint(self.path, weights_only=False)
             self.saved = True
+
+
+def fit_to_the_end_or_a_stop(parts) -> None:
+    """Train ``parts`` (a job or a pack: its ``trainer``, ``module``, ``datamodule``) from
+    ``parts.resumed_from`` when an earlier attempt left a checkpoint, timing it in
+    ``parts.train_seconds``. A stop asked for by a signal ends it at a step boundary with
+    ``Interrupted`` (Lightning's own stop on SIGTERM, at the end of a step, too)."""
+    if parts.resumed_from is not None:
+        say(f"resuming from {parts.resumed_from}")
+    start = time.perf_counter()
+    try:
+        parts.trainer.fit(parts.module, datamodule=parts.datamodule,
+                          ckpt_path=parts.resumed_from)
+    except SIGTERMException:
+        raise Interrupted(STOPS.signum or signal.SIGTERM) from None
+    finally:
+        parts.train_seconds = time.perf_counter() - start
+    STOPS.check()  # asked for during the last step: training is done and saved
