@@ -17,6 +17,7 @@ from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.nets import PackedNet, member_losses, stack_members
+from downsample_study.report.build import write_report
 from downsample_study.sweeps.naming import job_dir_name
 from downsample_study.sweeps.packing import plan
 from downsample_study.training.epochs import read_epochs
@@ -129,6 +130,10 @@ def test_a_packed_sweep_writes_what_its_solo_jobs_write(job, tmp_path, capsys):
     assert solo.exit_code == 0 and run.exit_code == 0, run.output
     assert "3 jobs as 1 job(s), 1 of them packs" in run.output
     assert "3 completed" in run.output
+    reports = [write_report(tmp_path / f, use_wandb=False) for f in ("solo", "packed")]
+    solo_report, packed_report = ([(v.key, v.seeds) for v in r.variants] for r in reports)
+    assert packed_report == solo_report and packed_report[0][1] == [0, 1, 2]
+    assert not reports[1].unfinished
     folders = {p.name for p in (tmp_path / "solo").iterdir() if p.is_dir()}
     assert folders <= {p.name for p in (tmp_path / "packed").iterdir()}  # the same folders
     _assert_same_as_solo(_by_seed(tmp_path / "packed"), _by_seed(tmp_path / "solo"))

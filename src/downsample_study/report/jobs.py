@@ -57,7 +57,10 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
         name = folder.relative_to(sweep).as_posix()
         overrides = folder / ".hydra" / "overrides.yaml"
         if overrides.is_file():
-            started.add(frozenset(OmegaConf.load(overrides)))
+            started_as = OmegaConf.load(overrides)
+            if any(str(o).startswith("pack.seeds=") for o in started_as):
+                continue  # a pack's own folder: its members are the jobs
+            started.add(frozenset(started_as))
         if not (folder / RESULTS_FILE).is_file():
             jobs.append(JobOutcome(name, "missing",
                                    "no results.json: still running, killed or lost"))
