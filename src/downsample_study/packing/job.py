@@ -44,7 +44,7 @@ from downsample_study.training.module import DownsampleClassifier, plain
 from downsample_study.training.optimizers import unfuse_to_clip
 from downsample_study.training.stops import StopAtStepBoundary, fit_to_the_end_or_a_stop
 from downsample_study.training.tracking import RunIdentity, run_id_of
-from downsample_study.training.trainer import trainer_args
+from downsample_study.training.trainer import evaluation_trainer, trainer_args
 
 log = logging.getLogger("downsample_study")
 
@@ -216,6 +216,7 @@ class Pack:
                                                            map_location=device)
         with quiet_lightning():  # the evaluation Trainer's lines, once per member
             solo = build_evaluation(job.cfg, module, member.output_dir, device=device.type)
+            solo.trainer = evaluation_trainer(job.run.trainer, member.output_dir)
         solo.identity, solo.tracker, solo.logger = job.identity, member.tracker, member.logger
         solo.checkpoint, solo.slot, solo.pack = member.checkpoint, self.slot, self.info
         solo.train_seconds = self.train_seconds

@@ -96,6 +96,17 @@ def build_trainer(trainer: dict[str, Any], output_dir: Path, logger,
         raise ConfigError(f"trainer: {err}") from None
 
 
+def evaluation_trainer(trainer: dict[str, Any], output_dir: Path) -> L.Trainer:
+    """A Trainer that validates and tests as the job's own would (its batch limits,
+    precision, device) but logs, saves and calls back nothing: a pack's member is measured
+    with it as its solo job measures itself."""
+    args = {**trainer_args(trainer), "enable_checkpointing": False, "enable_model_summary": False}
+    try:
+        return L.Trainer(**args, logger=False, callbacks=[], default_root_dir=str(output_dir))
+    except (MisconfigurationException, TypeError, ValueError, RuntimeError, ImportError) as err:
+        raise ConfigError(f"trainer: {err}") from None
+
+
 def best_epoch(checkpoint: ModelCheckpoint) -> int | None:
     """The selected checkpoint's epoch, counted from 1 (its file name has it)."""
     path = Path(checkpoint.best_model_path or "")
