@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint bench clean clean-outputs report
+.PHONY: install run test lint bench clean clean-outputs report gpu-rehearsal
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ run: install
 
 test: install
 	$(PY) -m pytest $(ARGS)
+
+# the GPU check (scripts/gpu_check.sh) rehearsed on CPU, every step at its smallest
+gpu-rehearsal: install
+	GPU_CHECK_REHEARSAL=1 $(PY) -m pytest -q tests/test_gpu_check.py -k rehearses
 
 # make report SWEEP=multirun/seed000/<date>/<time>: report.md, results.csv and plots, into it
 report: install

@@ -205,6 +205,8 @@ class PackedNet(nn.Module):
         self._shapes = {name: t.shape for name, t in nets[0].state_dict().items()}
         # the solo network's parameter names, in its parameters() order (its optimizer's)
         self.solo_parameters = [name for name, _ in nets[0].named_parameters()]
+        if (first := next(nets[0].parameters(), None)) is not None:  # where the members are
+            self.to(device=first.device, dtype=first.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
