@@ -220,6 +220,17 @@ def test_what_would_couple_the_members_is_refused_with_the_reason(job, override,
     assert "Traceback" not in run.output
 
 
+@pytest.mark.parametrize("args,reason", [
+    (["-m", "pack.size=0", "hydra/sweeper=packed"], "pack.size: a number of members >= 1"),
+    (["-m", "pack.size=abc", "hydra/sweeper=packed"], "pack.size: a number of members >= 1"),
+    (["pack.seeds=[0,1]"], "pack.seeds: set by hydra/sweeper=packed"),
+])
+def test_bad_packing_input_gets_one_line(quick, args, reason, capsys):
+    run = launch([*args, *quick, "logger=none", "seed=0"], capsys)
+    assert run.exit_code == 1 and f"error: {reason}" in run.output
+    assert "Traceback" not in run.output and "Error executing job" not in run.output
+
+
 @pytest.mark.parametrize("override,reason", [
     ("trainer.fast_dev_run=true", "smoke tests (trainer.fast_dev_run) run alone"),
     ("mode=summary", "mode=summary trains nothing"),

@@ -47,7 +47,7 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
     from downsample_study.config.messages import composition_message
     from downsample_study.config.store import register_configs
     from downsample_study.console import quiet_library_noise
-    from downsample_study.errors import Interrupted, StorageError
+    from downsample_study.errors import Interrupted, StorageError, UserError
     from downsample_study.storage import is_storage_error, storage_error
     from downsample_study.sweeps.signals import STOPS
 
@@ -65,7 +65,7 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
     except Interrupted as stop:  # outside any job: while composing or between jobs
         print(f"stopped by {stop.name}", file=sys.stderr)
         return stop.exit_status
-    except StorageError as err:
+    except (StorageError, UserError) as err:  # outside any job (a sweeper's setting, say)
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Exception as err:

@@ -77,6 +77,11 @@ def run_job(cfg: DictConfig) -> Results | None:
     try:
         with job_lock(output_dir):
             if cfg.pack.seeds:
+                if not multirun:
+                    log.error("error: pack.seeds: set by hydra/sweeper=packed on the job of a "
+                              "pack; to pack seeds, sweep them: -m hydra/sweeper=packed "
+                              "'seed=range(8)'")
+                    sys.exit(1)
                 return run_pack(cfg, output_dir, multirun, run_identity)
             return _run_locked(cfg, output_dir, multirun, summary_only)
     except JobBusy as err:
