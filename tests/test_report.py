@@ -117,20 +117,41 @@ def test_variant_statistics_match_scipy(sweep):
     assert rows["mnist", "stride2"]["failed"] == "1"
 
 
-@pytest.mark.parametrize(
-    ("dataset", "op", "test"),
-    [("mnist", "stride2", "paired"), ("fashion_mnist", "stride2", "paired"),
-     ("mnist", "avgpool", "welch")],
-)
-def test_difference_to_maxpool_matches_scipy_and_is_stated_in_words(sweep, dataset, op, test):
-    write_report(sweep, use_wandb=False)
-    a, b = TOP1[dataset, op], TOP1[dataset, "maxpool"]
+COMPARED = [("mnist", "stride2", "paired"), ("fashion_mnist", "stride2", "paired"),
+            ("mnist", "avgpool", "welch")]  # the report's family of comparisons
+
+
+def _scipy_test(dataset: str, op: str, test: str):
+    a, b = percent(TOP1[dataset, op].values()), percent(TOP1[dataset, "maxpool"].values())
     if test == "paired":
-        result = stats.ttest_rel(percent(a.values()), percent(b.values()))
-    else:
-        result = stats.ttest_ind(percent(a.values()), percent(b.values()), equal_var=False)
+        return a, b, stats.ttest_rel(a, b)
+    return a, b, stats.ttest_ind(a, b, equal_var=False)
+
+
+@pytest.mark.parametrize(("dataset", "op", "test"), COMPARED)
+def test_difference_to_maxpool_matches_scipy_and_statsmodels_and_is_stated_in_words(
+    sweep, dataset, op, test
+):
+    """The t-test (scipy), its Holm adjustment over the report's three comparisons, the
+    equivalence test within ±0.2 pp and the effect size (statsmodels) and the verdict."""
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.weightstats import ttost_ind, ttost_paired
+
+    write_report(sweep, use_wandb=False)
+    a, b, result = _scipy_test(dataset, op, test)
     ci = result.confidence_interval(0.95)
-    diff = percent(a.values()).mean() - percent(b.values()).mean()
+    diff = a.mean() - b.mean()
+    holm = dict(zip(COMPARED, multipletests([_scipy_test(*c)[2].pvalue for c in COMPARED],
+                                            method="holm")[1], strict=True))
+    p_holm = holm[dataset, op, test]
+    if test == "paired":
+        tost = ttost_paired(a, b, -0.2, 0.2)[0]
+        effect = (a - b).mean() / (a - b).std(ddof=1)
+    else:
+        tost = ttost_ind(a, b, -0.2, 0.2, usevar="unequal")[0]
+        pooled = np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1))
+                         / (len(a) + len(b) - 2))
+        effect = diff / pooled * (1 - 3 / (4 * (len(a) + len(b)) - 9))
 
     [row] = [r for r in read_csv(sweep / "comparisons.csv")
              if r["dataset"] == dataset and r["variant"].endswith(op)]
@@ -138,15 +159,31 @@ def test_difference_to_maxpool_matches_scipy_and_is_stated_in_words(sweep, datas
     assert float(row["diff_top1_pp"]) == pytest.approx(diff)
     assert float(row["p_value"]) == pytest.approx(result.pvalue)
     assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((ci.low, ci.high))
+    assert float(row["p_holm"]) == pytest.approx(p_holm)
+    assert float(row["p_equivalent"]) == pytest.approx(tost)
+    assert float(row["effect_size"]) == pytest.approx(effect)
+    verdict = ("better" if diff > 0 else "worse") if p_holm < 0.05 else (
+        "equivalent within ±0.2 pp" if tost < 0.05 else "inconclusive")
+    assert row["verdict"] == verdict
+    assert (row["seeds_needed"] != "") == (verdict == "inconclusive")
 
     def pp(v):
         return f"{v:+.2f}".replace("-", "−")
 
-    verdict = "significant" if result.pvalue < 0.05 else "not significant"
     n = "3" if test == "paired" else "2 vs 3"
     expected = (f"{op} − maxpool = {pp(diff)} pp [{pp(ci.low)}, {pp(ci.high)}], "
-                f"p = {result.pvalue:.2g}: {verdict} at n = {n}")
-    assert expected in (sweep / "report.md").read_text()
+                f"p = {result.pvalue:.2g}, Holm p = {p_holm:.2g}, ")
+    text = (sweep / "report.md").read_text()
+    assert expected in text and f"**{verdict}** at n = {n}" in text
+    assert "over this report's 3 comparisons, the family" in text
+
+
+def test_intervals_of_accuracies_stay_within_0_and_100_percent():
+    from downsample_study.report.statistics import Stat
+
+    stat = Stat.of([99.9, 98.0], (0.0, 100.0))  # at n = 2 the t interval runs past 100
+    assert stat.high == 100.0 and stat.low < 98.0
+    assert Stat.of([99.9, 98.0]).high > 100.0  # unbounded quantities keep theirs
 
 
 def test_failed_and_missing_jobs_are_listed_not_dropped(sweep):

@@ -47,6 +47,10 @@ class ReportConfig:
     """
 
     baselines: list[dict[str, str]] = field(default_factory=lambda: [{"downsample": "maxpool"}])
+    # pp of test top-1: a difference within it counts as none (TOST). 0.2 pp is about one
+    # seed-to-seed standard deviation of LeNet on MNIST here (0.1-0.3 pp, README tables):
+    # below what seeds can resolve at n = 10, and below what would change a choice of operator
+    equivalence_margin: float = 0.2
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from downsample_study.config.schema import ReportConfig
 from downsample_study.errors import ReportError
-from downsample_study.report.comparisons import compare, find_baseline
+from downsample_study.report.comparisons import adjust, compare, find_baseline
 from downsample_study.report.contents import Report
 from downsample_study.report.jobs import JobOutcome, load_jobs
 from downsample_study.report.plots import PLOTS, plot_accuracy, plot_accuracy_vs_params, plot_curves
@@ -30,7 +30,10 @@ log = logging.getLogger("downsample_study.report")
 
 
 
-def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None) -> Report:
+def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
+                 margin: float | None = None) -> Report:
+    """``baselines`` and the equivalence ``margin`` (pp) default to the sweep's
+    ``report.*``."""
     sweep = Path(sweep)
     if not sweep.is_dir():
         raise ReportError(f"{sweep}: no such folder (pass a sweep folder, e.g. "
@@ -43,28 +46,38 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None) -> 
     label_variants(variants, keys)
     if baselines is None:
         baselines = _configured_baselines(jobs)
-    comparisons = [
-        compare(v, b, spec)
-        for spec in baselines
-        for v in variants
-        if (b := find_baseline(v, variants, spec)) is not None
-    ]
+    if margin is None:
+        margin = _configured(jobs, "equivalence_margin", ReportConfig().equivalence_margin)
+    comparisons, seen = [], set()
+    for spec in baselines:
+        for v in variants:
+            b = find_baseline(v, variants, spec)
+            if b is not None and (id(v), id(b)) not in seen:  # once, under its first baseline
+                seen.add((id(v), id(b)))
+                comparisons.append(compare(v, b, spec, margin))
+    adjust(comparisons)
     return Report(sweep, jobs, variants, keys, baselines, comparisons)
 
 
 def _configured_baselines(jobs: list[JobOutcome]) -> list[dict[str, str]]:
-    for job in jobs:
-        config = job.results.config if job.results else {}
-        found = config.get("report", {}).get("baselines")
-        if found:
-            return [{k: text(v) for k, v in spec.items()} for spec in found]
+    found = _configured(jobs, "baselines", None)
+    if found:
+        return [{k: text(v) for k, v in spec.items()} for spec in found]
     return ReportConfig().baselines
 
 
+def _configured(jobs: list[JobOutcome], key: str, default):
+    for job in jobs:
+        found = (job.results.config if job.results else {}).get("report", {}).get(key)
+        if found is not None:
+            return found
+    return default
+
+
 def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
-                 use_wandb: bool = True) -> Report:
+                 use_wandb: bool = True, margin: float | None = None) -> Report:
     """Build the report of ``sweep`` and write its files into it."""
-    report = build_report(sweep, baselines)
+    report = build_report(sweep, baselines, margin)
     sweep = report.sweep
     plots = []
     if report.variants:

@@ -24,12 +24,16 @@ def main(argv: list[str] | None = None) -> int:
         help="compare each variant with the one that has these values (repeatable; default: "
              "the sweep's report.baselines, else downsample=maxpool)",
     )
+    parser.add_argument("--margin", type=float, metavar="PP",
+                        help="the equivalence margin in percentage points (default: the "
+                             "sweep's report.equivalence_margin)")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         baselines = [parse_baseline(b) for b in args.baseline] if args.baseline else None
-        report = write_report(args.sweep, baselines, use_wandb=not args.no_wandb)
+        report = write_report(args.sweep, baselines, use_wandb=not args.no_wandb,
+                              margin=args.margin)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,6 +1,9 @@
 """Each variant against its baseline: the difference in test top-1 with its confidence
 interval and p-value, from a paired t-test when both sides ran the same seeds, Welch's
-otherwise (scipy)."""
+otherwise (scipy); the p-values Holm-adjusted over the report's comparisons (``adjust``,
+statsmodels), an equivalence test (TOST, statsmodels) within ``report.equivalence_margin``,
+the effect size, and the verdict: better, worse, equivalent within ±m, or inconclusive —
+then with roughly how many seeds a side would resolve it."""
 
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ from scipy import stats
 from downsample_study.errors import ReportError
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
 from downsample_study.report.variants import SHARED, Variant, short, text
+
+POWER = 0.8  # for the seeds that would resolve an inconclusive comparison
+MAX_SEEDS = 1000
 
 
 @dataclass
@@ -28,20 +34,41 @@ class Comparison:
     test: str = "none"  # paired | welch | none
     n: str = ""
     reason: str = "fewer than 2 seeds on a side"  # why there is no test
+    p_adjusted: float = math.nan  # Holm over the report's comparisons (``adjust``)
+    margin: float = math.nan  # pp: the equivalence margin
+    p_equivalent: float = math.nan  # TOST: the difference is within ±margin
+    effect: float = math.nan  # Cohen's d_z (paired) or Hedges' g (Welch)
+    seeds_needed: int | None = None  # per side, to resolve an inconclusive comparison
+    spread: float = math.nan  # sd of the paired differences, or the pooled sd (Welch)
 
     @property
     def significant(self) -> bool:
-        return self.p < ALPHA
+        return self.p_adjusted < ALPHA
+
+    @property
+    def verdict(self) -> str:
+        if self.test == "none":
+            return "no test"
+        if self.significant:
+            return "better" if self.diff > 0 else "worse"
+        if self.p_equivalent < ALPHA:
+            return f"equivalent within ±{self.margin:g} pp"
+        return "inconclusive"
 
     def sentence(self) -> str:
         if self.test == "none":
             return f"{self.what} = {pp(self.diff)} pp: no test ({self.reason})"
         how = ("paired t-test over seeds " + ", ".join(map(str, self.variant.seeds))
                if self.test == "paired" else "Welch's t-test")
-        verdict = "significant" if self.significant else "not significant"
+        effect = "d_z" if self.test == "paired" else "g"
+        resolve = (f"; about {self.seeds_needed} seeds a side would resolve it"
+                   if self.verdict == "inconclusive" and self.seeds_needed else "")
         return (f"{self.what} = {pp(self.diff)} pp [{pp(self.low)}, {pp(self.high)}], "
-                f"{_p(self.p)}: {verdict} at n = {self.n} ({how}; params "
-                f"{self.variant.params:,} vs {self.baseline.params:,})")
+                f"{_p(self.p)}, Holm {_p(self.p_adjusted)}, {effect} = "
+                f"{f'{self.effect:.2f}'.replace('-', '−')}: **{self.verdict}** at n = "
+                f"{self.n}{resolve} "
+                f"({how}; TOST {_p(self.p_equivalent)}; params {self.variant.params:,} vs "
+                f"{self.baseline.params:,})")
 
 
 def pp(value: float) -> str:
@@ -99,7 +126,8 @@ def find_baseline(variant: Variant, variants: list[Variant], spec: dict[str, str
     return found[0] if len(found) == 1 else None
 
 
-def compare(variant: Variant, baseline: Variant, spec: dict[str, str]) -> Comparison:
+def compare(variant: Variant, baseline: Variant, spec: dict[str, str],
+            margin: float = 0.2) -> Comparison:
     wanted = _spec_keys(spec)
 
     def side(v: Variant) -> str:
@@ -108,7 +136,7 @@ def compare(variant: Variant, baseline: Variant, spec: dict[str, str]) -> Compar
     a, b = variant.values("test", "acc_top1"), baseline.values("test", "acc_top1")
     what = f"{side(variant)} − {side(baseline)}"
     diff = float(np.mean(list(a.values())) - np.mean(list(b.values())))
-    result = Comparison(variant, baseline, spec, what, diff)
+    result = Comparison(variant, baseline, spec, what, diff, margin=margin)
     if set(a) == set(b) and len(a) >= 2:
         seeds = sorted(a)
         x, y = [a[s] for s in seeds], [b[s] for s in seeds]
@@ -128,4 +156,57 @@ def compare(variant: Variant, baseline: Variant, spec: dict[str, str]) -> Compar
         return result
     ci = test.confidence_interval(CONFIDENCE)
     result.low, result.high, result.p = float(ci.low), float(ci.high), float(test.pvalue)
+    result.p_adjusted = result.p  # until ``adjust`` sees the report's family
+    _equivalence_and_effect(result, np.asarray(x), np.asarray(y))
     return result
+
+
+def _equivalence_and_effect(result: Comparison, x: np.ndarray, y: np.ndarray) -> None:
+    from statsmodels.stats.weightstats import ttost_ind, ttost_paired
+
+    m = result.margin
+    if result.test == "paired":
+        d = x - y
+        result.p_equivalent = float(ttost_paired(x, y, -m, m)[0])
+        result.spread = float(d.std(ddof=1))
+        result.effect = float(d.mean() / result.spread)
+    else:
+        result.p_equivalent = float(ttost_ind(x, y, -m, m, usevar="unequal")[0])
+        result.spread = math.sqrt(((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1))
+                                  / (len(x) + len(y) - 2))
+        correction = 1 - 3 / (4 * (len(x) + len(y)) - 9)  # Hedges' small-sample factor
+        result.effect = float((x.mean() - y.mean()) / result.spread * correction)
+
+
+def _seeds_needed(c: Comparison) -> int | None:
+    """Seeds a side that would likely resolve ``c``: for a difference beyond the margin, the
+    t-test's 80 % power to show it; within it, until the interval would fit inside ±m."""
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    paired = c.test == "paired"
+    if c.spread == 0 or not math.isfinite(c.spread):
+        return None
+    if abs(c.diff) >= c.margin:
+        power = TTestPower() if paired else TTestIndPower()
+        n = power.solve_power(effect_size=abs(c.diff) / c.spread, alpha=ALPHA, power=POWER)
+    else:
+        per_side = 1 if paired else 2
+        n = next((k for k in range(2, MAX_SEEDS)
+                  if stats.t.ppf(1 - ALPHA, k - 1) * c.spread * math.sqrt(per_side / k)
+                  < c.margin - abs(c.diff)), None)
+    return None if n is None or not math.isfinite(n) else min(MAX_SEEDS, math.ceil(n))
+
+
+def adjust(comparisons: list[Comparison]) -> None:
+    """Holm–Bonferroni over ``comparisons`` (a report's family: every comparison it makes
+    that has a test)."""
+    from statsmodels.stats.multitest import multipletests
+
+    tested = [c for c in comparisons if c.test != "none"]
+    if tested:
+        adjusted = multipletests([c.p for c in tested], alpha=ALPHA, method="holm")[1]
+        for comparison, p in zip(tested, adjusted, strict=True):
+            comparison.p_adjusted = float(p)
+    for comparison in tested:
+        if comparison.verdict == "inconclusive":
+            comparison.seeds_needed = _seeds_needed(comparison)

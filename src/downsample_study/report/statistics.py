@@ -1,5 +1,6 @@
 """Per-variant statistics over seeds: mean, standard deviation and a Student-t confidence
-interval of the mean (scipy)."""
+interval of the mean (scipy), clipped to the values the quantity can take (an accuracy's
+interval at n = 2 can run past 100 %)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class Stat:
     high: float = math.nan
 
     @classmethod
-    def of(cls, values) -> Stat:
+    def of(cls, values, bounds: tuple[float, float] = (-math.inf, math.inf)) -> Stat:
         values = np.asarray(values, dtype=float)
         mean = float(values.mean())
         if len(values) < 2:
@@ -31,7 +32,8 @@ class Stat:
             return cls(len(values), mean, 0.0, mean, mean)
         low, high = stats.t.interval(CONFIDENCE, len(values) - 1, loc=mean,
                                      scale=std / math.sqrt(len(values)))
-        return cls(len(values), mean, std, float(low), float(high))
+        return cls(len(values), mean, std, max(float(low), bounds[0]),
+                   min(float(high), bounds[1]))
 
     def format(self, digits: int = 2, ci: bool = True) -> str:
         if self.n < 2:

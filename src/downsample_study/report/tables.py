@@ -55,7 +55,10 @@ def comparison_rows(report: Report) -> list[dict[str, Any]]:
     return [
         _finite({"dataset": text(c.variant.flat.get("dataset.name")), "variant": c.variant.label,
                  "baseline": c.baseline.label, "difference": c.what, "diff_top1_pp": c.diff,
-                 "ci_low": c.low, "ci_high": c.high, "p_value": c.p, "test": c.test, "n": c.n,
+                 "ci_low": c.low, "ci_high": c.high, "p_value": c.p,
+                 "p_holm": c.p_adjusted, "p_equivalent": c.p_equivalent,
+                 "equivalence_margin_pp": c.margin, "effect_size": c.effect,
+                 "verdict": c.verdict, "seeds_needed": c.seeds_needed, "test": c.test, "n": c.n,
                  "params": c.variant.params, "baseline_params": c.baseline.params,
                  "sentence": c.sentence()})
         for c in report.comparisons
@@ -101,8 +104,13 @@ def _comparisons_section(report: Report) -> list[str]:
             lines.append(f"- **{text(c.variant.flat.get('dataset.name'))} · "
                          f"{c.variant.label}**: {c.sentence()}")
     if report.comparisons:
-        lines += ["", f"Significant means p < {ALPHA} for that one comparison; p-values are "
-                      f"not corrected for multiple comparisons ({len(report.comparisons)} here)."]
+        margin = report.comparisons[0].margin
+        lines += ["", f"Verdicts at α = {ALPHA}: better or worse when the Holm-adjusted p "
+                      f"(over this report's {len(report.comparisons)} comparisons, the family) "
+                      f"is below it; equivalent when the equivalence test (TOST) shows the "
+                      f"difference within ±{margin:g} pp (report.equivalence_margin); else "
+                      f"inconclusive. d_z / g: the effect size (Cohen's d of the paired "
+                      f"differences, Hedges' g)."]
     return lines
 
 

@@ -4,6 +4,7 @@ variants, and each variant gets the label the tables and plots show."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +87,12 @@ class Variant:
         return found
 
     def stat(self, *path: str, scale: float = 100.0) -> Stat | None:
+        """Over seeds, scaled (accuracies in percent): a fraction's interval stays within
+        [0, ``scale``]."""
         values = self.values(*path, scale=scale)
-        return Stat.of(list(values.values())) if values else None
+        fraction = path[-1].startswith(("acc", "consistency"))
+        bounds = (0.0, scale) if fraction else (-math.inf, math.inf)
+        return Stat.of(list(values.values()), bounds) if values else None
 
     @property
     def params(self) -> int:
