@@ -228,13 +228,27 @@ def test_jobs_that_never_started_are_listed(tmp_path):
         ("missing", "downsample=maxpool,seed=2", "never started")]
 
 
-def test_plots_are_valid_pngs(sweep):
+def test_plots_are_valid_pngs_with_svgs_beside(sweep):
     write_report(sweep, use_wandb=False)
     for name in PLOTS.values():
         with Image.open(sweep / name) as image:
             image.verify()
             assert image.format == "PNG" and min(image.size) > 200
         assert f"]({name})" in (sweep / "report.md").read_text()
+        svg = (sweep / name).with_suffix(".svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+
+
+def test_variants_are_listed_by_dataset_best_first_with_the_baseline_marked(sweep):
+    report = write_report(sweep, use_wandb=False)
+    means = [(v.flat["dataset.name"], np.mean(list(v.values("test", "acc_top1").values())))
+             for v in report.variants]
+    for dataset in ("fashion_mnist", "mnist"):
+        ordered = [m for d, m in means if d == dataset]
+        assert ordered == sorted(ordered, reverse=True)
+    table = (sweep / "report.md").read_text().split("## Variants")[1].split("##")[0]
+    marked = [line for line in table.splitlines() if "(baseline)" in line]
+    assert len(marked) == 2 and all("maxpool (baseline)" in line for line in marked)
 
 
 def test_report_is_logged_to_the_sweeps_wandb_group_offline(tmp_path):

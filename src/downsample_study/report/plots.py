@@ -21,6 +21,12 @@ PLOTS = {
 }
 
 
+def save(fig: Figure, path: Path) -> None:
+    """PNG for reading, SVG beside it for papers (vector, any size)."""
+    fig.savefig(path, dpi=150)
+    fig.savefig(path.with_suffix(".svg"))
+
+
 def _by_dataset(report: Report) -> dict[str, list[Variant]]:
     found: dict[str, list[Variant]] = defaultdict(list)
     for v in report.variants:
@@ -52,7 +58,7 @@ def plot_accuracy(report: Report, path: Path) -> None:
         ax.set_xlabel("test top-1 accuracy (%)")
         ax.set_title(f"{dataset}: mean and {CONFIDENCE:.0%} CI (×: seeds)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    fig.savefig(path, dpi=110)
+    save(fig, path)
 
 
 def plot_accuracy_vs_params(report: Report, path: Path) -> None:
@@ -75,7 +81,7 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
         ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.savefig(path, dpi=110)
+    save(fig, path)
 
 
 def plot_curves(report: Report, path: Path) -> bool:
@@ -106,7 +112,7 @@ def plot_curves(report: Report, path: Path) -> bool:
         ax.set_title(f"{dataset}: mean over seeds, band ±1 std", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.savefig(path, dpi=110)
+    save(fig, path)
     return True
 
 

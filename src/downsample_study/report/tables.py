@@ -81,11 +81,19 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _variants_section(report: Report) -> list[str]:
     header = [*(column(k) for k in report.keys), "n", "test top-1 %", "test top-2 %",
               "params", "MFLOPs", "train s"]
+    # a baseline's mark goes on the column its spec names (downsample=maxpool: downsample)
+    baselines = {id(c.baseline): next((k if "." in k else f"{k}.name" for k in c.spec), "")
+                 for c in report.comparisons}
     rows = []
-    for v in report.variants:
+    for v in report.variants:  # by dataset, best first
         seconds = v.stat("train_seconds", scale=1.0)
         n = f"{len(v.jobs)}" + (f" (+{len(v.failed)} failed)" if v.failed else "")
-        rows.append([*(text(v.flat.get(k, "—")) for k in report.keys), n,
+        keys = [text(v.flat.get(k, "—")) for k in report.keys]
+        if id(v) in baselines and keys:
+            spec_key = baselines[id(v)]
+            at = report.keys.index(spec_key) if spec_key in report.keys else len(keys) - 1
+            keys[at] += " (baseline)"
+        rows.append([*keys, n,
                      v.stat("test", "acc_top1").format(), v.stat("test", "acc_top2").format(),
                      f"{v.params:,}", f"{v.flops / 1e6:.2f}" if v.flops else "—",
                      f"{seconds.mean:.1f}" if seconds else "—"])

@@ -121,7 +121,15 @@ def group_variants(jobs: list[JobOutcome]) -> list[Variant]:
     variants = [v for v in grouped.values() if v.jobs]
     for v in variants:
         v.jobs.sort(key=lambda job: job.seed)
-    return sorted(variants, key=lambda v: [text(v.flat.get(k)) for k in ALWAYS])
+    return sorted(variants, key=_order)
+
+
+def _order(v: Variant) -> tuple:
+    """By dataset, then best first (mean test top-1; variants without results last)."""
+    values = v.values("test", "acc_top1")
+    mean = sum(values.values()) / len(values) if values else -math.inf
+    return (text(v.flat.get("dataset.name")), -mean,
+            [text(v.flat.get(k)) for k in ALWAYS])
 
 
 def shown_keys(variants: list[Variant]) -> list[str]:
