@@ -231,6 +231,13 @@ def test_bad_packing_input_gets_one_line(quick, args, reason, capsys):
     assert "Traceback" not in run.output and "Error executing job" not in run.output
 
 
+def test_a_pack_size_without_the_packing_sweeper_is_pointed_out(quick, tmp_path, capsys):
+    run = launch(["-m", *quick, "logger=none", "mode=summary", "seed=0,1", "pack.size=4",
+                  "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 0
+    assert "pack.size=4: packs are made by hydra/sweeper=packed" in run.output
+
+
 @pytest.mark.parametrize("override,reason", [
     ("trainer.fast_dev_run=true", "smoke tests (trainer.fast_dev_run) run alone"),
     ("mode=summary", "mode=summary trains nothing"),

@@ -105,6 +105,10 @@ class LauncherCheck(Callback):
 
         if runs_jobs_side_by_side(config.hydra.launcher) and config.parallel.fork:
             fork_workers()
+        packed = str(config.hydra.sweeper.get("_target_", "")).endswith("PackedSweeper")
+        if str(config.pack.size) != "auto" and not packed:
+            log.warning("pack.size=%s: packs are made by hydra/sweeper=packed, not by this "
+                        "sweeper; every job runs alone", config.pack.size)
         try:
             launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
             _check_settings(launcher, "hydra.launcher")
