@@ -32,7 +32,7 @@ TOP1 = {
 def config(dataset: str, op: str, seed: int, logger: str = "csv") -> dict:
     return {
         "dataset": {"name": dataset, "batch_size": 64},
-        "downsample": {"name": op, "batch_norm": False, "dropout": 0.0, **OPTIONS[op]},
+        "downsample": {"name": op, "batch_norm": False, "dropout": 0.0, **OPTIONS.get(op, {})},
         "model": {"name": "lenet5"},
         "optimizer": {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999]},
         "logger": {"name": logger, "project": "downsample_study", "entity": None,
@@ -237,6 +237,25 @@ def test_plots_are_valid_pngs_with_svgs_beside(sweep):
         assert f"]({name})" in (sweep / "report.md").read_text()
         svg = (sweep / name).with_suffix(".svg").read_text()
         assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+
+
+def test_ten_variants_get_a_curve_panel_each(tmp_path):
+    """At more variants than one panel can show apart, the validation curves become small
+    multiples: one panel per variant, the best one in grey behind the others."""
+    from matplotlib.image import imread
+
+    from downsample_study.report.plots import SMALL_MULTIPLES
+
+    sweep = tmp_path / "sweep"
+    operators = [f"op{i}" for i in range(SMALL_MULTIPLES + 4)]
+    for i, op in enumerate(operators):
+        for seed in (0, 1):
+            write_job(sweep, "mnist", op, seed, 0.97 + 0.001 * i + 0.0005 * seed)
+    write_report(sweep, use_wandb=False)
+    svg = (sweep / PLOTS["curves"]).with_suffix(".svg").read_text()
+    assert all(f"mnist · lenet5 · {op} (n = 2)" in svg for op in operators)
+    height, width = imread(sweep / PLOTS["curves"]).shape[:2]
+    assert height > 400 and width > 1000  # a grid, not one crowded panel
 
 
 def test_variants_are_listed_by_dataset_best_first_with_the_baseline_marked(sweep):

@@ -84,35 +84,69 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
     save(fig, path)
 
 
+SMALL_MULTIPLES = 6  # more variants than this in a dataset: one panel each, shared axes
+
+
+def _curve(v: Variant) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """A variant's validation top-1 per epoch: mean over seeds and their std."""
+    per_epoch: dict[int, list[float]] = defaultdict(list)
+    for job in v.jobs:
+        for row in job.epochs:
+            if "val/acc_top1" in row:
+                per_epoch[int(row["epoch"])].append(100 * row["val/acc_top1"])
+    epochs = sorted(per_epoch)
+    mean = np.array([np.mean(per_epoch[e]) for e in epochs])
+    std = np.array([np.std(per_epoch[e], ddof=1) if len(per_epoch[e]) > 1 else 0.0
+                    for e in epochs])
+    return epochs, mean, std
+
+
+def _draw(ax, v: Variant, color: str, label: str) -> None:
+    epochs, mean, std = _curve(v)
+    ax.plot(epochs, mean, marker=".", color=color, label=label)
+    ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
 def plot_curves(report: Report, path: Path) -> bool:
-    """Validation top-1 per epoch: the mean over seeds, with a ±1 std band."""
+    """Validation top-1 per epoch: the mean over seeds, with a ±1 std band. A dataset with
+    more than ``SMALL_MULTIPLES`` variants gets one panel per variant (shared axes, the
+    dataset's best variant in grey behind each) instead of one crowded panel."""
     datasets = {d: [v for v in vs if any(job.epochs for job in v.jobs)]
                 for d, vs in _by_dataset(report).items()}
     datasets = {d: vs for d, vs in datasets.items() if vs}
     if not datasets:
         return False
-    fig, axes = _panels(len(datasets), 5.0, 3.8)
-    for ax, (dataset, variants) in zip(axes, datasets.items()):
+    if max(len(vs) for vs in datasets.values()) <= SMALL_MULTIPLES:
+        fig, axes = _panels(len(datasets), 5.0, 3.8)
+        for ax, (dataset, variants) in zip(axes, datasets.items()):
+            for i, v in enumerate(variants):
+                _draw(ax, v, f"C{i % 10}", f"{v.label} (n = {len(v.jobs)})")
+            ax.set_xlabel("epochs trained")
+            ax.set_ylabel("validation top-1 accuracy (%)")
+            ax.set_title(f"{dataset}: mean over seeds, band ±1 std", fontsize=9)
+            ax.legend(fontsize=7)
+        save(fig, path)
+        return True
+    columns = min(5, max(len(vs) for vs in datasets.values()))
+    rows = sum(-(-len(vs) // columns) for vs in datasets.values())
+    fig = Figure(figsize=(2.6 * columns, 2.2 * rows + 0.6), layout="constrained")
+    grid = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+    row = 0
+    for dataset, variants in datasets.items():
+        best = variants[0]  # variants come best first
         for i, v in enumerate(variants):
-            per_epoch: dict[int, list[float]] = defaultdict(list)
-            for job in v.jobs:
-                for row in job.epochs:
-                    if "val/acc_top1" in row:
-                        per_epoch[int(row["epoch"])].append(100 * row["val/acc_top1"])
-            epochs = sorted(per_epoch)
-            mean = np.array([np.mean(per_epoch[e]) for e in epochs])
-            std = np.array([np.std(per_epoch[e], ddof=1) if len(per_epoch[e]) > 1 else 0.0
-                            for e in epochs])
-            ax.plot(epochs, mean, marker=".", color=f"C{i % 10}",
-                    label=f"{v.label} (n = {len(v.jobs)})")
-            ax.fill_between(epochs, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epochs trained")
-        ax.set_ylabel("validation top-1 accuracy (%)")
-        ax.set_title(f"{dataset}: mean over seeds, band ±1 std", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+            ax = grid[row + i // columns, i % columns]
+            if v is not best:
+                _draw(ax, best, "0.7", "")
+            _draw(ax, v, "C0", "")
+            ax.set_title(f"{dataset} · {v.label} (n = {len(v.jobs)})", fontsize=7)
+        for i in range(len(variants), -(-len(variants) // columns) * columns):
+            grid[row + i // columns, i % columns].set_axis_off()
+        row += -(-len(variants) // columns)
+    fig.supxlabel("epochs trained", fontsize=9)
+    fig.supylabel("validation top-1 accuracy (%)", fontsize=9)
+    fig.suptitle("mean over seeds, band ±1 std; grey: the dataset's best variant", fontsize=9)
     save(fig, path)
     return True
-
-
