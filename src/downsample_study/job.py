@@ -37,7 +37,11 @@ from downsample_study.sweeps.slots import Slot
 from downsample_study.training.checkpoints import load, resume_point
 from downsample_study.training.epochs import read_epochs
 from downsample_study.training.loggers import LOGGERS, create_logger
-from downsample_study.training.module import DownsampleClassifier, plain
+from downsample_study.training.module import (
+    DownsampleClassifier,
+    plain,
+    solo_hyper_parameters,
+)
 from downsample_study.training.optimizers import unfuse_to_clip
 from downsample_study.training.resume import epochs_trained
 from downsample_study.training.stops import fit_to_the_end_or_a_stop
@@ -96,18 +100,10 @@ class Job:
         fit_to_the_end_or_a_stop(self)
 
     def params(self) -> Params:
-        summary = self.summary
-        return Params(summary.params_total, summary.params_trainable, summary.params_downsample)
+        return params_of(self.summary)
 
     def stopped_at(self) -> dict[str, int] | None:
-        """How far training got: the epoch it was in (from 1; the last one once training is
-        done) and the optimizer steps done."""
-        if self.trainer is None:
-            return None
-        last = self.trainer.max_epochs
-        epoch = self.trainer.current_epoch + 1
-        return {"epoch": min(epoch, last) if last and last > 0 else epoch,
-                "step": self.trainer.global_step}
+        return stopped_at(self.trainer)
 
     def evaluate(self, ckpt_path: str | None = "best") -> Evaluation:
         """Validation and test metrics of the checkpoint selected on ``val/acc_top1`` (None:
@@ -223,35 +219,58 @@ def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = 
     job.datamodule = DownsampleDataModule(run_cfg.dataset, Path(paths.data_dir),
                                           Path(paths.cache_dir), run_cfg.seed)
     job.module = DownsampleClassifier(
-        plain(run_cfg.model), plain(run_cfg.downsample), plain(run_cfg.optimizer),
-        list(dataset.input_shape), dataset.num_classes,
-        channels_last=run_cfg.speed.channels_last, compile_mode=str(run_cfg.speed.compile),
+        **solo_hyper_parameters(run_cfg, dataset.input_shape, dataset.num_classes),
         net=net, summary=summary,
     )
-    identity.config = {**OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-                       "trainer": run_cfg.trainer}
     job.resumed_from = resume_point(job.output_dir, tidy=is_primary())
-    identity.resumed = job.resumed_from is not None
-    identity.run_id = run_id_of(job.output_dir, identity.resumed) if is_primary() else None
-    if job.resumed_from is not None:
-        done = load(job.resumed_from)["global_step"]
-        identity.earlier_epochs = [r for r in read_epochs(job.output_dir) if r["step"] <= done]
-    job.tracker = LOGGERS[run_cfg.logger.name]
-    job.logger = create_logger(run_cfg.logger, identity, job.output_dir)
-    if job.logger is not None:  # in the run's config, so runs can be grouped by them
-        job.tracker.start(job.logger, {"params": plain(job.params()),
-                                       "flops_forward": summary.flops_forward})
+    job.tracker, job.logger = start_tracking(identity, cfg, run_cfg, job.output_dir, summary,
+                                             job.resumed_from, primary=is_primary())
     job.checkpoint = best_checkpoint(job.output_dir)
     job.trainer = build_trainer(run_cfg.trainer, job.output_dir, job.logger, job.checkpoint,
                                 slot)
     return job
 
 
+def params_of(summary: ModelSummary) -> Params:
+    return Params(summary.params_total, summary.params_trainable, summary.params_downsample)
+
+
+def start_tracking(identity: RunIdentity, cfg: DictConfig, run_cfg: RunConfig,
+                   output_dir: Path, summary: ModelSummary, resumed_from: Path | None,
+                   primary: bool = True) -> tuple[Tracker, Logger | None]:
+    """The job's tracker run: its identity completed (config, run id kept across attempts,
+    the epochs an earlier attempt logged up to ``resumed_from``) and its logger started."""
+    identity.config = {**OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+                       "trainer": run_cfg.trainer}
+    identity.resumed = resumed_from is not None
+    identity.run_id = run_id_of(output_dir, identity.resumed) if primary else None
+    if resumed_from is not None:
+        done = load(resumed_from)["global_step"]
+        identity.earlier_epochs = [r for r in read_epochs(output_dir) if r["step"] <= done]
+    tracker = LOGGERS[run_cfg.logger.name]
+    logger = create_logger(run_cfg.logger, identity, output_dir)
+    if logger is not None:  # in the run's config, so runs can be grouped by them
+        tracker.start(logger, {"params": plain(params_of(summary)),
+                               "flops_forward": summary.flops_forward})
+    return tracker, logger
+
+
+def stopped_at(trainer: L.Trainer | None) -> dict[str, int] | None:
+    """How far training got: the epoch it was in (from 1; the last one once training is
+    done) and the optimizer steps done."""
+    if trainer is None:
+        return None
+    last = trainer.max_epochs
+    epoch = trainer.current_epoch + 1
+    return {"epoch": min(epoch, last) if last and last > 0 else epoch,
+            "step": trainer.global_step}
+
+
 def build_evaluation(cfg: DictConfig, module: DownsampleClassifier, output_dir: Path,
-                     device: str = "cpu") -> Job:
+                     device: str = "cpu", trainer: L.Trainer | None = None) -> Job:
     """The parts that evaluate a trained module (a finished job's checkpoint) without
     training: its job's config ``cfg`` (with the paths and evaluation settings to use), its
-    data, and a Trainer that logs and saves nothing."""
+    data, and a Trainer that logs and saves nothing (``trainer``, or one on ``device``)."""
     run_cfg = validate(cfg)
     dataset = DATASETS[run_cfg.dataset.name]
     job = Job(run_cfg, dataset, module.net, module.summary, Path(output_dir),
@@ -259,7 +278,9 @@ def build_evaluation(cfg: DictConfig, module: DownsampleClassifier, output_dir: 
     paths = run_cfg.paths
     job.datamodule = DownsampleDataModule(run_cfg.dataset, Path(paths.data_dir),
                                           Path(paths.cache_dir), run_cfg.seed)
-    job.trainer = L.Trainer(accelerator="cpu" if device == "cpu" else "gpu", devices=1,
+    if trainer is None:
+        trainer = L.Trainer(accelerator="cpu" if device == "cpu" else "gpu", devices=1,
                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, default_root_dir=str(output_dir))
+    job.trainer = trainer
     return job

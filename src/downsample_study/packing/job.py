@@ -18,14 +18,13 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.validate import RunConfig, validate
 from downsample_study.console import quiet_lightning, say
 from downsample_study.data.datasets import DATASETS
 from downsample_study.errors import ConfigError, JobBusy
-from downsample_study.job import build_evaluation
+from downsample_study.job import build_evaluation, start_tracking, stopped_at
 from downsample_study.layout import CHECKPOINTS, LAST
 from downsample_study.nets.models import build_model
 from downsample_study.nets.shapes import ModelSummary
@@ -34,17 +33,16 @@ from downsample_study.packing.data import PackedDataModule
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.outputs import Member, MemberOutputs
 from downsample_study.results import Results
-from downsample_study.sweeps.naming import job_dir_name, override_dirname
+from downsample_study.sweeps.naming import job_dir_name, override_dirname, override_key
 from downsample_study.sweeps.ownership import job_lock
 from downsample_study.sweeps.slots import ShareIdleCores, Slot
 from downsample_study.training.checkpoints import resume_point
-from downsample_study.training.epochs import read_epochs
-from downsample_study.training.loggers import LOGGERS, create_logger
-from downsample_study.training.module import DownsampleClassifier, plain
+from downsample_study.training.module import DownsampleClassifier, solo_hyper_parameters
 from downsample_study.training.optimizers import unfuse_to_clip
+from downsample_study.training.resume import completed_results
 from downsample_study.training.stops import StopAtStepBoundary, fit_to_the_end_or_a_stop
-from downsample_study.training.tracking import RunIdentity, run_id_of
-from downsample_study.training.trainer import evaluation_trainer, trainer_args
+from downsample_study.training.tracking import RunIdentity
+from downsample_study.training.trainer import evaluation_trainer, pack_trainer
 
 log = logging.getLogger("downsample_study")
 
@@ -62,15 +60,11 @@ class MemberJob:
     member: Member
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def member_jobs(cfg: DictConfig) -> list[tuple[int, list[str], Path]]:
     """(seed, overrides, folder) of each member of the pack ``cfg`` describes."""
     hydra_cfg = HydraConfig.get()
     names = hydra_cfg.job.config.override_dirname
-    task = [o for o in hydra_cfg.overrides.task if _key(o) not in (*PACK_KEYS, "seed")]
+    task = [o for o in hydra_cfg.overrides.task if override_key(o) not in (*PACK_KEYS, "seed")]
     members = []
     for seed in cfg.pack.seeds:
         overrides = [*task, f"seed={seed}"]
@@ -95,11 +89,9 @@ class Pack:
     def __init__(self, cfg: DictConfig, output_dir: Path, slot: Slot | None,
                  locks: contextlib.ExitStack, identity_of):
         """``identity_of(cfg, overrides)``: a member's tracker identity (``task.py``)."""
-        from downsample_study.training.resume import completed_results
-
         self.output_dir, self.slot, self.id = output_dir, slot, str(cfg.pack.id)
-        self.seeds = [int(s) for s in cfg.pack.seeds]
         self.jobs: list[MemberJob] = []
+        self.trainer: L.Trainer | None = None  # built by build()
         for seed, overrides, folder in member_jobs(cfg):
             if completed_results(folder) is not None:
                 log.info("%s: completed by an earlier run, skipped", folder)
@@ -127,7 +119,7 @@ class Pack:
         """A pack of ``cfg`` at ``seeds`` outside a sweep (the bench's): member k's folder
         is ``output_dir/seed<k>``."""
         pack = cls.__new__(cls)
-        pack.output_dir, pack.slot, pack.id, pack.seeds = output_dir, None, "bench", seeds
+        pack.output_dir, pack.slot, pack.id, pack.trainer = output_dir, None, "bench", None
         pack.jobs, pack.train_seconds = [], 0.0
         for seed in seeds:
             member_cfg = cfg.copy()
@@ -151,11 +143,8 @@ class Pack:
             nets.append(build_model(job.run.model, job.run.downsample, dataset.input_shape,
                                     dataset.num_classes))
             generators.append(torch.Generator().set_state(torch.get_rng_state()))
-            job.member.hyper_parameters = {
-                "model": plain(job.run.model), "downsample": plain(job.run.downsample),
-                "optimizer": plain(job.run.optimizer), "input_shape": list(dataset.input_shape),
-                "num_classes": dataset.num_classes, "channels_last": job.run.speed.channels_last,
-                "compile_mode": "none"}
+            job.member.hyper_parameters = solo_hyper_parameters(
+                job.run, dataset.input_shape, dataset.num_classes)
         self.summary = ModelSummary.of(nets[0], dataset.input_shape)
         unfuse_to_clip(first.optimizer, first.trainer)
         self.module = PackedClassifier(nets, generators, first.optimizer, dataset.num_classes,
@@ -168,37 +157,16 @@ class Pack:
             self._start_logger(job)
         pack_last = self.output_dir / CHECKPOINTS / LAST
         self.outputs = MemberOutputs([j.member for j in self.jobs], pack_last)
-        args = trainer_args(first.trainer)
-        args["enable_checkpointing"] = False
         callbacks = [self.outputs, StopAtStepBoundary(pack_last)]
         if self.slot is not None:
             callbacks.append(ShareIdleCores(self.slot))
-        try:
-            self.trainer = L.Trainer(**args, logger=False, callbacks=callbacks,
-                                     default_root_dir=str(self.output_dir))
-        except (MisconfigurationException, TypeError, ValueError, RuntimeError) as err:
-            raise ConfigError(f"trainer: {err}") from None
+        self.trainer = pack_trainer(first.trainer, self.output_dir, callbacks)
 
     def _start_logger(self, job: MemberJob) -> None:
-        identity, folder = job.identity, job.member.output_dir
-        identity.config = {**OmegaConf.to_container(job.cfg, resolve=True, enum_to_str=True),
-                           "trainer": job.run.trainer}
-        identity.resumed = self.resumed_from is not None
-        identity.run_id = run_id_of(folder, identity.resumed)
-        identity.alongside = True
-        if self.resumed_from is not None:
-            done = torch.load(self.resumed_from, map_location="cpu",
-                              weights_only=True)["global_step"]
-            identity.earlier_epochs = [r for r in read_epochs(folder) if r["step"] <= done]
-        tracker = LOGGERS[job.run.logger.name]
-        job.member.tracker = tracker
-        job.member.logger = create_logger(job.run.logger, identity, folder)
-        if job.member.logger is not None:
-            s = self.summary
-            tracker.start(job.member.logger, {
-                "params": {"total": s.params_total, "trainable": s.params_trainable,
-                           "downsample": s.params_downsample},
-                "flops_forward": s.flops_forward})
+        job.identity.alongside = True
+        job.member.tracker, job.member.logger = start_tracking(
+            job.identity, job.cfg, job.run, job.member.output_dir, self.summary,
+            self.resumed_from)
 
     def fit(self) -> None:
         cfg = self.jobs[0].run
@@ -215,22 +183,18 @@ class Pack:
         module = DownsampleClassifier.load_from_checkpoint(member.checkpoint.best_model_path,
                                                            map_location=device)
         with quiet_lightning():  # the evaluation Trainer's lines, once per member
-            solo = build_evaluation(job.cfg, module, member.output_dir, device=device.type)
-            solo.trainer = evaluation_trainer(job.run.trainer, member.output_dir)
-        solo.identity, solo.tracker, solo.logger = job.identity, member.tracker, member.logger
-        solo.checkpoint, solo.slot, solo.pack = member.checkpoint, self.slot, self.info
-        solo.train_seconds = self.train_seconds
-        solo.resumed_from = self.resumed_from
-        solo.datamodule.splits = self.datamodule.splits  # loaded once, for every member
-        with quiet_lightning():
+            solo = build_evaluation(job.cfg, module, member.output_dir, trainer=(
+                evaluation_trainer(job.run.trainer, member.output_dir)))
+            solo.identity, solo.tracker, solo.logger = job.identity, member.tracker, member.logger
+            solo.checkpoint, solo.slot, solo.pack = member.checkpoint, self.slot, self.info
+            solo.train_seconds = self.train_seconds
+            solo.resumed_from = self.resumed_from
+            solo.datamodule.splits = self.datamodule.splits  # loaded once, for every member
             evaluation = solo.evaluate(ckpt_path=None)
         return solo.record(evaluation)
 
-    def stopped_at(self) -> dict[str, int]:
-        trainer, last = self.trainer, self.trainer.max_epochs
-        epoch = trainer.current_epoch + 1
-        return {"epoch": min(epoch, last) if last and last > 0 else epoch,
-                "step": trainer.global_step}
+    def stopped_at(self) -> dict[str, int] | None:
+        return stopped_at(self.trainer)
 
     def finish(self, k: int, exit_code: int) -> None:
         """End member k's tracker run (its W&B run runs beside the others')."""

@@ -40,7 +40,7 @@ class PackedClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         self.channels_last = False
         self.val_acc = nn.ModuleList(accuracy_metrics(num_classes, "val/") for _ in nets)
         self.val_loss = nn.ModuleList(MeanMetric() for _ in nets)
-        # the first non-finite loss of each member: (epoch from 1, step, loss)
+        # the first non-finite loss of each member: (loss, epoch from 0, step)
         self.diverged: dict[int, tuple[int, int, float]] = {}
 
     def setup(self, stage: str) -> None:
@@ -65,8 +65,8 @@ class PackedClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         if bool(finite.all()):
             return
         for k in torch.nonzero(~finite).flatten().tolist():
-            self.diverged.setdefault(k, (self.current_epoch + 1, self.global_step,
-                                         float(losses[k])))
+            self.diverged.setdefault(k, (float(losses[k]), self.current_epoch,
+                                         self.global_step))
 
     def take_loss_window(self) -> torch.Tensor:
         """Each member's mean training loss since the last call, ``(K,)``."""

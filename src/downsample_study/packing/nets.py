@@ -170,7 +170,7 @@ class Packer:
                 for name in children[0]))
         kind = type(first)
         if kind in PACKERS:
-            self._record(first, prefix, sliced=True)
+            self._record_slices(first, prefix)
             return PACKERS[kind](nets)
         if kind is nn.Flatten and first.start_dim == 1 and first.end_dim == -1:
             return PackedFlatten(self.members)
@@ -183,9 +183,10 @@ class Packer:
                                         for k in range(self.members)}
         return PerMember([copy.deepcopy(n) for n in nets])
 
-    def _record(self, module: nn.Module, prefix: str, sliced: bool) -> None:
+    def _record_slices(self, module: nn.Module, prefix: str) -> None:
+        """The module's tensors are the members' concatenated: member k's is slice k."""
         for name in module.state_dict():
-            self.keys[prefix + name] = (prefix + name, sliced)
+            self.keys[prefix + name] = (prefix + name, True)
 
 
 class PackedNet(nn.Module):

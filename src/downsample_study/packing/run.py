@@ -12,13 +12,14 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from downsample_study.errors import DivergedError, Interrupted, UserError
+from downsample_study.errors import Interrupted, UserError
 from downsample_study.outcomes import after_stop, failure, interrupted, record
 from downsample_study.packing.job import Pack
 from downsample_study.results import Status
 from downsample_study.storage import is_storage_error, storage_error
 from downsample_study.sweeps.signals import STOPS
 from downsample_study.sweeps.slots import concurrent_jobs, job_slot
+from downsample_study.training.module import diverged
 
 log = logging.getLogger("downsample_study")
 
@@ -39,11 +40,8 @@ def run_pack(cfg: DictConfig, output_dir: Path, multirun: bool, identity_of) -> 
             pack.build()
             pack.fit()
             for k, job in enumerate(pack.jobs):
-                if k in pack.module.diverged:
-                    epoch, step, loss = pack.module.diverged[k]
-                    err = DivergedError(f"training loss is {loss} at epoch {epoch - 1}, step "
-                                        f"{step}: the run diverged (lower optimizer.lr, or "
-                                        f"enable downsample.batch_norm)")
+                if k in pack.module.diverged:  # failed, as its solo job would have
+                    err = diverged(*pack.module.diverged[k])
                     log.error("error: %s: %s", job.member.output_dir.name, err)
                     record(job.member.output_dir, failure(
                         job.cfg, job.identity, err, slot and slot.index, status=Status.failed,
@@ -54,13 +52,11 @@ def run_pack(cfg: DictConfig, output_dir: Path, multirun: bool, identity_of) -> 
                 pack.finish(k, 0)
     except Interrupted as stop:
         for k, job in enumerate(pack.jobs if pack else []):
-            results = interrupted(job.cfg, job.identity, stop,
-                                   pack.stopped_at() if hasattr(pack, "trainer") else None,
-                                   pack.slot and pack.slot.index, job.member.output_dir)
+            results = interrupted(job.cfg, job.identity, stop, pack.stopped_at(),
+                                  pack.slot and pack.slot.index, job.member.output_dir)
             results.pack = pack.info
             record(job.member.output_dir, results)
-            if hasattr(pack, "trainer"):
-                pack.finish(k, stop.exit_status)
+            pack.finish(k, stop.exit_status)
         log.error("pack %s stopped by %s: run the same command again to resume",
                   cfg.pack.id, stop.name)
         return after_stop(stop, multirun)
@@ -71,10 +67,10 @@ def run_pack(cfg: DictConfig, output_dir: Path, multirun: bool, identity_of) -> 
         reraise = isinstance(err, KeyboardInterrupt) or not (multirun or user_error)
         log.error("error: %s", err if user_error else f"{type(err).__name__}: {err}")
         for k, job in enumerate(pack.jobs if pack else []):
-            record(job.member.output_dir, failure(job.cfg, job.identity, err, None,
-                                                    status=Status.failed, pack=pack.info))
-            if hasattr(pack, "trainer"):
-                pack.finish(k, 1)
+            record(job.member.output_dir, failure(job.cfg, job.identity, err,
+                                                  pack.slot and pack.slot.index,
+                                                  status=Status.failed, pack=pack.info))
+            pack.finish(k, 1)
         if reraise:
             raise
         if not multirun:

@@ -54,3 +54,8 @@ def override_dirname(overrides: list[str], exclude_keys: list[str], item_sep: st
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     lines = sorted(o.input_line for o in parsed if o.key_or_group not in exclude_keys)
     return item_sep.join(lines).replace("=", kv_sep)
+
+
+def override_key(override: str) -> str:
+    """The key (or config group) an override sets: ``seed`` of ``seed=3``."""
+    return OverridesParser.create().parse_override(override).key_or_group

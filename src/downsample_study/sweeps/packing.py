@@ -14,13 +14,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
+from downsample_study.sweeps.naming import override_key
 
 PACKS_DIR = "packs"  # in a sweep folder: one folder per pack (its log and checkpoint)
-
-
-def _key(override: str) -> str:
-    return OverridesParser.create().parse_override(override).key_or_group
 
 
 def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:
@@ -28,8 +24,8 @@ def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:
     one seed, or a remainder of one, runs alone)."""
     variants: dict[tuple[str, ...], list[tuple[list[str], str]]] = {}
     for overrides in jobs:
-        seeds = [o.split("=", 1)[1] for o in overrides if _key(o) == "seed"]
-        rest = tuple(sorted(o for o in overrides if _key(o) != "seed"))
+        seeds = [o.split("=", 1)[1] for o in overrides if override_key(o) == "seed"]
+        rest = tuple(sorted(o for o in overrides if override_key(o) != "seed"))
         variants.setdefault(rest if seeds else (*rest, str(id(overrides))), []).append(
             (list(overrides), seeds[0] if seeds else ""))
     launched = []

@@ -56,6 +56,21 @@ def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
+def diverged(loss: float, epoch: int, step: int) -> DivergedError:
+    """The error of a run whose training loss is no longer finite (``epoch`` from 0)."""
+    return DivergedError(f"training loss is {loss} at epoch {epoch}, step {step}: the run "
+                         f"diverged (lower optimizer.lr, or enable downsample.batch_norm)")
+
+
+def solo_hyper_parameters(run_cfg: Any, input_shape, num_classes: int) -> dict[str, Any]:
+    """A job's ``DownsampleClassifier`` arguments (its checkpoints' hyper-parameters) from its
+    validated config."""
+    return {"model": plain(run_cfg.model), "downsample": plain(run_cfg.downsample),
+            "optimizer": plain(run_cfg.optimizer), "input_shape": list(input_shape),
+            "num_classes": num_classes, "channels_last": run_cfg.speed.channels_last,
+            "compile_mode": str(run_cfg.speed.compile)}
+
+
 def plain(config: Any) -> Any:
     """A config dataclass (or dict) as plain JSON data: what a checkpoint can hold and load
     under torch's ``weights_only`` default (no pickled classes, enums as their values)."""
@@ -167,11 +182,7 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         # a sync, so there it runs with the logging.
         log_now = batch_idx % self.trainer.log_every_n_steps == 0
         if (log_now or x.device.type == "cpu") and not torch.isfinite(loss):
-            raise DivergedError(
-                f"training loss is {loss.item()} at epoch {self.current_epoch}, step "
-                f"{self.global_step}: the run diverged (lower optimizer.lr, or enable "
-                f"downsample.batch_norm)"
-            )
+            raise diverged(loss.item(), self.current_epoch, self.global_step)
         window = self._loss_window
         window[0] += loss.detach() * len(y)
         window[1] += len(y)

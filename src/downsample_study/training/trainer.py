@@ -88,6 +88,12 @@ def build_trainer(trainer: dict[str, Any], output_dir: Path, logger,
         callbacks.append(EpochProgress())
     if slot is not None:  # a slot exists only when jobs run side by side
         callbacks.append(ShareIdleCores(slot))
+    return _trainer(args, logger, callbacks, output_dir)
+
+
+def _trainer(args: dict[str, Any], logger, callbacks: list[Callback],
+             output_dir: Path) -> L.Trainer:
+    """``L.Trainer``; arguments Lightning refuses are the user's ``trainer.*`` (one line)."""
     try:
         return L.Trainer(**args, logger=logger or False, callbacks=callbacks,
                          default_root_dir=str(output_dir))
@@ -96,15 +102,20 @@ def build_trainer(trainer: dict[str, Any], output_dir: Path, logger,
         raise ConfigError(f"trainer: {err}") from None
 
 
+def pack_trainer(trainer: dict[str, Any], output_dir: Path,
+                 callbacks: list[Callback]) -> L.Trainer:
+    """A pack's Trainer: the job's ``trainer.*``, no logger (each member has its own) and no
+    ``ModelCheckpoint`` (each member selects its own, ``packing/outputs.py``)."""
+    return _trainer({**trainer_args(trainer), "enable_checkpointing": False}, None, callbacks,
+                    output_dir)
+
+
 def evaluation_trainer(trainer: dict[str, Any], output_dir: Path) -> L.Trainer:
     """A Trainer that validates and tests as the job's own would (its batch limits,
     precision, device) but logs, saves and calls back nothing: a pack's member is measured
     with it as its solo job measures itself."""
     args = {**trainer_args(trainer), "enable_checkpointing": False, "enable_model_summary": False}
-    try:
-        return L.Trainer(**args, logger=False, callbacks=[], default_root_dir=str(output_dir))
-    except (MisconfigurationException, TypeError, ValueError, RuntimeError, ImportError) as err:
-        raise ConfigError(f"trainer: {err}") from None
+    return _trainer(args, None, [], output_dir)
 
 
 def best_epoch(checkpoint: ModelCheckpoint) -> int | None:
