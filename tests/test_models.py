@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from downsample_study.data.datasets import DATASETS
 from downsample_study.errors import ShapeError
@@ -128,3 +129,30 @@ def test_summary_counts_flops_of_convs_and_linears():
     assert summary.flops_forward == conv1 + conv2 + linear
     text = summary.format()
     assert "61,706 total" in text and "down1 *" in text
+
+
+def seed001_net(strided: bool) -> nn.Sequential:
+    """Seed 001's network as its note writes it, in plain PyTorch (Dropout after block 1 only)."""
+    s = 2 if strided else 1
+    pool = (lambda: nn.Identity()) if strided else (lambda: nn.MaxPool2d(2, 2))
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, stride=s, padding=2), nn.ReLU(), pool(), nn.Dropout(0.4),
+        nn.Conv2d(6, 16, 5, stride=s, padding=2), nn.BatchNorm2d(16), nn.ReLU(), pool(),
+        nn.Conv2d(16, 120, 5), nn.BatchNorm2d(120), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(120, 10),
+    )
+
+
+def leaves(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if not list(m.children()) and not isinstance(m, nn.Identity)]
+
+
+@pytest.mark.parametrize("downsample", ["maxpool", "stride2_fold"])
+def test_lenet_gap_is_seed_001s_network(downsample):
+    net, summary = build("lenet_gap", downsample, batch_norm=True, dropout=0.4)
+    reference = seed001_net(strided=downsample == "stride2_fold")
+    assert [repr(m) for m in leaves(net)] == [repr(m) for m in leaves(reference)]
+    reference.load_state_dict(dict(zip(reference.state_dict(), net.state_dict().values())))
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(net.eval()(x), reference.eval()(x))
+    assert summary.params_total == 52_174

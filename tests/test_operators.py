@@ -17,6 +17,7 @@ from downsample_study.nets.layers import BlurPool
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import (
     DownsamplePoint,
+    Rounding,
     available_downsamples,
     create_downsample,
     downsample_config,
@@ -55,9 +56,9 @@ def config(name: str, **options):
     return downsample_config(name, **options)
 
 
-def block(name: str, options: dict, *, ceil_mode: bool = False) -> nn.Sequential:
+def block(name: str, options: dict, *, rounding=Rounding.floor, size=None) -> nn.Sequential:
     """The conv before a downsampling point (at the operator's stride), then its layer."""
-    op = create_downsample(config(name, **options), DownsamplePoint(C, ceil_mode=ceil_mode))
+    op = create_downsample(config(name, **options), DownsamplePoint(C, rounding, size))
     return nn.Sequential(nn.Conv2d(C, C, 3, stride=op.conv_stride, padding=1), op.layer)
 
 
@@ -65,13 +66,82 @@ def test_every_operator_is_covered_here():
     assert {name for name, *_ in VARIANTS} == set(available_downsamples())
 
 
-@pytest.mark.parametrize(("name", "options", "added", "rounds_up"), VARIANTS, ids=IDS)
-@pytest.mark.parametrize("ceil_mode", [False, True])
-@pytest.mark.parametrize("size", [(8, 8), (9, 9), (7, 10)])
-def test_output_shape_on_odd_and_even_inputs(name, options, added, rounds_up, ceil_mode, size):
-    out = block(name, options, ceil_mode=ceil_mode)(torch.randn(2, C, *size))
-    halve = math.ceil if ceil_mode or rounds_up else math.floor
+@pytest.mark.parametrize(
+    ("name", "options", "rounds_up", "rounding", "size"),
+    [  # a 1x1 map at a floor-mode point of a 2x2 window is the collapse check's case
+        (name, options, rounds_up, rounding, size)
+        for name, options, _, rounds_up in VARIANTS
+        for rounding in Rounding
+        for size in [(8, 8), (9, 9), (7, 10), (1, 1)]
+        if size != (1, 1) or rounding != Rounding.floor or rounds_up
+    ],
+    ids=str,
+)
+def test_output_shape_on_odd_and_even_inputs(name, options, rounds_up, rounding, size):
+    out = block(name, options, rounding=rounding, size=size)(torch.randn(2, C, *size))
+    # Paddle truncates (n - 2) / 2 toward zero: floor, but a 1x1 map stays 1x1
+    up = rounding == Rounding.ceil or rounds_up or (rounding == Rounding.truncate and 1 in size)
+    halve = math.ceil if up else math.floor
     assert out.shape == (2, C, *(halve(n / 2) for n in size))
+
+
+def paddle_pool_size(n: int, kernel: int, stride: int) -> int:
+    """Paddle's pooled size: (n - k) / s + 1 in C++ integer division (toward zero)."""
+    return int((n - kernel) / stride) + 1
+
+
+@pytest.mark.parametrize("name", ["maxpool", "avgpool", "lppool", "mixedpool", "convpool"])
+@pytest.mark.parametrize("kernel", [2, 3, 4])
+def test_a_truncating_point_sizes_its_output_as_paddle_does(name, kernel):
+    for n in range(1, 17):
+        if paddle_pool_size(n, kernel, 2) < 1:
+            continue
+        point = DownsamplePoint(C, Rounding.truncate, (n, n))
+        layer = create_downsample(config(name, kernel_size=kernel), point).layer
+        assert layer(torch.rand(1, C, n, n)).shape[-1] == paddle_pool_size(n, kernel, 2), n
+
+
+def test_convpool3_with_a_larger_pool_kernel_pools_as_paddle_does():
+    # 39x39: conv k5 -> 35, pool k4/2 -> 16 (rounding up: 17), conv -> 12, pool -> 5
+    net = build_model(model_config("convpool3", channels=[20, 50]),
+                      config("maxpool", kernel_size=4), (3, 39, 39), 10)
+    x = torch.randn(1, 3, 39, 39)
+    sizes = []
+    for name, layer in net.named_children():
+        x = layer(x)
+        if name.startswith("down"):
+            sizes.append(x.shape[-1])
+    assert sizes == [paddle_pool_size(35, 4, 2), paddle_pool_size(12, 4, 2)] == [16, 5]
+
+
+@pytest.mark.parametrize("rounding", list(Rounding))
+@pytest.mark.parametrize("size", [8, 9, 14, 15])
+def test_maxblurpool_is_zhangs_on_even_maps_and_pads_odd_ones_only_to_round_up(rounding, size):
+    point = DownsamplePoint(C, rounding, (size, size))
+    layer = create_downsample(config("blurpool"), point).layer
+    x = torch.randn(2, C, size, size)
+    # Zhang 2019 (antialiased-cnns): MaxPool2d(kernel_size=2, stride=1), then BlurPool
+    zhang = nn.Sequential(nn.MaxPool2d(2, stride=1), BlurPool(C, 3))
+    up = size % 2 and rounding == Rounding.ceil
+    expected = zhang(nn.functional.pad(x, (0, 1, 0, 1), mode="replicate") if up else x)
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=0)
+    assert layer(x).shape[-1] == (math.ceil if up else math.floor)(size / 2)
+
+
+OWN_CONVS = [("stride2", {}), ("convpool", {}), ("blurpool", {"variant": "conv"}),
+             ("space_to_depth", {}), ("space_to_depth", {"kernel_size": 3})]
+
+
+@pytest.mark.parametrize(("name", "options"), OWN_CONVS, ids=lambda v: str(v))
+def test_batch_norm_follows_the_convolutions_an_operator_adds(name, options):
+    plain = create_downsample(config(name, **options), DownsamplePoint(C)).layer
+    normed = create_downsample(config(name, batch_norm=True, **options), DownsamplePoint(C)).layer
+    kinds = [type(m).__name__ for m in normed]
+    assert "BatchNorm2d" not in [type(m).__name__ for m in plain]
+    assert kinds[kinds.index("Conv2d") + 1] == "BatchNorm2d"
+    assert count_params(normed) == count_params(plain) + 2 * C
+    x = torch.randn(4, C, 8, 8).relu()
+    assert normed(x).shape == plain(x).shape
 
 
 @pytest.mark.parametrize(("name", "options", "added", "rounds_up"), VARIANTS, ids=IDS)

@@ -60,18 +60,22 @@ class EvenSize(nn.Module):
     """Make a map's height and width even for a 2×2 rearrangement.
 
     Like a pool's output size: a floor-mode point drops the last odd row/column, a ceil-mode
-    point zero-pads one.
+    point pads one (``mode``: F.pad's, zeros by default).
     """
 
-    def __init__(self, ceil_mode: bool):
+    def __init__(self, ceil_mode: bool, mode: str = "constant"):
         super().__init__()
         self.ceil_mode = ceil_mode
+        self.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if self.ceil_mode:
-            return F.pad(x, (0, w % 2, 0, h % 2))
+            return F.pad(x, (0, w % 2, 0, h % 2), mode=self.mode)
         return x[..., : h - h % 2, : w - w % 2]
+
+    def extra_repr(self) -> str:
+        return f"ceil_mode={self.ceil_mode}, mode={self.mode}"
 
 
 class PolyphaseSampling(nn.Module):

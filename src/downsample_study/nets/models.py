@@ -1,9 +1,11 @@
 """The seeds' networks, each adapting to the dataset's channels and size.
 
 Every downsampling point asks the ``downsample`` operator (``create_downsample``) for the
-stride of the preceding convolution and the layer that follows it. ``downsample.batch_norm``
-switches the model's BatchNorm layers on (where each seed put them) and ``downsample.dropout``
-adds Dropout after every downsampling point.
+stride of the preceding convolution and the layer that follows it, and tells it how the
+seed rounds the size of a map that does not halve exactly (``Rounding``).
+``downsample.batch_norm`` switches the model's BatchNorm layers on (where each seed put them)
+and ``downsample.dropout`` adds Dropout after the downsampling points (where the seed has it:
+every point but in ``lenet_gap``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from torch import nn
 from downsample_study.checks import above, at_least, probability
 from downsample_study.choices import Choice, as_choice
 from downsample_study.errors import ConfigError
-from downsample_study.nets.operators import DownsampleConfig, DownsamplePoint, create_downsample
+from downsample_study.nets.operators import (
+    DownsampleConfig,
+    DownsamplePoint,
+    Rounding,
+    create_downsample,
+)
 from downsample_study.nets.shapes import LayerStack
 from downsample_study.registry import Registry
 
@@ -137,20 +144,24 @@ class _Blocks(LayerStack):
         return self.add(name, nn.ReLU())
 
     def downsampled_conv(
-        self, name: str, out: int, kernel: int, *, ceil_mode: bool = False, **kwargs
+        self, name: str, out: int, kernel: int, *, rounding: Rounding = Rounding.floor,
+        padding: int = 0, **kwargs
     ) -> nn.Module:
         """Add a conv that precedes a downsampling point; return the point's layer.
 
         The caller places the returned layer (after its BatchNorm/activation) with ``down``.
         """
-        op = create_downsample(self.downsample, DownsamplePoint(out, ceil_mode=ceil_mode))
-        self.conv(name, out, kernel, stride=op.conv_stride, **kwargs)
+        size = tuple(n + 2 * padding - kernel + 1 for n in self.shape[-2:])  # at stride 1
+        point = DownsamplePoint(out, rounding=rounding, size=size)
+        op = create_downsample(self.downsample, point)
+        self.conv(name, out, kernel, stride=op.conv_stride, padding=padding, **kwargs)
         return op.layer
 
-    def down(self, layer: nn.Module) -> _Blocks:
+    def down(self, layer: nn.Module, *, dropout: bool = True) -> _Blocks:
+        """Place a point's layer, and Dropout after it (unless the seed has none there)."""
         self._points += 1
         self.add(f"down{self._points}", layer)
-        if self.downsample.dropout > 0:
+        if dropout and self.downsample.dropout > 0:
             self.add(f"drop{self._points}", nn.Dropout(self.downsample.dropout))
         return self
 
@@ -197,16 +208,17 @@ def lenet5_nopool(cfg: ModelConfig, b: _Blocks, num_classes: int) -> nn.Sequenti
 def lenet_gap(cfg: LenetGapConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     """Seed 001: conv 6 k5 p2 [down], conv 16 k5 p2 [down], conv 120 k5, global avg pool, fc.
 
-    BatchNorm after conv2 and conv3, as in the post (52,174 params on MNIST with its
-    defaults: batch_norm on, dropout 0.4). A padding mode other than zeros also pads conv3
-    (to the same size), so with ``circular`` every conv is equivariant to circular shifts and,
-    with ``downsample=aps``, the net up to the global average pool is too.
+    BatchNorm after conv2 and conv3 and Dropout after the first downsampling point only, as
+    in the post (52,174 params on MNIST with its defaults: batch_norm on, dropout 0.4). A
+    padding mode other than zeros also pads conv3 (to the same size), so with ``circular``
+    every conv is equivariant to circular shifts and, with ``downsample=aps``, the net up to
+    the global average pool is too.
     """
     pad = {"padding_mode": cfg.padding_mode.value}
     down = b.downsampled_conv("conv1", 6, 5, padding=2, **pad)
     b.relu("relu1").down(down)
     down = b.downsampled_conv("conv2", 16, 5, padding=2, **pad)
-    b.batch_norm("bn2").relu("relu2").down(down)
+    b.batch_norm("bn2").relu("relu2").down(down, dropout=False)
     conv3_padding = 0 if cfg.padding_mode == PaddingMode.zeros else 2  # seed 001's conv3 is valid
     b.conv("conv3", 120, 5, padding=conv3_padding, **pad).batch_norm("bn3").relu("relu3")
     b.add("gap", nn.AdaptiveAvgPool2d(1))
@@ -232,12 +244,13 @@ def lenet5_classic(cfg: Lenet5ClassicConfig, b: _Blocks, num_classes: int) -> nn
 @register_model("convpool3", ConvPoolConfig)
 def convpool3(cfg: ConvPoolConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     """Seed 004: conv-ReLU-[down] blocks (20, 50, 50 filters, k5), BatchNorm after all but the
-    last, a linear classifier. Pools round up as Paddle does (89,770 params on CIFAR-10).
+    last, a linear classifier. Output sizes truncate as Paddle's do: a 1x1 map pools to 1x1
+    (89,770 params on CIFAR-10).
     """
     last = len(cfg.channels)
     for i, out in enumerate(cfg.channels, start=1):
         down = b.downsampled_conv(
-            f"conv{i}", out, cfg.kernel_size, padding=cfg.padding, ceil_mode=True
+            f"conv{i}", out, cfg.kernel_size, padding=cfg.padding, rounding=Rounding.truncate
         )
         b.relu(f"relu{i}").down(down)
         if i < last:
@@ -262,7 +275,7 @@ def allcnn_c(cfg: AllCnnConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     for stage, out in enumerate((96, 192), start=1):
         i = 2 * stage - 1
         b.conv(f"conv{i}", out, 3, padding=1).batch_norm(f"bn{i}").relu(f"relu{i}")
-        down = b.downsampled_conv(f"conv{i + 1}", out, 3, padding=1, ceil_mode=True)
+        down = b.downsampled_conv(f"conv{i + 1}", out, 3, padding=1, rounding=Rounding.ceil)
         b.batch_norm(f"bn{i + 1}").relu(f"relu{i + 1}").down(down)
         if not isinstance(down, nn.Identity):
             b.relu(f"relu_down{stage}")

@@ -40,7 +40,10 @@ class DownsampleConfig:
     """Keys every operator has: ``batch_norm`` and ``dropout`` are swept like the operator."""
 
     name: str = MISSING
-    batch_norm: bool = False  # BatchNorm after the convolutions of the model's conv blocks
+    # BatchNorm after the convolutions of the model's conv blocks and after those an operator
+    # adds (stride2, convpool, blurpool's conv, space_to_depth), so a BatchNorm sweep treats
+    # learned and fixed operators alike
+    batch_norm: bool = False
     dropout: float = 0.0  # Dropout probability after each downsampling point
     # whether the operator's layers have parameters of their own: a learned downsampling
     learned: ClassVar[bool] = False
@@ -153,13 +156,31 @@ class APSConfig(DownsampleConfig):
         self.pool = as_choice(APSPool, self.pool, "downsample.pool")
 
 
+class Rounding(Choice):
+    """How a point sizes its output when a window overhangs the map's edge."""
+
+    floor = "floor"  # PyTorch's default: the overhanging window is dropped
+    ceil = "ceil"  # Caffe's: it is kept (All-CNN)
+    # Paddle's integer division, which truncates toward zero: floor, except that a map
+    # smaller than the window keeps one output (seed 004 pools its 1x1 map to 1x1)
+    truncate = "truncate"
+
+
 @dataclass(frozen=True)
 class DownsamplePoint:
     """What the model tells the operator about the place it is asked to downsample."""
 
     channels: int
-    # round the output size up (Paddle's pooling; seed 004 needs it to pool a 1x1 map)
-    ceil_mode: bool = False
+    rounding: Rounding = Rounding.floor
+    size: tuple[int, int] | None = None  # the map's (H, W) at the point: truncate needs it
+
+    def ceil_mode(self, kernel: int = 2) -> bool:
+        """Whether a window of ``kernel`` that overhangs the edge yields an output."""
+        if self.rounding == Rounding.truncate:
+            if self.size is None:
+                raise ValueError("a truncating point needs the map's size")
+            return min(self.size) < kernel
+        return self.rounding == Rounding.ceil
 
 
 class Downsample(NamedTuple):
@@ -192,23 +213,33 @@ def _added(*layers: nn.Module) -> Downsample:
     return Downsample(conv_stride=1, layer=DownsampleLayer(*layers))
 
 
+def _own_conv(cfg: DownsampleConfig, c_in: int, c_out: int, kernel: int,
+              stride: int = 1) -> list[nn.Module]:
+    """A convolution the operator adds (padding kernel // 2), with BatchNorm after it when
+    ``downsample.batch_norm`` is on."""
+    conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    return [conv, nn.BatchNorm2d(c_out)] if cfg.batch_norm else [conv]
+
+
 @register_downsample("maxpool", PoolConfig)
 def maxpool(cfg: PoolConfig, point: DownsamplePoint) -> Downsample:
     """Max pooling (seeds 000, 001, 004)."""
-    return _added(nn.MaxPool2d(cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode))
+    return _added(nn.MaxPool2d(cfg.kernel_size, cfg.stride,
+                               ceil_mode=point.ceil_mode(cfg.kernel_size)))
 
 
 @register_downsample("avgpool", PoolConfig)
 def avgpool(cfg: PoolConfig, point: DownsamplePoint) -> Downsample:
     """Average pooling (seed 002, LeNet-5 as in LeCun et al. 1998 without the trainable gain)."""
-    return _added(nn.AvgPool2d(cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode))
+    return _added(nn.AvgPool2d(cfg.kernel_size, cfg.stride,
+                               ceil_mode=point.ceil_mode(cfg.kernel_size)))
 
 
 @register_downsample("stride2", StridedConvConfig)
 def stride2(cfg: StridedConvConfig, point: DownsamplePoint) -> Downsample:
     """A learned stride-2 convolution in place of the pool (All-CNN, Springenberg et al. 2015)."""
     c = point.channels
-    return _added(nn.Conv2d(c, c, cfg.kernel_size, stride=2, padding=cfg.kernel_size // 2))
+    return _added(*_own_conv(cfg, c, c, cfg.kernel_size, stride=2))
 
 
 @register_downsample("stride2_fold")
@@ -220,11 +251,11 @@ def stride2_fold(cfg: DownsampleConfig, point: DownsamplePoint) -> Downsample:
 @register_downsample("convpool", ConvThenPoolConfig)
 def convpool(cfg: ConvThenPoolConfig, point: DownsamplePoint) -> Downsample:
     """An extra C→C conv + ReLU before the max pool (ConvPool-CNN, Springenberg et al. 2015)."""
-    c, k = point.channels, cfg.conv_kernel_size
+    c = point.channels
     return _added(
-        nn.Conv2d(c, c, k, padding=k // 2),
+        *_own_conv(cfg, c, c, cfg.conv_kernel_size),
         nn.ReLU(),
-        nn.MaxPool2d(cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode),
+        nn.MaxPool2d(cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode(cfg.kernel_size)),
     )
 
 
@@ -236,9 +267,10 @@ def blurpool(cfg: BlurPoolConfig, point: DownsamplePoint) -> Downsample:
     if cfg.variant == BlurVariant.avg:
         return _added(blur)
     if cfg.variant == BlurVariant.conv:
-        return _added(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), blur)
-    # a ceil-mode point keeps the last row/column: its window takes the max of what is inside
-    edge = [nn.ReplicationPad2d((0, 1, 0, 1))] if point.ceil_mode else []
+        return _added(*_own_conv(cfg, c, c, 3), nn.ReLU(), blur)
+    # Zhang's MaxBlurPool as it is on even maps; where a point rounds up, an odd side is
+    # first padded by repeating its last row/column, so that window is the max of what is in it
+    edge = [EvenSize(ceil_mode=True, mode="replicate")] if point.ceil_mode() else []
     return _added(*edge, nn.MaxPool2d(2, stride=1), blur)
 
 
@@ -250,23 +282,24 @@ def lppool(cfg: LPPoolConfig, point: DownsamplePoint) -> Downsample:
     input must be non-negative (it is after a ReLU). At a ceil-mode point a window overhanging
     the edge is scaled as if full.
     """
-    return _added(nn.LPPool2d(cfg.p, cfg.kernel_size, cfg.stride, ceil_mode=point.ceil_mode))
+    return _added(nn.LPPool2d(cfg.p, cfg.kernel_size, cfg.stride,
+                              ceil_mode=point.ceil_mode(cfg.kernel_size)))
 
 
 @register_downsample("mixedpool", MixedPoolConfig)
 def mixedpool(cfg: MixedPoolConfig, point: DownsamplePoint) -> Downsample:
     """Mixed max-average pooling, learned gate (Lee, Gallagher & Tu, AISTATS 2016)."""
     gates = point.channels if cfg.gate == MixedPoolGate.channel else 1
-    return _added(MixedPool(gates, cfg.kernel_size, cfg.stride, point.ceil_mode))
+    return _added(MixedPool(gates, cfg.kernel_size, cfg.stride,
+                            point.ceil_mode(cfg.kernel_size)))
 
 
 @register_downsample("space_to_depth", SpaceToDepthConfig)
 def space_to_depth(cfg: SpaceToDepthConfig, point: DownsamplePoint) -> Downsample:
     """PixelUnshuffle(2), then a conv from 4C back to C channels (SPD-Conv, Sunkara & Luo 2022)."""
-    k, c = cfg.kernel_size, point.channels
-    return _added(
-        EvenSize(point.ceil_mode), nn.PixelUnshuffle(2), nn.Conv2d(4 * c, c, k, padding=k // 2)
-    )
+    c = point.channels
+    return _added(EvenSize(point.ceil_mode()), nn.PixelUnshuffle(2),
+                  *_own_conv(cfg, 4 * c, c, cfg.kernel_size))
 
 
 @register_downsample("aps", APSConfig)
