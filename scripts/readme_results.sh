@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-measure the README's result tables on the real MNIST / FashionMNIST (the folder DATA_DIR
-# points to): the seed presets and the operator comparison, each a sweep of variants × 3 seeds
+# points to): the seed presets and the operator comparison, each a sweep of variants × 10 seeds (one pack per variant or two)
 # run two jobs at a time (hydra/launcher=parallel), then its report.
 #   DATA_DIR=/path/to/data scripts/readme_results.sh [PRESET ...]   # default: all of them
 # Sweeps go to multirun/readme/<preset>/; a re-run finishes only what is missing there.

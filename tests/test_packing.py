@@ -95,6 +95,14 @@ def test_seeds_of_a_variant_are_packed_up_to_the_size_and_the_rest_run_alone():
                                           if o.startswith("pack.id=")]  # a re-run: the same
 
 
+@pytest.mark.parametrize(("seeds", "size", "sizes"),
+                         [(10, 8, [5, 5]), (9, 4, [3, 3, 3]), (8, 8, [8]), (7, 3, [3, 3, 1])])
+def test_a_variants_seeds_are_packed_in_as_few_packs_of_even_sizes(seeds, size, sizes):
+    packs = plan([[f"seed={s}"] for s in range(seeds)], size)
+    assert [len(next(o for o in j if o.startswith("pack.seeds=")).split(","))
+            if len(j) > 1 else 1 for j in packs] == sizes
+
+
 JOB = ["trainer.max_epochs=3", "downsample.dropout=0.3", "downsample.batch_norm=true",
        "logger=csv", "seed=0,1,2"]
 

@@ -12,6 +12,7 @@ job would have (so a re-run without packing finds the same jobs done).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 
 from downsample_study.sweeps.naming import override_key
@@ -20,8 +21,9 @@ PACKS_DIR = "packs"  # in a sweep folder: one folder per pack (its log and check
 
 
 def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:
-    """The jobs to launch: the seeds of each variant in packs of up to ``size`` (a variant of
-    one seed, or a remainder of one, runs alone)."""
+    """The jobs to launch: the seeds of each variant in as few packs of up to ``size`` as
+    there can be, of even sizes (10 seeds at 8: 5 + 5, which side by side end together); a
+    variant of one seed, or a remainder of one, runs alone."""
     variants: dict[tuple[str, ...], list[tuple[list[str], str]]] = {}
     for overrides in jobs:
         seeds = [o.split("=", 1)[1] for o in overrides if override_key(o) == "seed"]
@@ -30,8 +32,9 @@ def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:
             (list(overrides), seeds[0] if seeds else ""))
     launched = []
     for rest, members in variants.items():
-        for start in range(0, len(members), size):
-            chunk = members[start:start + size]
+        even = math.ceil(len(members) / math.ceil(len(members) / size))
+        for start in range(0, len(members), even):
+            chunk = members[start:start + even]
             if len(chunk) == 1:
                 launched.append(chunk[0][0])
                 continue
