@@ -1,6 +1,6 @@
-"""The seeds (and the operator comparison) as presets: each composes into a sweep over its
-variants × 3 seeds, every job of it is a valid configuration with the seed's protocol, and its
-short version runs and reports."""
+"""The seeds (and the operator study) as presets: each composes into a sweep over its
+variants × 10 seeds, every variant of it is a valid configuration with the seed's protocol,
+and its short version runs and reports."""
 
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ PRESETS = {
                 ("downsample.name", "optimizer.name", "model.conv_activation")),
     "seed004": (2, {"dataset.name": "cifar10", "model.name": "convpool3",
                     "dataset.batch_size": 128}, ("downsample.batch_norm",)),
-    "operators": (10, {"dataset.name": "fashion_mnist", "model.name": "lenet5",
-                       "trainer.max_epochs": 5}, ("downsample.name",)),
+    "operators": (40, {"model.name": "lenet5", "dataset.batch_size": 128,
+                       "trainer.max_epochs": 15, "optimizer.name": "adam"},
+                  ("dataset.name", "downsample.name", "downsample.batch_norm")),
 }
+TUNED = {"operators"}  # each variant's learning rate tuned first (hydra/sweeper=tuned)
 
 
 def composed(overrides: list[str], hydra: bool = False):
@@ -40,17 +42,19 @@ def composed(overrides: list[str], hydra: bool = False):
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_preset_composes_into_variants_times_three_seeds(preset, data_dir):
+def test_preset_composes_into_variants_times_ten_seeds(preset, data_dir):
     variants, shared, varied = PRESETS[preset]
     hydra = composed([f"experiment={preset}"], hydra=True).hydra
     assert hydra.sweep.dir.startswith(f"multirun/{preset}/")
-    assert hydra.sweeper.params["seed"] == "0,1,2"
-    assert hydra.sweeper._target_.endswith("PackedSweeper")  # each variant's seeds: one pack
+    assert hydra.sweeper.params["seed"] == "range(10)"
+    # each variant's seeds packed (after its learning rate is tuned)
+    sweeper = "TunedSweeper" if preset in TUNED else "PackedSweeper"
+    assert hydra.sweeper._target_.endswith(sweeper)
     jobs = sweep_jobs(hydra)
-    assert len(jobs) == variants * 3
+    assert len(jobs) == variants * 10
 
     seen = set()
-    for job in jobs:
+    for job in (j for j in jobs if "seed=0" in j):  # every variant once
         cfg = composed([*job, f"paths.data_dir={data_dir}"])
         validate(cfg.copy())  # every job is a valid configuration
         for key, value in shared.items():
@@ -72,9 +76,11 @@ def test_short_version_runs_and_reports(preset, quick, tmp_path):
     variants = PRESETS[preset][0]
     # seed=0 on the command line replaces the preset's seeds: one job per variant (and for
     # seed 001 one dataset, CIFAR-10, instead of three: all of them compose above)
-    narrowed = ["dataset=cifar10"] if preset == "seed001" else []
+    narrowed = {"seed001": ["dataset=cifar10"],  # the study: one dataset, no BatchNorm, at
+                "operators": ["dataset=mnist", "downsample.batch_norm=false",  # lr 1e-3
+                              "hydra.sweeper.lr.trials=0"]}.get(preset, [])
     if narrowed:
-        variants //= 3
+        variants //= {"seed001": 3, "operators": 4}[preset]
     run = launch(["-m", f"experiment={preset}", *quick, "seed=0", *narrowed, "logger=csv",
                   "trainer.limit_train_batches=3", "evaluation.feature_maps=false",
                   "hydra.sweep.dir=sweep"])

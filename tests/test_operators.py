@@ -17,11 +17,11 @@ from downsample_study.nets.layers import BlurPool
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import (
     DownsamplePoint,
-    Rounding,
     available_downsamples,
     create_downsample,
     downsample_config,
 )
+from downsample_study.nets.points import Rounding
 from downsample_study.nets.shapes import count_params
 
 C = 8  # channels at the downsampling point

@@ -106,6 +106,9 @@ class Config:
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     pack: PackConfig = field(default_factory=PackConfig)
     seed: int = 0
+    # keys a sweeper tuned for this job's variant (hydra/sweeper=tuned sets optimizer.lr): the
+    # report shows them and does not tell variants apart by them
+    tuned: list[str] = field(default_factory=list)
     mode: JobMode = JobMode.train
     # mode=eval: a finished job's folder (its selected checkpoint) or one of its checkpoints
     checkpoint: str | None = None

@@ -22,9 +22,9 @@ from downsample_study.errors import ConfigError
 from downsample_study.nets.operators import (
     DownsampleConfig,
     DownsamplePoint,
-    Rounding,
     create_downsample,
 )
+from downsample_study.nets.points import Rounding
 from downsample_study.nets.shapes import LayerStack
 from downsample_study.registry import Registry
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 from omegaconf import MISSING
 from torch import nn
@@ -32,6 +32,7 @@ from downsample_study.nets.layers import (
     MixedPool,
     PolyphaseSampling,
 )
+from downsample_study.nets.points import Downsample, DownsamplePoint
 from downsample_study.registry import Registry
 
 
@@ -154,38 +155,6 @@ class APSConfig(DownsampleConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.pool = as_choice(APSPool, self.pool, "downsample.pool")
-
-
-class Rounding(Choice):
-    """How a point sizes its output when a window overhangs the map's edge."""
-
-    floor = "floor"  # PyTorch's default: the overhanging window is dropped
-    ceil = "ceil"  # Caffe's: it is kept (All-CNN)
-    # Paddle's integer division, which truncates toward zero: floor, except that a map
-    # smaller than the window keeps one output (seed 004 pools its 1x1 map to 1x1)
-    truncate = "truncate"
-
-
-@dataclass(frozen=True)
-class DownsamplePoint:
-    """What the model tells the operator about the place it is asked to downsample."""
-
-    channels: int
-    rounding: Rounding = Rounding.floor
-    size: tuple[int, int] | None = None  # the map's (H, W) at the point: truncate needs it
-
-    def ceil_mode(self, kernel: int = 2) -> bool:
-        """Whether a window of ``kernel`` that overhangs the edge yields an output."""
-        if self.rounding == Rounding.truncate:
-            if self.size is None:
-                raise ValueError("a truncating point needs the map's size")
-            return min(self.size) < kernel
-        return self.rounding == Rounding.ceil
-
-
-class Downsample(NamedTuple):
-    conv_stride: int  # the stride the preceding convolution should use
-    layer: nn.Module  # applied after that convolution's block (a DownsampleLayer or Identity)
 
 
 Builder = Callable[[DownsampleConfig, DownsamplePoint], Downsample]

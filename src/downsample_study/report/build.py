@@ -23,6 +23,7 @@ from downsample_study.report.tables import (
     write_csv,
 )
 from downsample_study.report.tracking import log_to_wandb
+from downsample_study.report.tuning import TUNING_PLOT, load_studies, plot_tuning, tuning_section
 from downsample_study.report.variants import group_variants, label_variants, shown_keys, text
 from downsample_study.results import RESULTS_FILE
 
@@ -86,9 +87,13 @@ def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
         plots = [sweep / PLOTS["accuracy"], sweep / PLOTS["params"]]
         if plot_curves(report, sweep / PLOTS["curves"]):
             plots.append(sweep / PLOTS["curves"])
+    studies = load_studies(sweep)
+    if studies:
+        plot_tuning(studies, sweep / TUNING_PLOT)
+        plots.append(sweep / TUNING_PLOT)
     write_csv(sweep / TABLE_FILE, variant_rows(report))
     write_csv(sweep / COMPARISONS_FILE, comparison_rows(report))
-    (sweep / REPORT_FILE).write_text(markdown(report))
+    (sweep / REPORT_FILE).write_text(markdown(report, tuning_section(studies, bool(studies))))
     if use_wandb and (where := log_to_wandb(report, plots)):
         log.info("W&B: report logged %s", where)
     return report

@@ -12,6 +12,8 @@ from omegaconf import OmegaConf
 from downsample_study import internals
 from downsample_study.errors import ResultsError
 from downsample_study.results import RESULTS_FILE, Results, read_results, results_files
+from downsample_study.sweeps.naming import override_key
+from downsample_study.sweeps.tuning import LR_KEY, TUNING_DIR
 from downsample_study.training.epochs import read_epochs
 
 
@@ -35,10 +37,24 @@ def sweep_jobs(hydra: Any) -> list[list[str]] | None:
     launchers use too, and ``hydra/sweeper=packed``, whose packs' members are these jobs):
     ``hydra.sweeper.params``, then the command line's overrides. None for other sweepers.
     """
-    if not str(hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "PackedSweeper")):
+    target = str(hydra.sweeper.get("_target_", ""))
+    if not target.endswith(("BasicSweeper", "PackedSweeper", "TunedSweeper")):
         return None
     params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
-    return internals.basic_sweep_jobs([*params, *hydra.overrides.task])
+    jobs = internals.basic_sweep_jobs([*params, *hydra.overrides.task])
+    if jobs is not None and target.endswith("TunedSweeper"):  # tuned: the rate was set
+        jobs = [_untuned(job, [LR_KEY]) for job in jobs]
+    return jobs
+
+
+def _untuned(overrides: list[str], tuned: list[str]) -> list[str]:
+    """A job's overrides without those of the keys a sweeper tuned (and ``tuned`` itself)."""
+    return [o for o in overrides if override_key(o) not in {*tuned, "tuned"}]
+
+
+def _tuned_keys(overrides: list[str]) -> list[str]:
+    value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "tuned"), "[]")
+    return [key.strip() for key in value.strip("[]").split(",") if key.strip()]
 
 
 def expected_jobs(sweep: Path) -> list[frozenset[str]] | None:
@@ -55,12 +71,14 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
     folders |= {p.parent for p in results_files(sweep)}
     for folder in sorted(folders):
         name = folder.relative_to(sweep).as_posix()
+        if name.split("/")[0] == TUNING_DIR:
+            continue  # a learning-rate trial (hydra/sweeper=tuned): not a test seed
         overrides = folder / ".hydra" / "overrides.yaml"
         if overrides.is_file():
-            started_as = OmegaConf.load(overrides)
-            if any(str(o).startswith("pack.seeds=") for o in started_as):
+            started_as = [str(o) for o in OmegaConf.load(overrides)]
+            if any(o.startswith("pack.seeds=") for o in started_as):
                 continue  # a pack's own folder: its members are the jobs
-            started.add(frozenset(started_as))
+            started.add(frozenset(_untuned(started_as, _tuned_keys(started_as))))
         if not (folder / RESULTS_FILE).is_file():
             jobs.append(JobOutcome(name, "missing",
                                    "no results.json: still running, killed or lost"))

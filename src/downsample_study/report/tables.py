@@ -30,6 +30,7 @@ def variant_rows(report: Report) -> list[dict[str, Any]]:
     rows = []
     for v in report.variants:
         row = {column(k): text(v.flat.get(k, "")) for k in report.keys}
+        row.update({f"tuned {column(k)}": value for k, value in v.tuned.items()})
         row.update(n=len(v.jobs), seeds=" ".join(map(str, v.seeds)), failed=len(v.failed))
         for name, path in (("test_top1", ("test", "acc_top1")), ("test_top2", ("test", "acc_top2")),
                            ("val_top1", ("val", "acc_top1"))):
@@ -79,8 +80,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _variants_section(report: Report) -> list[str]:
-    header = [*(column(k) for k in report.keys), "n", "test top-1 %", "test top-2 %",
-              "params", "MFLOPs", "train s"]
+    tuned = sorted({k for v in report.variants for k in v.tuned})
+    header = [*(column(k) for k in report.keys), *(f"{column(k)} (tuned)" for k in tuned),
+              "n", "test top-1 %", "test top-2 %", "params", "MFLOPs", "train s"]
     # a baseline's mark goes on the column its spec names (downsample=maxpool: downsample)
     baselines = {id(c.baseline): next((k if "." in k else f"{k}.name" for k in c.spec), "")
                  for c in report.comparisons}
@@ -93,6 +95,8 @@ def _variants_section(report: Report) -> list[str]:
             spec_key = baselines[id(v)]
             at = report.keys.index(spec_key) if spec_key in report.keys else len(keys) - 1
             keys[at] += " (baseline)"
+        keys += [f"{v.tuned[k]:.3g}" if isinstance(v.tuned.get(k), float)
+                 else text(v.tuned.get(k, "—")) for k in tuned]
         rows.append([*keys, n,
                      v.stat("test", "acc_top1").format(), v.stat("test", "acc_top2").format(),
                      f"{v.params:,}", f"{v.flops / 1e6:.2f}" if v.flops else "—",
@@ -144,7 +148,8 @@ def _shift_section(report: Report) -> list[str]:
             *_table(header, rows)]
 
 
-def markdown(report: Report) -> str:
+def markdown(report: Report, tuning: list[str] = ()) -> str:
+    """``report.md``; ``tuning``: the lines of a tuned sweep's learning-rate section."""
     counts = {status: sum(job.status == status for job in report.jobs)
               for status in ("completed", "failed", "missing", "duplicate")}
     duplicates = f", {counts['duplicate']} duplicate" if counts["duplicate"] else ""
@@ -160,6 +165,7 @@ def markdown(report: Report) -> str:
         *_variants_section(report),
         *_comparisons_section(report),
         *_shift_section(report),
+        *tuning,
         "", "## Plots", "",
         *(f"![{name}]({file})" for name, file in PLOTS.items()
           if (report.sweep / file).is_file()),

@@ -39,7 +39,10 @@ def _ignored(key: str) -> bool:
 
 
 def variant_key(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted((k, v) for k, v in flatten(config).items() if not _ignored(k)))
+    """The keys that make the variant: not where it ran, nor what a sweeper tuned for it."""
+    tuned = {*config.get("tuned", ()), "tuned"}
+    return tuple(sorted((k, v) for k, v in flatten(config).items()
+                        if not _ignored(k) and k not in tuned))
 
 
 def text(value: Any) -> str:
@@ -93,6 +96,13 @@ class Variant:
         fraction = path[-1].startswith(("acc", "consistency"))
         bounds = (0.0, scale) if fraction else (-math.inf, math.inf)
         return Stat.of(list(values.values()), bounds) if values else None
+
+    @property
+    def tuned(self) -> dict[str, Any]:
+        """What a sweeper tuned for the variant (``optimizer.lr``), as its first seed ran."""
+        config = self.jobs[0].results.config
+        flat = flatten(config)
+        return {key: flat.get(key) for key in config.get("tuned", ())}
 
     @property
     def params(self) -> int:
@@ -151,7 +161,7 @@ def shown_keys(variants: list[Variant]) -> list[str]:
 def column(key: str) -> str:
     return {"dataset.name": "dataset", "model.name": "model", "downsample.name": "downsample",
             "downsample.batch_norm": "batch_norm", "downsample.dropout": "dropout",
-            "optimizer.name": "optimizer"}.get(key, key)
+            "optimizer.name": "optimizer", "optimizer.lr": "lr"}.get(key, key)
 
 
 def short(key: str, value: Any) -> str:

@@ -30,11 +30,18 @@ class PackedSweeper(Sweeper):
         super().__init__()
         self.params = params or {}
         self.config: DictConfig | None = None
+        self.launched = 0  # jobs launched before the packs (a tuned sweep's trials)
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
+
+    name = "packed"
+
+    def prepare(self, jobs: list[list[str]], sweep_dir: Path) -> list[list[str]]:
+        """The jobs to pack and launch, from those the overrides expand to."""
+        return jobs
 
     def sweep(self, arguments: list[str]) -> Any:
         from downsample_study import internals
@@ -46,9 +53,13 @@ class PackedSweeper(Sweeper):
         overrides = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         jobs = internals.basic_sweep_jobs(overrides, self.hydra_context.config_loader)
         if jobs is None:
-            raise ConfigError("hydra/sweeper=packed: these sweep overrides cannot be expanded "
-                              "into jobs (use the basic sweeper's syntax: key=a,b or "
+            raise ConfigError(f"hydra/sweeper={self.name}: these sweep overrides cannot be "
+                              "expanded into jobs (use the basic sweeper's syntax: key=a,b or "
                               "key=range(n))")
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        jobs = self.prepare(jobs, sweep_dir)
         size = pack_size(config.pack.size, config.trainer.get("accelerator", "auto"))
         if (alone := _alone(config)) is not None:
             log.info("packing: off, %s", alone)
@@ -57,11 +68,8 @@ class PackedSweeper(Sweeper):
         packs = sum(any(o.startswith("pack.seeds=") for o in job) for job in launched)
         log.info("packing: %d jobs as %d job(s), %d of them packs of up to %d seeds "
                  "(pack.size=%s)", len(jobs), len(launched), packs, size, config.pack.size)
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(config, sweep_dir / "multirun.yaml")
         self.validate_batch_is_legal(launched)
-        results = self.launcher.launch(launched, initial_job_idx=0)
+        results = self.launcher.launch(launched, initial_job_idx=self.launched)
         for result in results:
             _ = result.return_value  # a job's exception, raised here as Hydra's sweeper does
         return [results]

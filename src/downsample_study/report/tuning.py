@@ -1,0 +1,72 @@
+"""The report's account of a tuned sweep (``hydra/sweeper=tuned``): each variant's
+learning-rate study, as a table and as validation accuracy against the rate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from downsample_study.sweeps.tuning import BEST_FILE, TUNING_DIR, Tuned, read_best
+
+TUNING_PLOT = "lr_tuning.png"
+COLUMNS = 5
+
+
+@dataclass
+class Study:
+    name: str  # the variant's folder under tuning/ (its overrides)
+    tuned: Tuned
+
+    @property
+    def completed(self) -> list[dict]:
+        return [t for t in self.tuned.trials if t["value"] is not None]
+
+
+def load_studies(sweep: Path) -> list[Study]:
+    return [Study(path.parent.name, read_best(path.parent))
+            for path in sorted((sweep / TUNING_DIR).glob(f"*/{BEST_FILE}"))]
+
+
+def plot_tuning(studies: list[Study], path: Path) -> None:
+    """One panel per variant: each trial's validation top-1 at its rate (log scale), the best
+    circled; shared axes, so the rates compare across variants."""
+    from downsample_study.report.plots import save
+
+    columns = min(COLUMNS, len(studies))
+    rows = math.ceil(len(studies) / columns)
+    fig = Figure(figsize=(2.6 * columns, 2.2 * rows + 0.6), layout="constrained")
+    grid = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+    for i, study in enumerate(studies):
+        ax = grid[i // columns, i % columns]
+        done = sorted(study.completed, key=lambda t: t["lr"])
+        ax.plot([t["lr"] for t in done], [100 * t["value"] for t in done], ".-", color="C0")
+        ax.plot(study.tuned.lr, 100 * study.tuned.value, "o", mfc="none", color="C3",
+                markersize=9)
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.set_title(study.name.replace(",", " "), fontsize=6, wrap=True)
+    for i in range(len(studies), rows * columns):
+        grid[i // columns, i % columns].set_axis_off()
+    fig.supxlabel("learning rate (log scale)", fontsize=9)
+    fig.supylabel("validation top-1 accuracy (%)", fontsize=9)
+    fig.suptitle("each trial of each variant's learning-rate search; circled: the rate its "
+                 "seeds trained at", fontsize=9)
+    save(fig, path)
+
+
+def tuning_section(studies: list[Study], plotted: bool) -> list[str]:
+    if not studies:
+        return []
+    rows = [f"| `{s.name}` | {len(s.tuned.trials)} ({len(s.completed)} completed) | "
+            f"{min(t['lr'] for t in s.tuned.trials):.2g}–{max(t['lr'] for t in s.tuned.trials):.2g}"
+            f" | **{s.tuned.lr:.3g}** | {100 * s.tuned.value:.2f} |" for s in studies]
+    return ["", "## Learning-rate tuning", "",
+            "Each variant's `optimizer.lr` was searched (Optuna TPE, log scale) on the "
+            "validation top-1 of its selected checkpoint, at a seed none of its test seeds "
+            "share; its seeds then trained at the best rate (the table above: lr (tuned)).",
+            "", "| variant | trials | rates tried | best lr | val top-1 % at it |",
+            "|---|---|---|---|---|", *rows,
+            *(["", f"![tuning]({TUNING_PLOT})"] if plotted else [])]

@@ -1,0 +1,153 @@
+"""Fair tuning for ``hydra/sweeper=tuned``: each variant's learning rate, then its test seeds.
+
+Every operator trained at one learning rate says as much about that rate as about the
+operator. So for each variant (a job's overrides without its seed) an Optuna TPE study
+searches ``optimizer.lr`` on a log scale, maximising the validation top-1 of the checkpoint
+the job selects, with its trials trained at a seed of their own (``lr.seed``, none of the
+test seeds) and launched by the sweep's launcher. The variant's test seeds then train at its
+best rate; their ``results.json`` records it, and ``tuned=[optimizer.lr]`` tells the report
+that the rate belongs to the variant and does not make another one.
+
+A variant's study lives in ``<sweep>/tuning/<variant>/``: one folder per trial and
+``best.yaml`` (the best rate, its validation top-1, every trial). A re-run reads
+``best.yaml`` where it is and tunes the rest again from the start: TPE, seeded, asks for the
+same rates in the same order, and the trials that completed before are not trained again
+(the task skips a job whose folder holds a completed ``results.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from downsample_study.checks import above, at_least
+from downsample_study.errors import ConfigError, UserError
+from downsample_study.sweeps.naming import job_dir_name, override_key
+
+log = logging.getLogger("downsample_study")
+
+TUNING_DIR = "tuning"
+BEST_FILE = "best.yaml"
+LR_KEY = "optimizer.lr"
+# the trials select a learning rate on validation: what only the test seeds need is off
+TRIAL_OVERRIDES = ("evaluation.shift=false", "evaluation.feature_maps=false")
+
+
+@dataclass
+class LrSearch:
+    """The sweeper's ``lr`` node: the search of each variant's learning rate."""
+
+    trials: int = 12  # per variant; 0: no tuning, every job at its own optimizer.lr
+    low: float = 1e-4
+    high: float = 1e-1
+    seed: int = 100  # the trials' seed, none of the test seeds
+    sampler_seed: int = 0  # TPE's, so a re-run asks for the same rates
+    random_trials: int = 5  # drawn at random (log-uniform) before TPE models the rest
+    at_once: int = 1  # trials launched together (side by side with hydra/launcher=parallel)
+    epochs: int | None = None  # the trials' trainer.max_epochs (None: the test seeds')
+
+    def __post_init__(self) -> None:
+        at_least("hydra.sweeper.lr.trials", self.trials, 0)
+        above("hydra.sweeper.lr.low", self.low, 0)
+        if not self.high > self.low:
+            raise ConfigError(f"hydra.sweeper.lr.high: must be above lr.low ({self.low}), "
+                              f"got {self.high}")
+        at_least("hydra.sweeper.lr.at_once", self.at_once, 1)
+        at_least("hydra.sweeper.lr.random_trials", self.random_trials, 1)
+        if self.epochs is not None:
+            at_least("hydra.sweeper.lr.epochs", self.epochs, 1)
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A variant's best learning rate and what its study found."""
+
+    lr: float
+    value: float  # the validation top-1 at that rate
+    trials: list[dict[str, Any]]  # {lr, value} for every trial (value None: it failed)
+
+
+def variants(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[list[str]]]:
+    """The jobs of each variant: the same overrides but the seed, in the sweep's order."""
+    found: dict[tuple[str, ...], list[list[str]]] = {}
+    for job in jobs:
+        key = tuple(sorted(o for o in job if override_key(o) != "seed"))
+        found.setdefault(key, []).append(list(job))
+    return found
+
+
+def variant_folder(dirname: str) -> str:
+    """A variant's study folder in the sweep, from its ``override_dirname`` (as a job's)."""
+    return f"{TUNING_DIR}/{job_dir_name(dirname)}"
+
+
+def read_best(folder: Path) -> Tuned | None:
+    path = folder / BEST_FILE
+    if not path.is_file():
+        return None
+    data = OmegaConf.to_container(OmegaConf.load(path))
+    return Tuned(float(data["lr"]), float(data["value"]), list(data["trials"]))
+
+
+Launch = Callable[[list[list[str]], int], Sequence[Any]]  # the launcher's, job returns back
+
+
+def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
+         sweep_dir: Path, first_index: int) -> Tuned:
+    """The best learning rate of ``variant`` (its study folder named after ``dirname``), from
+    ``best.yaml`` or a study of its own."""
+    import optuna
+
+    where = variant_folder(dirname)
+    folder = sweep_dir / where
+    if (known := read_best(folder)) is not None:
+        log.info("tuning %s: lr %.3g from %s", ",".join(variant) or "default", known.lr,
+                 folder / BEST_FILE)
+        return known
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(
+                                    n_startup_trials=search.random_trials,
+                                    seed=search.sampler_seed))
+    space = {LR_KEY: optuna.distributions.LogUniformDistribution(search.low, search.high)}
+    epochs = [] if search.epochs is None else [f"trainer.max_epochs={search.epochs}"]
+    while len(study.trials) < search.trials:
+        batch = [study.ask(space)
+                 for _ in range(min(search.at_once, search.trials - len(study.trials)))]
+        jobs = [[*variant, f"seed={search.seed}", f"{LR_KEY}={t.params[LR_KEY]!r}",
+                 *TRIAL_OVERRIDES, *epochs,
+                 f"hydra.sweep.subdir='{where}/trial{t.number}'"]
+                for t in batch]
+        returns = launch(jobs, first_index + batch[0].number)
+        for trial, returned in zip(batch, returns, strict=True):
+            value = returned.return_value  # a job's exception is raised here
+            if value is None or not math.isfinite(value):  # the job did not complete
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, float(value))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise UserError(f"tuning {','.join(variant) or 'default'}: none of its "
+                        f"{search.trials} trials completed (see {folder}/trial*/results.json)")
+    best = max(done, key=lambda t: t.value)
+    tuned = Tuned(best.params[LR_KEY], best.value, sorted(
+        ({"lr": t.params[LR_KEY], "value": t.value} for t in study.trials),
+        key=lambda t: t["lr"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create({"lr": tuned.lr, "value": tuned.value,
+                                     "trials": tuned.trials}), folder / BEST_FILE)
+    log.info("tuning %s: lr %.3g (val/acc_top1 %.4f, best of %d trials)",
+             ",".join(variant) or "default", tuned.lr, tuned.value, len(study.trials))
+    return tuned
+
+
+def at_tuned_lr(jobs: Sequence[str], lr: float) -> list[str]:
+    """A test seed's overrides at its variant's tuned learning rate."""
+    return [*(o for o in jobs if override_key(o) != LR_KEY), f"{LR_KEY}={lr!r}",
+            f"tuned=[{LR_KEY}]"]

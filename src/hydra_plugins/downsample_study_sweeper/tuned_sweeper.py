@@ -1,0 +1,58 @@
+"""The ``hydra/sweeper=tuned`` plugin: each variant's learning rate tuned on validation
+(``downsample_study.sweeps.tuning``), then its seeds trained at that rate, packed as
+``hydra/sweeper=packed`` packs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra_plugins.downsample_study_sweeper.packed_sweeper import PackedSweeper
+
+
+def lr_search(options: dict[str, Any]) -> Any:
+    """The sweeper's ``lr`` options as an ``LrSearch``, typed and checked (a ``ConfigError``
+    naming the key)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from downsample_study.config.messages import node_message
+    from downsample_study.errors import ConfigError
+    from downsample_study.sweeps.tuning import LrSearch
+
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LrSearch), options))
+    except OmegaConfBaseException as err:
+        raise ConfigError(node_message(err, prefix="hydra.sweeper.lr")) from None
+
+
+class TunedSweeper(PackedSweeper):
+    name = "tuned"
+
+    def __init__(self, max_batch_size: int | None = None,
+                 params: dict[str, str] | None = None, lr: dict[str, Any] | None = None):
+        super().__init__(max_batch_size, params)
+        self.lr = dict(lr or {})
+
+    def _launch(self, jobs: list[list[str]], first_index: int) -> Any:
+        self.validate_batch_is_legal(jobs)
+        returns = self.launcher.launch(jobs, initial_job_idx=first_index)
+        self.launched = max(self.launched, first_index + len(jobs))
+        return returns
+
+    def prepare(self, jobs: list[list[str]], sweep_dir: Path) -> list[list[str]]:
+        from downsample_study.sweeps.naming import override_dirname
+        from downsample_study.sweeps.tuning import at_tuned_lr, tune, variants
+
+        search = lr_search(self.lr)
+        if search.trials == 0:
+            return jobs
+        names = self.config.hydra.job.config.override_dirname
+        tuned = []
+        for number, (variant, seeds) in enumerate(variants(jobs).items()):
+            dirname = override_dirname(list(variant), list(names.exclude_keys), names.item_sep,
+                                       names.kv_sep)
+            best = tune(variant, dirname, search, self._launch, sweep_dir,
+                        number * search.trials)
+            tuned += [at_tuned_lr(job, best.lr) for job in seeds]
+        return tuned

@@ -1,0 +1,85 @@
+"""hydra/sweeper=tuned: each variant's learning rate searched on validation, then its test
+seeds at that rate, and what the report makes of it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+from support import launch, results_under
+
+from downsample_study.errors import ConfigError
+from downsample_study.report.build import write_report
+from downsample_study.sweeps.tuning import variants
+from hydra_plugins.downsample_study_sweeper.tuned_sweeper import lr_search
+
+TUNED = ["hydra/sweeper=tuned", "hydra.sweeper.lr.trials=3", "hydra.sweeper.lr.low=1e-3",
+         "hydra.sweeper.lr.high=3e-2", "logger=none", "evaluation.feature_maps=false",
+         "trainer.limit_train_batches=3"]
+
+
+def test_variants_are_the_jobs_apart_from_their_seed():
+    jobs = [["downsample=maxpool", "seed=0"], ["downsample=avgpool", "seed=0"],
+            ["seed=1", "downsample=maxpool"]]
+    assert variants(jobs) == {("downsample=maxpool",): [jobs[0], jobs[2]],
+                              ("downsample=avgpool",): [jobs[1]]}
+
+
+@pytest.mark.parametrize(("options", "key", "allowed"), [
+    ({"trials": -1}, "hydra.sweeper.lr.trials", ">= 0"),
+    ({"low": 0.0}, "hydra.sweeper.lr.low", "> 0"),
+    ({"low": 0.1, "high": 0.01}, "hydra.sweeper.lr.high", "above lr.low"),
+    ({"at_once": 0}, "hydra.sweeper.lr.at_once", ">= 1"),
+    ({"trails": 3}, "trails", ""),
+])
+def test_bad_search_options_name_the_key(options, key, allowed):
+    with pytest.raises(ConfigError) as err:
+        lr_search(options)
+    assert key in str(err.value) and allowed in str(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
+def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(quick, tmp_path,
+                                                                           capsys):
+    run = launch(["-m", *quick, *TUNED, "downsample=maxpool,stride2", "seed=0,1",
+                  "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 0, run.output[-3000:]
+    sweep = tmp_path / "sweep"
+    studies = sorted((sweep / "tuning").glob("*/best.yaml"))
+    assert len(studies) == 2
+    best = {}
+    for path in studies:
+        study = OmegaConf.to_container(OmegaConf.load(path))
+        trials = [json.loads((t / "results.json").read_text())
+                  for t in sorted(path.parent.glob("trial*"))]
+        assert len(trials) == len(study["trials"]) == 3
+        assert {t["config"]["seed"] for t in trials} == {100}  # none of the test seeds
+        by_lr = {t["config"]["optimizer"]["lr"]: t["val"]["acc_top1"] for t in trials}
+        assert all(1e-3 <= lr <= 3e-2 for lr in by_lr)
+        assert study["lr"] == max(by_lr, key=by_lr.get) and study["value"] == max(by_lr.values())
+        best[trials[0]["config"]["downsample"]["name"]] = study["lr"]
+    tests = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    assert len(results_under(sweep)) == 4 + 6  # the trials are under tuning/
+    assert sorted((r["config"]["downsample"]["name"], r["config"]["seed"]) for r in tests) == [
+        ("maxpool", 0), ("maxpool", 1), ("stride2", 0), ("stride2", 1)]
+    for r in tests:
+        assert r["config"]["optimizer"]["lr"] == best[r["config"]["downsample"]["name"]]
+        assert r["config"]["tuned"] == ["optimizer.lr"] and r["pack"]["seeds"] == [0, 1]
+
+    # the report: the rate as the variant's, one comparison across different rates
+    report = write_report(sweep, use_wandb=False)
+    assert [j.status for j in report.jobs] == ["completed"] * 4
+    [comparison] = report.comparisons
+    assert comparison.what == "stride2 − maxpool" and comparison.test == "paired"
+    text = (sweep / "report.md").read_text()
+    assert "lr (tuned)" in text and f"{best['stride2']:.3g}" in text
+    assert "## Learning-rate tuning" in text and (sweep / "lr_tuning.png").is_file()
+
+    # a re-run reads each variant's best.yaml and trains nothing again
+    before = {p: p.stat().st_mtime_ns for p in sweep.rglob("results.json")}
+    again = launch(["-m", *quick, *TUNED, "downsample=maxpool,stride2", "seed=0,1",
+                    "hydra.sweep.dir=sweep"], capsys)
+    assert again.exit_code == 0 and again.output.count("best.yaml") == 2
+    assert {p: p.stat().st_mtime_ns for p in sweep.rglob("results.json")} == before
