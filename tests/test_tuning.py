@@ -4,6 +4,11 @@ seeds at that rate, and what the report makes of it."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from omegaconf import OmegaConf
@@ -83,3 +88,33 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
                     "hydra.sweep.dir=sweep"], capsys)
     assert again.exit_code == 0 and again.output.count("best.yaml") == 2
     assert {p: p.stat().st_mtime_ns for p in sweep.rglob("results.json")} == before
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
+def test_a_parallel_sweep_stopped_while_tuning_keeps_no_best_rate_and_the_rerun_finishes_it(
+        quick, tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    args = ["-m", *quick, *TUNED, "hydra.sweeper.lr.trials=4", "hydra.sweeper.lr.at_once=2",
+            "hydra.sweeper.lr.epochs=20",
+            "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1",
+            f"hydra.sweep.dir={sweep}"]
+    with open(tmp_path / "sweep.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "downsample_study", *args], cwd=tmp_path,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while len(list(sweep.glob("tuning/*/trial*/epochs.csv"))) < 2:  # two trials training
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=300) == 128 + signal.SIGTERM
+    assert "Traceback" not in (tmp_path / "sweep.log").read_text()
+    [study] = (sweep / "tuning").iterdir()
+    assert not (study / "best.yaml").exists()  # a stopped study is not a result
+    assert sorted(r["status"] for r in results_under(sweep)) == ["interrupted"] * 2
+    assert not list(sweep.glob("*/results.json"))  # no test seed started
+
+    again = launch(args, capsys)  # the same command
+    assert again.exit_code == 0, again.output[-2000:]
+    assert len(OmegaConf.load(study / "best.yaml").trials) == 4
+    assert len(list(sweep.glob("*/results.json"))) == 2  # the test seeds

@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 from downsample_study.checks import above, at_least
 from downsample_study.errors import ConfigError, UserError
 from downsample_study.sweeps.naming import job_dir_name, override_key
+from downsample_study.sweeps.signals import sweep_stopped
 
 log = logging.getLogger("downsample_study")
 
@@ -99,9 +100,10 @@ Launch = Callable[[list[list[str]], int], Sequence[Any]]  # the launcher's, job 
 
 
 def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
-         sweep_dir: Path, first_index: int) -> Tuned:
+         sweep_dir: Path, first_index: int) -> Tuned | None:
     """The best learning rate of ``variant`` (its study folder named after ``dirname``), from
-    ``best.yaml`` or a study of its own."""
+    ``best.yaml`` or a study of its own; None if the sweep was stopped before it ended (its
+    study then has no ``best.yaml``: the same command goes on with it)."""
     import optuna
 
     where = variant_folder(dirname)
@@ -125,6 +127,8 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
                  f"hydra.sweep.subdir='{where}/trial{t.number}'"]
                 for t in batch]
         returns = launch(jobs, first_index + batch[0].number)
+        if sweep_stopped(sweep_dir) is not None:
+            return None
         for trial, returned in zip(batch, returns, strict=True):
             value = returned.return_value  # a job's exception is raised here
             if value is None or not math.isfinite(value):  # the job did not complete

@@ -54,5 +54,7 @@ class TunedSweeper(PackedSweeper):
                                        names.kv_sep)
             best = tune(variant, dirname, search, self._launch, sweep_dir,
                         number * search.trials)
+            if best is None:  # the sweep was stopped: nothing more is launched
+                return []
             tuned += [at_tuned_lr(job, best.lr) for job in seeds]
         return tuned
