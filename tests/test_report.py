@@ -241,7 +241,8 @@ def test_plots_are_valid_pngs_with_svgs_beside(sweep):
 
 def test_ten_variants_get_a_curve_panel_each(tmp_path):
     """At more variants than one panel can show apart, the validation curves become small
-    multiples: one panel per variant, the best one in grey behind the others."""
+    multiples: one panel per variant, the best one in grey behind the others; the legend of
+    accuracy against parameters moves beside its axes."""
     from matplotlib.image import imread
 
     from downsample_study.report.plots import SMALL_MULTIPLES
@@ -256,6 +257,9 @@ def test_ten_variants_get_a_curve_panel_each(tmp_path):
     assert all(f"mnist · lenet5 · {op} (n = 2)" in svg for op in operators)
     height, width = imread(sweep / PLOTS["curves"]).shape[:2]
     assert height > 400 and width > 1000  # a grid, not one crowded panel
+    params = (sweep / PLOTS["params"]).with_suffix(".svg").read_text()
+    assert all(f"lenet5 · {op} (61,706)" in params for op in operators)  # each in the legend
+    assert imread(sweep / PLOTS["params"]).shape[1] >= 1150  # room for the legend beside it
 
 
 def test_variants_are_listed_by_dataset_best_first_with_the_baseline_marked(sweep):

@@ -14,6 +14,7 @@ from downsample_study.report.contents import Report
 from downsample_study.report.statistics import CONFIDENCE
 from downsample_study.report.variants import Variant, text
 
+SMALL_MULTIPLES = 6  # more variants than this in a dataset: one panel each, shared axes
 PLOTS = {
     "accuracy": "accuracy.png",
     "params": "accuracy_vs_params.png",
@@ -63,7 +64,8 @@ def plot_accuracy(report: Report, path: Path) -> None:
 
 def plot_accuracy_vs_params(report: Report, path: Path) -> None:
     datasets = _by_dataset(report)
-    fig, axes = _panels(len(datasets), 5.0, 3.8)
+    crowded = max(len(vs) for vs in datasets.values()) > SMALL_MULTIPLES
+    fig, axes = _panels(len(datasets), 8.0 if crowded else 5.0, 3.8)
     for ax, (dataset, variants) in zip(axes, datasets.items()):
         params = [v.params for v in variants]
         # variants with equal parameter counts are drawn side by side, not on top of each other
@@ -80,11 +82,11 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
         ax.set_title(f"{dataset}: accuracy vs parameters", fontsize=9)
         ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if crowded:  # beside the axes, not over the points
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+        else:
+            ax.legend(fontsize=7)
     save(fig, path)
-
-
-SMALL_MULTIPLES = 6  # more variants than this in a dataset: one panel each, shared axes
 
 
 def _curve(v: Variant) -> tuple[list[int], np.ndarray, np.ndarray]:
