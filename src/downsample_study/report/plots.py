@@ -35,6 +35,12 @@ def _by_dataset(report: Report) -> dict[str, list[Variant]]:
     return found
 
 
+def _colors(report: Report) -> dict[str, str]:
+    """One colour per variant label, the same in every dataset's panel."""
+    labels = sorted({v.label for v in report.variants})
+    return {label: f"C{i % 10}" for i, label in enumerate(labels)}
+
+
 def _panels(count: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=(width * count, height), layout="constrained")
     return fig, fig.subplots(1, count, squeeze=False)[0]
@@ -65,6 +71,7 @@ def plot_accuracy(report: Report, path: Path) -> None:
 def plot_accuracy_vs_params(report: Report, path: Path) -> None:
     datasets = _by_dataset(report)
     crowded = max(len(vs) for vs in datasets.values()) > SMALL_MULTIPLES
+    colors = _colors(report)
     fig, axes = _panels(len(datasets), 8.0 if crowded else 5.0, 3.8)
     for ax, (dataset, variants) in zip(axes, datasets.items()):
         params = [v.params for v in variants]
@@ -75,7 +82,7 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
             same = [j for j, p in enumerate(params) if p == v.params]
             x = v.params + (same.index(i) - (len(same) - 1) / 2) * dodge
             yerr = [[s.mean - s.low], [s.high - s.mean]] if s.n >= 2 else None
-            ax.errorbar(x, s.mean, yerr=yerr, fmt="o", color=f"C{i % 10}", capsize=4,
+            ax.errorbar(x, s.mean, yerr=yerr, fmt="o", color=colors[v.label], capsize=4,
                         label=f"{v.label} ({v.params:,})")
         ax.set_xlabel("parameters")
         ax.set_ylabel("test top-1 accuracy (%)")
@@ -121,10 +128,11 @@ def plot_curves(report: Report, path: Path) -> bool:
     if not datasets:
         return False
     if max(len(vs) for vs in datasets.values()) <= SMALL_MULTIPLES:
+        colors = _colors(report)
         fig, axes = _panels(len(datasets), 5.0, 3.8)
         for ax, (dataset, variants) in zip(axes, datasets.items()):
-            for i, v in enumerate(variants):
-                _draw(ax, v, f"C{i % 10}", f"{v.label} (n = {len(v.jobs)})")
+            for v in variants:
+                _draw(ax, v, colors[v.label], f"{v.label} (n = {len(v.jobs)})")
             ax.set_xlabel("epochs trained")
             ax.set_ylabel("validation top-1 accuracy (%)")
             ax.set_title(f"{dataset}: mean over seeds, band ±1 std", fontsize=9)
