@@ -158,6 +158,8 @@ def test_a_packed_sweep_writes_what_its_solo_jobs_write(job, solo, tmp_path, cap
     solo_report, packed_report = ([(v.key, v.seeds) for v in r.variants] for r in reports)
     assert packed_report == solo_report and packed_report[0][1] == [0, 1, 2]
     assert not reports[1].unfinished
+    notes = [(folder / "report.md").read_text() for folder in (solo, tmp_path / "packed")]
+    assert ["reports its pack's" in note for note in notes] == [False, True]
     folders = {p.name for p in solo.iterdir() if p.is_dir()}
     assert folders <= {p.name for p in (tmp_path / "packed").iterdir()}  # the same folders
     _assert_same_as_solo(_by_seed(tmp_path / "packed"), _by_seed(solo))

@@ -101,7 +101,11 @@ def _variants_section(report: Report) -> list[str]:
                      v.stat("test", "acc_top1").format(), v.stat("test", "acc_top2").format(),
                      f"{v.params:,}", f"{v.flops / 1e6:.2f}" if v.flops else "—",
                      f"{seconds.mean:.1f}" if seconds else "—"])
-    return ["## Variants", "", *_table(header, rows)]
+    lines = ["## Variants", "", *_table(header, rows)]
+    if any(job.results.pack for v in report.variants for job in v.jobs):
+        lines += ["", "train s: the wall time of a job's training; a job trained in a pack "
+                      "reports its pack's (every member at once)."]
+    return lines
 
 
 def _comparisons_section(report: Report) -> list[str]:
