@@ -36,12 +36,23 @@ def test_variants_are_the_jobs_apart_from_their_seed():
     ({"low": 0.0}, "hydra.sweeper.lr.low", "> 0"),
     ({"low": 0.1, "high": 0.01}, "hydra.sweeper.lr.high", "above lr.low"),
     ({"at_once": 0}, "hydra.sweeper.lr.at_once", ">= 1"),
-    ({"trails": 3}, "trails", ""),
+    ({"trails": 3}, "hydra.sweeper.lr.trails", "trials, low, high"),
 ])
 def test_bad_search_options_name_the_key(options, key, allowed):
     with pytest.raises(ConfigError) as err:
         lr_search(options)
     assert key in str(err.value) and allowed in str(err.value)
+
+
+@pytest.mark.parametrize(("extra", "reason"), [
+    (["mode=summary"], "mode=summary trains nothing"),
+    (["trainer.fast_dev_run=true"], "smoke tests (trainer.fast_dev_run) run alone"),
+])
+def test_what_trains_nothing_to_report_is_not_tuned(extra, reason, quick, tmp_path, capsys):
+    run = launch(["-m", *quick, *TUNED, *extra, "downsample=maxpool,stride2",
+                  "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 0 and f"tuning: off, {reason}" in run.output
+    assert not (tmp_path / "sweep" / "tuning").exists()
 
 
 @pytest.mark.slow

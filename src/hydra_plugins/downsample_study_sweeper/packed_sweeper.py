@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("downsample_study")
 
 
-def _alone(config: DictConfig) -> str | None:
+def alone(config: DictConfig) -> str | None:
     """Why the sweep's jobs run alone (None: they are packed)."""
     if str(config.get("mode", "train")) != "train":
         return f"mode={config.mode} trains nothing"
@@ -61,8 +61,8 @@ class PackedSweeper(Sweeper):
         OmegaConf.save(config, sweep_dir / "multirun.yaml")
         jobs = self.prepare(jobs, sweep_dir)
         size = pack_size(config.pack.size, config.trainer.get("accelerator", "auto"))
-        if (alone := _alone(config)) is not None:
-            log.info("packing: off, %s", alone)
+        if (alone_because := alone(config)) is not None:
+            log.info("packing: off, %s", alone_because)
             size = 1
         launched = plan(jobs, size)
         packs = sum(any(o.startswith("pack.seeds=") for o in job) for job in launched)

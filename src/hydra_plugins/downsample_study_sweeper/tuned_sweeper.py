@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
-from hydra_plugins.downsample_study_sweeper.packed_sweeper import PackedSweeper
+from hydra_plugins.downsample_study_sweeper.packed_sweeper import PackedSweeper, alone
 
 
 def lr_search(options: dict[str, Any]) -> Any:
@@ -20,10 +21,18 @@ def lr_search(options: dict[str, Any]) -> Any:
     from downsample_study.errors import ConfigError
     from downsample_study.sweeps.tuning import LrSearch
 
+    known = list(LrSearch.__dataclass_fields__)
+    for key in options:
+        if key not in known:
+            raise ConfigError(f"hydra.sweeper.lr.{key}: no such option; the options are "
+                              f"{', '.join(known)}")
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LrSearch), options))
     except OmegaConfBaseException as err:
         raise ConfigError(node_message(err, prefix="hydra.sweeper.lr")) from None
+
+
+log = logging.getLogger("downsample_study")
 
 
 class TunedSweeper(PackedSweeper):
@@ -46,6 +55,9 @@ class TunedSweeper(PackedSweeper):
 
         search = lr_search(self.lr)
         if search.trials == 0:
+            return jobs
+        if (reason := alone(self.config)) is not None:
+            log.info("tuning: off, %s", reason)
             return jobs
         names = self.config.hydra.job.config.override_dirname
         tuned = []
