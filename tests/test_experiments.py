@@ -30,7 +30,7 @@ PRESETS = {
     "seed004": (2, {"dataset.name": "cifar10", "model.name": "convpool3",
                     "dataset.batch_size": 128}, ("downsample.batch_norm",)),
     "operators": (40, {"model.name": "lenet5", "dataset.batch_size": 128,
-                       "trainer.max_epochs": 15, "optimizer.name": "adam"},
+                       "trainer.max_epochs": 20, "optimizer.name": "adam"},
                   ("dataset.name", "downsample.name", "downsample.batch_norm")),
 }
 TUNED = {"operators"}  # each variant's learning rate tuned first (hydra/sweeper=tuned)
