@@ -122,7 +122,8 @@ def _comparisons_section(report: Report) -> list[str]:
     if report.comparisons:
         margin = report.comparisons[0].margin
         lines += ["", f"Verdicts at α = {ALPHA}: better or worse when the Holm-adjusted p "
-                      f"(over this report's {len(report.comparisons)} comparisons, the family) "
+                      f"(over this report's {len(report.comparisons)} "
+                      f"comparison{'s' if len(report.comparisons) != 1 else ''}, the family) "
                       f"is below it; equivalent when the equivalence test (TOST) shows the "
                       f"difference within ±{margin:g} pp (report.equivalence_margin); else "
                       f"inconclusive. d_z / g: the effect size (Cohen's d of the paired "
