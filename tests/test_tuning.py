@@ -12,7 +12,7 @@ import time
 
 import pytest
 from omegaconf import OmegaConf
-from support import launch, results_under
+from support import cli, launch, results_under
 
 from downsample_study.errors import ConfigError
 from downsample_study.report.build import write_report
@@ -104,7 +104,7 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
 def test_a_parallel_sweep_stopped_while_tuning_keeps_no_best_rate_and_the_rerun_finishes_it(
-        quick, tmp_path, capsys):
+        quick, tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", *quick, *TUNED, "hydra.sweeper.lr.trials=4", "hydra.sweeper.lr.at_once=2",
             "hydra.sweeper.lr.epochs=20",
@@ -125,7 +125,7 @@ def test_a_parallel_sweep_stopped_while_tuning_keeps_no_best_rate_and_the_rerun_
     assert sorted(r["status"] for r in results_under(sweep)) == ["interrupted"] * 2
     assert not list(sweep.glob("*/results.json"))  # no test seed started
 
-    again = launch(args, capsys)  # the same command
-    assert again.exit_code == 0, again.output[-2000:]
+    again = cli(args, tmp_path)  # the same command (a process of its own: it forks workers)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-2000:]
     assert len(OmegaConf.load(study / "best.yaml").trials) == 4
     assert len(list(sweep.glob("*/results.json"))) == 2  # the test seeds

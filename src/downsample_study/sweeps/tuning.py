@@ -109,7 +109,7 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
     where = variant_folder(dirname)
     folder = sweep_dir / where
     if (known := read_best(folder)) is not None:
-        log.info("tuning %s: lr %.3g from %s", ",".join(variant) or "default", known.lr,
+        log.info("tuning %s: lr %.3g from %s", dirname or "default", known.lr,
                  folder / BEST_FILE)
         return known
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -137,7 +137,7 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
                 study.tell(trial, float(value))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
-        raise UserError(f"tuning {','.join(variant) or 'default'}: none of its "
+        raise UserError(f"tuning {dirname or 'default'}: none of its "
                         f"{search.trials} trials completed (see {folder}/trial*/results.json)")
     best = max(done, key=lambda t: t.value)
     tuned = Tuned(best.params[LR_KEY], best.value, sorted(
@@ -147,7 +147,7 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
     OmegaConf.save(OmegaConf.create({"lr": tuned.lr, "value": tuned.value,
                                      "trials": tuned.trials}), folder / BEST_FILE)
     log.info("tuning %s: lr %.3g (val/acc_top1 %.4f, best of %d trials)",
-             ",".join(variant) or "default", tuned.lr, tuned.value, len(study.trials))
+             dirname or "default", tuned.lr, tuned.value, len(study.trials))
     return tuned
 
 
