@@ -19,12 +19,8 @@ from torch import nn
 from downsample_study.checks import above, at_least, probability
 from downsample_study.choices import Choice, as_choice
 from downsample_study.errors import ConfigError
-from downsample_study.nets.operators import (
-    DownsampleConfig,
-    DownsamplePoint,
-    create_downsample,
-)
-from downsample_study.nets.points import Rounding
+from downsample_study.nets.operators import DownsampleConfig, create_downsample
+from downsample_study.nets.points import DownsamplePoint, Rounding
 from downsample_study.nets.shapes import LayerStack
 from downsample_study.registry import Registry
 

@@ -25,6 +25,8 @@ def alone(config: DictConfig) -> str | None:
 
 
 class PackedSweeper(Sweeper):
+    name = "packed"  # its hydra/sweeper option, for messages
+
     def __init__(self, max_batch_size: int | None = None,
                  params: dict[str, str] | None = None):
         super().__init__()
@@ -36,8 +38,6 @@ class PackedSweeper(Sweeper):
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
-
-    name = "packed"
 
     def prepare(self, jobs: list[list[str]], sweep_dir: Path) -> list[list[str]]:
         """The jobs to pack and launch, from those the overrides expand to."""
