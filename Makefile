@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 run: install
 	$(PY) -m downsample_study $(ARGS)
 
+# one pytest-xdist worker per core (each with its share of the threads: tests/conftest.py);
+# the SLURM tests share one worker and its cluster
 test: install
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n auto --dist loadgroup $(ARGS)
 
 # the GPU check (scripts/gpu_check.sh) rehearsed on CPU, every step at its smallest
 gpu-rehearsal: install

@@ -3,10 +3,27 @@ the overrides of a quick job. (Helpers tests import are in support.py.)"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from support import write_cifar10, write_idx_dataset
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n auto``) each worker gets its share of the
+    cores, for its own torch and for the processes it starts: two torch processes at the default
+    thread count on the same cores slow each other down many times over."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        from downsample_study.sweeps.slots import available_cores
+
+        share = str(max(1, available_cores() // workers))
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = share
+        torch.set_num_threads(int(share))
 
 
 @pytest.fixture(scope="session")

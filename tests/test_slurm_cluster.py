@@ -17,7 +17,7 @@ from slurm_cluster import SlurmCluster, slurm_cluster_fixture
 
 slurm_cluster = slurm_cluster_fixture()
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]  # one cluster
 
 
 def _final_states(jobs: list, timeout: float = 30) -> list[str]:

@@ -1,9 +1,10 @@
 """Each variant against its baseline: the difference in test top-1 with its confidence
 interval and p-value, from a paired t-test when both sides ran the same seeds, Welch's
-otherwise (scipy); the p-values Holm-adjusted over the report's comparisons (``adjust``,
-statsmodels), an equivalence test (TOST, statsmodels) within ``report.equivalence_margin``,
-the effect size, and the verdict: better, worse, equivalent within ±m, or inconclusive —
-then with roughly how many seeds a side would resolve it."""
+otherwise (scipy); an equivalence test (TOST, statsmodels) within
+``report.equivalence_margin``; both p-values Holm-adjusted over the report's comparisons
+(``adjust``, statsmodels), so every claim, a difference or an equivalence, holds at a
+family-wise α; the effect size, and the verdict: better, worse, equivalent within ±m, or
+inconclusive — then with roughly how many seeds a side would resolve it."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class Comparison:
     p_adjusted: float = math.nan  # Holm over the report's comparisons (``adjust``)
     margin: float = math.nan  # pp: the equivalence margin
     p_equivalent: float = math.nan  # TOST: the difference is within ±margin
+    p_equivalent_adjusted: float = math.nan  # Holm over the report's TOSTs (``adjust``)
+    family: int = 1  # how many comparisons ``adjust`` saw
     effect: float = math.nan  # Cohen's d_z (paired) or Hedges' g (Welch)
     seeds_needed: int | None = None  # per side, to resolve an inconclusive comparison
     spread: float = math.nan  # sd of the paired differences, or the pooled sd (Welch)
@@ -51,7 +54,7 @@ class Comparison:
             return "no test"
         if self.significant:
             return "better" if self.diff > 0 else "worse"
-        if self.p_equivalent < ALPHA:
+        if self.p_equivalent_adjusted < ALPHA:
             return f"equivalent within ±{self.margin:g} pp"
         return "inconclusive"
 
@@ -67,7 +70,8 @@ class Comparison:
                 f"{_p(self.p)}, Holm {_p(self.p_adjusted)}, {effect} = "
                 f"{f'{self.effect:.2f}'.replace('-', '−')}: **{self.verdict}** at n = "
                 f"{self.n}{resolve} "
-                f"({how}; TOST {_p(self.p_equivalent)}; params {self.variant.params:,} vs "
+                f"({how}; TOST {_p(self.p_equivalent)}, Holm "
+                f"{_p(self.p_equivalent_adjusted)}; params {self.variant.params:,} vs "
                 f"{self.baseline.params:,})")
 
 
@@ -156,8 +160,8 @@ def compare(variant: Variant, baseline: Variant, spec: dict[str, str],
         return result
     ci = test.confidence_interval(CONFIDENCE)
     result.low, result.high, result.p = float(ci.low), float(ci.high), float(test.pvalue)
-    result.p_adjusted = result.p  # until ``adjust`` sees the report's family
     _equivalence_and_effect(result, np.asarray(x), np.asarray(y))
+    adjust([result])  # until ``adjust`` sees the report's family
     return result
 
 
@@ -179,34 +183,43 @@ def _equivalence_and_effect(result: Comparison, x: np.ndarray, y: np.ndarray) ->
 
 
 def _seeds_needed(c: Comparison) -> int | None:
-    """Seeds a side that would likely resolve ``c``: for a difference beyond the margin, the
-    t-test's 80 % power to show it; within it, until the interval would fit inside ±m."""
+    """Seeds a side that would likely resolve ``c`` at the Bonferroni level α / family, which
+    Holm's step-down never asks more than: the fewer of the t-test's 80 % power to show the
+    observed difference, and, within the margin, the seeds at which its interval would fit
+    inside ±m. Never fewer than it has now plus one (it is unresolved at those)."""
     from statsmodels.stats.power import TTestIndPower, TTestPower
 
-    paired = c.test == "paired"
     if c.spread == 0 or not math.isfinite(c.spread):
         return None
-    if abs(c.diff) >= c.margin:
-        power = TTestPower() if paired else TTestIndPower()
-        n = power.solve_power(effect_size=abs(c.diff) / c.spread, alpha=ALPHA, power=POWER)
-    else:
+    alpha, paired = ALPHA / c.family, c.test == "paired"
+    power = TTestPower() if paired else TTestIndPower()
+    candidates = [power.solve_power(effect_size=abs(c.diff) / c.spread, alpha=alpha,
+                                    power=POWER)] if c.diff else []
+    if abs(c.diff) < c.margin:
         per_side = 1 if paired else 2
-        n = next((k for k in range(2, MAX_SEEDS)
-                  if stats.t.ppf(1 - ALPHA, k - 1) * c.spread * math.sqrt(per_side / k)
-                  < c.margin - abs(c.diff)), None)
-    return None if n is None or not math.isfinite(n) else min(MAX_SEEDS, math.ceil(n))
+        candidates.append(next((k for k in range(2, MAX_SEEDS)
+                                if stats.t.ppf(1 - alpha, k - 1) * c.spread
+                                * math.sqrt(per_side / k) < c.margin - abs(c.diff)), math.inf))
+    n = min((k for k in candidates if math.isfinite(k)), default=None)
+    if n is None:
+        return None
+    now = max(int(side) for side in c.n.split(" vs "))
+    return min(MAX_SEEDS, max(now + 1, math.ceil(n)))
 
 
 def adjust(comparisons: list[Comparison]) -> None:
     """Holm–Bonferroni over ``comparisons`` (a report's family: every comparison it makes
-    that has a test)."""
+    that has a test), of the difference tests and, apart, of the equivalence tests."""
     from statsmodels.stats.multitest import multipletests
 
     tested = [c for c in comparisons if c.test != "none"]
-    if tested:
-        adjusted = multipletests([c.p for c in tested], alpha=ALPHA, method="holm")[1]
-        for comparison, p in zip(tested, adjusted, strict=True):
-            comparison.p_adjusted = float(p)
-    for comparison in tested:
-        if comparison.verdict == "inconclusive":
-            comparison.seeds_needed = _seeds_needed(comparison)
+    if not tested:
+        return
+    differences = multipletests([c.p for c in tested], alpha=ALPHA, method="holm")[1]
+    equivalences = multipletests(np.nan_to_num([c.p_equivalent for c in tested], nan=1.0),
+                                 alpha=ALPHA, method="holm")[1]
+    for comparison, p, p_eq in zip(tested, differences, equivalences, strict=True):
+        comparison.p_adjusted, comparison.p_equivalent_adjusted = float(p), float(p_eq)
+        comparison.family = len(tested)
+        comparison.seeds_needed = (_seeds_needed(comparison)
+                                   if comparison.verdict == "inconclusive" else None)

@@ -120,8 +120,8 @@ def _draw(ax, v: Variant, color: str, label: str) -> None:
 
 def plot_curves(report: Report, path: Path) -> bool:
     """Validation top-1 per epoch: the mean over seeds, with a ±1 std band. A dataset with
-    more than ``SMALL_MULTIPLES`` variants gets one panel per variant (shared axes, the
-    dataset's best variant in grey behind each) instead of one crowded panel."""
+    more than ``SMALL_MULTIPLES`` variants gets one panel per variant (axes shared within
+    the dataset, its best variant in grey behind each) instead of one crowded panel."""
     datasets = {d: [v for v in vs if any(job.epochs for job in v.jobs)]
                 for d, vs in _by_dataset(report).items()}
     datasets = {d: vs for d, vs in datasets.items() if vs}
@@ -140,23 +140,31 @@ def plot_curves(report: Report, path: Path) -> bool:
         save(fig, path)
         return True
     columns = min(5, max(len(vs) for vs in datasets.values()))
-    rows = sum(-(-len(vs) // columns) for vs in datasets.values())
-    fig = Figure(figsize=(2.6 * columns, 2.2 * rows + 0.6), layout="constrained")
-    grid = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
-    row = 0
-    for dataset, variants in datasets.items():
+    heights = [-(-len(vs) // columns) for vs in datasets.values()]
+    fig = Figure(figsize=(2.6 * columns, 2.2 * sum(heights) + 0.5 * len(datasets)),
+                 layout="constrained")
+    parts = fig.subfigures(len(datasets), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for part, rows, (dataset, variants) in zip(parts, heights, datasets.items(), strict=True):
+        grid = part.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
         best = variants[0]  # variants come best first
-        for i, v in enumerate(variants):
-            ax = grid[row + i // columns, i % columns]
+        for i, (v, title) in enumerate(zip(variants, _distinct(variants), strict=True)):
+            ax = grid[i // columns, i % columns]
             if v is not best:
                 _draw(ax, best, "0.7", "")
             _draw(ax, v, "C0", "")
-            ax.set_title(f"{dataset} · {v.label} (n = {len(v.jobs)})", fontsize=7)
-        for i in range(len(variants), -(-len(variants) // columns) * columns):
-            grid[row + i // columns, i % columns].set_axis_off()
-        row += -(-len(variants) // columns)
+            ax.set_title(f"{title} (n = {len(v.jobs)})", fontsize=7)
+        for i in range(len(variants), rows * columns):
+            grid[i // columns, i % columns].set_axis_off()
+        part.suptitle(f"{dataset}: validation top-1 (%) per epoch, mean over seeds, band ±1 std; "
+                      f"grey: its best variant, {_distinct(variants)[0]}", fontsize=9)
     fig.supxlabel("epochs trained", fontsize=9)
-    fig.supylabel("validation top-1 accuracy (%)", fontsize=9)
-    fig.suptitle("mean over seeds, band ±1 std; grey: the dataset's best variant", fontsize=9)
     save(fig, path)
     return True
+
+
+def _distinct(variants: list[Variant]) -> list[str]:
+    """Each label without the parts every variant shares (``lenet5 · ``)."""
+    parts = [v.label.split(" · ") for v in variants]
+    common = set.intersection(*map(set, parts)) if len(parts) > 1 else set()
+    return [" · ".join(p for p in label if p not in common) or " · ".join(label)
+            for label in parts]

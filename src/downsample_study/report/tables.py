@@ -58,6 +58,7 @@ def comparison_rows(report: Report) -> list[dict[str, Any]]:
                  "baseline": c.baseline.label, "difference": c.what, "diff_top1_pp": c.diff,
                  "ci_low": c.low, "ci_high": c.high, "p_value": c.p,
                  "p_holm": c.p_adjusted, "p_equivalent": c.p_equivalent,
+                 "p_equivalent_holm": c.p_equivalent_adjusted,
                  "equivalence_margin_pp": c.margin, "effect_size": c.effect,
                  "verdict": c.verdict, "seeds_needed": c.seeds_needed, "test": c.test, "n": c.n,
                  "params": c.variant.params, "baseline_params": c.baseline.params,
@@ -119,15 +120,18 @@ def _comparisons_section(report: Report) -> list[str]:
         for c in found:
             lines.append(f"- **{text(c.variant.flat.get('dataset.name'))} · "
                          f"{c.variant.label}**: {c.sentence()}")
-    if report.comparisons:
+    family = sum(c.test != "none" for c in report.comparisons)
+    if family:
         margin = report.comparisons[0].margin
         lines += ["", f"Verdicts at α = {ALPHA}: better or worse when the Holm-adjusted p "
-                      f"(over this report's {len(report.comparisons)} "
-                      f"comparison{'s' if len(report.comparisons) != 1 else ''}, the family) "
-                      f"is below it; equivalent when the equivalence test (TOST) shows the "
-                      f"difference within ±{margin:g} pp (report.equivalence_margin); else "
-                      f"inconclusive. d_z / g: the effect size (Cohen's d of the paired "
-                      f"differences, Hedges' g)."]
+                      f"(over this report's {family} tested "
+                      f"comparison{'s' if family != 1 else ''}, the family) is below it; "
+                      f"equivalent when the equivalence test (TOST), Holm-adjusted over the "
+                      f"same family, shows the difference within ±{margin:g} pp "
+                      f"(report.equivalence_margin); else inconclusive, with the seeds a side "
+                      f"that would likely resolve it at α / {family} (Bonferroni, which Holm "
+                      f"never asks more than). d_z / g: the effect size (Cohen's d of the "
+                      f"paired differences, Hedges' g)."]
     return lines
 
 

@@ -4,12 +4,15 @@ learning-rate study, as a table and as validation accuracy against the rate."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
-from downsample_study.sweeps.tuning import BEST_FILE, TUNING_DIR, Tuned, read_best
+from downsample_study.sweeps.naming import override_key
+from downsample_study.sweeps.tuning import BEST_FILE, LR_KEY, TUNING_DIR, Tuned, read_best
 
 TUNING_PLOT = "lr_tuning.png"
 COLUMNS = 5
@@ -19,6 +22,7 @@ COLUMNS = 5
 class Study:
     name: str  # the variant's folder under tuning/ (its overrides)
     tuned: Tuned
+    label: str = ""  # what tells it from the other studies: "mnist · avgpool · batch_norm=false"
 
     @property
     def completed(self) -> list[dict]:
@@ -26,8 +30,28 @@ class Study:
 
 
 def load_studies(sweep: Path) -> list[Study]:
-    return [Study(path.parent.name, read_best(path.parent))
-            for path in sorted((sweep / TUNING_DIR).glob(f"*/{BEST_FILE}"))]
+    folders = [path.parent for path in sorted((sweep / TUNING_DIR).glob(f"*/{BEST_FILE}"))]
+    studies = [Study(folder.name, read_best(folder)) for folder in folders]
+    overrides = [_overrides(folder) for folder in folders]
+    common = {k for k in set().union(*overrides)
+              if len({o.get(k) for o in overrides}) == 1} if len(studies) > 1 else set()
+    for study, found in zip(studies, overrides, strict=True):
+        shown = sorted(((k, v.lower() if v in ("True", "False") else v)
+                        for k, v in found.items() if k not in common),
+                       key=lambda kv: "." in kv[0])  # groups (dataset, downsample) first
+        study.label = " · ".join(v if "." not in k else f"{k.rsplit('.', 1)[1]}={v}"
+                                 for k, v in shown) or study.name
+    return sorted(studies, key=lambda s: s.label)
+
+
+def _overrides(folder: Path) -> dict[str, str]:
+    """A study's variant, as its trials' overrides (Hydra's record of a trial) without the
+    rate; from the folder's name if no trial has one (a long name is shortened with a hash)."""
+    for record in sorted(folder.glob("trial*/.hydra/overrides.yaml")):
+        found = [str(o) for o in OmegaConf.load(record)]
+        return {override_key(o): o.split("=", 1)[1] for o in found
+                if "=" in o and override_key(o) != LR_KEY}
+    return dict(part.split("=", 1) for part in re.split(r",(?=[\w.]+=)", folder.name))
 
 
 def plot_tuning(studies: list[Study], path: Path) -> None:
@@ -47,7 +71,7 @@ def plot_tuning(studies: list[Study], path: Path) -> None:
                 markersize=9)
         ax.set_xscale("log")
         ax.grid(alpha=0.3)
-        ax.set_title(study.name.replace(",", " "), fontsize=6, wrap=True)
+        ax.set_title(study.label, fontsize=7, wrap=True)
     for i in range(len(studies), rows * columns):
         grid[i // columns, i % columns].set_axis_off()
     fig.supxlabel("learning rate (log scale)", fontsize=9)
@@ -60,7 +84,7 @@ def plot_tuning(studies: list[Study], path: Path) -> None:
 def tuning_section(studies: list[Study], plotted: bool) -> list[str]:
     if not studies:
         return []
-    rows = [f"| `{s.name}` | {len(s.tuned.trials)} ({len(s.completed)} completed) | "
+    rows = [f"| {s.label} | {len(s.tuned.trials)} ({len(s.completed)} completed) | "
             f"{min(t['lr'] for t in s.tuned.trials):.2g}–{max(t['lr'] for t in s.tuned.trials):.2g}"
             f" | **{s.tuned.lr:.3g}** | {100 * s.tuned.value:.2f} |" for s in studies]
     return ["", "## Learning-rate tuning", "",
