@@ -137,12 +137,12 @@ def _assert_same_as_solo(packed: dict[int, dict], solo: dict[int, dict],
         assert (member["pack"]["size"] == 3) if marked else member["pack"] is None
         assert member["best_epoch"] == alone["best_epoch"]
         assert member["overrides"] == alone["overrides"] and member["group"] != ""
-        # Accuracies equal; losses to 0.5 %: a conv bias before BatchNorm has a zero gradient
-        # but for rounding, which Adam scales to lr-sized steps, and BatchNorm's running mean
-        # (the eval-mode loss) follows it
+        # Accuracies equal; losses to 1 %: a conv bias before BatchNorm has a zero gradient
+        # but for rounding (which differs with the thread count), which Adam scales to
+        # lr-sized steps, and BatchNorm's running mean (the eval-mode loss) follows it
         for split in ("val", "test"):
             for name, value in alone[split].items():
-                close = pytest.approx(value, rel=5e-3) if name == "loss" else value
+                close = pytest.approx(value, rel=1e-2) if name == "loss" else value
                 assert member[split][name] == close, (seed, split, name)
         for padding in ("zero", "circular"):  # over 200 test images: up to two may flip
             assert member["shift"][padding] == pytest.approx(alone["shift"][padding], abs=0.011)
@@ -170,15 +170,19 @@ def test_a_packed_sweep_writes_what_its_solo_jobs_write(job, solo, tmp_path, cap
         for row, solo_row in zip(rows, solo_rows, strict=True):
             assert row["val/acc_top1"] == pytest.approx(solo_row["val/acc_top1"], abs=1e-4)
             assert row["train/loss_epoch"] == pytest.approx(solo_row["train/loss_epoch"],
-                                                            rel=1e-4)
+                                                            rel=1e-3)  # see above
         assert (member / "feature_maps.png").is_file() and (member / "csv").is_dir()
         reused = load_run(member)  # the member's checkpoint is a solo one
         loaded = DownsampleClassifier.load_from_checkpoint(reused.results.checkpoint)
         assert sum(p.numel() for p in loaded.parameters()) == reused.results.params.total
         solo_weights = load_run(alone).model.state_dict()
-        for name, weight in reused.model.state_dict().items():  # biases: see above
+        # each weight tensor to 1 % of its norm (measured: up to 0.4 %; another seed's: 140 %):
+        # the rounding of a grouped and a plain convolution, which changes with the thread
+        # count, flips near-zero gradients, each an lr-sized step under Adam (biases: above)
+        for name, weight in reused.model.state_dict().items():
             if name.endswith("weight"):
-                torch.testing.assert_close(weight, solo_weights[name], atol=1e-4, rtol=1e-3)
+                solo_weight = solo_weights[name]
+                assert (weight - solo_weight).norm() < 1e-2 * solo_weight.norm(), name
 
 
 def test_each_member_has_its_own_wandb_run_named_as_its_solo_job(quick, tmp_path):

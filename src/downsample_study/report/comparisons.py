@@ -9,6 +9,7 @@ inconclusive — then with roughly how many seeds a side would resolve it."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,13 +189,16 @@ def _seeds_needed(c: Comparison) -> int | None:
     observed difference, and, within the margin, the seeds at which its interval would fit
     inside ±m. Never fewer than it has now plus one (it is unresolved at those)."""
     from statsmodels.stats.power import TTestIndPower, TTestPower
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     if c.spread == 0 or not math.isfinite(c.spread):
         return None
     alpha, paired = ALPHA / c.family, c.test == "paired"
     power = TTestPower() if paired else TTestIndPower()
-    candidates = [power.solve_power(effect_size=abs(c.diff) / c.spread, alpha=alpha,
-                                    power=POWER)] if c.diff else []
+    with warnings.catch_warnings():  # no solution (a tiny effect): nan, left out below
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        candidates = [power.solve_power(effect_size=abs(c.diff) / c.spread, alpha=alpha,
+                                        power=POWER)] if c.diff else []
     if abs(c.diff) < c.margin:
         per_side = 1 if paired else 2
         candidates.append(next((k for k in range(2, MAX_SEEDS)
