@@ -207,6 +207,27 @@ def test_difference_to_maxpool_matches_scipy_and_statsmodels_and_is_stated_in_wo
     assert "over this report's 3 tested comparisons, the family" in text
 
 
+def test_the_comparisons_with_a_baseline_are_also_one_table_at_a_glance(sweep):
+    """A row per operator, a column per dataset, each cell the difference and its verdict as
+    the sentences give them; a pair the sweep lacks is a dash."""
+    write_report(sweep, use_wandb=False)
+    text = (sweep / "report.md").read_text()
+    section = text.split("## Differences in test top-1 to downsample=maxpool")[1]
+    header, _, *rows = section.split("\n\n")[1].splitlines()
+    columns = header.strip("| ").split(" | ")
+    assert columns[0] == "downsample" and sorted(columns[1:]) == ["fashion_mnist", "mnist"]
+    cells = {row.split(" | ")[0][2:]: row.strip("| ").split(" | ")[1:] for row in rows}
+    assert set(cells) == {"stride2", "avgpool"}
+    assert cells["avgpool"][columns.index("fashion_mnist") - 1] == "—"
+    for row in read_csv(sweep / "comparisons.csv"):
+        op, dataset = row["variant"].split(" · ")[-1], row["dataset"]
+        cell = cells[op][columns.index(dataset) - 1]
+        diff = f"{float(row['diff_top1_pp']):+.2f}".replace("-", "−")
+        marks = {"inconclusive": "?", "better": "better", "worse": "worse"}
+        assert cell.strip("*").startswith(diff) and cell.strip("*").endswith(
+            marks.get(row["verdict"], "≈")), (cell, row["verdict"])
+
+
 def test_intervals_of_accuracies_stay_within_0_and_100_percent():
     from downsample_study.report.statistics import Stat
 
@@ -259,6 +280,10 @@ def test_jobs_that_never_started_are_listed(tmp_path):
 
 def test_plots_are_valid_pngs_with_svgs_beside(sweep):
     write_report(sweep, use_wandb=False)
+    first = {name: (sweep / name).with_suffix(".svg").read_bytes() for name in PLOTS.values()}
+    write_report(sweep, use_wandb=False)  # the same report, the same SVGs (no date, fixed ids)
+    assert first == {name: (sweep / name).with_suffix(".svg").read_bytes()
+                     for name in PLOTS.values()}
     for name in PLOTS.values():
         with Image.open(sweep / name) as image:
             image.verify()

@@ -23,9 +23,13 @@ PLOTS = {
 
 
 def save(fig: Figure, path: Path) -> None:
-    """PNG for reading, SVG beside it for papers (vector, any size)."""
+    """PNG for reading, SVG beside it for papers (vector, any size); the SVG without a date
+    and with fixed ids, so the same report writes the same file."""
+    import matplotlib
+
     fig.savefig(path, dpi=150)
-    fig.savefig(path.with_suffix(".svg"))
+    with matplotlib.rc_context({"svg.hashsalt": "downsample_study"}):
+        fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
 
 
 def _by_dataset(report: Report) -> dict[str, list[Variant]]:

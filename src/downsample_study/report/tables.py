@@ -10,6 +10,7 @@ from typing import Any
 
 from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.report.contents import Report
+from downsample_study.report.glance import glance
 from downsample_study.report.plots import PLOTS
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
 from downsample_study.report.variants import column, text
@@ -117,6 +118,7 @@ def _comparisons_section(report: Report) -> list[str]:
         lines += ["", f"## Differences in test top-1 to {title}", ""]
         if not found:
             lines.append("No variant in this sweep has a baseline of this kind.")
+        lines += glance(found, report.keys)
         for c in found:
             lines.append(f"- **{text(c.variant.flat.get('dataset.name'))} · "
                          f"{c.variant.label}**: {c.sentence()}")
