@@ -41,6 +41,8 @@ def glance(found: list[Comparison], keys: list[str]) -> list[str]:
         diffs.setdefault(text(c.variant.flat.get(rows_key)), []).append(c.diff)
     rows = sorted(diffs, key=lambda row: -sum(diffs[row]) / len(diffs[row]))
     cells = {(text(c.variant.flat.get(rows_key)), where(c)): _cell(c) for c in found}
+    if len(cells) < len(found):  # two comparisons in one cell: the sentences alone say it
+        return []
     table = [f"| {column(rows_key)} | " + " | ".join(columns) + " |",
              "|" + "---|" * (len(columns) + 1),
              *(f"| {row} | " + " | ".join(cells.get((row, col), "—") for col in columns) + " |"
