@@ -228,6 +228,31 @@ def test_the_comparisons_with_a_baseline_are_also_one_table_at_a_glance(sweep):
             marks.get(row["verdict"], "≈")), (cell, row["verdict"])
 
 
+def test_the_training_length_says_what_the_last_quarter_of_the_epochs_added(tmp_path):
+    """8 epochs: the rise from epoch 6 to 8 (the last quarter), mean over seeds, its largest
+    and its median over variants; where the selected checkpoints fell."""
+    sweep = tmp_path / "sweep"
+    rises = {"maxpool": (0.004, 0.006), "avgpool": (0.0, 0.002), "stride2": (0.001, 0.001)}
+    for op, by_seed in rises.items():
+        for seed, rise in enumerate(by_seed):
+            folder = write_job(sweep, "mnist", op, seed, 0.98)
+            results = json.loads((folder / "results.json").read_text())
+            results.update(schema_version=4, epochs=8, best_epoch=7 + seed)  # counted from 1
+            (folder / "results.json").write_text(json.dumps(results))
+            with (folder / EPOCHS_FILE).open("w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(EPOCH_COLUMNS)
+                for epoch in range(1, 9):
+                    val = 0.97 + (rise * (epoch - 6) / 2 if epoch > 6 else 0.0)
+                    writer.writerow([epoch, 10 * epoch, float(epoch), 0.1, val, 0.99, 0.1])
+    write_report(sweep, use_wandb=False)
+    section = (sweep / "report.md").read_text().split("## Training length")[1]
+    line = next(x for x in section.splitlines() if x.startswith("- **mnist**"))
+    assert "8 epochs" in line and "checkpoints' epoch 7.5 (mean over seeds" in line
+    assert "from epoch 6 to 8 validation top-1 rose by +0.50 pp at the most" in line
+    assert "lenet5 · maxpool" in line and "by +0.10 pp in the median variant" in line
+
+
 def test_intervals_of_accuracies_stay_within_0_and_100_percent():
     from downsample_study.report.statistics import Stat
 

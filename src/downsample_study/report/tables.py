@@ -11,6 +11,7 @@ from typing import Any
 from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.report.contents import Report
 from downsample_study.report.glance import glance
+from downsample_study.report.plateau import plateau_section
 from downsample_study.report.plots import PLOTS
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
 from downsample_study.report.variants import column, text
@@ -177,6 +178,7 @@ def markdown(report: Report, tuning: list[str] = ()) -> str:
         *_comparisons_section(report),
         *_shift_section(report),
         *tuning,
+        *plateau_section(report),
         "", "## Plots", "",
         *(f"![{name}]({file})" for name, file in PLOTS.items()
           if (report.sweep / file).is_file()),

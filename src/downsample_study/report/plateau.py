@@ -1,0 +1,67 @@
+"""Whether training was long enough: per dataset, the epochs trained, where the selected
+(best-validation) checkpoints fell, and how much validation accuracy still rose over the last
+quarter of the epochs — the number behind "trained until it plateaued"."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from downsample_study.report.comparisons import pp
+from downsample_study.report.contents import Report
+from downsample_study.report.variants import Variant, text
+
+
+def _curve(job) -> dict[int, float]:
+    return {int(row["epoch"]): 100 * float(row["val/acc_top1"]) for row in job.epochs
+            if row.get("val/acc_top1") not in (None, "")}
+
+
+def _late_gain(v: Variant) -> tuple[float, int, int] | None:
+    """Mean over seeds of the rise in validation top-1 (pp) over the last quarter of the
+    epochs, and that stretch's first and last epoch."""
+    gains, stretch = [], None
+    for job in v.jobs:
+        curve = _curve(job)
+        if len(curve) < 4:
+            continue
+        last = max(curve)
+        first = last - max(1, last // 4)
+        if first in curve:
+            gains.append(curve[last] - curve[first])
+            stretch = (first, last)
+    return (float(np.mean(gains)), *stretch) if gains else None
+
+
+def _span(values: list[float], digits: int = 0) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.{digits}f}" if math.isclose(low, high) else f"{low:.{digits}f}–{high:.{digits}f}"
+
+
+def plateau_section(report: Report) -> list[str]:
+    by_dataset: dict[str, list[Variant]] = defaultdict(list)
+    for v in report.variants:
+        by_dataset[text(v.flat.get("dataset.name"))].append(v)
+    lines = []
+    for dataset, variants in by_dataset.items():
+        gains = {v.label: g for v in variants if (g := _late_gain(v)) is not None}
+        epochs = [e for v in variants for e in v.values("epochs", scale=1.0).values()]
+        best = [s.mean for v in variants if (s := v.stat("best_epoch", scale=1.0))]
+        if not gains or not epochs:
+            continue
+        label, (gain, first, last) = max(gains.items(), key=lambda item: item[1][0])
+        sentence = (f"- **{dataset}**: {_span(epochs)} epochs; the selected checkpoints' "
+                    f"epoch {_span(best, 1)} (mean over seeds, by variant)" if best else
+                    f"- **{dataset}**: {_span(epochs)} epochs")
+        median = float(np.median([g[0] for g in gains.values()]))
+        lines.append(f"{sentence}; from epoch {first} to {last} validation top-1 rose by "
+                     f"{pp(gain)} pp at the most (mean over seeds; {label}), by {pp(median)} pp "
+                     f"in the median variant.")
+    if not lines:
+        return []
+    return ["", "## Training length", "",
+            "Whether validation accuracy had levelled off: where each variant's selected "
+            "checkpoint fell, and what the last quarter of the epochs still added (the "
+            "curves: the plots below).", "", *lines]
