@@ -253,6 +253,25 @@ def test_the_training_length_says_what_the_last_quarter_of_the_epochs_added(tmp_
     assert "lenet5 · maxpool" in line and "by +0.10 pp in the median variant" in line
 
 
+@pytest.mark.parametrize(("best", "edge"), [(0.01, "highest"), (0.0001, "lowest"), (0.001, "")])
+def test_a_tuned_rate_at_the_edge_of_the_rates_tried_is_flagged(sweep, best, edge):
+    from omegaconf import OmegaConf
+
+    rates = {0.0001: 0.95, 0.001: 0.96, 0.01: 0.94}
+    rates[best] = 0.99
+    folder = sweep / "tuning" / "dataset=mnist,downsample=stride2"
+    folder.mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"lr": best, "value": 0.99, "trials": [
+        {"lr": lr, "value": value} for lr, value in rates.items()]}), folder / "best.yaml")
+    write_report(sweep, use_wandb=False)
+    text = (sweep / "report.md").read_text()
+    if edge:
+        assert f"**{best:.3g}** ({edge} tried)" in text
+    else:
+        assert "tried)" not in text
+    assert ("1 of 1 variants' best rate is the highest or lowest" in text) == bool(edge)
+
+
 def test_intervals_of_accuracies_stay_within_0_and_100_percent():
     from downsample_study.report.statistics import Stat
 

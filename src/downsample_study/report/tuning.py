@@ -81,16 +81,34 @@ def plot_tuning(studies: list[Study], path: Path) -> None:
     save(fig, path)
 
 
+def _edge(study: Study) -> str:
+    """"highest" / "lowest" when the best rate is the edge of the completed trials' rates:
+    the optimum may then lie beyond what was searched."""
+    rates = [t["lr"] for t in study.completed]
+    if len(rates) < 3:
+        return ""
+    return ("highest" if study.tuned.lr >= max(rates) else
+            "lowest" if study.tuned.lr <= min(rates) else "")
+
+
 def tuning_section(studies: list[Study], plotted: bool) -> list[str]:
     if not studies:
         return []
-    rows = [f"| {s.label} | {len(s.tuned.trials)} ({len(s.completed)} completed) | "
-            f"{min(t['lr'] for t in s.tuned.trials):.2g}–{max(t['lr'] for t in s.tuned.trials):.2g}"
-            f" | **{s.tuned.lr:.3g}** | {100 * s.tuned.value:.2f} |" for s in studies]
+    rows = []
+    for s in studies:
+        rates = [t["lr"] for t in s.tuned.trials]
+        edge = f" ({_edge(s)} tried)" if _edge(s) else ""
+        rows.append(f"| {s.label} | {len(s.tuned.trials)} ({len(s.completed)} completed) | "
+                    f"{min(rates):.2g}–{max(rates):.2g} | **{s.tuned.lr:.3g}**{edge} | "
+                    f"{100 * s.tuned.value:.2f} |")
+    edges = sum(bool(_edge(s)) for s in studies)
+    note = ([f"{edges} of {len(studies)} variants' best rate is the highest or lowest they "
+             f"tried: their optimum may lie beyond it (widen `hydra.sweeper.lr.low` / `high`, "
+             f"or add trials)."] if edges else [])
     return ["", "## Learning-rate tuning", "",
             "Each variant's `optimizer.lr` was searched (Optuna TPE, log scale) on the "
             "validation top-1 of its selected checkpoint, at a seed none of its test seeds "
             "share; its seeds then trained at the best rate (the table above: lr (tuned)).",
             "", "| variant | trials | rates tried | best lr | val top-1 % at it |",
-            "|---|---|---|---|---|", *rows,
+            "|---|---|---|---|---|", *rows, *(["", *note] if note else []),
             *(["", f"![tuning]({TUNING_PLOT})"] if plotted else [])]
