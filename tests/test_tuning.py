@@ -92,6 +92,7 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
     text = (sweep / "report.md").read_text()
     assert "lr (tuned)" in text and f"{best['stride2']:.3g}" in text
     assert "## Learning-rate tuning" in text and (sweep / "lr_tuning.png").is_file()
+    assert "share, each trial 1 epoch;" in text  # the trials' own trainer.max_epochs
     for op in ("maxpool", "stride2"):  # each study named by what tells it from the other
         assert f"| {op} | 3 (3 completed) | " in text
 

@@ -23,6 +23,7 @@ class Study:
     name: str  # the variant's folder under tuning/ (its overrides)
     tuned: Tuned
     label: str = ""  # what tells it from the other studies: "mnist · avgpool · batch_norm=false"
+    epochs: int | None = None  # each trial's trainer.max_epochs (as Hydra saved its config)
 
     @property
     def completed(self) -> list[dict]:
@@ -31,7 +32,8 @@ class Study:
 
 def load_studies(sweep: Path) -> list[Study]:
     folders = [path.parent for path in sorted((sweep / TUNING_DIR).glob(f"*/{BEST_FILE}"))]
-    studies = [Study(folder.name, read_best(folder)) for folder in folders]
+    studies = [Study(folder.name, read_best(folder), epochs=_trial_epochs(folder))
+               for folder in folders]
     overrides = [_overrides(folder) for folder in folders]
     common = {k for k in set().union(*overrides)
               if len({o.get(k) for o in overrides}) == 1} if len(studies) > 1 else set()
@@ -42,6 +44,13 @@ def load_studies(sweep: Path) -> list[Study]:
         study.label = " · ".join(v if "." not in k else f"{k.rsplit('.', 1)[1]}={v}"
                                  for k, v in shown) or study.name
     return sorted(studies, key=lambda s: s.label)
+
+
+def _trial_epochs(folder: Path) -> int | None:
+    for record in sorted(folder.glob("trial*/.hydra/config.yaml")):
+        epochs = OmegaConf.select(OmegaConf.load(record), "trainer.max_epochs")
+        return epochs if isinstance(epochs, int) else None
+    return None
 
 
 def _overrides(folder: Path) -> dict[str, str]:
@@ -91,6 +100,14 @@ def _edge(study: Study) -> str:
             "lowest" if study.tuned.lr <= min(rates) else "")
 
 
+def _epochs(studies: list[Study]) -> str:
+    epochs = sorted({s.epochs for s in studies if s.epochs is not None})
+    if not epochs:
+        return ""
+    span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]}"
+    return f", each trial {span} epoch{'' if span == '1' else 's'}"
+
+
 def tuning_section(studies: list[Study], plotted: bool) -> list[str]:
     if not studies:
         return []
@@ -108,7 +125,8 @@ def tuning_section(studies: list[Study], plotted: bool) -> list[str]:
     return ["", "## Learning-rate tuning", "",
             "Each variant's `optimizer.lr` was searched (Optuna TPE, log scale) on the "
             "validation top-1 of its selected checkpoint, at a seed none of its test seeds "
-            "share; its seeds then trained at the best rate (the table above: lr (tuned)).",
+            f"share{_epochs(studies)}; its seeds then trained at the best rate (the table "
+            "above: lr (tuned)).",
             "", "| variant | trials | rates tried | best lr | val top-1 % at it |",
             "|---|---|---|---|---|", *rows, *(["", *note] if note else []),
             *(["", f"![tuning]({TUNING_PLOT})"] if plotted else [])]
