@@ -28,8 +28,9 @@ def _late_gain(v: Variant) -> tuple[float, int, int] | None:
         if len(curve) < 4:
             continue
         last = max(curve)
-        first = last - max(1, last // 4)
-        if first in curve:
+        earlier = [e for e in curve if e <= last - max(1, last // 4)]  # validated epochs only
+        if earlier:
+            first = max(earlier)
             gains.append(curve[last] - curve[first])
             stretch = (first, last)
     return (float(np.mean(gains)), *stretch) if gains else None
