@@ -62,6 +62,8 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
     run = launch(["-m", *quick, *TUNED, "downsample=maxpool,stride2", "seed=0,1",
                   "hydra.sweep.dir=sweep"], capsys)
     assert run.exit_code == 0, run.output[-3000:]
+    assert "4 completed, 0 failed; and 6 learning-rate trials under tuning/, 6 completed" in (
+        run.output)
     sweep = tmp_path / "sweep"
     studies = sorted((sweep / "tuning").glob("*/best.yaml"))
     assert len(studies) == 2

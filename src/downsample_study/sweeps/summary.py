@@ -22,6 +22,7 @@ from downsample_study.layout import CHECKPOINTS
 from downsample_study.results import RESULTS_FILE, Status, read_results
 from downsample_study.sweeps.ownership import running_elsewhere
 from downsample_study.sweeps.signals import sweep_stopped
+from downsample_study.sweeps.tuning import TUNING_DIR
 
 log = logging.getLogger("downsample_study")
 
@@ -66,6 +67,16 @@ def _outcome(folder: Path) -> tuple[str, str]:
     return str(results.status), results.error or ""
 
 
+def _trials(sweep_dir: Path) -> str:
+    """The learning-rate trials of a tuned sweep (hydra/sweeper=tuned), not jobs of its own."""
+    trials = [folder for study in sorted((sweep_dir / TUNING_DIR).glob("*/"))
+              for folder in job_folders(study)]
+    if not trials:
+        return ""
+    done = sum(_outcome(folder)[0] == "completed" for folder in trials)
+    return f"; and {len(trials)} learning-rate trials under {TUNING_DIR}/, {done} completed"
+
+
 def summarize(sweep_dir: Path) -> int:
     """Log the sweep's outcome; return its exit status."""
     stopped = sweep_stopped(sweep_dir)
@@ -84,6 +95,7 @@ def summarize(sweep_dir: Path) -> int:
     if without:
         line += f"; {without} without: " + ", ".join(
             f"{counts[s]} {s}" for s in ("not run", "no results") if counts[s])
+    line += _trials(sweep_dir)
     log.info("%s", line)
     unfinished = [o for o in outcomes if o[1] != "completed"]
     for name, status, reason in unfinished[:MAX_LISTED]:
