@@ -290,6 +290,21 @@ def test_failed_and_missing_jobs_are_listed_not_dropped(sweep):
     assert "| 3 (+1 failed) |" in text
 
 
+def test_an_interrupted_job_is_listed_as_resumable_not_failed(sweep):
+    folder = write_job(sweep, "mnist", "stride2", 4, 0.98)
+    results = json.loads((folder / "results.json").read_text())
+    results.update(status="interrupted", error="stopped by SIGTERM at epoch 2, step 20")
+    (folder / "results.json").write_text(json.dumps(results))
+    report = write_report(sweep, use_wandb=False)
+    text = (sweep / "report.md").read_text()
+    assert "17 jobs: 14 completed, 1 failed, 1 missing, 1 interrupted; 5 variants" in text
+    assert (f"`{folder.name}` | interrupted | stopped by SIGTERM at epoch 2, step 20 (the "
+            f"sweep's command resumes it)") in text
+    [stride2] = [v for v in report.variants if v.label == "lenet5 · stride2"
+                 and v.flat["dataset.name"] == "mnist"]
+    assert len(stride2.failed) == 1  # the diverged seed 3 only
+
+
 def test_a_seed_run_twice_is_counted_once_and_listed(sweep):
     again = write_job(sweep / "rerun", "mnist", "maxpool", 1, 0.5)
     report = write_report(sweep, use_wandb=False)

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from downsample_study import internals
 from downsample_study.errors import ResultsError
-from downsample_study.results import RESULTS_FILE, Results, read_results, results_files
+from downsample_study.results import RESULTS_FILE, Results, Status, read_results, results_files
 from downsample_study.sweeps.naming import override_key
 from downsample_study.sweeps.tuning import LR_KEY, TUNING_DIR
 from downsample_study.training.epochs import read_epochs
@@ -20,7 +20,7 @@ from downsample_study.training.epochs import read_epochs
 @dataclass
 class JobOutcome:
     name: str  # the job's folder inside the sweep (its overrides)
-    status: str  # completed | failed | missing | duplicate | smoke test
+    status: str  # completed | failed | interrupted | missing | duplicate | smoke test
     error: str = ""
     results: Results | None = None
     epochs: list[dict[str, float]] = field(default_factory=list)
@@ -87,6 +87,11 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
             results = read_results(folder / RESULTS_FILE)
         except ResultsError as err:
             jobs.append(JobOutcome(name, "failed", str(err)))
+            continue
+        if results.status == Status.interrupted:
+            error = str(results.error or "stopped by a signal").strip().splitlines()[0]
+            jobs.append(JobOutcome(name, "interrupted",
+                                   f"{error} (the sweep's command resumes it)", results))
             continue
         if not results.completed:
             error = str(results.error or "?").strip().splitlines()[0]

@@ -163,13 +163,13 @@ def _shift_section(report: Report) -> list[str]:
 def markdown(report: Report, tuning: list[str] = ()) -> str:
     """``report.md``; ``tuning``: the lines of a tuned sweep's learning-rate section."""
     counts = {status: sum(job.status == status for job in report.jobs)
-              for status in ("completed", "failed", "missing", "duplicate")}
-    duplicates = f", {counts['duplicate']} duplicate" if counts["duplicate"] else ""
+              for status in ("completed", "failed", "interrupted", "missing", "duplicate")}
+    others = "".join(f", {counts[s]} {s}" for s in ("interrupted", "duplicate") if counts[s])
     lines = [
         f"# Sweep report: `{report.sweep.name}`",
         "",
         f"{len(report.jobs)} jobs: {counts['completed']} completed, {counts['failed']} failed, "
-        f"{counts['missing']} missing{duplicates}; "
+        f"{counts['missing']} missing{others}; "
         f"{len(report.variants)} variants. Test metrics come from each job's best-validation "
         f"checkpoint, in percent: mean ± standard deviation over seeds [Student-t "
         f"{CONFIDENCE:.0%} confidence interval of the mean].",

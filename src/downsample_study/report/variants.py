@@ -116,7 +116,8 @@ class Variant:
 def group_variants(jobs: list[JobOutcome]) -> list[Variant]:
     grouped: dict[tuple, Variant] = {}
     for job in jobs:
-        if job.status == "missing" or job.results is None or not job.results.config:
+        if (job.status in ("missing", "interrupted") or job.results is None
+                or not job.results.config):  # an interrupted job resumes: not a failure
             continue
         key = variant_key(job.results.config)
         variant = grouped.setdefault(key, Variant(key, [], []))
