@@ -5,13 +5,12 @@ quarter of the epochs — the number behind "trained until it plateaued"."""
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 import numpy as np
 
 from downsample_study.report.comparisons import pp
 from downsample_study.report.contents import Report
-from downsample_study.report.variants import Variant, text
+from downsample_study.report.variants import Variant, by_dataset
 
 
 def _curve(job) -> dict[int, float]:
@@ -42,20 +41,18 @@ def _span(values: list[float], digits: int = 0) -> str:
 
 
 def plateau_section(report: Report) -> list[str]:
-    by_dataset: dict[str, list[Variant]] = defaultdict(list)
-    for v in report.variants:
-        by_dataset[text(v.flat.get("dataset.name"))].append(v)
     lines = []
-    for dataset, variants in by_dataset.items():
+    for dataset, variants in by_dataset(report.variants).items():
         gains = {v.label: g for v in variants if (g := _late_gain(v)) is not None}
         epochs = [e for v in variants for e in v.values("epochs", scale=1.0).values()]
         best = [s.mean for v in variants if (s := v.stat("best_epoch", scale=1.0))]
         if not gains or not epochs:
             continue
         label, (gain, first, last) = max(gains.items(), key=lambda item: item[1][0])
-        sentence = (f"- **{dataset}**: {_span(epochs)} epochs; the selected checkpoints' "
-                    f"epoch {_span(best, 1)} (mean over seeds, by variant)" if best else
-                    f"- **{dataset}**: {_span(epochs)} epochs")
+        sentence = f"- **{dataset}**: {_span(epochs)} epochs"
+        if best:
+            sentence += (f"; the selected checkpoints' epoch {_span(best, 1)} (mean over seeds, "
+                         f"by variant)")
         median = float(np.median([g[0] for g in gains.values()]))
         lines.append(f"{sentence}; from epoch {first} to {last} validation top-1 rose by "
                      f"{pp(gain)} pp at the most (mean over seeds; {label}), by {pp(median)} pp "

@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 from downsample_study.report.contents import Report
 from downsample_study.report.statistics import CONFIDENCE
-from downsample_study.report.variants import Variant, text
+from downsample_study.report.variants import Variant, by_dataset
 
 SMALL_MULTIPLES = 6  # more variants than this in a dataset: one panel each, shared axes
 PLOTS = {
@@ -32,13 +32,6 @@ def save(fig: Figure, path: Path) -> None:
         fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
 
 
-def _by_dataset(report: Report) -> dict[str, list[Variant]]:
-    found: dict[str, list[Variant]] = defaultdict(list)
-    for v in report.variants:
-        found[text(v.flat.get("dataset.name"))].append(v)
-    return found
-
-
 def _colors(report: Report) -> dict[str, str]:
     """One colour per variant label, the same in every dataset's panel."""
     labels = sorted({v.label for v in report.variants})
@@ -51,7 +44,7 @@ def _panels(count: int, width: float, height: float) -> tuple[Figure, np.ndarray
 
 
 def plot_accuracy(report: Report, path: Path) -> None:
-    datasets = _by_dataset(report)
+    datasets = by_dataset(report.variants)
     rows = max(len(vs) for vs in datasets.values())
     longest = max(len(v.label) for v in report.variants)
     fig, axes = _panels(len(datasets), 3.5 + 0.075 * longest, 1.2 + 0.45 * rows)
@@ -73,7 +66,7 @@ def plot_accuracy(report: Report, path: Path) -> None:
 
 
 def plot_accuracy_vs_params(report: Report, path: Path) -> None:
-    datasets = _by_dataset(report)
+    datasets = by_dataset(report.variants)
     crowded = max(len(vs) for vs in datasets.values()) > SMALL_MULTIPLES
     colors = _colors(report)
     fig, axes = _panels(len(datasets), 8.0 if crowded else 5.0, 3.8)
@@ -127,7 +120,7 @@ def plot_curves(report: Report, path: Path) -> bool:
     more than ``SMALL_MULTIPLES`` variants gets one panel per variant (axes shared within
     the dataset, its best variant in grey behind each) instead of one crowded panel."""
     datasets = {d: [v for v in vs if any(job.epochs for job in v.jobs)]
-                for d, vs in _by_dataset(report).items()}
+                for d, vs in by_dataset(report.variants).items()}
     datasets = {d: vs for d, vs in datasets.items() if vs}
     if not datasets:
         return False

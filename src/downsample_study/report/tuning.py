@@ -11,6 +11,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
+from downsample_study.report.variants import short
 from downsample_study.sweeps.naming import override_key
 from downsample_study.sweeps.tuning import BEST_FILE, LR_KEY, TUNING_DIR, Tuned, read_best
 
@@ -38,11 +39,10 @@ def load_studies(sweep: Path) -> list[Study]:
     common = {k for k in set().union(*overrides)
               if len({o.get(k) for o in overrides}) == 1} if len(studies) > 1 else set()
     for study, found in zip(studies, overrides, strict=True):
-        shown = sorted(((k, v.lower() if v in ("True", "False") else v)
-                        for k, v in found.items() if k not in common),
-                       key=lambda kv: "." in kv[0])  # groups (dataset, downsample) first
-        study.label = " · ".join(v if "." not in k else f"{k.rsplit('.', 1)[1]}={v}"
-                                 for k, v in shown) or study.name
+        shown = sorted((k for k in found if k not in common),
+                       key=lambda k: "." in k)  # groups (dataset, downsample) first
+        study.label = " · ".join(short(k if "." in k else f"{k}.name", found[k])
+                                 for k in shown) or study.name
     return sorted(studies, key=lambda s: s.label)
 
 
@@ -111,14 +111,13 @@ def _epochs(studies: list[Study]) -> str:
 def tuning_section(studies: list[Study], plotted: bool) -> list[str]:
     if not studies:
         return []
-    rows = []
+    rows, edges = [], 0
     for s in studies:
-        rates = [t["lr"] for t in s.tuned.trials]
-        edge = f" ({_edge(s)} tried)" if _edge(s) else ""
+        rates, edge = [t["lr"] for t in s.tuned.trials], _edge(s)
+        edges += bool(edge)
         rows.append(f"| {s.label} | {len(s.tuned.trials)} ({len(s.completed)} completed) | "
-                    f"{min(rates):.2g}–{max(rates):.2g} | **{s.tuned.lr:.3g}**{edge} | "
-                    f"{100 * s.tuned.value:.2f} |")
-    edges = sum(bool(_edge(s)) for s in studies)
+                    f"{min(rates):.2g}–{max(rates):.2g} | **{s.tuned.lr:.3g}**"
+                    f"{f' ({edge} tried)' if edge else ''} | {100 * s.tuned.value:.2f} |")
     note = ([f"{edges} of {len(studies)} variants' best rate is the highest or lowest they "
              f"tried: their optimum may lie beyond it (widen `hydra.sweeper.lr.low` / `high`, "
              f"or add trials)."] if edges else [])

@@ -113,6 +113,14 @@ class Variant:
         return self.jobs[0].results.flops_forward
 
 
+def by_dataset(variants: list[Variant]) -> dict[str, list[Variant]]:
+    """The variants of each dataset, in their order."""
+    found: dict[str, list[Variant]] = defaultdict(list)
+    for v in variants:
+        found[text(v.flat.get("dataset.name"))].append(v)
+    return found
+
+
 def group_variants(jobs: list[JobOutcome]) -> list[Variant]:
     grouped: dict[tuple, Variant] = {}
     for job in jobs:
