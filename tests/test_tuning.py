@@ -16,6 +16,7 @@ from support import cli, launch, results_under
 
 from downsample_study.errors import ConfigError
 from downsample_study.report.build import write_report
+from downsample_study.sweeps.record import copy_record
 from downsample_study.sweeps.tuning import variants
 from hydra_plugins.downsample_study_sweeper.tuned_sweeper import lr_search
 
@@ -104,6 +105,18 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
                     "hydra.sweep.dir=sweep"], capsys)
     assert again.exit_code == 0 and again.output.count("best.yaml") == 2
     assert {p: p.stat().st_mtime_ns for p in sweep.rglob("results.json")} == before
+
+    # its record is what the report reads, and what the same command needs to go on elsewhere
+    copy_record(sweep, tmp_path / "record")
+    write_report(tmp_path / "record", use_wandb=False)
+    for name in ("results.csv", "comparisons.csv"):
+        assert (tmp_path / "record" / name).read_text() == (sweep / name).read_text()
+    copy_record(tmp_path / "record", tmp_path / "elsewhere")
+    elsewhere = launch(["-m", *quick, *TUNED, "downsample=maxpool,stride2", "seed=0,1",
+                        "hydra.sweep.dir=elsewhere"], capsys)
+    assert elsewhere.exit_code == 0 and elsewhere.output.count("best.yaml") == 2
+    assert "4 completed, 0 failed" in elsewhere.output
+    assert not list((tmp_path / "elsewhere").rglob("*.ckpt"))  # nothing trained again
 
 
 @pytest.mark.slow

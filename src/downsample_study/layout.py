@@ -9,4 +9,5 @@
 """
 
 CHECKPOINTS = "checkpoints"
+EPOCHS_FILE = "epochs.csv"
 LAST = "last.ckpt"

@@ -14,9 +14,9 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
+from downsample_study.layout import EPOCHS_FILE
 from downsample_study.storage import atomic_write
 
-EPOCHS_FILE = "epochs.csv"
 EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/acc_top2",
                  "train/loss_epoch")
 

@@ -1,0 +1,120 @@
+"""A sweep's record: the files that hold what it found, without what it took to find it.
+
+A sweep folder holds checkpoints and tracker runs (megabytes a job) beside the few kilobytes
+that hold its findings. The record is those: ``multirun.yaml``; each finished job's
+``results.json`` (completed or failed; an interrupted job's is left out, as it needs the
+checkpoint it resumes from), ``epochs.csv`` and ``.hydra/config.yaml`` and ``overrides.yaml``;
+each learning-rate study's ``best.yaml``. Small enough to keep in a repository beside the
+report, it is all the report reads (``python -m downsample_study.report RECORD``), and copied
+back into a sweep folder it is all the sweep's own command needs to go on: a job whose
+completed ``results.json`` is there is not trained again, nor a study with its ``best.yaml``.
+So a sweep that outlives its machine's disk goes on elsewhere from its record.
+
+    python -m downsample_study.sweeps.record SWEEP DEST   # SWEEP's record, copied into DEST
+    python -m downsample_study.sweeps.record DEST SWEEP2  # and back, to finish it in SWEEP2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from downsample_study.errors import ResultsError, UserError
+from downsample_study.layout import EPOCHS_FILE
+from downsample_study.results import RESULTS_FILE, Status, read_results, results_files
+from downsample_study.storage import atomic_write
+from downsample_study.sweeps.tuning import BEST_FILE, TUNING_DIR
+
+SWEEP_FILE = "multirun.yaml"
+JOB_FILES = (RESULTS_FILE, EPOCHS_FILE, ".hydra/config.yaml", ".hydra/overrides.yaml")
+FINISHED = (Status.completed, Status.failed)
+
+
+@dataclass(frozen=True)
+class Copied:
+    jobs: int  # finished jobs in the record
+    studies: int  # learning-rate studies with their best rate
+    written: int  # files that were new or changed in the destination
+    size: int  # bytes of the record
+
+
+def _status(path: Path) -> Status | None:
+    """The status in a ``results.json``; None if there is none or it cannot be read."""
+    try:
+        return read_results(path).status if path.is_file() else None
+    except ResultsError:
+        return None
+
+
+def record_files(sweep: Path, dest: Path) -> tuple[list[Path], int, int]:
+    """The record's files (relative to ``sweep``), its jobs and its studies; a job that
+    completed in ``dest`` but not in ``sweep`` is left out."""
+    files = [Path(SWEEP_FILE)] if (sweep / SWEEP_FILE).is_file() else []
+    jobs = 0
+    for path in results_files(sweep):
+        status = _status(path)
+        if status not in FINISHED:
+            continue
+        folder = path.parent.relative_to(sweep)
+        if status != Status.completed and _status(dest / folder / RESULTS_FILE) == (
+                Status.completed):
+            continue
+        files += [folder / name for name in JOB_FILES if (path.parent / name).is_file()]
+        jobs += 1
+    studies = sorted(sweep.glob(f"{TUNING_DIR}/*/{BEST_FILE}"))
+    files += [p.relative_to(sweep) for p in studies]
+    return files, jobs, len(studies)
+
+
+def copy_record(sweep: Path, dest: Path) -> Copied:
+    """Copy ``sweep``'s record into ``dest`` (created if need be). A file already there with
+    other contents takes ``sweep``'s, except that a job that completed is not replaced by one
+    that failed; files of ``dest`` outside the record stay as they are."""
+    sweep, dest = Path(sweep), Path(dest)
+    if not sweep.is_dir():
+        raise UserError(f"{sweep}: no such folder (a sweep folder, or the record of one)")
+    inner, outer = sweep.resolve(), dest.resolve()
+    if inner == outer or outer.is_relative_to(inner) or inner.is_relative_to(outer):
+        raise UserError(f"{dest}: a record goes to a folder apart from the one it is the "
+                        f"record of ({sweep}), neither inside it nor around it")
+    files, jobs, studies = record_files(sweep, dest)
+    if not jobs and not studies:
+        raise UserError(f"{sweep}: no finished job (completed or failed {RESULTS_FILE}) and "
+                        f"no {TUNING_DIR}/*/{BEST_FILE}: nothing to record")
+    written = size = 0
+    for relative in files:
+        data = (sweep / relative).read_bytes()
+        size += len(data)
+        target = dest / relative
+        if target.is_file() and target.read_bytes() == data:
+            continue
+        with atomic_write(target, "wb") as f:
+            f.write(data)
+        written += 1
+    return Copied(jobs, studies, written, size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m downsample_study.sweeps.record",
+        description="Copy a sweep's record (results, per-epoch metrics, configs, tuned rates; "
+                    "no checkpoints or logs) into another folder: to keep it, to report on it, "
+                    "or, copied back into a sweep folder, to finish the sweep there.")
+    parser.add_argument("sweep", type=Path, help="the sweep folder (or a record)")
+    parser.add_argument("dest", type=Path, help="the folder the record goes to")
+    args = parser.parse_args(argv)
+    try:
+        copied = copy_record(args.sweep, args.dest)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.sweep} -> {args.dest}: {copied.jobs} finished jobs, {copied.studies} "
+          f"learning-rate studies ({copied.size / 1e3:,.0f} kB); {copied.written} files "
+          "new or changed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
