@@ -353,11 +353,12 @@ def test_plots_are_valid_pngs_with_svgs_beside(sweep, tmp_path):
         assert svg.lstrip().startswith("<?xml") and "<svg" in svg
 
 
-def test_ten_variants_get_a_curve_panel_each(tmp_path, monkeypatch):
+def test_a_dozen_variants_get_a_curve_panel_and_a_colour_each(tmp_path, monkeypatch):
     """At more variants than one panel can show apart, the validation curves become small
     multiples: one panel per variant, titled by what tells it apart, the best one in grey
     behind the others, axes shared within a dataset (not across: MNIST's 97 % would squash
     FashionMNIST's 88 %); the legend of accuracy against parameters moves beside its axes."""
+    from matplotlib.colors import to_rgba
     from matplotlib.image import imread
 
     from downsample_study.report import plots
@@ -366,7 +367,7 @@ def test_ten_variants_get_a_curve_panel_each(tmp_path, monkeypatch):
     save = plots.save
     monkeypatch.setattr(plots, "save", lambda fig, path: (figures.append(fig), save(fig, path)))
     sweep = tmp_path / "sweep"
-    operators = [f"op{i}" for i in range(plots.SMALL_MULTIPLES + 4)]
+    operators = [f"op{i:02}" for i in range(plots.SMALL_MULTIPLES + 6)]
     for dataset, level in (("mnist", 0.97), ("fashion_mnist", 0.88)):
         for i, op in enumerate(operators):
             for seed in (0, 1):
@@ -374,7 +375,7 @@ def test_ten_variants_get_a_curve_panel_each(tmp_path, monkeypatch):
     write_report(sweep, use_wandb=False)
     svg = (sweep / plots.PLOTS["curves"]).with_suffix(".svg").read_text()
     assert all(f"{op} (n = 2)" in svg for op in operators)
-    assert "lenet5 · op0 (n = 2)" not in svg  # what every variant shares is left out
+    assert "lenet5 · op00 (n = 2)" not in svg  # what every variant shares is left out
     height, width = imread(sweep / plots.PLOTS["curves"]).shape[:2]
     assert height > 800 and width > 1000  # a grid, not one crowded panel
     [curves] = [f for f in figures if f.subfigs]
@@ -382,8 +383,13 @@ def test_ten_variants_get_a_curve_panel_each(tmp_path, monkeypatch):
     bottoms = [min(ax.get_ylim()[0] for ax in part.axes) for part in curves.subfigs]
     assert min(tops) < max(bottoms)  # each dataset's panels on a range of their own
     params = (sweep / plots.PLOTS["params"]).with_suffix(".svg").read_text()
-    assert all(f"lenet5 · {op} (61,706)" in params for op in operators)  # each in the legend
+    assert all(f"{op} (61,706)" in params for op in operators)  # each in the legend
     assert imread(sweep / plots.PLOTS["params"]).shape[1] >= 1150  # room for the legend beside it
+    [by_params] = [f for f in figures if "parameters" in f.axes[0].get_xlabel()]
+    for ax in by_params.axes:  # one count, one tick: no spread of counts that are not there
+        assert list(ax.get_xticks()) == [61_706]
+        points = [line for line in ax.lines if line.get_marker() == "o"]
+        assert len({to_rgba(p.get_color()) for p in points}) == len(points) == len(operators)
 
 
 def test_variants_are_listed_by_dataset_best_first_with_the_baseline_marked(sweep):
@@ -396,6 +402,8 @@ def test_variants_are_listed_by_dataset_best_first_with_the_baseline_marked(swee
     table = (sweep / "report.md").read_text().split("## Variants")[1].split("##")[0]
     marked = [line for line in table.splitlines() if "(baseline)" in line]
     assert len(marked) == 2 and all("maxpool (baseline)" in line for line in marked)
+    plot = (sweep / PLOTS["accuracy"]).with_suffix(".svg").read_text()
+    assert plot.count("maxpool (baseline)") == 2 and "stride2 (baseline)" not in plot
 
 
 def test_report_is_logged_to_the_sweeps_wandb_group_offline(tmp_path):

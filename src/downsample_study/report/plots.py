@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
@@ -32,10 +34,21 @@ def save(fig: Figure, path: Path) -> None:
         fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
 
 
-def _colors(report: Report) -> dict[str, str]:
-    """One colour per variant label, the same in every dataset's panel."""
+def _colors(report: Report) -> dict[str, Any]:
+    """One colour per variant label, the same in every dataset's panel; past ten labels
+    matplotlib's 20 colours in pairs of a hue, so labels that sort together (an operator with
+    BatchNorm off and on) get two shades of one hue."""
     labels = sorted({v.label for v in report.variants})
-    return {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    if len(labels) <= 10:
+        return {label: f"C{i}" for i, label in enumerate(labels)}
+    palette = colormaps["tab20"]
+    return {label: palette(i % palette.N) for i, label in enumerate(labels)}
+
+
+def _first_baselines(report: Report) -> set[int]:
+    """The variants (by id) that the report's first kind of baseline compares others with."""
+    return {id(c.baseline) for c in report.comparisons
+            if report.baselines and c.spec == report.baselines[0]}
 
 
 def _panels(count: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
@@ -48,16 +61,24 @@ def plot_accuracy(report: Report, path: Path) -> None:
     rows = max(len(vs) for vs in datasets.values())
     longest = max(len(v.label) for v in report.variants)
     fig, axes = _panels(len(datasets), 3.5 + 0.075 * longest, 1.2 + 0.45 * rows)
+    baselines = _first_baselines(report)
     for ax, (dataset, variants) in zip(axes, datasets.items()):
+        labels = _distinct(variants)
         for y, v in enumerate(variants):
             s = v.stat("test", "acc_top1")
+            color = "C1" if id(v) in baselines else "C0"
             if s.n >= 2:
                 ax.errorbar(s.mean, y, xerr=[[s.mean - s.low], [s.high - s.mean]], fmt="o",
-                            color="C0", capsize=4)
+                            color=color, capsize=4)
             ax.plot(list(v.values("test", "acc_top1").values()), [y] * len(v.jobs), "x",
                     color="0.45", markersize=5)
-            ax.plot(s.mean, y, "o", color="C0")
-        ax.set_yticks(range(len(variants)), [v.label for v in variants], fontsize=8)
+            ax.plot(s.mean, y, "o", color=color)
+            if id(v) in baselines:
+                labels[y] += " (baseline)"
+        ax.set_yticks(range(len(variants)), labels, fontsize=8)
+        for tick, v in zip(ax.get_yticklabels(), variants, strict=True):
+            if id(v) in baselines:
+                tick.set_color("C1")
         ax.invert_yaxis()
         ax.set_xlabel("test top-1 accuracy (%)")
         ax.set_title(f"{dataset}: mean and {CONFIDENCE:.0%} CI (×: seeds)", fontsize=9)
@@ -72,15 +93,19 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
     fig, axes = _panels(len(datasets), 8.0 if crowded else 5.0, 3.8)
     for ax, (dataset, variants) in zip(axes, datasets.items()):
         params = [v.params for v in variants]
-        # variants with equal parameter counts are drawn side by side, not on top of each other
-        dodge = 0.015 * ((max(params) - min(params)) or max(params))
-        for i, v in enumerate(variants):
+        # variants with equal parameter counts are drawn side by side, not on top of each
+        # other; where every count is the same, one tick says so
+        span = max(params) - min(params)
+        dodge = 0.015 * span if span else 1.0
+        for i, (v, label) in enumerate(zip(variants, _distinct(variants), strict=True)):
             s = v.stat("test", "acc_top1")
             same = [j for j, p in enumerate(params) if p == v.params]
             x = v.params + (same.index(i) - (len(same) - 1) / 2) * dodge
             yerr = [[s.mean - s.low], [s.high - s.mean]] if s.n >= 2 else None
             ax.errorbar(x, s.mean, yerr=yerr, fmt="o", color=colors[v.label], capsize=4,
-                        label=f"{v.label} ({v.params:,})")
+                        label=f"{label} ({v.params:,})")
+        if not span:
+            ax.set_xticks([params[0]])
         ax.set_xlabel("parameters")
         ax.set_ylabel("test top-1 accuracy (%)")
         ax.set_title(f"{dataset}: accuracy vs parameters", fontsize=9)
