@@ -29,10 +29,12 @@ TOP1 = {
 }
 
 
-def config(dataset: str, op: str, seed: int, logger: str = "csv") -> dict:
+def config(dataset: str, op: str, seed: int, logger: str = "csv", batch_norm: bool = False
+           ) -> dict:
     return {
         "dataset": {"name": dataset, "batch_size": 64},
-        "downsample": {"name": op, "batch_norm": False, "dropout": 0.0, **OPTIONS.get(op, {})},
+        "downsample": {"name": op, "batch_norm": batch_norm, "dropout": 0.0,
+                       **OPTIONS.get(op, {})},
         "model": {"name": "lenet5"},
         "optimizer": {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999]},
         "logger": {"name": logger, "project": "downsample_study", "entity": None,
@@ -44,13 +46,13 @@ def config(dataset: str, op: str, seed: int, logger: str = "csv") -> dict:
     }
 
 
-def write_job(sweep, dataset, op, seed, top1, logger="csv"):
-    folder = sweep / f"dataset={dataset},downsample={op},seed={seed}"
+def write_job(sweep, dataset, op, seed, top1, logger="csv", batch_norm=False):
+    folder = sweep / f"dataset={dataset},downsample={op},seed={seed}{',bn' * batch_norm}"
     folder.mkdir(parents=True)
     params = 61_706 + (2_650 if op == "stride2" else 0)
     results = {
         "status": "completed",
-        "config": config(dataset, op, seed, logger),
+        "config": config(dataset, op, seed, logger, batch_norm),
         "group": "multirun_test",
         "params": {"total": params, "trainable": params, "downsample": params - 61_706},
         "flops_forward": 833_040,
@@ -226,6 +228,24 @@ def test_the_comparisons_with_a_baseline_are_also_one_table_at_a_glance(sweep):
         marks = {"inconclusive": "?", "better": "better", "worse": "worse"}
         assert cell.strip("*").startswith(diff) and cell.strip("*").endswith(
             marks.get(row["verdict"], "≈")), (cell, row["verdict"])
+
+
+def test_a_glance_tables_columns_go_by_dataset_then_by_value_whichever_variant_is_best(
+        tmp_path):
+    sweep = tmp_path / "sweep"
+    for dataset, level in (("mnist", 0.98), ("fashion_mnist", 0.89)):
+        for i, op in enumerate(("maxpool", "avgpool", "stride2", "stride2_fold")):
+            for batch_norm in (False, True):
+                for seed in (0, 1):  # BatchNorm on is the better on MNIST, off on FashionMNIST
+                    better = batch_norm == (dataset == "mnist")
+                    write_job(sweep, dataset, op, seed, level + 0.002 * (i + seed + better),
+                              batch_norm=batch_norm)
+    write_report(sweep, use_wandb=False)
+    section = (sweep / "report.md").read_text().split("to downsample=maxpool")[1]
+    header = section.split("\n\n")[1].splitlines()[0]
+    assert header.strip("| ").split(" | ")[1:] == [
+        f"{dataset} · batch_norm={bn}" for dataset in ("fashion_mnist", "mnist")
+        for bn in ("false", "true")]
 
 
 def test_the_training_length_says_what_the_last_quarter_of_the_epochs_added(tmp_path):

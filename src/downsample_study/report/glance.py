@@ -35,7 +35,9 @@ def glance(found: list[Comparison], keys: list[str]) -> list[str]:
         return " · ".join(text(c.variant.flat.get(k)) if k == DATASET
                           else short(k, c.variant.flat.get(k)) for k in across)
 
-    columns = list(dict.fromkeys(where(c) for c in found))
+    # columns by dataset, then by the other keys' values (batch_norm false before true)
+    order = {where(c): tuple(text(c.variant.flat.get(k)) for k in across) for c in found}
+    columns = sorted(order, key=order.get)
     diffs: dict[str, list[float]] = {}
     for c in found:  # rows by their mean difference, best first
         diffs.setdefault(text(c.variant.flat.get(rows_key)), []).append(c.diff)
