@@ -292,6 +292,31 @@ def test_a_tuned_rate_at_the_edge_of_the_rates_tried_is_flagged(sweep, best, edg
     assert ("1 of 1 variants' best rate is the highest or lowest" in text) == bool(edge)
 
 
+def test_the_tuning_plot_gives_each_dataset_its_own_accuracy_range(sweep, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from downsample_study.report import plots
+
+    figures = []
+    save = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, path: (figures.append(fig), save(fig, path)))
+    for dataset, level in (("mnist", 0.98), ("fashion_mnist", 0.89)):
+        for op in ("maxpool", "stride2"):
+            folder = sweep / "tuning" / f"dataset={dataset},downsample={op}"
+            (folder / "trial0" / ".hydra").mkdir(parents=True)
+            (folder / "trial0" / ".hydra" / "overrides.yaml").write_text(
+                f"- dataset={dataset}\n- downsample={op}\n- optimizer.lr=0.001\n")
+            OmegaConf.save(OmegaConf.create({"lr": 0.001, "value": level, "trials": [
+                {"lr": lr, "value": level - 0.01 * k} for k, lr in enumerate((1e-3, 1e-2))]}),
+                folder / "best.yaml")
+    write_report(sweep, use_wandb=False)
+    [tuning] = [f for f in figures if "learning-rate" in f.get_suptitle()]
+    assert [part.get_suptitle() for part in tuning.subfigs] == ["fashion_mnist", "mnist"]
+    ranges = [part.axes[0].get_ylim() for part in tuning.subfigs]
+    assert ranges[0][1] < ranges[1][0]  # FashionMNIST's 88-89 % below MNIST's 97-98 %
+    assert [ax.get_title() for ax in tuning.subfigs[0].axes] == ["maxpool", "stride2"]
+
+
 def test_intervals_of_accuracies_stay_within_0_and_100_percent():
     from downsample_study.report.statistics import Stat
 

@@ -17,6 +17,7 @@ from downsample_study.sweeps.tuning import BEST_FILE, LR_KEY, TUNING_DIR, Tuned,
 
 TUNING_PLOT = "lr_tuning.png"
 COLUMNS = 5
+LOW, HIGH = 1e-4, 1e-1  # the x range of a plot without a completed trial
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Study:
     tuned: Tuned
     label: str = ""  # what tells it from the other studies: "mnist · avgpool · batch_norm=false"
     epochs: int | None = None  # each trial's trainer.max_epochs (as Hydra saved its config)
+    dataset: str = ""  # where the sweep varies it: its plot's part
+    title: str = ""  # the label without the dataset: its panel's
 
     @property
     def completed(self) -> list[dict]:
@@ -41,8 +44,10 @@ def load_studies(sweep: Path) -> list[Study]:
     for study, found in zip(studies, overrides, strict=True):
         shown = sorted((k for k in found if k not in common),
                        key=lambda k: "." in k)  # groups (dataset, downsample) first
-        study.label = " · ".join(short(k if "." in k else f"{k}.name", found[k])
-                                 for k in shown) or study.name
+        parts = {k: short(k if "." in k else f"{k}.name", found[k]) for k in shown}
+        study.label = " · ".join(parts.values()) or study.name
+        study.dataset = parts.pop("dataset", "")
+        study.title = " · ".join(parts.values()) or study.label
     return sorted(studies, key=lambda s: s.label)
 
 
@@ -65,24 +70,36 @@ def _overrides(folder: Path) -> dict[str, str]:
 
 def plot_tuning(studies: list[Study], path: Path) -> None:
     """One panel per variant: each trial's validation top-1 at its rate (log scale), the best
-    circled; shared axes, so the rates compare across variants."""
+    circled; a part per dataset, its panels on one accuracy range of their own (MNIST's 98 %
+    would squash FashionMNIST's 88 %), every panel on the same range of rates."""
     from downsample_study.report.plots import save
 
-    columns = min(COLUMNS, len(studies))
-    rows = math.ceil(len(studies) / columns)
-    fig = Figure(figsize=(2.6 * columns, 2.2 * rows + 0.6), layout="constrained")
-    grid = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
-    for i, study in enumerate(studies):
-        ax = grid[i // columns, i % columns]
-        done = sorted(study.completed, key=lambda t: t["lr"])
-        ax.plot([t["lr"] for t in done], [100 * t["value"] for t in done], ".-", color="C0")
-        ax.plot(study.tuned.lr, 100 * study.tuned.value, "o", mfc="none", color="C3",
-                markersize=9)
-        ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-        ax.set_title(study.label, fontsize=7, wrap=True)
-    for i in range(len(studies), rows * columns):
-        grid[i // columns, i % columns].set_axis_off()
+    datasets: dict[str, list[Study]] = {}
+    for study in studies:
+        datasets.setdefault(study.dataset, []).append(study)
+    columns = min(COLUMNS, max(len(group) for group in datasets.values()))
+    heights = [math.ceil(len(group) / columns) for group in datasets.values()]
+    fig = Figure(figsize=(2.6 * columns, 2.2 * sum(heights) + 0.4 * len(datasets) + 0.6),
+                 layout="constrained")
+    parts = fig.subfigures(len(datasets), 1, squeeze=False, height_ratios=heights)[:, 0]
+    rates = [t["lr"] for study in studies for t in study.completed] or [LOW, HIGH]
+    for part, rows, (dataset, group) in zip(parts, heights, datasets.items(), strict=True):
+        grid = part.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+        for i, study in enumerate(group):
+            ax = grid[i // columns, i % columns]
+            done = sorted(study.completed, key=lambda t: t["lr"])
+            ax.plot([t["lr"] for t in done], [100 * t["value"] for t in done], ".-",
+                    color="C0")
+            ax.plot(study.tuned.lr, 100 * study.tuned.value, "o", mfc="none", color="C3",
+                    markersize=9)
+            ax.set_xscale("log")
+            ax.set_xlim(min(rates) / 1.5, max(rates) * 1.5)
+            ax.grid(alpha=0.3)
+            ax.set_title(study.title, fontsize=7, wrap=True)
+        for i in range(len(group), rows * columns):
+            grid[i // columns, i % columns].set_axis_off()
+        if dataset:
+            part.suptitle(dataset, fontsize=9)
     fig.supxlabel("learning rate (log scale)", fontsize=9)
     fig.supylabel("validation top-1 accuracy (%)", fontsize=9)
     fig.suptitle("each trial of each variant's learning-rate search; circled: the rate its "
