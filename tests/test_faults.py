@@ -66,11 +66,18 @@ def test_a_broken_last_checkpoint_is_set_aside_and_the_job_resumes_from_the_newe
 # --- one job, one process -------------------------------------------------------------------
 
 
-def hold_lock(folder: Path, seconds: float) -> subprocess.Popen:
-    """Another process that runs the job in ``folder`` (holds its lock) for ``seconds``."""
-    code = (f"import time; from downsample_study.sweeps.ownership import job_lock\n"
-            f"with job_lock(__import__('pathlib').Path({str(folder)!r})):\n"
-            f"    print('locked', flush=True); time.sleep({seconds})\n")
+def hold_lock(folder: Path, seconds: float, until: str | None = None) -> subprocess.Popen:
+    """Another process that runs the job in ``folder`` (holds its lock) for ``seconds``, or,
+    with ``until``, until the job's log says so (whatever the machine's load; at most
+    ``seconds``)."""
+    log = folder / "downsample_study.log"
+    code = (f"import pathlib, time; from downsample_study.sweeps.ownership import job_lock\n"
+            f"log, until = pathlib.Path({str(log)!r}), {until!r}\n"
+            f"with job_lock(pathlib.Path({str(folder)!r})):\n"
+            f"    print('locked', flush=True); deadline = time.monotonic() + {seconds}\n"
+            f"    while time.monotonic() < deadline and not (\n"
+            f"            until and log.is_file() and until in log.read_text()):\n"
+            f"        time.sleep(0.05)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     return holder
@@ -97,7 +104,8 @@ def test_a_second_sweep_into_the_folder_skips_what_the_first_runs_and_waits_for_
     (avgpool / "results.json").unlink()  # to be run again ...
     for checkpoint in (avgpool / "checkpoints").iterdir():
         checkpoint.unlink()
-    holder = hold_lock(avgpool, 3)  # ... by the "first sweep", busy with it
+    # ... by the "first sweep", busy with it until the second one has skipped it
+    holder = hold_lock(avgpool, 120, until="skipped here")
     run = launch(args, capsys)
     holder.wait()
     assert "skipped here (the summary waits for it)" in run.output
