@@ -230,6 +230,34 @@ def test_the_comparisons_with_a_baseline_are_also_one_table_at_a_glance(sweep):
             marks.get(row["verdict"], "≈")), (cell, row["verdict"])
 
 
+@pytest.mark.parametrize(("section", "path"), [
+    ("Test top-1 %, mean ± standard deviation", ("test", "acc_top1")),
+    ("Consistency (zero fill), mean ± standard deviation", ("shift", "zero", "consistency")),
+])
+def test_each_variants_mean_is_also_one_table_at_a_glance(sweep, section, path):
+    """A row per operator (best first, the baseline marked), a column per dataset, each cell
+    the mean ± standard deviation over seeds; a pair the sweep lacks is a dash."""
+    write_report(sweep, use_wandb=False)
+    table = (sweep / "report.md").read_text().split(section)[1].split("\n\n")[1]
+    header, _, *rows = table.splitlines()
+    columns = header.strip("| ").split(" | ")
+    assert columns == ["downsample", "fashion_mnist", "mnist"]
+    cells = {row.strip("| ").split(" | ")[0]: row.strip("| ").split(" | ")[1:] for row in rows}
+    if path[0] == "test":  # by mean, best first (against each dataset's mean)
+        assert list(cells) == ["stride2", "maxpool (baseline)", "avgpool"]
+    assert cells["avgpool"][0] == "—"
+    for (dataset, op), by_seed in TOP1.items():
+        values = []
+        for seed in by_seed:
+            results = json.loads((sweep / f"dataset={dataset},downsample={op},seed={seed}"
+                                  / "results.json").read_text())
+            for step in path:
+                results = results[step]
+            values.append(100 * results)
+        cell = cells[op + " (baseline)" * (op == "maxpool")][columns.index(dataset) - 1]
+        assert cell == f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+
+
 def test_a_glance_tables_columns_go_by_dataset_then_by_value_whichever_variant_is_best(
         tmp_path):
     sweep = tmp_path / "sweep"
@@ -444,7 +472,7 @@ def test_variants_are_listed_by_dataset_best_first_with_the_baseline_marked(swee
     for dataset in ("fashion_mnist", "mnist"):
         ordered = [m for d, m in means if d == dataset]
         assert ordered == sorted(ordered, reverse=True)
-    table = (sweep / "report.md").read_text().split("## Variants")[1].split("##")[0]
+    table = (sweep / "report.md").read_text().split("Every variant:")[1].split("##")[0]
     marked = [line for line in table.splitlines() if "(baseline)" in line]
     assert len(marked) == 2 and all("maxpool (baseline)" in line for line in marked)
     plot = (sweep / PLOTS["accuracy"]).with_suffix(".svg").read_text()

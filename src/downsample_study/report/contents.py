@@ -20,5 +20,12 @@ class Report:
     comparisons: list[Comparison]
 
     @property
+    def first_baselines(self) -> set[int]:
+        """The variants (ids) that the first kind of baseline compares others with: the ones
+        the tables and plots mark."""
+        return {id(c.baseline) for c in self.comparisons
+                if self.baselines and c.spec == self.baselines[0]}
+
+    @property
     def unfinished(self) -> list[JobOutcome]:
         return [job for job in self.jobs if job.status != "completed"]

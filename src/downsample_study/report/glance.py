@@ -1,18 +1,70 @@
-"""The comparisons against one baseline at a glance: a table with a row per value of the key
-that varies most among the compared variants (the operator, usually) and a column per
-dataset and value of the other varying keys (BatchNorm on, off), each cell the difference
-and its verdict. Dozens of sentences become one screen."""
+"""A sweep at a glance: a table with a row per value of the key that varies most (the
+operator, usually) and a column per dataset and value of the other varying keys (BatchNorm
+off, on). Three of them: each variant's test top-1, its shift consistency, and its
+difference to a baseline with the verdict. Dozens of rows or sentences become one screen."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
 from downsample_study.report.comparisons import Comparison, pp
-from downsample_study.report.variants import column, short, text
+from downsample_study.report.variants import Variant, column, short, text
 
 DATASET = "dataset.name"
-AT_LEAST = 3  # fewer comparisons read as well in the list
+AT_LEAST = 3  # fewer rows read as well in the list
+
+Item = TypeVar("Item")
 
 
-def _cell(c: Comparison) -> str:
+def pivot(items: Sequence[Item], flat: Callable[[Item], dict[str, Any]],
+          number: Callable[[Item], float], cell: Callable[[Item], str],
+          keys: list[str], marked: Callable[[Item], bool] = lambda item: False) -> list[str]:
+    """The table of ``items`` (each ``flat(item)`` its config, ``cell(item)`` its cell): its
+    rows by their items' mean ``number`` against their columns', largest first, a row whose
+    items are all ``marked`` "(baseline)"; no table for fewer than ``AT_LEAST`` items,
+    nothing that varies, or two items that would share a cell."""
+    if len(items) < AT_LEAST:
+        return []
+    values = {k: {text(flat(item).get(k)) for item in items} for k in keys if k != DATASET}
+    varying = [k for k in keys if len(values.get(k, ())) > 1]
+    if not varying:
+        return []
+    rows_key = max(varying, key=lambda k: len(values[k]))  # the first of the widest
+    across = [k for k in (DATASET, *varying) if k != rows_key and k in keys]
+
+    def row_of(item: Item) -> str:
+        return text(flat(item).get(rows_key))
+
+    def where(item: Item) -> str:
+        return " · ".join(text(flat(item).get(k)) if k == DATASET
+                          else short(k, flat(item).get(k)) for k in across) or "all"
+
+    # columns by dataset, then by the other keys' values (batch_norm false before true)
+    order = {where(item): tuple(text(flat(item).get(k)) for k in across) for item in items}
+    columns = sorted(order, key=order.get)
+    # rows by their mean against each column's mean, so a row with an empty cell (a dataset
+    # it did not run on) is placed by the cells it has
+    by_column: dict[str, list[float]] = {}
+    for item in items:
+        by_column.setdefault(where(item), []).append(number(item))
+    centre = {col: sum(found) / len(found) for col, found in by_column.items()}
+    numbers: dict[str, list[float]] = {}
+    for item in items:
+        numbers.setdefault(row_of(item), []).append(number(item) - centre[where(item)])
+    rows = sorted(numbers, key=lambda row: -sum(numbers[row]) / len(numbers[row]))
+    cells = {(row_of(item), where(item)): cell(item) for item in items}
+    if len(cells) < len(items):
+        return []
+    label = {row: row + " (baseline)" if all(marked(i) for i in items if row_of(i) == row)
+             else row for row in rows}
+    return [f"| {column(rows_key)} | " + " | ".join(columns) + " |",
+            "|" + "---|" * (len(columns) + 1),
+            *(f"| {label[row]} | " + " | ".join(cells.get((row, col), "—") for col in columns)
+              + " |" for row in rows)]
+
+
+def _verdict_cell(c: Comparison) -> str:
     if c.test == "none":
         return f"{pp(c.diff)} (no test)"
     if c.significant:
@@ -22,35 +74,20 @@ def _cell(c: Comparison) -> str:
 
 def glance(found: list[Comparison], keys: list[str]) -> list[str]:
     """``found``: the comparisons with one baseline; ``keys``: the report's shown keys."""
-    if len(found) < AT_LEAST:
+    table = pivot(found, lambda c: c.variant.flat, lambda c: c.diff, _verdict_cell, keys)
+    if not table:
         return []
-    values = {k: {text(c.variant.flat.get(k)) for c in found} for k in keys if k != DATASET}
-    varying = [k for k in keys if len(values.get(k, ())) > 1]
-    if not varying:
-        return []
-    rows_key = max(varying, key=lambda k: len(values[k]))  # the first of the widest
-    across = [k for k in (DATASET, *varying) if k != rows_key and k in keys]
-
-    def where(c: Comparison) -> str:
-        return " · ".join(text(c.variant.flat.get(k)) if k == DATASET
-                          else short(k, c.variant.flat.get(k)) for k in across)
-
-    # columns by dataset, then by the other keys' values (batch_norm false before true)
-    order = {where(c): tuple(text(c.variant.flat.get(k)) for k in across) for c in found}
-    columns = sorted(order, key=order.get)
-    diffs: dict[str, list[float]] = {}
-    for c in found:  # rows by their mean difference, best first
-        diffs.setdefault(text(c.variant.flat.get(rows_key)), []).append(c.diff)
-    rows = sorted(diffs, key=lambda row: -sum(diffs[row]) / len(diffs[row]))
-    cells = {(text(c.variant.flat.get(rows_key)), where(c)): _cell(c) for c in found}
-    if len(cells) < len(found):  # two comparisons in one cell: the sentences alone say it
-        return []
-    table = [f"| {column(rows_key)} | " + " | ".join(columns) + " |",
-             "|" + "---|" * (len(columns) + 1),
-             *(f"| {row} | " + " | ".join(cells.get((row, col), "—") for col in columns) + " |"
-               for row in rows)]
-    margin = found[0].margin
     return [*table, "",
             f"Difference in test top-1, pp, at the verdict the sentences below give: **bold**, "
-            f"better or worse (Holm p < 0.05); ≈, equivalent within ±{margin:g} pp; ?, "
-            f"inconclusive at these seeds; —, not in the sweep.", ""]
+            f"better or worse (Holm p < 0.05); ≈, equivalent within ±{found[0].margin:g} pp; "
+            f"?, inconclusive at these seeds; —, not in the sweep.", ""]
+
+
+def variants_glance(variants: list[Variant], keys: list[str], path: tuple[str, ...],
+                    baselines: set[int]) -> list[str]:
+    """Each variant's mean ± standard deviation over seeds of the value at ``path``
+    (percent), the rows of the variants in ``baselines`` (ids) marked."""
+    shown = [v for v in variants if v.stat(*path)]
+    return pivot(shown, lambda v: v.flat, lambda v: v.stat(*path).mean,
+                 lambda v: v.stat(*path).format(ci=False), keys,
+                 marked=lambda v: id(v) in baselines)

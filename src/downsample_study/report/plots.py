@@ -45,12 +45,6 @@ def _colors(report: Report) -> dict[str, Any]:
     return {label: palette(i % palette.N) for i, label in enumerate(labels)}
 
 
-def _first_baselines(report: Report) -> set[int]:
-    """The variants (by id) that the report's first kind of baseline compares others with."""
-    return {id(c.baseline) for c in report.comparisons
-            if report.baselines and c.spec == report.baselines[0]}
-
-
 def _panels(count: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=(width * count, height), layout="constrained")
     return fig, fig.subplots(1, count, squeeze=False)[0]
@@ -61,7 +55,7 @@ def plot_accuracy(report: Report, path: Path) -> None:
     rows = max(len(vs) for vs in datasets.values())
     longest = max(len(v.label) for v in report.variants)
     fig, axes = _panels(len(datasets), 3.5 + 0.075 * longest, 1.2 + 0.45 * rows)
-    baselines = _first_baselines(report)
+    baselines = report.first_baselines
     for ax, (dataset, variants) in zip(axes, datasets.items()):
         labels = _distinct(variants)
         for y, v in enumerate(variants):

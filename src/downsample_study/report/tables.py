@@ -10,7 +10,7 @@ from typing import Any
 
 from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.report.contents import Report
-from downsample_study.report.glance import glance
+from downsample_study.report.glance import glance, variants_glance
 from downsample_study.report.plateau import plateau_section
 from downsample_study.report.plots import PLOTS
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
@@ -104,7 +104,12 @@ def _variants_section(report: Report) -> list[str]:
                      v.stat("test", "acc_top1").format(), v.stat("test", "acc_top2").format(),
                      f"{v.params:,}", f"{v.flops / 1e6:.2f}" if v.flops else "—",
                      f"{seconds.mean:.1f}" if seconds else "—"])
-    lines = ["## Variants", "", *_table(header, rows)]
+    lines = ["## Variants", ""]
+    if at_a_glance := variants_glance(report.variants, report.keys, ("test", "acc_top1"),
+                                      report.first_baselines):
+        lines += ["Test top-1 %, mean ± standard deviation over seeds:", "", *at_a_glance,
+                  "", "Every variant:", ""]
+    lines += _table(header, rows)
     if any(job.results.pack for v in report.variants for job in v.jobs):
         lines += ["", "train s: the wall time of a job's training; a job trained in a pack "
                       "reports its pack's (every member at once)."]
@@ -154,9 +159,13 @@ def _shift_section(report: Report) -> list[str]:
             cells.append(s.format(ci=False) if s else "—")
         rows.append([text(v.flat.get("dataset.name")), v.label, f"{v.params:,}",
                      v.stat("test", "acc_top1").format(ci=False), *cells])
+    at_a_glance = variants_glance(shifted, report.keys, ("shift", "zero", "consistency"),
+                                  report.first_baselines)
     return ["", f"## Shift robustness (random shifts of up to ±{k} px)", "",
             "Consistency: the fraction of test images whose top-1 prediction is the same "
             "under two independent random shifts (Zhang 2019). In percent.", "",
+            *(["Consistency (zero fill), mean ± standard deviation over seeds:", "",
+               *at_a_glance, "", "Every variant:", ""] if at_a_glance else []),
             *_table(header, rows)]
 
 
