@@ -16,6 +16,7 @@ from support import cli, launch, results_under
 
 from downsample_study.errors import ConfigError
 from downsample_study.report.build import write_report
+from downsample_study.sweeps.progress import describe, read_progress
 from downsample_study.sweeps.record import copy_record
 from downsample_study.sweeps.tuning import variants
 from hydra_plugins.downsample_study_sweeper.tuned_sweeper import lr_search
@@ -79,6 +80,11 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
         assert all(1e-3 <= lr <= 3e-2 for lr in by_lr)
         assert study["lr"] == max(by_lr, key=by_lr.get) and study["value"] == max(by_lr.values())
         best[trials[0]["config"]["downsample"]["name"]] = study["lr"]
+    assert describe(read_progress(sweep))[1:] == [
+        "learning-rate studies: 2 of 2 with their best rate (tuning/*/best.yaml)",
+        "learning-rate trials: 6 of 6 finished (6 completed); 0 running now",
+        "test jobs: 4 of 4 finished (4 completed); 0 running now",
+        "done: every planned job finished"]
     tests = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
     assert len(results_under(sweep)) == 4 + 6  # the trials are under tuning/
     assert sorted((r["config"]["downsample"]["name"], r["config"]["seed"]) for r in tests) == [
@@ -142,6 +148,12 @@ def test_a_parallel_sweep_stopped_while_tuning_keeps_no_best_rate_and_the_rerun_
     assert not (study / "best.yaml").exists()  # a stopped study is not a result
     assert sorted(r["status"] for r in results_under(sweep)) == ["interrupted"] * 2
     assert not list(sweep.glob("*/results.json"))  # no test seed started
+    progress = describe(read_progress(sweep))
+    assert progress[1:4] == [
+        "learning-rate studies: 0 of 1 with their best rate (tuning/*/best.yaml)",
+        "learning-rate trials: 0 of 4 finished (0 completed, 2 interrupted); 0 running now",
+        "test jobs: 0 of 2 finished (0 completed); 0 running now"]
+    assert progress[4].startswith("no job is running now: ")
 
     again = cli(args, tmp_path)  # the same command (a process of its own: it forks workers)
     assert again.returncode == 0, (again.stdout + again.stderr)[-2000:]

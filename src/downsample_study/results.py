@@ -152,6 +152,15 @@ def results_files(root: Path) -> list[Path]:
                   if not TRACKER_FOLDERS & set(p.relative_to(root).parts[:-1]))
 
 
+def read_status(path: Path) -> Status | None:
+    """The status in the ``results.json`` at ``path``; None if there is none or it cannot be
+    read (a job still running, killed, or a file damaged)."""
+    try:
+        return read_results(path).status if Path(path).is_file() else None
+    except ResultsError:
+        return None
+
+
 def write_results(output_dir: Path, results: Results) -> Path:
     """Write ``results.json`` so that a reader never sees a half-written file; a
     ``StorageError`` naming it when it cannot be written."""

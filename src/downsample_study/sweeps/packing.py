@@ -14,10 +14,21 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from downsample_study.sweeps.naming import override_key
 
 PACKS_DIR = "packs"  # in a sweep folder: one folder per pack (its log and checkpoint)
+
+
+def alone(config: Any) -> str | None:
+    """Why the jobs of a sweep with ``config`` run alone, neither packed nor tuned (None: they
+    are packed)."""
+    if str(config.get("mode", "train")) != "train":
+        return f"mode={config.mode} trains nothing"
+    if config.trainer.get("fast_dev_run"):
+        return "smoke tests (trainer.fast_dev_run) run alone"
+    return None
 
 
 def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:

@@ -21,9 +21,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from downsample_study.errors import ResultsError, UserError
+from downsample_study.errors import UserError
 from downsample_study.layout import EPOCHS_FILE
-from downsample_study.results import RESULTS_FILE, Status, read_results, results_files
+from downsample_study.results import RESULTS_FILE, Status, read_status, results_files
 from downsample_study.storage import atomic_write
 from downsample_study.sweeps.tuning import BEST_FILE, TUNING_DIR
 
@@ -40,25 +40,17 @@ class Copied:
     size: int  # bytes of the record
 
 
-def _status(path: Path) -> Status | None:
-    """The status in a ``results.json``; None if there is none or it cannot be read."""
-    try:
-        return read_results(path).status if path.is_file() else None
-    except ResultsError:
-        return None
-
-
 def record_files(sweep: Path, dest: Path) -> tuple[list[Path], int, int]:
     """The record's files (relative to ``sweep``), its jobs and its studies; a job that
     completed in ``dest`` but not in ``sweep`` is left out."""
     files = [Path(SWEEP_FILE)] if (sweep / SWEEP_FILE).is_file() else []
     jobs = 0
     for path in results_files(sweep):
-        status = _status(path)
+        status = read_status(path)
         if status not in FINISHED:
             continue
         folder = path.parent.relative_to(sweep)
-        if status != Status.completed and _status(dest / folder / RESULTS_FILE) == (
+        if status != Status.completed and read_status(dest / folder / RESULTS_FILE) == (
                 Status.completed):
             continue
         files += [folder / name for name in JOB_FILES if (path.parent / name).is_file()]

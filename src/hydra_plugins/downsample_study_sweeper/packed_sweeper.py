@@ -15,15 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("downsample_study")
 
 
-def alone(config: DictConfig) -> str | None:
-    """Why the sweep's jobs run alone (None: they are packed)."""
-    if str(config.get("mode", "train")) != "train":
-        return f"mode={config.mode} trains nothing"
-    if config.trainer.get("fast_dev_run"):
-        return "smoke tests (trainer.fast_dev_run) run alone"
-    return None
-
-
 class PackedSweeper(Sweeper):
     name = "packed"  # its hydra/sweeper option, for messages
 
@@ -47,7 +38,7 @@ class PackedSweeper(Sweeper):
         from downsample_study import internals
         from downsample_study.errors import ConfigError
         from downsample_study.packing.sizes import pack_size
-        from downsample_study.sweeps.packing import plan
+        from downsample_study.sweeps.packing import alone, plan
 
         config = self.config
         overrides = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)

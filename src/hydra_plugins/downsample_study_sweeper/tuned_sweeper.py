@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hydra_plugins.downsample_study_sweeper.packed_sweeper import PackedSweeper, alone
+from hydra_plugins.downsample_study_sweeper.packed_sweeper import PackedSweeper
 
 
 def lr_search(options: dict[str, Any]) -> Any:
@@ -51,6 +51,7 @@ class TunedSweeper(PackedSweeper):
 
     def prepare(self, jobs: list[list[str]], sweep_dir: Path) -> list[list[str]]:
         from downsample_study.sweeps.naming import override_dirname
+        from downsample_study.sweeps.packing import alone
         from downsample_study.sweeps.tuning import at_tuned_lr, tune, variants
 
         search = lr_search(self.lr)

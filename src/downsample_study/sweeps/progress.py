@@ -1,0 +1,239 @@
+"""How far a sweep has got, read from its folder alone: from any terminal or node, while the
+sweep runs or after it died.
+
+What it plans comes from ``multirun.yaml`` (the sweeper's ``params`` and the command's
+overrides, expanded as the sweeper expands them); what is done, from each job's
+``results.json``; what runs now, from the job locks held (``ownership.py``). The pace is that
+of the results written in the last hour of the sweep's current run (the sweeper saves
+``multirun.yaml`` when it starts), so an estimate of the time left reflects this machine as it
+is now, not an earlier run's. A sweep that is not finished but has no job running has
+stopped: its own command goes on with it.
+
+    python -m downsample_study.sweeps.progress SWEEP
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from downsample_study import internals
+from downsample_study.errors import UserError
+from downsample_study.results import RESULTS_FILE, Status, read_status
+from downsample_study.sweeps.ownership import running_elsewhere
+from downsample_study.sweeps.packing import PACKS_DIR, alone
+from downsample_study.sweeps.record import SWEEP_FILE
+from downsample_study.sweeps.tuning import BEST_FILE, TUNING_DIR, LrSearch, variants
+
+PACE_WINDOW_S = 3600.0  # the pace: the results of the last hour of the current run ...
+MIN_PACE_S = 300.0  # ... once that run is at least this old
+SWEEPER_CLASS = "hydra.sweeper._target_"
+
+
+@dataclass
+class Stage:
+    """The jobs of one stage of a sweep: its learning-rate trials, or its test jobs."""
+
+    name: str
+    planned: int | None  # None: the sweeper's plan cannot be read from multirun.yaml
+    counts: dict[Status, int] = field(default_factory=dict)
+    running: int = 0
+    finished_at: list[float] = field(default_factory=list)  # results.json times, finished jobs
+
+    def add(self, folder: Path) -> None:
+        status = read_status(folder / RESULTS_FILE)
+        if status is not None:
+            self.counts[status] = self.counts.get(status, 0) + 1
+            if status != Status.interrupted:
+                self.finished_at.append((folder / RESULTS_FILE).stat().st_mtime)
+        self.running += running_elsewhere(folder)
+
+    @property
+    def finished(self) -> int:
+        return self.counts.get(Status.completed, 0) + self.counts.get(Status.failed, 0)
+
+    @property
+    def left(self) -> int | None:
+        return None if self.planned is None else max(self.planned - self.finished, 0)
+
+
+@dataclass
+class Progress:
+    sweep: Path
+    sweeper: str  # its option name (tuned, packed, basic) or class
+    started: float  # the current (or last) run's start
+    studies: tuple[int, int | None] | None  # (with a best rate, planned); None: not tuned
+    stages: list[Stage]
+
+    @property
+    def running(self) -> int:
+        return sum(stage.running for stage in self.stages)
+
+    @property
+    def done(self) -> bool:
+        return all(stage.left == 0 for stage in self.stages)
+
+
+def _sweeper_class(config: DictConfig) -> str:
+    return OmegaConf.select(config, SWEEPER_CLASS)
+
+
+def _sweep_config(sweep: Path) -> DictConfig:
+    path = sweep / SWEEP_FILE
+    if not sweep.is_dir():
+        raise UserError(f"{sweep}: no such folder (a sweep folder: hydra.sweep.dir)")
+    if not path.is_file():
+        raise UserError(f"{sweep}: no {SWEEP_FILE}, so not a sweep folder (the folder a "
+                        "multirun writes, hydra.sweep.dir), or its sweep has not started")
+    try:
+        config = OmegaConf.load(path)
+    except (OSError, OmegaConfBaseException, yaml.YAMLError) as err:
+        first = (str(err).splitlines() or [""])[0]
+        raise UserError(f"{path}: unreadable ({type(err).__name__}: {first})") from None
+    if not isinstance(config, DictConfig) or not isinstance(
+            OmegaConf.select(config, SWEEPER_CLASS), str):
+        raise UserError(f"{path}: no hydra.sweeper._target_, so not the config a multirun "
+                        "saves")
+    return config
+
+
+def _options(config: DictConfig, key: str) -> dict:
+    """The sweeper's options under ``key`` (its ``params``, the tuned sweeper's ``lr``)."""
+    node = OmegaConf.select(config, f"hydra.sweeper.{key}")
+    return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_dict(node) else {}
+
+
+def planned_jobs(config: DictConfig) -> list[list[str]] | None:
+    """The jobs the sweeper expands the sweep's overrides to (as ``PackedSweeper.sweep``);
+    None for another sweeper (Optuna's plans as it goes) or overrides it cannot expand."""
+    if not _sweeper_class(config).endswith(("BasicSweeper", "PackedSweeper", "TunedSweeper")):
+        return None
+    overrides = [f"{key}={value}" for key, value in _options(config, "params").items()]
+    task = OmegaConf.select(config, "hydra.overrides.task", default=[])
+    return internals.basic_sweep_jobs(overrides + list(task))
+
+
+def _search(config: DictConfig) -> LrSearch | None:
+    """The tuned sweeper's search, when it tunes (as ``TunedSweeper.prepare`` decides)."""
+    if not _sweeper_class(config).endswith("TunedSweeper") or alone(config) is not None:
+        return None
+    try:
+        search = LrSearch(**_options(config, "lr"))
+    except (TypeError, UserError):  # refused when the sweep started: it tuned nothing
+        return None
+    return search if search.trials else None
+
+
+def read_progress(sweep: Path) -> Progress:
+    """The sweep's progress; a ``UserError`` if ``sweep`` is not a sweep folder."""
+    sweep = Path(sweep)
+    config = _sweep_config(sweep)
+    jobs = planned_jobs(config)
+    target = _sweeper_class(config).rsplit(".", 1)[-1]
+    sweeper = target.removesuffix("Sweeper").lower() if jobs is not None else target
+    stages, studies = [], None
+    if (search := _search(config)) is not None:
+        n_studies = None if jobs is None else len(variants(jobs))
+        trials = Stage("learning-rate trials",
+                       None if n_studies is None else n_studies * search.trials)
+        for folder in sorted(sweep.glob(f"{TUNING_DIR}/*/trial*/")):
+            trials.add(folder)
+        studies = (len(list(sweep.glob(f"{TUNING_DIR}/*/{BEST_FILE}"))), n_studies)
+        stages.append(trials)
+    tests = Stage("test jobs" if search else "jobs", None if jobs is None else len(jobs))
+    for folder in sorted(sweep.glob("*/")):
+        if folder.name not in (TUNING_DIR, PACKS_DIR):
+            tests.add(folder)
+    stages.append(tests)
+    return Progress(sweep, sweeper, (sweep / SWEEP_FILE).stat().st_mtime, studies, stages)
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{max(minutes, 1)} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours < 24 else f"{seconds / 86400:.1f} days"
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def pace(stage: Stage, started: float, now: float) -> float | None:
+    """Jobs finished per second in the last hour of the current run; None before there is
+    one (the run under ``MIN_PACE_S`` old, or nothing of ``stage`` finished in it)."""
+    since = max(started, now - PACE_WINDOW_S)
+    if now - since < MIN_PACE_S:
+        return None
+    recent = sum(since <= t <= now for t in stage.finished_at)
+    return recent / (now - since) if recent else None
+
+
+def _stage_line(stage: Stage) -> str:
+    planned = "" if stage.planned is None else f" of {stage.planned}"
+    line = f"{stage.name}: {stage.finished}{planned} finished"
+    details = [f"{stage.counts.get(status, 0)} {status}" for status in Status
+               if stage.counts.get(status) or status == Status.completed]
+    return f"{line} ({', '.join(details)}); {stage.running} running now"
+
+
+def describe(progress: Progress, now: float | None = None) -> list[str]:
+    """The lines ``main`` prints."""
+    now = time.time() if now is None else now
+    lines = [f"{progress.sweep} (hydra/sweeper={progress.sweeper}): this run started "
+             f"{_clock(progress.started)}"]
+    if progress.studies is not None:
+        best, planned = progress.studies
+        lines.append(f"learning-rate studies: {best}{'' if planned is None else f' of {planned}'}"
+                     f" with their best rate ({TUNING_DIR}/*/{BEST_FILE})")
+    lines += [_stage_line(stage) for stage in progress.stages]
+    if progress.done:
+        lines.append("done: every planned job finished")
+        return lines
+    finished = [t for stage in progress.stages for t in stage.finished_at]
+    last = f"; the last job finished {_clock(max(finished))}" if finished else ""
+    if not progress.running:
+        lines.append(f"no job is running now{last}: if the sweep is not between two "
+                     "launches it has stopped; its own command goes on with it")
+    for stage in progress.stages:
+        if not stage.left:
+            continue
+        rate = pace(stage, progress.started, now)
+        if rate is None:
+            why = (f"this run started {_duration(now - progress.started)} ago"
+                   if now - progress.started < MIN_PACE_S else
+                   "none finished in this run's last hour")
+            lines.append(f"{stage.name}: no pace yet ({why})")
+        else:
+            lines.append(f"{stage.name}: {rate * 3600:.1f} an hour lately; the {stage.left} "
+                         f"left take about {_duration(stage.left / rate)} at that pace")
+        break  # a later stage has its own pace, once it starts
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m downsample_study.sweeps.progress",
+        description="How far a sweep has got: its planned, finished and running jobs, and "
+                    "at the pace of the last hour, about how long the rest will take.")
+    parser.add_argument("sweep", type=Path, help="the sweep folder (hydra.sweep.dir)")
+    args = parser.parse_args(argv)
+    try:
+        progress = read_progress(args.sweep)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(describe(progress)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

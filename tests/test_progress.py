@@ -1,0 +1,149 @@
+"""How far a sweep has got (sweeps/progress.py), read from its folder: planned from
+multirun.yaml, finished from results.json, running from the job locks, and the pace of the
+current run's last hour. test_tuning.py reads a real tuned sweep's, finished and stopped."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from downsample_study.results import Results, Status, write_results
+from downsample_study.sweeps.ownership import job_lock
+from downsample_study.sweeps.progress import (
+    MIN_PACE_S,
+    PACE_WINDOW_S,
+    describe,
+    main,
+    pace,
+    read_progress,
+)
+
+TUNED = "hydra_plugins.downsample_study_sweeper.tuned_sweeper.TunedSweeper"
+STARTED = 1_800_000_000.0  # the run's start: multirun.yaml's time
+MAXPOOL, STRIDE2 = (f"tuning/dataset=mnist,downsample={op}" for op in ("maxpool", "stride2"))
+
+
+def write_sweep(sweep: Path, target: str = TUNED, task: tuple[str, ...] = ("dataset=mnist",),
+                params: dict | None = None, **top) -> None:
+    """multirun.yaml of a sweep of maxpool and stride2 × 3 seeds (params and the command's
+    overrides), tuned by 2 trials each."""
+    params = {"downsample": "maxpool,stride2", "seed": "range(3)"} if params is None else params
+    sweep.mkdir(parents=True, exist_ok=True)
+    config = {"mode": "train", "trainer": {"max_epochs": 3}, **top, "hydra": {
+        "sweeper": {"_target_": target, "lr": {"trials": 2},
+                    "params": params},
+        "overrides": {"task": list(task)}}}
+    OmegaConf.save(OmegaConf.create(config), sweep / "multirun.yaml")
+    os.utime(sweep / "multirun.yaml", (STARTED, STARTED))
+
+
+def write_job(folder: Path, status: Status, at: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_results(folder, Results(status, {}))
+    os.utime(path, (at, at))
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    """Tuning half done (maxpool's study over, stride2's second trial running), no test job:
+    three trials finished in this run, 10, 20 and 30 minutes in."""
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep)
+    write_job(sweep / MAXPOOL / "trial0", Status.completed, STARTED - 7200)  # an earlier run
+    write_job(sweep / MAXPOOL / "trial1", Status.completed, STARTED + 600)
+    (sweep / MAXPOOL / "best.yaml").write_text("lr: 0.001\nvalue: 0.9\ntrials: []\n")
+    write_job(sweep / STRIDE2 / "trial0", Status.failed, STARTED + 1200)
+    (sweep / STRIDE2 / "trial1").mkdir(parents=True)
+    write_job(sweep / "dataset=mnist,downsample=maxpool,seed=9", Status.interrupted,
+              STARTED + 1800)
+    return sweep
+
+
+def test_the_plan_is_the_sweepers_and_the_counts_are_the_folders(sweep):
+    with job_lock(sweep / STRIDE2 / "trial1"):
+        progress = read_progress(sweep)
+        lines = describe(progress, now=STARTED + 1800)
+    assert progress.sweeper == "tuned" and progress.studies == (1, 2)
+    assert lines[1:] == [
+        "learning-rate studies: 1 of 2 with their best rate (tuning/*/best.yaml)",
+        "learning-rate trials: 3 of 4 finished (2 completed, 1 failed); 1 running now",
+        "test jobs: 0 of 6 finished (0 completed, 1 interrupted); 0 running now",
+        # two of the three finished in this run's 30 minutes: 4 an hour, 1 left
+        "learning-rate trials: 4.0 an hour lately; the 1 left take about 15 min at that pace",
+    ]
+
+
+def test_a_stopped_sweep_says_so_and_a_finished_one_says_done(sweep):
+    lines = describe(read_progress(sweep), now=STARTED + 1800)
+    assert lines[-2].startswith("no job is running now; the last job finished ")
+    assert "its own command goes on with it" in lines[-2]
+    write_job(sweep / STRIDE2 / "trial1", Status.completed, STARTED + 1900)
+    for seed in range(3):
+        for op in ("maxpool", "stride2"):
+            folder = sweep / f"dataset=mnist,downsample={op},seed={seed}"
+            if not folder.exists():
+                write_job(folder, Status.completed, STARTED + 2000)
+    (sweep / "dataset=mnist,downsample=maxpool,seed=9" / "results.json").unlink()
+    lines = describe(read_progress(sweep), now=STARTED + 2000)
+    assert "test jobs: 6 of 6 finished (6 completed); 0 running now" in lines
+    assert lines[-1] == "done: every planned job finished"
+
+
+@pytest.mark.parametrize(("now", "expected"), [
+    (STARTED + MIN_PACE_S - 1, None),  # the run is too young to tell
+    (STARTED + 1800, 2 / 1800),  # since the run started
+    (STARTED + PACE_WINDOW_S + 1200, 1 / PACE_WINDOW_S),  # the last hour: trial0 of stride2
+    (STARTED + 3 * PACE_WINDOW_S, None),  # nothing finished in the last hour
+])
+def test_the_pace_is_the_last_hour_of_this_run(sweep, now, expected):
+    [trials, _] = read_progress(sweep).stages
+    assert pace(trials, STARTED, now) == pytest.approx(expected) if expected else (
+        pace(trials, STARTED, now) is None)
+
+
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+@pytest.mark.parametrize(("target", "task", "params", "top", "planned"), [
+    (TUNED, ("dataset=mnist",), None, {"mode": "summary"}, "jobs: 1 of 6 finished"),
+    (TUNED, ("dataset=mnist",), None, {"trainer": {"fast_dev_run": True}}, "jobs: 1 of 6"),
+    (BASIC, ("dataset=mnist,cifar10",), None, {}, "jobs: 1 of 12 finished"),
+    (BASIC, ("seed=0,1",), {}, {}, "jobs: 1 of 2 finished"),  # all on the command line
+    ("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", (), None, {},
+     "jobs: 1 finished"),  # Optuna plans as it goes
+])
+def test_a_sweep_that_tunes_nothing_has_jobs_alone(tmp_path, target, task, params, top,
+                                                    planned):
+    write_sweep(tmp_path, target, task, params, **top)
+    write_job(tmp_path / "seed=0", Status.completed, STARTED + 10)
+    progress = read_progress(tmp_path)
+    assert progress.studies is None and len(progress.stages) == 1
+    assert describe(progress, now=STARTED + 20)[1].startswith(planned)
+
+
+@pytest.mark.parametrize(("multirun_yaml", "message"), [
+    (None, "no such folder"),
+    ("", "no multirun.yaml, so not a sweep folder"),
+    ("a: [\n", "unreadable (ParserError: "),
+    ("a: 1\n", "no hydra.sweeper._target_"),
+])
+def test_what_is_not_a_sweep_folder_is_refused_in_a_line(tmp_path, capsys, multirun_yaml,
+                                                         message):
+    if multirun_yaml is not None:
+        (tmp_path / "sweep").mkdir()
+        if multirun_yaml:
+            (tmp_path / "sweep" / "multirun.yaml").write_text(multirun_yaml)
+    assert main([str(tmp_path / "sweep")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"error: {tmp_path / 'sweep'}") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_the_command_prints_the_lines(sweep, capsys):
+    assert main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{sweep} (hydra/sweeper=tuned): this run started ")
+    assert "learning-rate trials: 3 of 4 finished" in out
