@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from support import launch, read_wandb_runs, results_under, summarize_sweep
+from support import Launch, launch, read_wandb_runs, results_under, summarize_sweep
 
 from downsample_study.errors import StorageError
 from downsample_study.report.build import write_report
@@ -66,18 +66,12 @@ def test_a_broken_last_checkpoint_is_set_aside_and_the_job_resumes_from_the_newe
 # --- one job, one process -------------------------------------------------------------------
 
 
-def hold_lock(folder: Path, seconds: float, until: str | None = None) -> subprocess.Popen:
-    """Another process that runs the job in ``folder`` (holds its lock) for ``seconds``, or,
-    with ``until``, until the job's log says so (whatever the machine's load; at most
-    ``seconds``)."""
-    log = folder / "downsample_study.log"
+def hold_lock(folder: Path, seconds: float) -> subprocess.Popen:
+    """Another process that runs the job in ``folder`` (holds its lock) for ``seconds``, or
+    until it is killed."""
     code = (f"import pathlib, time; from downsample_study.sweeps.ownership import job_lock\n"
-            f"log, until = pathlib.Path({str(log)!r}), {until!r}\n"
             f"with job_lock(pathlib.Path({str(folder)!r})):\n"
-            f"    print('locked', flush=True); deadline = time.monotonic() + {seconds}\n"
-            f"    while time.monotonic() < deadline and not (\n"
-            f"            until and log.is_file() and until in log.read_text()):\n"
-            f"        time.sleep(0.05)\n")
+            f"    print('locked', flush=True); time.sleep({seconds})\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     return holder
@@ -96,7 +90,7 @@ def test_a_job_another_process_is_running_is_not_run_twice(job, tmp_path, capsys
 
 
 def test_a_second_sweep_into_the_folder_skips_what_the_first_runs_and_waits_for_it(
-    job, tmp_path, capsys
+    job, tmp_path
 ):
     args = ["-m", *job, "downsample=maxpool,avgpool", "hydra.sweep.dir=sweep"]
     assert launch(args).exit_code == 0
@@ -104,10 +98,21 @@ def test_a_second_sweep_into_the_folder_skips_what_the_first_runs_and_waits_for_
     (avgpool / "results.json").unlink()  # to be run again ...
     for checkpoint in (avgpool / "checkpoints").iterdir():
         checkpoint.unlink()
-    # ... by the "first sweep", busy with it until the second one has skipped it
-    holder = hold_lock(avgpool, 120, until="skipped here")
-    run = launch(args, capsys)
-    holder.wait()
+    # ... by the "first sweep", busy with it until the second one has skipped it and waits
+    # for it: then it lets go (it wrote no results, as a job killed before its first epoch)
+    holder = hold_lock(avgpool, 120)
+    second = subprocess.Popen([sys.executable, "-m", "downsample_study", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in second.stdout:
+            lines.append(line)
+            if "waiting for 1 job(s) that another process is running" in line:
+                holder.kill()
+        run = Launch(second.wait(timeout=60), "".join(lines))
+    finally:
+        holder.kill()
+        second.kill()
     assert "skipped here (the summary waits for it)" in run.output
     assert "waiting for 1 job(s) that another process is running" in run.output
     assert not list((avgpool / "checkpoints").iterdir())  # not trained by this sweep

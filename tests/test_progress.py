@@ -17,6 +17,7 @@ from downsample_study.sweeps.progress import (
     PACE_WINDOW_S,
     describe,
     main,
+    one_line,
     pace,
     read_progress,
 )
@@ -74,6 +75,17 @@ def test_the_plan_is_the_sweepers_and_the_counts_are_the_folders(sweep):
         # two of the three finished in this run's 30 minutes: 4 an hour, 1 left
         "learning-rate trials: 4.0 an hour lately; the 1 left take about 15 min at that pace",
     ]
+
+
+@pytest.mark.parametrize(("now", "pace_part"), [
+    (STARTED + 1800, "; learning-rate trials: 4.0 an hour lately; the 1 left take about 15 min "
+                     "at that pace"),
+    (STARTED + 100, ""),  # no pace yet: the line has none
+])
+def test_a_sweep_logs_its_progress_in_a_line(sweep, now, pace_part):
+    assert one_line(read_progress(sweep), now=now) == (
+        "sweep progress: learning-rate trials 3 of 4, test jobs 0 of 6 finished, 0 running"
+        + pace_part)
 
 
 def test_a_stopped_sweep_says_so_and_a_finished_one_says_done(sweep):

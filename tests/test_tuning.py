@@ -80,6 +80,9 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
         assert all(1e-3 <= lr <= 3e-2 for lr in by_lr)
         assert study["lr"] == max(by_lr, key=by_lr.get) and study["value"] == max(by_lr.values())
         best[trials[0]["config"]["downsample"]["name"]] = study["lr"]
+    for line in ("learning-rate trials 2 of 6, test jobs 0 of 4 finished",  # each job's end
+                 "learning-rate trials 6 of 6, test jobs 4 of 4 finished, 0 running\n"):
+        assert f"sweep progress: {line}" in run.output
     assert describe(read_progress(sweep))[1:] == [
         "learning-rate studies: 2 of 2 with their best rate (tuning/*/best.yaml)",
         "learning-rate trials: 6 of 6 finished (6 completed); 0 running now",

@@ -15,22 +15,28 @@ stopped: its own command goes on with it.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study import internals
 from downsample_study.errors import UserError
 from downsample_study.results import RESULTS_FILE, Status, read_status
-from downsample_study.sweeps.ownership import running_elsewhere
+from downsample_study.sweeps.ownership import is_primary, running_elsewhere
 from downsample_study.sweeps.packing import PACKS_DIR, alone
 from downsample_study.sweeps.record import SWEEP_FILE
 from downsample_study.sweeps.tuning import BEST_FILE, TUNING_DIR, LrSearch, variants
+
+log = logging.getLogger("downsample_study")
 
 PACE_WINDOW_S = 3600.0  # the pace: the results of the last hour of the current run ...
 MIN_PACE_S = 300.0  # ... once that run is at least this old
@@ -203,20 +209,58 @@ def describe(progress: Progress, now: float | None = None) -> list[str]:
     if not progress.running:
         lines.append(f"no job is running now{last}: if the sweep is not between two "
                      "launches it has stopped; its own command goes on with it")
-    for stage in progress.stages:
-        if not stage.left:
-            continue
-        rate = pace(stage, progress.started, now)
-        if rate is None:
-            why = (f"this run started {_duration(now - progress.started)} ago"
-                   if now - progress.started < MIN_PACE_S else
-                   "none finished in this run's last hour")
-            lines.append(f"{stage.name}: no pace yet ({why})")
-        else:
-            lines.append(f"{stage.name}: {rate * 3600:.1f} an hour lately; the {stage.left} "
-                         f"left take about {_duration(stage.left / rate)} at that pace")
-        break  # a later stage has its own pace, once it starts
+    if (pace_line := _pace_line(progress, now)) is not None:
+        lines.append(pace_line)
     return lines
+
+
+def _eta(stage: Stage, rate: float) -> str:
+    return (f"{stage.name}: {rate * 3600:.1f} an hour lately; the {stage.left} left take about "
+            f"{_duration(stage.left / rate)} at that pace")
+
+
+def _pace_line(progress: Progress, now: float) -> str | None:
+    """The pace of the first stage with jobs left (a later one has its own, once it starts)
+    and the time its jobs left take at that pace, or why there is none yet."""
+    stage = next((stage for stage in progress.stages if stage.left), None)
+    if stage is None:
+        return None
+    if (rate := pace(stage, progress.started, now)) is not None:
+        return _eta(stage, rate)
+    age = now - progress.started
+    why = ("none finished in this run's last hour" if age >= MIN_PACE_S else
+           "this run started less than a minute ago" if age < 60 else
+           f"this run started {_duration(age)} ago")
+    return f"{stage.name}: no pace yet ({why})"
+
+
+def one_line(progress: Progress, now: float | None = None) -> str:
+    """The progress in a line, with the time left once there is a pace: what a sweep logs as
+    each of its jobs ends."""
+    now = time.time() if now is None else now
+    counts = ", ".join(
+        f"{stage.name} {stage.finished}{'' if stage.planned is None else f' of {stage.planned}'}"
+        for stage in progress.stages)
+    line = f"sweep progress: {counts} finished, {progress.running} running"
+    stage = next((stage for stage in progress.stages if stage.left), None)
+    if stage is not None and (rate := pace(stage, progress.started, now)) is not None:
+        line += f"; {_eta(stage, rate)}"
+    return line
+
+
+class SweepProgress(Callback):
+    """After each job of a multirun, the sweep's progress in a line on the console (and the
+    job's log): the long sweeps are the ones to know where they stand."""
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if (config.hydra.mode != RunMode.MULTIRUN or alone(config) is not None
+                or not is_primary()):
+            return
+        try:
+            progress = read_progress(Path(config.hydra.sweep.dir))
+        except (UserError, OSError):  # the sweep goes on: this line is all it misses
+            return
+        log.info("%s", one_line(progress))
 
 
 def main(argv: list[str] | None = None) -> int:
