@@ -57,7 +57,8 @@ def sweep(tmp_path) -> Path:
     write_job(sweep / MAXPOOL / "trial1", Status.completed, STARTED + 600)
     (sweep / MAXPOOL / "best.yaml").write_text("lr: 0.001\nvalue: 0.9\ntrials: []\n")
     write_job(sweep / STRIDE2 / "trial0", Status.failed, STARTED + 1200)
-    (sweep / STRIDE2 / "trial1").mkdir(parents=True)
+    (sweep / STRIDE2 / "trial1" / ".hydra").mkdir(parents=True)  # started, as Hydra starts it
+    (sweep / STRIDE2 / "trial1" / ".hydra" / "overrides.yaml").write_text("- seed=100\n")
     write_job(sweep / "dataset=mnist,downsample=maxpool,seed=9", Status.interrupted,
               STARTED + 1800)
     return sweep

@@ -9,10 +9,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from downsample_study import internals
 from downsample_study.errors import ResultsError
 from downsample_study.results import RESULTS_FILE, Results, Status, read_results, results_files
 from downsample_study.sweeps.naming import override_key
+from downsample_study.sweeps.packing import planned_jobs
 from downsample_study.sweeps.tuning import LR_KEY, TUNING_DIR
 from downsample_study.training.epochs import read_epochs
 
@@ -31,18 +31,10 @@ class JobOutcome:
 
 
 def sweep_jobs(hydra: Any) -> list[list[str]] | None:
-    """The overrides of every job of a multirun, from its ``hydra`` config node.
-
-    Expanded as Hydra's own basic sweeper expands them (the one the joblib and submitit
-    launchers use too, and ``hydra/sweeper=packed``, whose packs' members are these jobs):
-    ``hydra.sweeper.params``, then the command line's overrides. None for other sweepers.
-    """
-    target = str(hydra.sweeper.get("_target_", ""))
-    if not target.endswith(("BasicSweeper", "PackedSweeper", "TunedSweeper")):
-        return None
-    params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
-    jobs = internals.basic_sweep_jobs([*params, *hydra.overrides.task])
-    if jobs is not None and target.endswith("TunedSweeper"):  # tuned: the rate was set
+    """The overrides of every job of a multirun, from its ``hydra`` config node
+    (``planned_jobs``); a tuned sweep's without the rate it set. None for other sweepers."""
+    jobs = planned_jobs(hydra)
+    if jobs is not None and str(hydra.sweeper.get("_target_", "")).endswith("TunedSweeper"):
         jobs = [_untuned(job, [LR_KEY]) for job in jobs]
     return jobs
 

@@ -16,9 +16,26 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from downsample_study import internals
 from downsample_study.sweeps.naming import override_key
 
 PACKS_DIR = "packs"  # in a sweep folder: one folder per pack (its log and checkpoint)
+
+
+def planned_jobs(hydra: Any) -> list[list[str]] | None:
+    """The overrides of every job of a multirun, from its ``hydra`` config node (as saved in
+    its ``multirun.yaml``).
+
+    Expanded as Hydra's own basic sweeper expands them (the one the joblib and submitit
+    launchers use too, and ``hydra/sweeper=packed`` and ``=tuned``, whose packs' members are
+    these jobs): ``hydra.sweeper.params``, then the command line's overrides. None for other
+    sweepers (Optuna's plans as it goes) or overrides it cannot expand.
+    """
+    target = str(hydra.sweeper.get("_target_", ""))
+    if not target.endswith(("BasicSweeper", "PackedSweeper", "TunedSweeper")):
+        return None
+    params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
+    return internals.basic_sweep_jobs([*params, *hydra.overrides.task])
 
 
 def alone(config: Any) -> str | None:

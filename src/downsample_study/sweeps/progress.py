@@ -28,12 +28,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from downsample_study import internals
 from downsample_study.errors import UserError
 from downsample_study.results import RESULTS_FILE, Status, read_status
 from downsample_study.sweeps.ownership import is_primary, running_elsewhere
-from downsample_study.sweeps.packing import PACKS_DIR, alone
+from downsample_study.sweeps.packing import alone, planned_jobs
 from downsample_study.sweeps.record import SWEEP_FILE
+from downsample_study.sweeps.summary import job_folders
 from downsample_study.sweeps.tuning import BEST_FILE, TUNING_DIR, LrSearch, variants
 
 log = logging.getLogger("downsample_study")
@@ -86,6 +86,12 @@ class Progress:
     def done(self) -> bool:
         return all(stage.left == 0 for stage in self.stages)
 
+    @property
+    def current(self) -> Stage | None:
+        """The first stage with jobs left: its pace tells the time left (a later stage has a
+        pace of its own once it starts)."""
+        return next((stage for stage in self.stages if stage.left), None)
+
 
 def _sweeper_class(config: DictConfig) -> str:
     return OmegaConf.select(config, SWEEPER_CLASS)
@@ -103,35 +109,19 @@ def _sweep_config(sweep: Path) -> DictConfig:
     except (OSError, OmegaConfBaseException, yaml.YAMLError) as err:
         first = (str(err).splitlines() or [""])[0]
         raise UserError(f"{path}: unreadable ({type(err).__name__}: {first})") from None
-    if not isinstance(config, DictConfig) or not isinstance(
-            OmegaConf.select(config, SWEEPER_CLASS), str):
-        raise UserError(f"{path}: no hydra.sweeper._target_, so not the config a multirun "
-                        "saves")
+    for key in (SWEEPER_CLASS, "hydra.overrides.task"):
+        if not isinstance(config, DictConfig) or OmegaConf.select(config, key) is None:
+            raise UserError(f"{path}: no {key}, so not the config a multirun saves")
     return config
-
-
-def _options(config: DictConfig, key: str) -> dict:
-    """The sweeper's options under ``key`` (its ``params``, the tuned sweeper's ``lr``)."""
-    node = OmegaConf.select(config, f"hydra.sweeper.{key}")
-    return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_dict(node) else {}
-
-
-def planned_jobs(config: DictConfig) -> list[list[str]] | None:
-    """The jobs the sweeper expands the sweep's overrides to (as ``PackedSweeper.sweep``);
-    None for another sweeper (Optuna's plans as it goes) or overrides it cannot expand."""
-    if not _sweeper_class(config).endswith(("BasicSweeper", "PackedSweeper", "TunedSweeper")):
-        return None
-    overrides = [f"{key}={value}" for key, value in _options(config, "params").items()]
-    task = OmegaConf.select(config, "hydra.overrides.task", default=[])
-    return internals.basic_sweep_jobs(overrides + list(task))
 
 
 def _search(config: DictConfig) -> LrSearch | None:
     """The tuned sweeper's search, when it tunes (as ``TunedSweeper.prepare`` decides)."""
     if not _sweeper_class(config).endswith("TunedSweeper") or alone(config) is not None:
         return None
+    options = OmegaConf.select(config, "hydra.sweeper.lr")
     try:
-        search = LrSearch(**_options(config, "lr"))
+        search = LrSearch(**(OmegaConf.to_container(options) if options is not None else {}))
     except (TypeError, UserError):  # refused when the sweep started: it tuned nothing
         return None
     return search if search.trials else None
@@ -141,7 +131,7 @@ def read_progress(sweep: Path) -> Progress:
     """The sweep's progress; a ``UserError`` if ``sweep`` is not a sweep folder."""
     sweep = Path(sweep)
     config = _sweep_config(sweep)
-    jobs = planned_jobs(config)
+    jobs = planned_jobs(config.hydra)
     target = _sweeper_class(config).rsplit(".", 1)[-1]
     sweeper = target.removesuffix("Sweeper").lower() if jobs is not None else target
     stages, studies = [], None
@@ -149,14 +139,14 @@ def read_progress(sweep: Path) -> Progress:
         n_studies = None if jobs is None else len(variants(jobs))
         trials = Stage("learning-rate trials",
                        None if n_studies is None else n_studies * search.trials)
-        for folder in sorted(sweep.glob(f"{TUNING_DIR}/*/trial*/")):
-            trials.add(folder)
+        for study in sorted(sweep.glob(f"{TUNING_DIR}/*/")):
+            for folder in job_folders(study):
+                trials.add(folder)
         studies = (len(list(sweep.glob(f"{TUNING_DIR}/*/{BEST_FILE}"))), n_studies)
         stages.append(trials)
     tests = Stage("test jobs" if search else "jobs", None if jobs is None else len(jobs))
-    for folder in sorted(sweep.glob("*/")):
-        if folder.name not in (TUNING_DIR, PACKS_DIR):
-            tests.add(folder)
+    for folder in job_folders(sweep):  # a pack's own folder is packs/<id>/, one deeper
+        tests.add(folder)
     stages.append(tests)
     return Progress(sweep, sweeper, (sweep / SWEEP_FILE).stat().st_mtime, studies, stages)
 
@@ -183,9 +173,12 @@ def pace(stage: Stage, started: float, now: float) -> float | None:
     return recent / (now - since) if recent else None
 
 
+def _of(planned: int | None) -> str:
+    return "" if planned is None else f" of {planned}"
+
+
 def _stage_line(stage: Stage) -> str:
-    planned = "" if stage.planned is None else f" of {stage.planned}"
-    line = f"{stage.name}: {stage.finished}{planned} finished"
+    line = f"{stage.name}: {stage.finished}{_of(stage.planned)} finished"
     details = [f"{stage.counts.get(status, 0)} {status}" for status in Status
                if stage.counts.get(status) or status == Status.completed]
     return f"{line} ({', '.join(details)}); {stage.running} running now"
@@ -198,8 +191,8 @@ def describe(progress: Progress, now: float | None = None) -> list[str]:
              f"{_clock(progress.started)}"]
     if progress.studies is not None:
         best, planned = progress.studies
-        lines.append(f"learning-rate studies: {best}{'' if planned is None else f' of {planned}'}"
-                     f" with their best rate ({TUNING_DIR}/*/{BEST_FILE})")
+        lines.append(f"learning-rate studies: {best}{_of(planned)} with their best rate "
+                     f"({TUNING_DIR}/*/{BEST_FILE})")
     lines += [_stage_line(stage) for stage in progress.stages]
     if progress.done:
         lines.append("done: every planned job finished")
@@ -222,8 +215,7 @@ def _eta(stage: Stage, rate: float) -> str:
 def _pace_line(progress: Progress, now: float) -> str | None:
     """The pace of the first stage with jobs left (a later one has its own, once it starts)
     and the time its jobs left take at that pace, or why there is none yet."""
-    stage = next((stage for stage in progress.stages if stage.left), None)
-    if stage is None:
+    if (stage := progress.current) is None:
         return None
     if (rate := pace(stage, progress.started, now)) is not None:
         return _eta(stage, rate)
@@ -238,11 +230,10 @@ def one_line(progress: Progress, now: float | None = None) -> str:
     """The progress in a line, with the time left once there is a pace: what a sweep logs as
     each of its jobs ends."""
     now = time.time() if now is None else now
-    counts = ", ".join(
-        f"{stage.name} {stage.finished}{'' if stage.planned is None else f' of {stage.planned}'}"
-        for stage in progress.stages)
+    counts = ", ".join(f"{stage.name} {stage.finished}{_of(stage.planned)}"
+                       for stage in progress.stages)
     line = f"sweep progress: {counts} finished, {progress.running} running"
-    stage = next((stage for stage in progress.stages if stage.left), None)
+    stage = progress.current
     if stage is not None and (rate := pace(stage, progress.started, now)) is not None:
         line += f"; {_eta(stage, rate)}"
     return line
