@@ -177,3 +177,59 @@ def test_tab_completion_of_the_script_completes_options(tmp_path):
                            env={**os.environ, "COMP_LINE": "downsample-study downsample=bl",
                                 "COMP_POINT": "30"})
     assert "downsample=blurpool" in query.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def read_trainer_arguments(tmp_path_factory):
+    """A cache folder that holds the Trainer's arguments, as after a first start."""
+    from downsample_study.config.store import trainer_arguments
+
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("XDG_CACHE_HOME", str(cache))
+        trainer_arguments()
+    return cache
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job", "downsample=blurpool"],
+                                  ["trainer.max_epoch=1"], ["downsample=nosuchop"]])
+def test_composing_a_config_imports_no_torch(args, read_trainer_arguments, tmp_path):
+    """Help, --cfg and a config error answer without loading torch: the schemas and the
+    registries' names are torch-free (the builders load on a job's first lookup), and
+    Lightning's Trainer arguments are read once per version (at a first start)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom downsample_study.cli import run\n"
+            f"status = run({args!r})\n"
+            "print(status, sorted({'torch', 'lightning', 'torchvision'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, check=True,
+                         env={**os.environ, "XDG_CACHE_HOME": str(read_trainer_arguments)})
+    status, imported = out.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert status == ("0" if args[0].startswith("--") else "1")
+    assert imported == "[]"
+
+
+def test_trainer_arguments_are_read_once_per_lightning_version(monkeypatch, tmp_path):
+    import inspect
+
+    from lightning import Trainer
+
+    from downsample_study.config.store import MANAGED_TRAINER_ARGS, trainer_arguments
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    expected = [n for n, p in inspect.signature(Trainer.__init__).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and n not in MANAGED_TRAINER_ARGS]
+    assert trainer_arguments() == expected and "max_epochs" in expected
+    [cache] = (tmp_path / "downsample_study").glob("trainer-arguments-*.json")
+    assert cache.name.endswith(f"-{__import__('lightning').__version__}.json")
+    cache.write_text('["max_epochs"]')  # what a cached list is taken as
+    assert trainer_arguments() == ["max_epochs"]
+    cache.write_text("{not json")  # a broken cache is read again from the signature
+    assert trainer_arguments() == expected
+    blocked = tmp_path / "a_file"  # where nothing can be written, the signature is read
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert trainer_arguments() == expected

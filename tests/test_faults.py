@@ -176,8 +176,9 @@ def test_without_a_reachable_server_wandb_goes_offline_with_a_notice(job, tmp_pa
 
 @pytest.mark.parametrize(("mode", "resume"), [("online", "allow"), ("offline", None)])
 def test_every_attempt_of_a_job_logs_to_its_one_run_id(mode, resume, tmp_path):
+    from downsample_study.training.configs import WandbConfig
     from downsample_study.training.tracking import RunIdentity, run_id_of
-    from downsample_study.training.wandb_tracker import WandbConfig, WandbTracker
+    from downsample_study.training.wandb_tracker import WandbTracker
 
     first = run_id_of(tmp_path, resumed=False)
     assert run_id_of(tmp_path, resumed=True) == first  # a resumed attempt: the same run

@@ -95,3 +95,24 @@ def test_wandb_init_still_imports_the_launch_inputs_module(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tmp_path, env={**os.environ, "WANDB_SILENT": "true"}, check=True)
     assert out.stdout.split() == ["False", "True"]  # wandb.init imports it: worth importing early
+
+
+def test_hydras_repository_copies_still_copy_the_config_store(monkeypatch):
+    """Hydra 1.3 keeps the ConfigStore on its structured config source, so each copy of its
+    config repository copies every stored schema; the touch makes copies share it."""
+    import copy
+
+    from hydra._internal.config_repository import ConfigRepository
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # registers the config sources
+    search_path = ConfigSearchPathImpl()
+    search_path.append("schema", "structured://")
+    repository = ConfigRepository(search_path)
+    monkeypatch.delattr(ConfigStore, "__deepcopy__", raising=False)
+    copied = copy.deepcopy(repository).get_schema_source()
+    assert copied.store is not ConfigStore.instance()  # what the touch stops
+    internals.share_config_store_in_copies()
+    assert copy.deepcopy(repository).get_schema_source().store is ConfigStore.instance()

@@ -58,3 +58,52 @@ def test_a_registered_datasets_schema_is_checked_at_composition(plugin, quick, c
     run = launch(["--cfg", "job", plugin, f"dataset={NAME}", "dataset.batch_sise=8"], capsys)
     assert run.exit_code == 1
     assert "dataset.batch_sise: no such key (did you mean batch_size?)" in run.output
+
+
+REGISTRIES = ["downsample_study.nets.configs:DOWNSAMPLES", "downsample_study.nets.configs:MODELS",
+              "downsample_study.data.configs:DATASETS",
+              "downsample_study.training.configs:OPTIMIZERS",
+              "downsample_study.training.configs:LOGGERS"]
+
+
+def _registry(where: str):
+    import importlib
+
+    module, name = where.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@pytest.mark.parametrize("where", REGISTRIES)
+def test_every_built_in_schema_has_its_builder_and_only_one(where):
+    registry = _registry(where)
+    for name in registry.names():
+        assert registry[name] is registry.builders[name]  # loads the builders' module
+    assert set(registry.builders) == set(registry.schemas)
+
+
+@pytest.mark.parametrize("where", REGISTRIES)
+def test_a_built_ins_builder_loads_on_its_first_lookup(where, tmp_path):
+    import subprocess
+    import sys
+
+    registry = _registry(where)
+    code = (f"import sys\nfrom {where.split(':')[0]} import {where.split(':')[1]} as r\n"
+            f"before = r.builders_module in sys.modules\nr[{registry.names()[0]!r}]\n"
+            "print(before, r.builders_module in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+def test_a_built_in_name_cannot_be_registered_with_another_schema(monkeypatch):
+    from downsample_study.data.configs import DatasetConfig
+    from downsample_study.nets.configs import DOWNSAMPLES, PoolConfig
+
+    monkeypatch.setattr(DOWNSAMPLES, "builders", dict(DOWNSAMPLES.builders))
+    monkeypatch.setattr(DOWNSAMPLES, "schemas", dict(DOWNSAMPLES.schemas))
+    DOWNSAMPLES.builders.pop("maxpool", None)
+    with pytest.raises(ValueError, match="declared with PoolConfig, not DatasetConfig"):
+        DOWNSAMPLES.add("maxpool", lambda cfg, point: None, DatasetConfig)
+    DOWNSAMPLES.add("maxpool", lambda cfg, point: None, PoolConfig)  # its own schema: fine
+    with pytest.raises(ValueError, match="registered already"):
+        DOWNSAMPLES.add("maxpool", lambda cfg, point: None)

@@ -4,7 +4,9 @@
 ``main`` is the process: it switches on the process-wide tweaks (``internals.enable``), runs
 the Hydra app and exits with its status. ``run`` is the app itself, usable in process (the
 tests call it): a command line Hydra rejects while composing (a wrong key, type or choice, an
-unparsable override) is reported in one line naming the key and what is allowed.
+unparsable override) is reported in one line naming the key and what is allowed. Composing
+imports no torch (the schemas are torch-free), so ``--help``, ``--cfg``, tab completion and a
+bad key answer in about a second; a job's modules are imported when the first job starts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from downsample_study import internals
+from downsample_study.config.store import CONFIG_DIR
 
 log = logging.getLogger("downsample_study")
 
@@ -52,9 +60,8 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
     from downsample_study.sweeps.signals import STOPS
 
     quiet_library_noise()
+    internals.share_config_store_in_copies()
     register_configs()
-    from downsample_study.task import hydra_app
-
     saved, sys.argv = sys.argv, [prog, *argv]
     try:
         with _hydra_raises(), STOPS.handling():
@@ -87,11 +94,17 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
     return 0
 
 
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
+def hydra_app(cfg: DictConfig) -> float | None:
+    internals.before_jobs(wandb=cfg.logger.name == "wandb")
+    from downsample_study.task import run_task
+
+    return run_task(cfg)
+
+
 def main() -> None:
     global _exit_status
-    from downsample_study import internals
-
-    internals.enable(sys.argv[1:], lambda: _exit_status)  # before anything imports torch
+    internals.enable(lambda: _exit_status)
     prog = Path(sys.argv[0]).name  # downsample-study (the script), or python -m's __main__.py
     try:
         _exit_status = run(sys.argv[1:], "downsample_study" if prog == "__main__.py" else prog)

@@ -4,8 +4,9 @@ Each is a speed-up, a quieter console or a safety check that the framework can d
 Each is guarded: if the internal it relies on has moved (after an upgrade), it says so once
 at debug level and the run goes on without it; ``tests/test_internals.py`` has a test per
 touch that fails when it no longer applies to the installed version, so the upgrade is
-noticed. Process-wide ones are switched on by the entry point (``cli.main`` via ``enable``),
-never at import. How each gain was measured: benchmarks/RESULTS.md.
+noticed. Process-wide ones are switched on by the entry point (``cli.main`` via ``enable``,
+``cli.run``) and before the first job (``before_jobs``), never at import. How each gain was
+measured: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -33,13 +34,46 @@ def _unavailable(touch: str, err: BaseException) -> None:
 # --- process-wide, switched on by the entry point -------------------------------------------
 
 
-def enable(argv: list[str], exit_status: Callable[[], int]) -> None:
-    """Switch on the process-wide ones for the command line ``argv``; ``exit_status()`` is
-    the status to exit with. In this order: the exit handler before any library registers
-    its own, W&B's module before torch is imported."""
+def enable(exit_status: Callable[[], int]) -> None:
+    """Switch on the process-wide ones the entry point needs before anything else runs:
+    ``exit_status()`` is the status to exit with. The exit handler goes first, before any
+    library registers its own."""
     exit_without_teardown(exit_status)
-    if not any(arg.startswith("logger=") and arg != "logger=wandb" for arg in argv):
-        preimport_wandb_launch_inputs()  # W&B is the default logger
+
+
+def share_config_store_in_copies() -> None:
+    """Let Hydra's copies of its config repository share the one ConfigStore.
+
+    Hydra 1.3 deep-copies its config repository each time it lists a group's options or
+    loads a job's config (about a hundred times for ``--help``, once per job of a sweep), and
+    the copy takes the whole ConfigStore with it, every schema node. The copy is there to
+    keep the repository's list of sources apart; the store it copies is the process's
+    singleton, read only. Hydra's main branch fetches the singleton instead of storing it
+    (facebookresearch/hydra#2928, unreleased in 1.3.x); this does what that does, by copying
+    the store as itself.
+    """
+    try:
+        from hydra.core.config_store import ConfigStore
+    except ImportError as err:
+        _unavailable("ConfigStore shared by copies", err)
+        return
+    if "__deepcopy__" not in vars(ConfigStore):
+        ConfigStore.__deepcopy__ = lambda self, memo: self
+
+
+_ready_for_jobs = False
+
+
+def before_jobs(wandb: bool) -> None:
+    """Switch on, once per process, the ones a job needs before torch is imported: composing
+    a config (``--help``, ``--cfg``, tab completion, a bad key) imports no torch, so they wait
+    for the first job, or the sweep that forks its workers. ``wandb``: W&B is the logger."""
+    global _ready_for_jobs
+    if _ready_for_jobs:
+        return
+    _ready_for_jobs = True
+    if wandb:
+        preimport_wandb_launch_inputs()
     skip_unloadable_nvml_probe()
 
 

@@ -1,10 +1,17 @@
 """Name → builder registries (cf. timm's layer factories): operators, models, datasets,
 optimizers and loggers are each one registry. A new entry is one decorated builder (plus one
 YAML file in ``conf/<kind>/``); the dataclass registered with it is the schema Hydra checks
-that option's config node against at composition (``config/store.py``)."""
+that option's config node against at composition (``config/store.py``).
+
+Each kind keeps its schemas apart from its builders: the schemas (``<wing>/configs.py``)
+import no torch, so composing a config (``--help``, ``--cfg``, tab completion, a bad key)
+does not wait for torch to load; the built-in builders' module is imported on the first
+lookup of a builder.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -14,30 +21,47 @@ B = TypeVar("B")
 
 
 class Registry(Generic[B]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, default_schema: type, builders_module: str,
+                 built_in: dict[str, type]):
+        """``built_in``: each built-in entry's schema; their builders register when
+        ``builders_module`` is imported."""
         self.kind = kind
+        self.default_schema = default_schema  # the schema of an entry registered without one
+        self.builders_module = builders_module
         self.builders: dict[str, B] = {}
-        self.schemas: dict[str, type] = {}  # name → the dataclass its config node must match
+        # name → the dataclass its config node must match
+        self.schemas: dict[str, type] = dict(built_in)
 
-    def add(self, name: str, builder: B, schema: type) -> B:
+    def add(self, name: str, builder: B, schema: type | None = None) -> B:
+        """Register ``builder`` as ``name``, with ``schema`` (by default the one it was
+        declared with, else the kind's default)."""
         if name in self.builders:
             raise ValueError(f"{self.kind} {name!r} is registered already")
+        declared = self.schemas.get(name)
+        if schema is not None and declared is not None and schema is not declared:
+            raise ValueError(f"{self.kind} {name!r} is declared with {declared.__name__}, "
+                             f"not {schema.__name__}")
+        self.schemas[name] = schema or declared or self.default_schema
         self.builders[name] = builder
-        self.schemas[name] = schema
         return builder
 
-    def register(self, name: str, schema: type) -> Callable[[B], B]:
+    def register(self, name: str, schema: type | None = None) -> Callable[[B], B]:
         """Decorator form of ``add``."""
         return lambda builder: self.add(name, builder, schema)
 
     def names(self) -> list[str]:
-        return sorted(self.builders)
+        return sorted(self.schemas)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.builders
+        return name in self.schemas
 
     def __getitem__(self, name: str) -> B:
         self._check(name)
+        if name not in self.builders:
+            importlib.import_module(self.builders_module)
+        if name not in self.builders:
+            raise ValueError(f"{self.kind} {name!r} is declared but {self.builders_module} "
+                             "registers no builder for it")
         return self.builders[name]
 
     def schema(self, name: str) -> type:
@@ -45,7 +69,7 @@ class Registry(Generic[B]):
         return self.schemas[name]
 
     def _check(self, name: object) -> None:
-        if name not in self.builders:
+        if name not in self.schemas:
             raise ConfigError(
                 f"{self.kind}.name: unknown {self.kind} {name!r}; allowed: "
                 f"{', '.join(self.names())} (choose one with {self.kind}=NAME)"

@@ -21,13 +21,11 @@ import logging
 import sys
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from downsample_study.config.schema import JobMode
-from downsample_study.config.store import CONFIG_DIR
 from downsample_study.errors import Interrupted, JobBusy, StorageError, UserError
 from downsample_study.job import build_job
 from downsample_study.outcomes import after_stop, failure, interrupted, record, runs_here
@@ -170,7 +168,7 @@ def objective(results: Results | None) -> float | None:
     return results.val.acc_top1
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
-def hydra_app(cfg: DictConfig) -> float | None:
+def run_task(cfg: DictConfig) -> float | None:
+    """One job, as the Hydra app runs it (``cli.hydra_app``)."""
     with STOPS.handling():
         return objective(run_job(cfg))

@@ -12,10 +12,13 @@ Compose API.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import json
+import os
 from dataclasses import field, make_dataclass
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +26,14 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.schema import Config
-from downsample_study.data.datasets import DATASETS
-from downsample_study.nets.models import MODELS
-from downsample_study.nets.operators import DOWNSAMPLES
+from downsample_study.data.configs import DATASETS
+from downsample_study.errors import StorageError
+from downsample_study.nets.configs import DOWNSAMPLES, MODELS
 from downsample_study.registry import Registry
+from downsample_study.storage import atomic_write
 from downsample_study.sweeps.launchers import ddp_strategy, slurm_gpus, slurm_tasks
 from downsample_study.sweeps.naming import job_dir_name
-from downsample_study.sweeps.slots import default_parallel_jobs
-from downsample_study.training.loggers import LOGGERS
-from downsample_study.training.optimizers import OPTIMIZERS
+from downsample_study.training.configs import LOGGERS, OPTIMIZERS
 
 
 def _config_dir() -> Path:
@@ -55,13 +57,21 @@ CHOICES: dict[str, Registry] = {
 MANAGED_TRAINER_ARGS = {"logger", "callbacks", "default_root_dir", "enable_checkpointing"}
 
 
-@functools.cache
-def trainer_schema() -> type:
-    """A dataclass with one optional field per ``lightning.Trainer`` argument.
+def trainer_arguments() -> list[str]:
+    """The ``lightning.Trainer`` keyword arguments a user may set, from its signature.
 
-    Every Trainer argument works from the command line (``trainer.limit_train_batches=20``)
-    while a misspelt one (``trainer.max_epoch=1``) fails at composition with its name.
+    Importing Lightning (and torch) takes seconds, which composing a config should not: the
+    names are read once per installed Lightning version and kept in the cache folder
+    (``$XDG_CACHE_HOME/downsample_study``); where it cannot be written, every start reads them.
     """
+    cache = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+             / "downsample_study" / f"trainer-arguments-{_lightning_version()}.json")
+    try:
+        names = json.loads(cache.read_text())
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return names
+    except (OSError, ValueError):
+        pass
     from lightning import Trainer
 
     names = [
@@ -69,7 +79,28 @@ def trainer_schema() -> type:
         for name, p in inspect.signature(Trainer.__init__).parameters.items()
         if name != "self" and p.kind is p.KEYWORD_ONLY and name not in MANAGED_TRAINER_ARGS
     ]
-    return make_dataclass("TrainerConfig", [(n, Any, field(default=None)) for n in names])
+    # where the cache cannot be written (read-only, full), each start reads the signature
+    with contextlib.suppress(OSError, StorageError), atomic_write(cache) as f:
+        json.dump(names, f)
+    return names
+
+
+def _lightning_version() -> str:
+    try:
+        return metadata.version("lightning")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@functools.cache
+def trainer_schema() -> type:
+    """A dataclass with one optional field per ``lightning.Trainer`` argument.
+
+    Every Trainer argument works from the command line (``trainer.limit_train_batches=20``)
+    while a misspelt one (``trainer.max_epoch=1``) fails at composition with its name.
+    """
+    return make_dataclass("TrainerConfig",
+                          [(n, Any, field(default=None)) for n in trainer_arguments()])
 
 
 @functools.cache
@@ -90,11 +121,16 @@ def presets(kind: str) -> str:
     return ", ".join(sorted(p.stem for p in (CONFIG_DIR / "hydra" / kind).glob("*.yaml")))
 
 
+def _parallel_jobs(*, _root_: Any) -> int:
+    from downsample_study.sweeps.slots import default_parallel_jobs  # torch: at launch only
+
+    return default_parallel_jobs(_app(_root_, "parallel.jobs_per_gpu", 1))
+
+
 RESOLVERS = {
     "job_dir": job_dir_name,
     "presets": presets,
-    "parallel_jobs": lambda *, _root_: default_parallel_jobs(
-        _app(_root_, "parallel.jobs_per_gpu", 1)),
+    "parallel_jobs": _parallel_jobs,
     "slurm_tasks": lambda *, _root_: slurm_tasks(_app(_root_, "trainer.devices", 1)),
     "slurm_gpus": lambda *, _root_: slurm_gpus(_app(_root_, "trainer.accelerator", "auto"),
                                                _app(_root_, "trainer.devices", 1)),

@@ -15,11 +15,10 @@ from downsample_study.config.messages import node_message
 from downsample_study.config.schema import JobMode, PathsConfig, SpeedConfig
 from downsample_study.config.store import CHOICES
 from downsample_study.config.trainer_checks import check_trainer
-from downsample_study.data.datasets import DATASETS, DatasetConfig
+from downsample_study.data.configs import DATASETS, DatasetConfig
 from downsample_study.errors import ConfigError
 from downsample_study.registry import Registry
-from downsample_study.training.optimizers import OptimizerConfig
-from downsample_study.training.tracking import LoggerConfig
+from downsample_study.training.configs import LoggerConfig, OptimizerConfig
 
 MAX_SEED = 2**32 - 1  # what seed_everything (numpy) accepts
 

@@ -13,32 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import MISSING
 from torchvision import datasets
 
-from downsample_study.checks import at_least
 from downsample_study.data.batches import Split
+from downsample_study.data.configs import DATASETS, DatasetConfig
 from downsample_study.data.files import Cifar10Files, IdxFiles
 from downsample_study.errors import DataError
-from downsample_study.registry import Registry
-
-
-@dataclass
-class DatasetConfig:
-    name: str = MISSING
-    batch_size: int = 64
-    eval_batch_size: int = 1000
-    val_size: int = 5000
-    split_seed: int = 0  # the train/val split is the same for every run seed
-    augment: bool = False  # random crop (pad 4) + horizontal flip, on the batch, on device
-    # check the files against the dataset's published checksums where it has them (CIFAR-10)
-    verify_checksums: bool = True
-    download: bool = True
-
-    def __post_init__(self) -> None:
-        for key in ("batch_size", "eval_batch_size", "val_size"):
-            at_least(f"dataset.{key}", getattr(self, key), 1)
-
 
 Loader = Callable[[DatasetConfig, Path, Path], tuple[Split, Split]]
 
@@ -63,14 +43,12 @@ class ImageDataset:
         return (self.channels, self.size, self.size)
 
 
-DATASETS: Registry[ImageDataset] = Registry("dataset")
-
-
 def register_dataset(
     name: str, *, channels: int, size: int, num_classes: int, mean: tuple[float, ...],
-    std: tuple[float, ...], schema: type = DatasetConfig,
+    std: tuple[float, ...], schema: type | None = None,
 ) -> Callable[[Loader], Loader]:
-    """Register ``load(cfg, data_dir, cache_dir) -> (train, test)`` as dataset ``name``."""
+    """Register ``load(cfg, data_dir, cache_dir) -> (train, test)`` as dataset ``name``;
+    ``schema``, its config dataclass (default: ``DatasetConfig``)."""
 
     def decorate(load: Loader) -> Loader:
         DATASETS.add(name, ImageDataset(name, channels, size, num_classes, tuple(mean),
@@ -84,7 +62,6 @@ def _add_files(files, channels: int, size: int, mean, std) -> None:
     DATASETS.add(
         files.name,
         ImageDataset(files.name, channels, size, 10, mean, std, files.splits, files.open),
-        DatasetConfig,
     )
 
 

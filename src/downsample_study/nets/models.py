@@ -11,93 +11,31 @@ every point but in ``lenet_gap``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from omegaconf import MISSING
 from torch import nn
 
-from downsample_study.checks import above, at_least, probability
-from downsample_study.choices import Choice, as_choice
-from downsample_study.errors import ConfigError
-from downsample_study.nets.operators import DownsampleConfig, create_downsample
+from downsample_study.nets.configs import (
+    MODELS,
+    AllCnnConfig,
+    ConvActivation,
+    ConvPoolConfig,
+    DownsampleConfig,
+    Lenet5ClassicConfig,
+    Lenet5Config,
+    LenetGapConfig,
+    ModelConfig,
+    PaddingMode,
+)
+from downsample_study.nets.operators import create_downsample
 from downsample_study.nets.points import DownsamplePoint, Rounding
 from downsample_study.nets.shapes import LayerStack
-from downsample_study.registry import Registry
-
-
-@dataclass
-class ModelConfig:
-    name: str = MISSING
-
-
-@dataclass
-class Lenet5Config(ModelConfig):
-    width: float = 1.0  # scales the conv channel counts (6, 16), e.g. to match a learned operator
-
-    def __post_init__(self) -> None:
-        above("model.width", self.width, 0)
-
-
-class ConvActivation(Choice):
-    none = "none"  # seed 002
-    relu = "relu"
-
-
-@dataclass
-class Lenet5ClassicConfig(ModelConfig):
-    conv_activation: ConvActivation = ConvActivation.none
-
-    def __post_init__(self) -> None:
-        self.conv_activation = as_choice(ConvActivation, self.conv_activation,
-                                         "model.conv_activation")
-
-
-class PaddingMode(Choice):
-    """Conv2d's padding modes."""
-
-    zeros = "zeros"
-    circular = "circular"
-    reflect = "reflect"
-    replicate = "replicate"
-
-
-@dataclass
-class LenetGapConfig(ModelConfig):
-    padding_mode: PaddingMode = PaddingMode.zeros  # any but zeros also pads conv3
-
-    def __post_init__(self) -> None:
-        self.padding_mode = as_choice(PaddingMode, self.padding_mode, "model.padding_mode")
-
-
-@dataclass
-class ConvPoolConfig(ModelConfig):
-    channels: list[int] = field(default_factory=lambda: [20, 50, 50])  # one conv-pool block each
-    kernel_size: int = 5
-    padding: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.channels:
-            raise ConfigError("model.channels: at least one conv-pool block is needed, got []")
-        for i, width in enumerate(self.channels):
-            at_least(f"model.channels[{i}]", width, 1)
-        at_least("model.kernel_size", self.kernel_size, 1)
-        at_least("model.padding", self.padding, 0)
-
-
-@dataclass
-class AllCnnConfig(ModelConfig):
-    input_dropout: float = 0.0  # the paper: 0.2 on the input (and 0.5 via downsample.dropout)
-    class_relu: bool = True  # the paper's ReLU on the 1x1 class maps before global averaging
-
-    def __post_init__(self) -> None:
-        probability("model.input_dropout", self.input_dropout)
-
 
 Builder = Callable[..., nn.Sequential]
-MODELS: Registry[Builder] = Registry("model")
 
 
-def register_model(name: str, schema: type = ModelConfig):
+def register_model(name: str, schema: type | None = None):
+    """Register a builder as model ``name``; ``schema``, its config dataclass (default: the
+    built-in's, else ``ModelConfig``)."""
     return MODELS.register(name, schema)
 
 
@@ -169,7 +107,7 @@ class _Blocks(LayerStack):
         return self.build()
 
 
-@register_model("lenet5", Lenet5Config)
+@register_model("lenet5")
 def lenet5(cfg: Lenet5Config, b: _Blocks, num_classes: int) -> nn.Sequential:
     """Seed 000's LeNet (61,706 params on MNIST), its activation quirk kept.
 
@@ -200,7 +138,7 @@ def lenet5_nopool(cfg: ModelConfig, b: _Blocks, num_classes: int) -> nn.Sequenti
     return b.classifier(120, 84, num_classes=num_classes)
 
 
-@register_model("lenet_gap", LenetGapConfig)
+@register_model("lenet_gap")
 def lenet_gap(cfg: LenetGapConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     """Seed 001: conv 6 k5 p2 [down], conv 16 k5 p2 [down], conv 120 k5, global avg pool, fc.
 
@@ -221,7 +159,7 @@ def lenet_gap(cfg: LenetGapConfig, b: _Blocks, num_classes: int) -> nn.Sequentia
     return b.classifier(num_classes=num_classes)
 
 
-@register_model("lenet5_classic", Lenet5ClassicConfig)
+@register_model("lenet5_classic")
 def lenet5_classic(cfg: Lenet5ClassicConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     """Seed 002's LeNet-5: conv 6 k5 [down], conv 16 k5 [down], fc 320, fc 80, fc 10.
 
@@ -237,7 +175,7 @@ def lenet5_classic(cfg: Lenet5ClassicConfig, b: _Blocks, num_classes: int) -> nn
     return b.classifier(320, 80, num_classes=num_classes)
 
 
-@register_model("convpool3", ConvPoolConfig)
+@register_model("convpool3")
 def convpool3(cfg: ConvPoolConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     """Seed 004: conv-ReLU-[down] blocks (20, 50, 50 filters, k5), BatchNorm after all but the
     last, a linear classifier. Output sizes truncate as Paddle's do: a 1x1 map pools to 1x1
@@ -254,7 +192,7 @@ def convpool3(cfg: ConvPoolConfig, b: _Blocks, num_classes: int) -> nn.Sequentia
     return b.classifier(num_classes=num_classes)
 
 
-@register_model("allcnn_c", AllCnnConfig)
+@register_model("allcnn_c")
 def allcnn_c(cfg: AllCnnConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     """All-CNN's Model C for CIFAR-10 (Springenberg et al. 2015), its two pools the operator.
 

@@ -10,21 +10,30 @@ Beyond the seeds: ``convpool`` (All-CNN's parameter control), ``blurpool`` (anti
 
 A new operator is one builder function decorated with ``@register_downsample`` (with its
 config dataclass when it has options of its own: the one source of their defaults) and one
-YAML file in ``conf/downsample/``.
+YAML file in ``conf/downsample/``. The built-in operators' dataclasses are in ``configs.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar
 
-from omegaconf import MISSING
 from torch import nn
 
-from downsample_study.checks import above, at_least, probability
-from downsample_study.choices import Choice, as_choice
-from downsample_study.errors import ConfigError
+from downsample_study.nets.configs import (
+    DOWNSAMPLES,
+    APSConfig,
+    APSPool,
+    BlurPoolConfig,
+    BlurVariant,
+    ConvThenPoolConfig,
+    DownsampleConfig,
+    LPPoolConfig,
+    MixedPoolConfig,
+    MixedPoolGate,
+    PoolConfig,
+    SpaceToDepthConfig,
+    StridedConvConfig,
+)
 from downsample_study.nets.layers import (
     BlurPool,
     DownsampleLayer,
@@ -33,135 +42,13 @@ from downsample_study.nets.layers import (
     PolyphaseSampling,
 )
 from downsample_study.nets.points import Downsample, DownsamplePoint
-from downsample_study.registry import Registry
-
-
-@dataclass
-class DownsampleConfig:
-    """Keys every operator has: ``batch_norm`` and ``dropout`` are swept like the operator."""
-
-    name: str = MISSING
-    # BatchNorm after the convolutions of the model's conv blocks and after those an operator
-    # adds (stride2, convpool, blurpool's conv, space_to_depth), so a BatchNorm sweep treats
-    # learned and fixed operators alike
-    batch_norm: bool = False
-    dropout: float = 0.0  # Dropout probability after each downsampling point
-    # whether the operator's layers have parameters of their own: a learned downsampling
-    learned: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        probability("downsample.dropout", self.dropout)
-
-
-@dataclass
-class PoolConfig(DownsampleConfig):
-    kernel_size: int = 2
-    stride: int = 2
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        at_least("downsample.kernel_size", self.kernel_size, 1)
-        at_least("downsample.stride", self.stride, 1)
-
-
-@dataclass
-class StridedConvConfig(DownsampleConfig):
-    kernel_size: int = 3  # padding = kernel_size // 2, so even maps halve exactly
-    learned: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        at_least("downsample.kernel_size", self.kernel_size, 1)
-
-
-@dataclass
-class ConvThenPoolConfig(PoolConfig):
-    conv_kernel_size: int = 3  # the extra C -> C convolution, padding conv_kernel_size // 2
-    learned: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        at_least("downsample.conv_kernel_size", self.conv_kernel_size, 1)
-
-
-class BlurVariant(Choice):
-    max = "max"  # MaxBlurPool (max pool stride 1, then blur stride 2), in place of max pooling
-    # BlurPool alone, in place of average pooling or of a folded stride (the conv before the
-    # point runs at stride 1 and the blur subsamples)
-    avg = "avg"
-    conv = "conv"  # a learned C -> C 3x3 conv at stride 1, ReLU, BlurPool, in place of stride2
-
-
-@dataclass
-class BlurPoolConfig(DownsampleConfig):
-    variant: BlurVariant = BlurVariant.max
-    filter_size: int = 3  # binomial filter: 3 -> [1, 2, 1], 4 -> [1, 3, 3, 1], 5 -> [1, 4, 6, 4, 1]
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.variant = as_choice(BlurVariant, self.variant, "downsample.variant")
-        at_least("downsample.filter_size", self.filter_size, 1)
-
-    @property
-    def learned(self) -> bool:
-        return self.variant == BlurVariant.conv
-
-
-@dataclass
-class LPPoolConfig(PoolConfig):
-    p: float = 2.0  # 1: sum pooling, 2: l2 pooling, large: towards max pooling
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        above("downsample.p", self.p, 0)
-
-
-class MixedPoolGate(Choice):
-    layer = "layer"  # one learned gate per downsampling point
-    channel = "channel"  # one per channel
-
-
-@dataclass
-class MixedPoolConfig(PoolConfig):
-    gate: MixedPoolGate = MixedPoolGate.layer
-    learned: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.gate = as_choice(MixedPoolGate, self.gate, "downsample.gate")
-
-
-@dataclass
-class SpaceToDepthConfig(DownsampleConfig):
-    kernel_size: int = 1  # of the conv from 4C back to C channels: 1 (default) or 3 (SPD-Conv)
-    learned: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ConfigError(f"downsample.kernel_size: must be odd and >= 1 (1 or 3), got "
-                              f"{self.kernel_size}")
-
-
-class APSPool(Choice):
-    max = "max"  # a circular max pool (kernel 2, stride 1) first, in place of max pooling
-    none = "none"  # the conv output itself is subsampled, in place of a strided conv
-
-
-@dataclass
-class APSConfig(DownsampleConfig):
-    pool: APSPool = APSPool.max
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.pool = as_choice(APSPool, self.pool, "downsample.pool")
-
 
 Builder = Callable[[DownsampleConfig, DownsamplePoint], Downsample]
-DOWNSAMPLES: Registry[Builder] = Registry("downsample")
 
 
-def register_downsample(name: str, schema: type = DownsampleConfig):
+def register_downsample(name: str, schema: type | None = None):
+    """Register a builder as operator ``name``; ``schema``, its config dataclass (default:
+    the built-in's, else ``DownsampleConfig``)."""
     return DOWNSAMPLES.register(name, schema)
 
 
@@ -190,21 +77,21 @@ def _own_conv(cfg: DownsampleConfig, c_in: int, c_out: int, kernel: int,
     return [conv, nn.BatchNorm2d(c_out)] if cfg.batch_norm else [conv]
 
 
-@register_downsample("maxpool", PoolConfig)
+@register_downsample("maxpool")
 def maxpool(cfg: PoolConfig, point: DownsamplePoint) -> Downsample:
     """Max pooling (seeds 000, 001, 004)."""
     return _added(nn.MaxPool2d(cfg.kernel_size, cfg.stride,
                                ceil_mode=point.ceil_mode(cfg.kernel_size)))
 
 
-@register_downsample("avgpool", PoolConfig)
+@register_downsample("avgpool")
 def avgpool(cfg: PoolConfig, point: DownsamplePoint) -> Downsample:
     """Average pooling (seed 002, LeNet-5 as in LeCun et al. 1998 without the trainable gain)."""
     return _added(nn.AvgPool2d(cfg.kernel_size, cfg.stride,
                                ceil_mode=point.ceil_mode(cfg.kernel_size)))
 
 
-@register_downsample("stride2", StridedConvConfig)
+@register_downsample("stride2")
 def stride2(cfg: StridedConvConfig, point: DownsamplePoint) -> Downsample:
     """A learned stride-2 convolution in place of the pool (All-CNN, Springenberg et al. 2015)."""
     c = point.channels
@@ -217,7 +104,7 @@ def stride2_fold(cfg: DownsampleConfig, point: DownsamplePoint) -> Downsample:
     return Downsample(conv_stride=2, layer=nn.Identity())
 
 
-@register_downsample("convpool", ConvThenPoolConfig)
+@register_downsample("convpool")
 def convpool(cfg: ConvThenPoolConfig, point: DownsamplePoint) -> Downsample:
     """An extra C→C conv + ReLU before the max pool (ConvPool-CNN, Springenberg et al. 2015)."""
     c = point.channels
@@ -228,7 +115,7 @@ def convpool(cfg: ConvThenPoolConfig, point: DownsamplePoint) -> Downsample:
     )
 
 
-@register_downsample("blurpool", BlurPoolConfig)
+@register_downsample("blurpool")
 def blurpool(cfg: BlurPoolConfig, point: DownsamplePoint) -> Downsample:
     """Anti-aliased downsampling: MaxBlurPool, BlurPool or ConvBlurPool (Zhang, ICML 2019)."""
     c = point.channels
@@ -243,7 +130,7 @@ def blurpool(cfg: BlurPoolConfig, point: DownsamplePoint) -> Downsample:
     return _added(*edge, nn.MaxPool2d(2, stride=1), blur)
 
 
-@register_downsample("lppool", LPPoolConfig)
+@register_downsample("lppool")
 def lppool(cfg: LPPoolConfig, point: DownsamplePoint) -> Downsample:
     """Power-average pooling (Σ xᵖ)^(1/p) per window (torch's LPPool2d; Sermanet et al. 2012).
 
@@ -255,7 +142,7 @@ def lppool(cfg: LPPoolConfig, point: DownsamplePoint) -> Downsample:
                               ceil_mode=point.ceil_mode(cfg.kernel_size)))
 
 
-@register_downsample("mixedpool", MixedPoolConfig)
+@register_downsample("mixedpool")
 def mixedpool(cfg: MixedPoolConfig, point: DownsamplePoint) -> Downsample:
     """Mixed max-average pooling, learned gate (Lee, Gallagher & Tu, AISTATS 2016)."""
     gates = point.channels if cfg.gate == MixedPoolGate.channel else 1
@@ -263,7 +150,7 @@ def mixedpool(cfg: MixedPoolConfig, point: DownsamplePoint) -> Downsample:
                             point.ceil_mode(cfg.kernel_size)))
 
 
-@register_downsample("space_to_depth", SpaceToDepthConfig)
+@register_downsample("space_to_depth")
 def space_to_depth(cfg: SpaceToDepthConfig, point: DownsamplePoint) -> Downsample:
     """PixelUnshuffle(2), then a conv from 4C back to C channels (SPD-Conv, Sunkara & Luo 2022)."""
     c = point.channels
@@ -271,7 +158,7 @@ def space_to_depth(cfg: SpaceToDepthConfig, point: DownsamplePoint) -> Downsampl
                   *_own_conv(cfg, 4 * c, c, cfg.kernel_size))
 
 
-@register_downsample("aps", APSConfig)
+@register_downsample("aps")
 def aps(cfg: APSConfig, point: DownsamplePoint) -> Downsample:
     """Adaptive polyphase sampling (Chaman & Dokmanić, CVPR 2021)."""
     if cfg.pool == APSPool.none:

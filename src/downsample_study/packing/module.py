@@ -19,8 +19,9 @@ from torchmetrics import MeanMetric
 
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.packing.nets import PackedNet, member_losses
+from downsample_study.training.configs import OptimizerConfig
 from downsample_study.training.module import TrainLossSums, accuracy_metrics
-from downsample_study.training.optimizers import OptimizerConfig, create_optimizer
+from downsample_study.training.optimizers import create_optimizer
 from downsample_study.training.speed import ChannelsLast
 
 MEMBER_RNG = "member_rng"  # in the pack's checkpoint: each member's dropout generator

@@ -97,6 +97,7 @@ class LauncherCheck(Callback):
     mark)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        internals.before_jobs(wandb=config.logger.name == "wandb")  # before slots import torch
         from downsample_study.sweeps.signals import STOPS, clear_sweep_stopped
         from downsample_study.sweeps.slots import fork_workers, runs_jobs_side_by_side
 

@@ -3,7 +3,7 @@
 Each entry is a ``Tracker`` (``tracking``): it creates the Lightning logger and knows what the
 framework does with it beyond metrics (a figure, the run's summary, where the run went). A new
 one is a ``Tracker`` subclass registered with its config dataclass and one YAML file in
-``conf/logger/``.
+``conf/logger/``. The built-in loggers' dataclasses are in ``configs.py``.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from downsample_study.registry import Registry
+from downsample_study.training.configs import LOGGERS, LoggerConfig
 from downsample_study.training.tracking import (
-    LoggerConfig,
     RunIdentity,
     Tracker,
     log_epoch_rows,
     summary_metrics,
 )
-from downsample_study.training.wandb_tracker import WandbConfig, WandbTracker
+from downsample_study.training.wandb_tracker import WandbTracker
 
 
 class CsvTracker(Tracker):
@@ -56,11 +55,10 @@ class TensorBoardTracker(Tracker):
         logger.experiment.flush()
 
 
-LOGGERS: Registry[Tracker] = Registry("logger")
-LOGGERS.add("wandb", WandbTracker(), WandbConfig)
-LOGGERS.add("csv", CsvTracker(), LoggerConfig)
-LOGGERS.add("tensorboard", TensorBoardTracker(), LoggerConfig)
-LOGGERS.add("none", Tracker(), LoggerConfig)
+LOGGERS.add("wandb", WandbTracker())
+LOGGERS.add("csv", CsvTracker())
+LOGGERS.add("tensorboard", TensorBoardTracker())
+LOGGERS.add("none", Tracker())
 
 
 def create_logger(cfg: LoggerConfig, run: RunIdentity, output_dir: Path) -> Logger | None:

@@ -17,8 +17,8 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from downsample_study.errors import DivergedError
-from downsample_study.nets.models import MODELS, build_model
-from downsample_study.nets.operators import DOWNSAMPLES
+from downsample_study.nets.configs import DOWNSAMPLES, MODELS
+from downsample_study.nets.models import build_model
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.training.optimizers import OPTIMIZERS, create_optimizer
 from downsample_study.training.speed import ChannelsLast

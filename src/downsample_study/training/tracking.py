@@ -10,17 +10,12 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 from matplotlib.figure import Figure
-from omegaconf import MISSING
 
 from downsample_study.results import Results
 from downsample_study.storage import atomic_write
+from downsample_study.training.configs import LoggerConfig
 
 RUN_ID_FILE = ".run_id"  # in the job folder: the tracker's run id, the same for every attempt
-
-
-@dataclass
-class LoggerConfig:
-    name: str = MISSING
 
 
 @dataclass

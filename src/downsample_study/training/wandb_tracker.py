@@ -14,20 +14,16 @@ import logging
 import netrc
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
 
 from downsample_study import internals
-from downsample_study.choices import Choice, as_choice
-from downsample_study.errors import ConfigError
 from downsample_study.results import RESULTS_FILE
+from downsample_study.training.configs import WandbConfig, WandbMode
 from downsample_study.training.epochs import EPOCHS_FILE
 from downsample_study.training.tracking import (
-    LoggerConfig,
     RunIdentity,
     Tracker,
     log_epoch_rows,
@@ -37,38 +33,6 @@ from downsample_study.training.tracking import (
 log = logging.getLogger(__name__)
 
 SUPERSEDED = "wandb-superseded"  # earlier attempts' offline runs, out of the sync path
-
-
-class WandbMode(Choice):
-    auto = "auto"  # online when credentials exist, otherwise offline with a notice
-    online = "online"
-    offline = "offline"
-    disabled = "disabled"
-
-
-@dataclass
-class WandbConfig(LoggerConfig):
-    """Keys left unset take W&B's environment variables (WANDB_PROJECT, WANDB_ENTITY,
-    WANDB_RUN_GROUP, WANDB_JOB_TYPE, WANDB_MODE; WANDB_TAGS adds tags), else the defaults."""
-
-    project: str | None = None  # default: WANDB_PROJECT, else downsample_study
-    entity: str | None = None
-    mode: WandbMode = WandbMode.auto
-    group: str | None = None  # default: WANDB_RUN_GROUP, else the sweep (its folder)
-    job_type: str | None = None  # default: WANDB_JOB_TYPE, else the overrides without the seed
-    tags: list[str] = field(default_factory=list)
-    # seconds wandb.init may take to reach the server before the run goes offline instead
-    init_timeout: float = 30.0
-    # checkpoints as W&B artifacts (WandbLogger's log_model): false, true (the selected and
-    # the last one, at the end) or all (every one, as it is saved)
-    log_model: Any = False
-    # any other WandbLogger / wandb.init argument, e.g. {notes: "...", save_code: true}
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.mode = as_choice(WandbMode, self.mode, "logger.mode")
-        if self.log_model not in (False, True, "all"):
-            raise ConfigError(f"logger.log_model: false, true or all, got {self.log_model!r}")
 
 
 DEFAULT_PROJECT = "downsample_study"

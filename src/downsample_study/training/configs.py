@@ -1,0 +1,102 @@
+"""The schemas of the optimizers and the loggers and their registries, with no torch: Hydra
+composes against them before torch is loaded. The builders are in ``optimizers.py`` and
+``loggers.py``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+from downsample_study.checks import above, at_least, probability
+from downsample_study.choices import Choice, as_choice
+from downsample_study.errors import ConfigError
+from downsample_study.registry import Registry
+
+# --- optimizers -----------------------------------------------------------------------------
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = MISSING
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        above("optimizer.lr", self.lr, 0)
+        at_least("optimizer.weight_decay", self.weight_decay, 0)
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    betas: tuple[float, float] = (0.9, 0.999)
+    fused: bool = True  # one kernel for the whole update, where torch supports it
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for i, beta in enumerate(self.betas):
+            probability(f"optimizer.betas[{i}]", beta)
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        probability("optimizer.momentum", self.momentum)
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("optimizer.nesterov: Nesterov momentum needs optimizer.momentum "
+                              "> 0")
+
+
+OPTIMIZERS: Registry = Registry("optimizer", OptimizerConfig,
+                                "downsample_study.training.optimizers",
+                                {"adam": AdamConfig, "sgd": SGDConfig})
+
+# --- loggers --------------------------------------------------------------------------------
+
+
+@dataclass
+class LoggerConfig:
+    name: str = MISSING
+
+
+class WandbMode(Choice):
+    auto = "auto"  # online when credentials exist, otherwise offline with a notice
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+@dataclass
+class WandbConfig(LoggerConfig):
+    """Keys left unset take W&B's environment variables (WANDB_PROJECT, WANDB_ENTITY,
+    WANDB_RUN_GROUP, WANDB_JOB_TYPE, WANDB_MODE; WANDB_TAGS adds tags), else the defaults."""
+
+    project: str | None = None  # default: WANDB_PROJECT, else downsample_study
+    entity: str | None = None
+    mode: WandbMode = WandbMode.auto
+    group: str | None = None  # default: WANDB_RUN_GROUP, else the sweep (its folder)
+    job_type: str | None = None  # default: WANDB_JOB_TYPE, else the overrides without the seed
+    tags: list[str] = field(default_factory=list)
+    # seconds wandb.init may take to reach the server before the run goes offline instead
+    init_timeout: float = 30.0
+    # checkpoints as W&B artifacts (WandbLogger's log_model): false, true (the selected and
+    # the last one, at the end) or all (every one, as it is saved)
+    log_model: Any = False
+    # any other WandbLogger / wandb.init argument, e.g. {notes: "...", save_code: true}
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.mode = as_choice(WandbMode, self.mode, "logger.mode")
+        if self.log_model not in (False, True, "all"):
+            raise ConfigError(f"logger.log_model: false, true or all, got {self.log_model!r}")
+
+
+LOGGERS: Registry = Registry("logger", LoggerConfig, "downsample_study.training.loggers", {
+    "wandb": WandbConfig, "csv": LoggerConfig, "tensorboard": LoggerConfig, "none": LoggerConfig,
+})
