@@ -512,3 +512,56 @@ def test_a_baseline_can_fix_several_keys(sweep):
         "mnist+avgpool − fashion_mnist+maxpool",
         "fashion_mnist+stride2 − fashion_mnist+maxpool",
     }
+
+
+def test_the_differences_plot_shows_each_comparison_in_its_verdicts_colour(tmp_path,
+                                                                          monkeypatch):
+    """The forest plot: per dataset, each comparison's difference and CI, largest on top,
+    coloured by its verdict, the equivalence margin shaded."""
+    from matplotlib.colors import to_rgba
+
+    from downsample_study.report import differences
+
+    figures = []
+    save = differences.save
+    monkeypatch.setattr(differences, "save",
+                        lambda fig, path: (figures.append(fig), save(fig, path)))
+    sweep = tmp_path / "sweep"
+    maxpool = [0.9810, 0.9822, 0.9815, 0.9818, 0.9812]
+    offsets = {"maxpool": [0] * 5, "stride2": [0.010, 0.011, 0.009, 0.010, 0.012],  # better
+               "avgpool": [0.0002, -0.0001, 0.0001, -0.0002, 0.0],  # equivalent within 0.5 pp
+               "lppool": [0.008, -0.009, 0.006, -0.007, 0.004]}  # inconclusive
+    for dataset in ("mnist", "fashion_mnist"):
+        for op, extra in offsets.items():
+            for seed, (top1, plus) in enumerate(zip(maxpool, extra, strict=True)):
+                write_job(sweep, dataset, op, seed, top1 + plus)
+    report = write_report(sweep, use_wandb=False, margin=0.5)
+    [fig] = figures
+    verdicts = {differences.verdict_kind(c) for c in report.comparisons}
+    assert verdicts == {"better", "equivalent", "inconclusive"}
+    for dataset in ("mnist", "fashion_mnist"):
+        [ax] = [ax for ax in fig.axes if ax.get_title().startswith(f"{dataset},")]
+        mine = sorted((c for c in report.comparisons
+                       if c.variant.flat["dataset.name"] == dataset), key=lambda c: -c.diff)
+        points = [line for line in ax.lines if line.get_marker() == "o"]
+        bars = [line for line in ax.lines if line.get_marker() != "o"
+                and len(line.get_ydata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]]
+        assert [p.get_xdata()[0] for p in points] == pytest.approx([c.diff for c in mine])
+        assert [p.get_ydata()[0] for p in points] == list(range(len(mine)))  # largest on top
+        assert [tuple(b.get_xdata()) for b in bars] == [pytest.approx((c.low, c.high))
+                                                        for c in mine]
+        assert [to_rgba(p.get_color()) for p in points] == [
+            to_rgba(differences.VERDICT_COLORS[differences.verdict_kind(c)]) for c in mine]
+        [band] = ax.patches
+        assert band.get_x() == pytest.approx(-0.5) and band.get_width() == pytest.approx(1.0)
+    assert "Holm over 6 comparisons" in fig.get_suptitle()
+    assert f"]({PLOTS['differences']})" in (sweep / "report.md").read_text()
+
+
+def test_a_plot_an_earlier_report_drew_is_removed_when_this_one_draws_none(sweep):
+    write_report(sweep, use_wandb=False)
+    assert (sweep / PLOTS["differences"]).is_file()
+    write_report(sweep, baselines=[{"downsample": "lppool"}], use_wandb=False)  # no such one
+    assert not (sweep / PLOTS["differences"]).exists()
+    assert not (sweep / PLOTS["differences"]).with_suffix(".svg").exists()
+    assert PLOTS["differences"] not in (sweep / "report.md").read_text()

@@ -11,6 +11,7 @@ from downsample_study.config.schema import ReportConfig
 from downsample_study.errors import ReportError
 from downsample_study.report.comparisons import adjust, compare, find_baseline
 from downsample_study.report.contents import Report
+from downsample_study.report.differences import plot_differences
 from downsample_study.report.jobs import JobOutcome, load_jobs
 from downsample_study.report.plots import PLOTS, plot_accuracy, plot_accuracy_vs_params, plot_curves
 from downsample_study.report.tables import (
@@ -85,12 +86,18 @@ def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
         plot_accuracy(report, sweep / PLOTS["accuracy"])
         plot_accuracy_vs_params(report, sweep / PLOTS["params"])
         plots = [sweep / PLOTS["accuracy"], sweep / PLOTS["params"]]
+        if plot_differences(report, sweep / PLOTS["differences"]):
+            plots.insert(0, sweep / PLOTS["differences"])
         if plot_curves(report, sweep / PLOTS["curves"]):
             plots.append(sweep / PLOTS["curves"])
     studies = load_studies(sweep)
     if studies:
         plot_tuning(studies, sweep / TUNING_PLOT)
         plots.append(sweep / TUNING_PLOT)
+    for name in (*PLOTS.values(), TUNING_PLOT):  # an earlier report's plot not drawn now
+        if sweep / name not in plots:
+            for stale in (sweep / name, (sweep / name).with_suffix(".svg")):
+                stale.unlink(missing_ok=True)
     write_csv(sweep / TABLE_FILE, variant_rows(report))
     write_csv(sweep / COMPARISONS_FILE, comparison_rows(report))
     (sweep / REPORT_FILE).write_text(markdown(report, tuning_section(studies, bool(studies))))

@@ -1,5 +1,5 @@
 """The report's plots: accuracy per variant (mean, CI and every seed), accuracy against
-parameters, and validation accuracy per epoch."""
+parameters, and validation accuracy per epoch (every comparison: ``differences.py``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from downsample_study.report.variants import Variant, by_dataset
 
 SMALL_MULTIPLES = 6  # more variants than this in a dataset: one panel each, shared axes
 PLOTS = {
+    "differences": "differences.png",  # differences.py
     "accuracy": "accuracy.png",
     "params": "accuracy_vs_params.png",
     "curves": "val_curves.png",
@@ -57,7 +58,7 @@ def plot_accuracy(report: Report, path: Path) -> None:
     fig, axes = _panels(len(datasets), 3.5 + 0.075 * longest, 1.2 + 0.45 * rows)
     baselines = report.first_baselines
     for ax, (dataset, variants) in zip(axes, datasets.items()):
-        labels = _distinct(variants)
+        labels = distinct_labels(variants)
         for y, v in enumerate(variants):
             s = v.stat("test", "acc_top1")
             color = "C1" if id(v) in baselines else "C0"
@@ -91,7 +92,7 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
         # other; where every count is the same, one tick says so
         span = max(params) - min(params)
         dodge = 0.015 * span if span else 1.0
-        for i, (v, label) in enumerate(zip(variants, _distinct(variants), strict=True)):
+        for i, (v, label) in enumerate(zip(variants, distinct_labels(variants), strict=True)):
             s = v.stat("test", "acc_top1")
             same = [j for j, p in enumerate(params) if p == v.params]
             x = v.params + (same.index(i) - (len(same) - 1) / 2) * dodge
@@ -163,7 +164,7 @@ def plot_curves(report: Report, path: Path) -> bool:
     for part, rows, (dataset, variants) in zip(parts, heights, datasets.items(), strict=True):
         grid = part.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
         best = variants[0]  # variants come best first
-        for i, (v, title) in enumerate(zip(variants, _distinct(variants), strict=True)):
+        for i, (v, title) in enumerate(zip(variants, distinct_labels(variants), strict=True)):
             ax = grid[i // columns, i % columns]
             if v is not best:
                 _draw(ax, best, "0.7", "")
@@ -172,13 +173,13 @@ def plot_curves(report: Report, path: Path) -> bool:
         for i in range(len(variants), rows * columns):
             grid[i // columns, i % columns].set_axis_off()
         part.suptitle(f"{dataset}: validation top-1 (%) per epoch, mean over seeds, band ±1 std; "
-                      f"grey: its best variant, {_distinct(variants)[0]}", fontsize=9)
+                      f"grey: its best variant, {distinct_labels(variants)[0]}", fontsize=9)
     fig.supxlabel("epochs trained", fontsize=9)
     save(fig, path)
     return True
 
 
-def _distinct(variants: list[Variant]) -> list[str]:
+def distinct_labels(variants: list[Variant]) -> list[str]:
     """Each label without the parts every variant shares (``lenet5 · ``)."""
     parts = [v.label.split(" · ") for v in variants]
     common = set.intersection(*map(set, parts)) if len(parts) > 1 else set()
