@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from support import write_cifar10, write_idx_dataset
 
+from downsample_study.config.store import trainer_arguments
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``make test`` runs ``-n auto``) each worker gets its share of the
@@ -38,12 +40,16 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch, tmp_path) -> Path:
-    """No W&B credentials, no DATA_DIR, a private HOME and working directory per test."""
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "DATA_DIR"):
+    """No W&B credentials, no DATA_DIR, a private HOME (and cache folder) and working
+    directory per test. The cache holds Lightning's Trainer arguments, as after a first start:
+    a command line that only composes a config then loads no torch (test_config.py checks
+    the first start)."""
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "DATA_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    trainer_arguments()
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.chdir(tmp_path)
     return tmp_path

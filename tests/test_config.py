@@ -179,25 +179,13 @@ def test_tab_completion_of_the_script_completes_options(tmp_path):
     assert "downsample=blurpool" in query.stdout.split()
 
 
-@pytest.fixture(scope="module")
-def read_trainer_arguments(tmp_path_factory):
-    """A cache folder that holds the Trainer's arguments, as after a first start."""
-    from downsample_study.config.store import trainer_arguments
-
-    cache = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("XDG_CACHE_HOME", str(cache))
-        trainer_arguments()
-    return cache
-
-
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job", "downsample=blurpool"],
                                   ["trainer.max_epoch=1"], ["downsample=nosuchop"]])
-def test_composing_a_config_imports_no_torch(args, read_trainer_arguments, tmp_path):
+def test_composing_a_config_imports_no_torch(args, tmp_path):
     """Help, --cfg and a config error answer without loading torch: the schemas and the
     registries' names are torch-free (the builders load on a job's first lookup), and
-    Lightning's Trainer arguments are read once per version (at a first start)."""
-    import os
+    Lightning's Trainer arguments are read once per version (at a first start: the
+    ``hermetic`` fixture's cache holds them)."""
     import subprocess
     import sys
 
@@ -205,8 +193,7 @@ def test_composing_a_config_imports_no_torch(args, read_trainer_arguments, tmp_p
             f"status = run({args!r})\n"
             "print(status, sorted({'torch', 'lightning', 'torchvision'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, check=True,
-                         env={**os.environ, "XDG_CACHE_HOME": str(read_trainer_arguments)})
+                         cwd=tmp_path, check=True)
     status, imported = out.stdout.strip().splitlines()[-1].split(" ", 1)
     assert status == ("0" if args[0].startswith("--") else "1")
     assert imported == "[]"
