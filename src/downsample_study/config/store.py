@@ -61,9 +61,14 @@ def trainer_arguments() -> list[str]:
     """The ``lightning.Trainer`` keyword arguments a user may set, from its signature.
 
     Importing Lightning (and torch) takes seconds, which composing a config should not: the
-    names are read once per installed Lightning version and kept in the cache folder
-    (``$XDG_CACHE_HOME/downsample_study``); where it cannot be written, every start reads them.
+    signature's names are read once per installed Lightning version and kept in the cache
+    folder (``$XDG_CACHE_HOME/downsample_study``); where it cannot be written, every start
+    reads them.
     """
+    return [name for name in _trainer_signature() if name not in MANAGED_TRAINER_ARGS]
+
+
+def _trainer_signature() -> list[str]:
     cache = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
              / "downsample_study" / f"trainer-arguments-{_lightning_version()}.json")
     try:
@@ -74,11 +79,8 @@ def trainer_arguments() -> list[str]:
         pass
     from lightning import Trainer
 
-    names = [
-        name
-        for name, p in inspect.signature(Trainer.__init__).parameters.items()
-        if name != "self" and p.kind is p.KEYWORD_ONLY and name not in MANAGED_TRAINER_ARGS
-    ]
+    names = [name for name, p in inspect.signature(Trainer.__init__).parameters.items()
+             if p.kind is p.KEYWORD_ONLY]
     # where the cache cannot be written (read-only, full), each start reads the signature
     with contextlib.suppress(OSError, StorageError), atomic_write(cache) as f:
         json.dump(names, f)
