@@ -182,6 +182,15 @@ def test_bad_options_name_the_key_and_what_is_allowed(name, options, key, allowe
     assert key in str(err.value) and allowed in str(err.value)
 
 
+@pytest.mark.parametrize(("make", "kind", "a_known_one"),
+                         [(downsample_config, "downsample", "maxpool"),
+                          (model_config, "model", "lenet5")])
+def test_an_unknown_name_built_by_hand_names_what_is_allowed(make, kind, a_known_one):
+    with pytest.raises(ConfigError) as err:
+        make("maxpol")
+    assert f"unknown {kind} 'maxpol'" in str(err.value) and a_known_one in str(err.value)
+
+
 # --- properties --------------------------------------------------------------------------
 
 

@@ -41,7 +41,7 @@ def register_model(name: str, schema: type | None = None):
 
 def model_config(name: str, **options) -> ModelConfig:
     """The config of model ``name`` with its defaults, e.g. for building a model by hand."""
-    return MODELS.schemas[name](name=name, **options)
+    return MODELS.schema(name)(name=name, **options)
 
 
 def build_model(

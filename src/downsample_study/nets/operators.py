@@ -58,7 +58,7 @@ def available_downsamples() -> list[str]:
 
 def downsample_config(name: str, **options) -> DownsampleConfig:
     """The config of operator ``name`` with its defaults, e.g. for building a model by hand."""
-    return DOWNSAMPLES.schemas[name](name=name, **options)
+    return DOWNSAMPLES.schema(name)(name=name, **options)
 
 
 def create_downsample(cfg: DownsampleConfig, point: DownsamplePoint) -> Downsample:
