@@ -537,7 +537,7 @@ def test_the_differences_plot_shows_each_comparison_in_its_verdicts_colour(tmp_p
                 write_job(sweep, dataset, op, seed, top1 + plus)
     report = write_report(sweep, use_wandb=False, margin=0.5)
     [fig] = figures
-    verdicts = {differences.verdict_kind(c) for c in report.comparisons}
+    verdicts = {c.outcome for c in report.comparisons}
     assert verdicts == {"better", "equivalent", "inconclusive"}
     for dataset in ("mnist", "fashion_mnist"):
         [ax] = [ax for ax in fig.axes if ax.get_title().startswith(f"{dataset},")]
@@ -551,7 +551,7 @@ def test_the_differences_plot_shows_each_comparison_in_its_verdicts_colour(tmp_p
         assert [tuple(b.get_xdata()) for b in bars] == [pytest.approx((c.low, c.high))
                                                         for c in mine]
         assert [to_rgba(p.get_color()) for p in points] == [
-            to_rgba(differences.VERDICT_COLORS[differences.verdict_kind(c)]) for c in mine]
+            to_rgba(differences.VERDICT_COLORS[c.outcome]) for c in mine]
         [band] = ax.patches
         assert band.get_x() == pytest.approx(-0.5) and band.get_width() == pytest.approx(1.0)
     assert "Holm over 6 comparisons" in fig.get_suptitle()

@@ -50,14 +50,21 @@ class Comparison:
         return self.p_adjusted < ALPHA
 
     @property
-    def verdict(self) -> str:
+    def outcome(self) -> str:
+        """The verdict in one word: better, worse, equivalent, inconclusive or no test."""
         if self.test == "none":
             return "no test"
         if self.significant:
             return "better" if self.diff > 0 else "worse"
         if self.p_equivalent_adjusted < ALPHA:
-            return f"equivalent within ±{self.margin:g} pp"
+            return "equivalent"
         return "inconclusive"
+
+    @property
+    def verdict(self) -> str:
+        if self.outcome == "equivalent":
+            return f"equivalent within ±{self.margin:g} pp"
+        return self.outcome
 
     def sentence(self) -> str:
         if self.test == "none":
@@ -66,7 +73,7 @@ class Comparison:
                if self.test == "paired" else "Welch's t-test")
         effect = "d_z" if self.test == "paired" else "g"
         resolve = (f"; about {self.seeds_needed} seeds a side would resolve it"
-                   if self.verdict == "inconclusive" and self.seeds_needed else "")
+                   if self.outcome == "inconclusive" and self.seeds_needed else "")
         return (f"{self.what} = {pp(self.diff)} pp [{pp(self.low)}, {pp(self.high)}], "
                 f"{_p(self.p)}, Holm {_p(self.p_adjusted)}, {effect} = "
                 f"{f'{self.effect:.2f}'.replace('-', '−')}: **{self.verdict}** at n = "
@@ -227,4 +234,4 @@ def adjust(comparisons: list[Comparison]) -> None:
         comparison.p_adjusted, comparison.p_equivalent_adjusted = float(p), float(p_eq)
         comparison.family = len(tested)
         comparison.seeds_needed = (_seeds_needed(comparison)
-                                   if comparison.verdict == "inconclusive" else None)
+                                   if comparison.outcome == "inconclusive" else None)

@@ -18,13 +18,9 @@ from downsample_study.report.plots import distinct_labels, save
 from downsample_study.report.statistics import CONFIDENCE
 from downsample_study.report.variants import text
 
-# the verdict's colour; an equivalence verdict reads "equivalent within ±m pp"
+# each outcome's colour (``Comparison.outcome``)
 VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue",
                   "inconclusive": "0.45", "no test": "0.75"}
-
-
-def verdict_kind(c: Comparison) -> str:
-    return c.verdict.split(" within")[0]
 
 
 def _panels(report: Report) -> dict[str, dict[str, list[Comparison]]]:
@@ -60,7 +56,7 @@ def plot_differences(report: Report, path: Path) -> bool:
             ax.set_title(f"{dataset}, vs {baseline}", fontsize=9)
         for ax in axes[len(datasets):]:
             ax.set_axis_off()
-    shown = {verdict_kind(c) for c in report.comparisons}
+    shown = {c.outcome for c in report.comparisons}
     handles = [Line2D([], [], marker="o", color=color, lw=1.6, label=kind)
                for kind, color in VERDICT_COLORS.items() if kind in shown]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8,
@@ -77,7 +73,7 @@ def _draw(ax, comparisons: list[Comparison], margin: float) -> None:
         ax.axvspan(-margin, margin, color="tab:blue", alpha=0.12, lw=0)
     ax.axvline(0, color="0.3", lw=0.8)
     for y, c in enumerate(comparisons):
-        color = VERDICT_COLORS[verdict_kind(c)]
+        color = VERDICT_COLORS[c.outcome]
         if not math.isnan(c.low):
             ax.plot([c.low, c.high], [y, y], color=color, lw=1.6)
         ax.plot(c.diff, y, "o", color=color, markersize=5)

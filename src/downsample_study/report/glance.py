@@ -69,7 +69,7 @@ def _verdict_cell(c: Comparison) -> str:
         return f"{pp(c.diff)} (no test)"
     if c.significant:
         return f"**{pp(c.diff)} {c.verdict}**"
-    return f"{pp(c.diff)} {'≈' if c.verdict.startswith('equivalent') else '?'}"
+    return f"{pp(c.diff)} {'≈' if c.outcome == 'equivalent' else '?'}"
 
 
 def glance(found: list[Comparison], keys: list[str]) -> list[str]:
