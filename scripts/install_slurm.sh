@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install a minimal single-node SLURM + munge from the Debian repositories so that the
-# `slurm`-marked tests (tests/slurm_cluster.py) can start a throw-away cluster.
+# `slurm`-marked tests (tests/support/slurm_cluster.py) can start a throw-away cluster.
 #
 # Idempotent: exits immediately when slurmctld, slurmd, munged and sbatch are already present.
 # Never fails the caller: if we are not root or apt-get is missing it prints why and exits 0

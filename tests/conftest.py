@@ -1,5 +1,5 @@
 """Shared fixtures: synthetic datasets in the real on-disk formats, a hermetic environment and
-the overrides of a quick job. (Helpers tests import are in support.py.)"""
+the overrides of a quick job. (Helpers tests import are in the support package.)"""
 
 from __future__ import annotations
 

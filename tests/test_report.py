@@ -1,5 +1,6 @@
 """The sweep report on a hand-made sweep folder whose numbers are known: statistics checked
-against scipy, failures and missing jobs listed, plots written, W&B logged offline."""
+against scipy and statsmodels, the tables at a glance, the training length and tuned rates
+stated, W&B logged offline. (Its plots: test_report_plots; its jobs: test_report_jobs.)"""
 
 from __future__ import annotations
 
@@ -8,98 +9,24 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 from scipy import stats
 from support import read_wandb_runs
+from support.report_sweeps import TOP1, percent, write_job, write_report_sweep
 
 from downsample_study.report.build import write_report
 from downsample_study.report.cli import main
 from downsample_study.report.plots import PLOTS
 from downsample_study.training.epochs import EPOCH_COLUMNS, EPOCHS_FILE
 
-OPTIONS = {"maxpool": {"kernel_size": 2, "stride": 2}, "avgpool": {"kernel_size": 2, "stride": 2},
-           "stride2": {"kernel_size": 3}}
-# test top-1 per (dataset, operator) and seed
-TOP1 = {
-    ("mnist", "maxpool"): {0: 0.9810, 1: 0.9822, 2: 0.9815},
-    ("mnist", "stride2"): {0: 0.9837, 1: 0.9841, 2: 0.9852},
-    ("mnist", "avgpool"): {0: 0.9790, 1: 0.9801},  # other seeds than maxpool: Welch's test
-    ("fashion_mnist", "maxpool"): {0: 0.9012, 1: 0.8950, 2: 0.8991},
-    ("fashion_mnist", "stride2"): {0: 0.9030, 1: 0.9003, 2: 0.8962},
-}
-
-
-def config(dataset: str, op: str, seed: int, logger: str = "csv", batch_norm: bool = False
-           ) -> dict:
-    return {
-        "dataset": {"name": dataset, "batch_size": 64},
-        "downsample": {"name": op, "batch_norm": batch_norm, "dropout": 0.0,
-                       **OPTIONS.get(op, {})},
-        "model": {"name": "lenet5"},
-        "optimizer": {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999]},
-        "logger": {"name": logger, "project": "downsample_study", "entity": None,
-                   "mode": "auto", "group": None, "job_type": "train", "tags": []},
-        "trainer": {"max_epochs": 3, "accelerator": "cpu", "devices": 1},
-        "paths": {"data_dir": f"/somewhere/{seed}"},
-        "seed": seed,
-        "mode": "train",
-    }
-
-
-def write_job(sweep, dataset, op, seed, top1, logger="csv", batch_norm=False):
-    folder = sweep / f"dataset={dataset},downsample={op},seed={seed}{',bn' * batch_norm}"
-    folder.mkdir(parents=True)
-    params = 61_706 + (2_650 if op == "stride2" else 0)
-    results = {
-        "status": "completed",
-        "config": config(dataset, op, seed, logger, batch_norm),
-        "group": "multirun_test",
-        "params": {"total": params, "trainable": params, "downsample": params - 61_706},
-        "flops_forward": 833_040,
-        "val": {"acc_top1": top1 + 0.001, "acc_top2": 0.995, "loss": 0.05},
-        "test": {"acc_top1": top1, "acc_top2": min(1.0, top1 + 0.012), "loss": 0.06},
-        "shift": {"max_shift": 3, "samples": 1, "seed": 0,
-                  "zero": {"acc_top1": top1 - 0.1, "consistency": 0.8},
-                  "circular": {"acc_top1": top1 - 0.12, "consistency": 0.78}},
-        "epochs": 3,
-        "best_epoch": 2,
-        "train_seconds": 10.0 + seed,
-    }
-    (folder / "results.json").write_text(json.dumps(results))
-    with (folder / EPOCHS_FILE).open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(EPOCH_COLUMNS)
-        for epoch in range(3):
-            writer.writerow([epoch, 100 * (epoch + 1), epoch + 1.0, 0.3,
-                             top1 - 0.02 * (2 - epoch), 0.99])
-    return folder
-
 
 @pytest.fixture
 def sweep(tmp_path):
-    sweep = tmp_path / "sweep"
-    for (dataset, op), by_seed in TOP1.items():
-        for seed, top1 in by_seed.items():
-            write_job(sweep, dataset, op, seed, top1)
-    failed = sweep / "dataset=mnist,downsample=stride2,seed=3"
-    failed.mkdir()
-    (failed / "results.json").write_text(json.dumps({
-        "status": "failed", "config": config("mnist", "stride2", 3),
-        "error": "training loss is nan at epoch 1, step 800: the run diverged",
-    }))
-    killed = sweep / "dataset=mnist,downsample=maxpool,seed=3"
-    (killed / ".hydra").mkdir(parents=True)
-    (killed / ".hydra" / "overrides.yaml").write_text("- dataset=mnist\n- downsample=maxpool\n")
-    return sweep
+    return write_report_sweep(tmp_path / "sweep")
 
 
 def read_csv(path):
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
-
-
-def percent(values) -> np.ndarray:
-    return 100 * np.array(list(values))
 
 
 def test_variant_statistics_match_scipy(sweep):
@@ -320,149 +247,12 @@ def test_a_tuned_rate_at_the_edge_of_the_rates_tried_is_flagged(sweep, best, edg
     assert ("1 of 1 variants' best rate is the highest or lowest" in text) == bool(edge)
 
 
-def test_the_tuning_plot_gives_each_dataset_its_own_accuracy_range(sweep, monkeypatch):
-    from omegaconf import OmegaConf
-
-    from downsample_study.report import plots
-
-    figures = []
-    save = plots.save
-    monkeypatch.setattr(plots, "save", lambda fig, path: (figures.append(fig), save(fig, path)))
-    for dataset, level in (("mnist", 0.98), ("fashion_mnist", 0.89)):
-        for op in ("maxpool", "stride2"):
-            folder = sweep / "tuning" / f"dataset={dataset},downsample={op}"
-            (folder / "trial0" / ".hydra").mkdir(parents=True)
-            (folder / "trial0" / ".hydra" / "overrides.yaml").write_text(
-                f"- dataset={dataset}\n- downsample={op}\n- optimizer.lr=0.001\n")
-            OmegaConf.save(OmegaConf.create({"lr": 0.001, "value": level, "trials": [
-                {"lr": lr, "value": level - 0.01 * k} for k, lr in enumerate((1e-3, 1e-2))]}),
-                folder / "best.yaml")
-    write_report(sweep, use_wandb=False)
-    [tuning] = [f for f in figures if "learning-rate" in f.get_suptitle()]
-    assert [part.get_suptitle() for part in tuning.subfigs] == ["fashion_mnist", "mnist"]
-    ranges = [part.axes[0].get_ylim() for part in tuning.subfigs]
-    assert ranges[0][1] < ranges[1][0]  # FashionMNIST's 88-89 % below MNIST's 97-98 %
-    assert [ax.get_title() for ax in tuning.subfigs[0].axes] == ["maxpool", "stride2"]
-
-
 def test_intervals_of_accuracies_stay_within_0_and_100_percent():
     from downsample_study.report.statistics import Stat
 
     stat = Stat.of([99.9, 98.0], (0.0, 100.0))  # at n = 2 the t interval runs past 100
     assert stat.high == 100.0 and stat.low < 98.0
     assert Stat.of([99.9, 98.0]).high > 100.0  # unbounded quantities keep theirs
-
-
-def test_failed_and_missing_jobs_are_listed_not_dropped(sweep):
-    write_report(sweep, use_wandb=False)
-    text = (sweep / "report.md").read_text()
-    assert "16 jobs: 14 completed, 1 failed, 1 missing; 5 variants" in text
-    section = text.split("## Jobs without results")[1]
-    assert "dataset=mnist,downsample=stride2,seed=3` | failed | training loss is nan" in section
-    assert "dataset=mnist,downsample=maxpool,seed=3` | missing | no results.json" in section
-    assert "| 3 (+1 failed) |" in text
-
-
-def test_an_interrupted_job_is_listed_as_resumable_not_failed(sweep):
-    folder = write_job(sweep, "mnist", "stride2", 4, 0.98)
-    results = json.loads((folder / "results.json").read_text())
-    results.update(status="interrupted", error="stopped by SIGTERM at epoch 2, step 20")
-    (folder / "results.json").write_text(json.dumps(results))
-    report = write_report(sweep, use_wandb=False)
-    text = (sweep / "report.md").read_text()
-    assert "17 jobs: 14 completed, 1 failed, 1 missing, 1 interrupted; 5 variants" in text
-    assert (f"`{folder.name}` | interrupted | stopped by SIGTERM at epoch 2, step 20 (the "
-            f"sweep's command resumes it)") in text
-    [stride2] = [v for v in report.variants if v.label == "lenet5 · stride2"
-                 and v.flat["dataset.name"] == "mnist"]
-    assert len(stride2.failed) == 1  # the diverged seed 3 only
-
-
-def test_a_seed_run_twice_is_counted_once_and_listed(sweep):
-    again = write_job(sweep / "rerun", "mnist", "maxpool", 1, 0.5)
-    report = write_report(sweep, use_wandb=False)
-    [variant] = [v for v in report.variants if v.label == "lenet5 · maxpool"
-                 and v.flat["dataset.name"] == "mnist"]
-    assert variant.seeds == [0, 1, 2]
-    assert variant.stat("test", "acc_top1").mean == pytest.approx(
-        percent(TOP1["mnist", "maxpool"].values()).mean())
-    [duplicate] = [j for j in report.unfinished if j.status == "duplicate"]
-    assert duplicate.name == again.relative_to(sweep).as_posix()
-    assert "1 duplicate" in (sweep / "report.md").read_text()
-
-
-def test_jobs_that_never_started_are_listed(tmp_path):
-    sweep = tmp_path / "sweep"
-    for seed in (0, 1):
-        folder = write_job(sweep, "mnist", "maxpool", seed, 0.98)
-        (folder / ".hydra").mkdir()
-        (folder / ".hydra" / "overrides.yaml").write_text(f"- downsample=maxpool\n- seed={seed}\n")
-    (sweep / "multirun.yaml").write_text(
-        "hydra:\n"
-        "  sweeper:\n"
-        "    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
-        "    params: {seed: '0,1,2'}\n"
-        "  overrides:\n"
-        "    task: [downsample=maxpool]\n"
-    )
-    report = write_report(sweep, use_wandb=False)
-    assert [(j.status, j.name, j.error) for j in report.unfinished] == [
-        ("missing", "downsample=maxpool,seed=2", "never started")]
-
-
-def test_plots_are_valid_pngs_with_svgs_beside(sweep, tmp_path):
-    from downsample_study.report.plots import plot_accuracy
-
-    report = write_report(sweep, use_wandb=False)
-    plot_accuracy(report, tmp_path / "again.png")  # the same plot, the same SVG: no date, ids
-    assert (tmp_path / "again.svg").read_bytes() == (
-        sweep / PLOTS["accuracy"]).with_suffix(".svg").read_bytes()
-    for name in PLOTS.values():
-        with Image.open(sweep / name) as image:
-            image.verify()
-            assert image.format == "PNG" and min(image.size) > 200
-        assert f"]({name})" in (sweep / "report.md").read_text()
-        svg = (sweep / name).with_suffix(".svg").read_text()
-        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
-
-
-def test_a_dozen_variants_get_a_curve_panel_and_a_colour_each(tmp_path, monkeypatch):
-    """At more variants than one panel can show apart, the validation curves become small
-    multiples: one panel per variant, titled by what tells it apart, the best one in grey
-    behind the others, axes shared within a dataset (not across: MNIST's 97 % would squash
-    FashionMNIST's 88 %); the legend of accuracy against parameters moves beside its axes."""
-    from matplotlib.colors import to_rgba
-    from matplotlib.image import imread
-
-    from downsample_study.report import plots
-
-    figures = []
-    save = plots.save
-    monkeypatch.setattr(plots, "save", lambda fig, path: (figures.append(fig), save(fig, path)))
-    sweep = tmp_path / "sweep"
-    operators = [f"op{i:02}" for i in range(plots.SMALL_MULTIPLES + 6)]
-    for dataset, level in (("mnist", 0.97), ("fashion_mnist", 0.88)):
-        for i, op in enumerate(operators):
-            for seed in (0, 1):
-                write_job(sweep, dataset, op, seed, level + 0.001 * i + 0.0005 * seed)
-    write_report(sweep, use_wandb=False)
-    svg = (sweep / plots.PLOTS["curves"]).with_suffix(".svg").read_text()
-    assert all(f"{op} (n = 2)" in svg for op in operators)
-    assert "lenet5 · op00 (n = 2)" not in svg  # what every variant shares is left out
-    height, width = imread(sweep / plots.PLOTS["curves"]).shape[:2]
-    assert height > 800 and width > 1000  # a grid, not one crowded panel
-    [curves] = [f for f in figures if f.subfigs]
-    tops = [max(ax.get_ylim()[1] for ax in part.axes) for part in curves.subfigs]
-    bottoms = [min(ax.get_ylim()[0] for ax in part.axes) for part in curves.subfigs]
-    assert min(tops) < max(bottoms)  # each dataset's panels on a range of their own
-    params = (sweep / plots.PLOTS["params"]).with_suffix(".svg").read_text()
-    assert all(f"{op} (61,706)" in params for op in operators)  # each in the legend
-    assert imread(sweep / plots.PLOTS["params"]).shape[1] >= 1150  # room for the legend beside it
-    [by_params] = [f for f in figures if "parameters" in f.axes[0].get_xlabel()]
-    for ax in by_params.axes:  # one count, one tick: no spread of counts that are not there
-        assert list(ax.get_xticks()) == [61_706]
-        points = [line for line in ax.lines if line.get_marker() == "o"]
-        assert len({to_rgba(p.get_color()) for p in points}) == len(points) == len(operators)
 
 
 def test_variants_are_listed_by_dataset_best_first_with_the_baseline_marked(sweep):
@@ -514,54 +304,3 @@ def test_a_baseline_can_fix_several_keys(sweep):
     }
 
 
-def test_the_differences_plot_shows_each_comparison_in_its_verdicts_colour(tmp_path,
-                                                                          monkeypatch):
-    """The forest plot: per dataset, each comparison's difference and CI, largest on top,
-    coloured by its verdict, the equivalence margin shaded."""
-    from matplotlib.colors import to_rgba
-
-    from downsample_study.report import differences
-
-    figures = []
-    save = differences.save
-    monkeypatch.setattr(differences, "save",
-                        lambda fig, path: (figures.append(fig), save(fig, path)))
-    sweep = tmp_path / "sweep"
-    maxpool = [0.9810, 0.9822, 0.9815, 0.9818, 0.9812]
-    offsets = {"maxpool": [0] * 5, "stride2": [0.010, 0.011, 0.009, 0.010, 0.012],  # better
-               "avgpool": [0.0002, -0.0001, 0.0001, -0.0002, 0.0],  # equivalent within 0.5 pp
-               "lppool": [0.008, -0.009, 0.006, -0.007, 0.004]}  # inconclusive
-    for dataset in ("mnist", "fashion_mnist"):
-        for op, extra in offsets.items():
-            for seed, (top1, plus) in enumerate(zip(maxpool, extra, strict=True)):
-                write_job(sweep, dataset, op, seed, top1 + plus)
-    report = write_report(sweep, use_wandb=False, margin=0.5)
-    [fig] = figures
-    verdicts = {c.outcome for c in report.comparisons}
-    assert verdicts == {"better", "equivalent", "inconclusive"}
-    for dataset in ("mnist", "fashion_mnist"):
-        [ax] = [ax for ax in fig.axes if ax.get_title().startswith(f"{dataset},")]
-        mine = sorted((c for c in report.comparisons
-                       if c.variant.flat["dataset.name"] == dataset), key=lambda c: -c.diff)
-        points = [line for line in ax.lines if line.get_marker() == "o"]
-        bars = [line for line in ax.lines if line.get_marker() != "o"
-                and len(line.get_ydata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]]
-        assert [p.get_xdata()[0] for p in points] == pytest.approx([c.diff for c in mine])
-        assert [p.get_ydata()[0] for p in points] == list(range(len(mine)))  # largest on top
-        assert [tuple(b.get_xdata()) for b in bars] == [pytest.approx((c.low, c.high))
-                                                        for c in mine]
-        assert [to_rgba(p.get_color()) for p in points] == [
-            to_rgba(differences.VERDICT_COLORS[c.outcome]) for c in mine]
-        [band] = ax.patches
-        assert band.get_x() == pytest.approx(-0.5) and band.get_width() == pytest.approx(1.0)
-    assert "Holm over 6 comparisons" in fig.get_suptitle()
-    assert f"]({PLOTS['differences']})" in (sweep / "report.md").read_text()
-
-
-def test_a_plot_an_earlier_report_drew_is_removed_when_this_one_draws_none(sweep):
-    write_report(sweep, use_wandb=False)
-    assert (sweep / PLOTS["differences"]).is_file()
-    write_report(sweep, baselines=[{"downsample": "lppool"}], use_wandb=False)  # no such one
-    assert not (sweep / PLOTS["differences"]).exists()
-    assert not (sweep / PLOTS["differences"]).with_suffix(".svg").exists()
-    assert PLOTS["differences"] not in (sweep / "report.md").read_text()

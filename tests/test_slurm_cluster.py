@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from slurm_cluster import SlurmCluster, slurm_cluster_fixture
+from support.slurm_cluster import SlurmCluster, slurm_cluster_fixture
 
 slurm_cluster = slurm_cluster_fixture()
 

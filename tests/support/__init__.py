@@ -1,0 +1,33 @@
+"""Test-support helpers: the command line run in process (runs), tiny synthetic datasets in
+real on-disk formats (datasets), and a reader for offline W&B run files (wandb_records).
+
+Plain functions, no pytest magic, so they can be used from fixtures, scripts and notebooks.
+"""
+
+from support.datasets import CIFAR10_CLASSES, REAL_DATA, write_cifar10, write_idx_dataset
+from support.runs import Launch, cli, launch, results_under, signal_at_step, summarize_sweep
+from support.wandb_records import (
+    WandbRun,
+    iter_wandb_records,
+    read_finished_wandb_run,
+    read_wandb_run,
+    read_wandb_runs,
+)
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "REAL_DATA",
+    "Launch",
+    "WandbRun",
+    "cli",
+    "iter_wandb_records",
+    "launch",
+    "read_finished_wandb_run",
+    "read_wandb_run",
+    "read_wandb_runs",
+    "results_under",
+    "signal_at_step",
+    "summarize_sweep",
+    "write_cifar10",
+    "write_idx_dataset",
+]

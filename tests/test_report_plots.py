@@ -1,0 +1,142 @@
+"""The report's plots: readable at a dozen variants, each dataset on its own scale, the
+forest plot in its verdicts' colours, PNG with SVG beside, none left stale."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from support.report_sweeps import capture_figures, write_job, write_report_sweep
+
+from downsample_study.report.build import write_report
+from downsample_study.report.plots import PLOTS
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    return write_report_sweep(tmp_path / "sweep")
+
+
+def test_the_tuning_plot_gives_each_dataset_its_own_accuracy_range(sweep, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from downsample_study.report import plots
+
+    figures = capture_figures(monkeypatch, plots)
+    for dataset, level in (("mnist", 0.98), ("fashion_mnist", 0.89)):
+        for op in ("maxpool", "stride2"):
+            folder = sweep / "tuning" / f"dataset={dataset},downsample={op}"
+            (folder / "trial0" / ".hydra").mkdir(parents=True)
+            (folder / "trial0" / ".hydra" / "overrides.yaml").write_text(
+                f"- dataset={dataset}\n- downsample={op}\n- optimizer.lr=0.001\n")
+            OmegaConf.save(OmegaConf.create({"lr": 0.001, "value": level, "trials": [
+                {"lr": lr, "value": level - 0.01 * k} for k, lr in enumerate((1e-3, 1e-2))]}),
+                folder / "best.yaml")
+    write_report(sweep, use_wandb=False)
+    [tuning] = [f for f in figures if "learning-rate" in f.get_suptitle()]
+    assert [part.get_suptitle() for part in tuning.subfigs] == ["fashion_mnist", "mnist"]
+    ranges = [part.axes[0].get_ylim() for part in tuning.subfigs]
+    assert ranges[0][1] < ranges[1][0]  # FashionMNIST's 88-89 % below MNIST's 97-98 %
+    assert [ax.get_title() for ax in tuning.subfigs[0].axes] == ["maxpool", "stride2"]
+
+
+def test_plots_are_valid_pngs_with_svgs_beside(sweep, tmp_path):
+    from downsample_study.report.plots import plot_accuracy
+
+    report = write_report(sweep, use_wandb=False)
+    plot_accuracy(report, tmp_path / "again.png")  # the same plot, the same SVG: no date, ids
+    assert (tmp_path / "again.svg").read_bytes() == (
+        sweep / PLOTS["accuracy"]).with_suffix(".svg").read_bytes()
+    for name in PLOTS.values():
+        with Image.open(sweep / name) as image:
+            image.verify()
+            assert image.format == "PNG" and min(image.size) > 200
+        assert f"]({name})" in (sweep / "report.md").read_text()
+        svg = (sweep / name).with_suffix(".svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+
+
+def test_a_dozen_variants_get_a_curve_panel_and_a_colour_each(tmp_path, monkeypatch):
+    """At more variants than one panel can show apart, the validation curves become small
+    multiples: one panel per variant, titled by what tells it apart, the best one in grey
+    behind the others, axes shared within a dataset (not across: MNIST's 97 % would squash
+    FashionMNIST's 88 %); the legend of accuracy against parameters moves beside its axes."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.image import imread
+
+    from downsample_study.report import plots
+
+    figures = capture_figures(monkeypatch, plots)
+    sweep = tmp_path / "sweep"
+    operators = [f"op{i:02}" for i in range(plots.SMALL_MULTIPLES + 6)]
+    for dataset, level in (("mnist", 0.97), ("fashion_mnist", 0.88)):
+        for i, op in enumerate(operators):
+            for seed in (0, 1):
+                write_job(sweep, dataset, op, seed, level + 0.001 * i + 0.0005 * seed)
+    write_report(sweep, use_wandb=False)
+    svg = (sweep / plots.PLOTS["curves"]).with_suffix(".svg").read_text()
+    assert all(f"{op} (n = 2)" in svg for op in operators)
+    assert "lenet5 · op00 (n = 2)" not in svg  # what every variant shares is left out
+    height, width = imread(sweep / plots.PLOTS["curves"]).shape[:2]
+    assert height > 800 and width > 1000  # a grid, not one crowded panel
+    [curves] = [f for f in figures if f.subfigs]
+    tops = [max(ax.get_ylim()[1] for ax in part.axes) for part in curves.subfigs]
+    bottoms = [min(ax.get_ylim()[0] for ax in part.axes) for part in curves.subfigs]
+    assert min(tops) < max(bottoms)  # each dataset's panels on a range of their own
+    params = (sweep / plots.PLOTS["params"]).with_suffix(".svg").read_text()
+    assert all(f"{op} (61,706)" in params for op in operators)  # each in the legend
+    assert imread(sweep / plots.PLOTS["params"]).shape[1] >= 1150  # room for the legend beside it
+    [by_params] = [f for f in figures if "parameters" in f.axes[0].get_xlabel()]
+    for ax in by_params.axes:  # one count, one tick: no spread of counts that are not there
+        assert list(ax.get_xticks()) == [61_706]
+        points = [line for line in ax.lines if line.get_marker() == "o"]
+        assert len({to_rgba(p.get_color()) for p in points}) == len(points) == len(operators)
+
+
+def test_the_differences_plot_shows_each_comparison_in_its_verdicts_colour(tmp_path,
+                                                                          monkeypatch):
+    """The forest plot: per dataset, each comparison's difference and CI, largest on top,
+    coloured by its verdict, the equivalence margin shaded."""
+    from matplotlib.colors import to_rgba
+
+    from downsample_study.report import differences
+
+    figures = capture_figures(monkeypatch, differences)
+    sweep = tmp_path / "sweep"
+    maxpool = [0.9810, 0.9822, 0.9815, 0.9818, 0.9812]
+    offsets = {"maxpool": [0] * 5, "stride2": [0.010, 0.011, 0.009, 0.010, 0.012],  # better
+               "avgpool": [0.0002, -0.0001, 0.0001, -0.0002, 0.0],  # equivalent within 0.5 pp
+               "lppool": [0.008, -0.009, 0.006, -0.007, 0.004]}  # inconclusive
+    for dataset in ("mnist", "fashion_mnist"):
+        for op, extra in offsets.items():
+            for seed, (top1, plus) in enumerate(zip(maxpool, extra, strict=True)):
+                write_job(sweep, dataset, op, seed, top1 + plus)
+    report = write_report(sweep, use_wandb=False, margin=0.5)
+    [fig] = figures
+    verdicts = {c.outcome for c in report.comparisons}
+    assert verdicts == {"better", "equivalent", "inconclusive"}
+    for dataset in ("mnist", "fashion_mnist"):
+        [ax] = [ax for ax in fig.axes if ax.get_title().startswith(f"{dataset},")]
+        mine = sorted((c for c in report.comparisons
+                       if c.variant.flat["dataset.name"] == dataset), key=lambda c: -c.diff)
+        points = [line for line in ax.lines if line.get_marker() == "o"]
+        bars = [line for line in ax.lines if line.get_marker() != "o"
+                and len(line.get_ydata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]]
+        assert [p.get_xdata()[0] for p in points] == pytest.approx([c.diff for c in mine])
+        assert [p.get_ydata()[0] for p in points] == list(range(len(mine)))  # largest on top
+        assert [tuple(b.get_xdata()) for b in bars] == [pytest.approx((c.low, c.high))
+                                                        for c in mine]
+        assert [to_rgba(p.get_color()) for p in points] == [
+            to_rgba(differences.VERDICT_COLORS[c.outcome]) for c in mine]
+        [band] = ax.patches
+        assert band.get_x() == pytest.approx(-0.5) and band.get_width() == pytest.approx(1.0)
+    assert "Holm over 6 comparisons" in fig.get_suptitle()
+    assert f"]({PLOTS['differences']})" in (sweep / "report.md").read_text()
+
+
+def test_a_plot_an_earlier_report_drew_is_removed_when_this_one_draws_none(sweep):
+    write_report(sweep, use_wandb=False)
+    assert (sweep / PLOTS["differences"]).is_file()
+    write_report(sweep, baselines=[{"downsample": "lppool"}], use_wandb=False)  # no such one
+    assert not (sweep / PLOTS["differences"]).exists()
+    assert not (sweep / PLOTS["differences"]).with_suffix(".svg").exists()
+    assert PLOTS["differences"] not in (sweep / "report.md").read_text()
