@@ -1,5 +1,5 @@
-"""Sweeps at scale: parallel slots, DDP inside a multirun, resume after a kill, failure
-isolation under the parallel launcher, W&B grouping, seeds and the Optuna LR search.
+"""Sweeps at scale: failure isolation under the parallel launcher, DDP inside a multirun,
+resume after a kill, W&B grouping, seeds and the Optuna LR search (slots: test_slots).
 
 The parallel and kill-and-resume sweeps run the real command line in a subprocess (the way a
 user starts them: fresh joblib workers, a process that can be SIGKILLed); the others run in
@@ -8,7 +8,6 @@ process through ``launch``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,19 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from omegaconf import OmegaConf
 from support import cli, launch, read_wandb_runs, results_under
 
-from downsample_study.errors import ConfigError
 from downsample_study.sweeps.launchers import slurm_gpus, slurm_tasks
 from downsample_study.sweeps.naming import sweep_id, variant_name
 from downsample_study.sweeps.slots import (
-    ShareIdleCores,
-    Slot,
-    apply_slot,
     available_cores,
-    claim_slot,
 )
 
 SLOW_CLI_TIMEOUT = 300
@@ -39,69 +31,6 @@ SLOW_CLI_TIMEOUT = 300
 def job_results(sweep: Path) -> dict[str, dict]:
     """results.json of every job folder of a sweep, by folder name."""
     return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
-
-
-# --- slots ----------------------------------------------------------------------------------
-
-
-def test_slots_are_exclusive_while_held_and_free_again_after(tmp_path):
-    with claim_slot(tmp_path, 2, 0) as first, claim_slot(tmp_path, 2, 0) as second:
-        assert {first.index, second.index} == {0, 1}
-        assert first.gpu is None and first.threads == max(1, available_cores() // 2)
-    with claim_slot(tmp_path, 2, 0) as again:
-        assert again.index == 0
-
-
-def test_a_job_takes_the_cores_of_idle_slots_after_two_checks_and_gives_them_back(
-    tmp_path, monkeypatch
-):
-    monkeypatch.setattr("downsample_study.sweeps.slots.available_cores", lambda: 4)
-    threads = torch.get_num_threads()
-    try:
-        with claim_slot(tmp_path, 2, 0) as mine:
-            share = ShareIdleCores(mine)
-            with claim_slot(tmp_path, 2, 0):
-                assert mine.fair_threads() == 2
-                torch.set_num_threads(2)
-                share.rebalance()
-                assert torch.get_num_threads() == 2
-            # the other job is done: its slot might be claimed again at once, so wait a check
-            assert mine.fair_threads() == 4
-            share.rebalance()
-            assert torch.get_num_threads() == 2
-            share.rebalance()
-            assert torch.get_num_threads() == 4
-            with claim_slot(tmp_path, 2, 0):  # a new job: give its share back at once
-                share.rebalance()
-                assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(threads)
-
-
-def test_no_gpu_gets_a_second_job_while_another_is_idle(tmp_path):
-    # 2 GPUs, 2 jobs per GPU: slots 0 and 2 use GPU 0, slots 1 and 3 GPU 1
-    held: dict[str, contextlib.ExitStack] = {}
-
-    def claim(name: str) -> Slot:
-        held[name] = contextlib.ExitStack()
-        return held[name].enter_context(claim_slot(tmp_path, 4, 2))
-
-    assert [claim(name).gpu for name in "abc"] == [0, 1, 0]
-    held.pop("a").close()
-    held.pop("b").close()  # GPU 0 still runs c, GPU 1 is idle; free slots: 0, 1, 3
-    assert claim("d").gpu == 1
-    assert claim("e").gpu == 0
-    for stack in held.values():
-        stack.close()
-
-
-def test_a_slot_pins_the_trainer_to_its_gpu_and_refuses_multi_device_jobs():
-    cfg = OmegaConf.create({"trainer": {"accelerator": "auto", "devices": 1}})
-    apply_slot(cfg, Slot(index=3, gpu=1, threads=1))
-    assert cfg.trainer.accelerator == "gpu" and list(cfg.trainer.devices) == [1]
-    cfg = OmegaConf.create({"trainer": {"accelerator": "gpu", "devices": 2}})
-    with pytest.raises(ConfigError, match=r"trainer\.devices"):
-        apply_slot(cfg, Slot(index=0, gpu=0, threads=1))
 
 
 # --- names and SLURM resources ----------------------------------------------------------------
