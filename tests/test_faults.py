@@ -220,7 +220,7 @@ def test_an_unreadable_results_file_is_listed_by_the_summary_and_the_report(
     status, logged = summarize_sweep(tmp_path / "sweep", caplog)
     assert status == 1  # never a swallowed warning, status 0
     assert "2 jobs with results, 1 completed, 0 failed, 1 unreadable" in logged
-    report = write_report(tmp_path / "sweep", use_wandb=False)
+    report = write_report(tmp_path / "sweep", use_wandb=False, draw_plots=False)
     [unreadable] = report.unfinished
     assert unreadable.status == "failed" and "unreadable" in unreadable.error
     assert "unreadable" in (tmp_path / "sweep" / "report.md").read_text()

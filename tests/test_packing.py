@@ -154,7 +154,8 @@ def test_a_packed_sweep_writes_what_its_solo_jobs_write(job, solo, tmp_path, cap
     assert run.exit_code == 0, run.output
     assert "3 jobs as 1 job(s), 1 of them packs" in run.output
     assert "3 completed" in run.output
-    reports = [write_report(folder, use_wandb=False) for folder in (solo, tmp_path / "packed")]
+    reports = [write_report(folder, use_wandb=False, draw_plots=False)
+               for folder in (solo, tmp_path / "packed")]
     solo_report, packed_report = ([(v.key, v.seeds) for v in r.variants] for r in reports)
     assert packed_report == solo_report and packed_report[0][1] == [0, 1, 2]
     assert not reports[1].unfinished

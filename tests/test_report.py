@@ -30,7 +30,7 @@ def read_csv(path):
 
 
 def test_variant_statistics_match_scipy(sweep):
-    write_report(sweep, use_wandb=False)
+    write_report(sweep, use_wandb=False, draw_plots=False)
     rows = {(r["dataset"], r["downsample"]): r for r in read_csv(sweep / "results.csv")}
     assert set(rows) == set(TOP1)  # one row per variant; seeds and operator options pooled
     for key, by_seed in TOP1.items():
@@ -84,7 +84,7 @@ def test_difference_to_maxpool_matches_scipy_and_statsmodels_and_is_stated_in_wo
     from statsmodels.stats.multitest import multipletests
     from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
-    write_report(sweep, use_wandb=False)
+    write_report(sweep, use_wandb=False, draw_plots=False)
     a, b, result = _scipy_test(dataset, op, test)
     ci = result.confidence_interval(0.95)
     diff = a.mean() - b.mean()
@@ -139,7 +139,7 @@ def test_difference_to_maxpool_matches_scipy_and_statsmodels_and_is_stated_in_wo
 def test_the_comparisons_with_a_baseline_are_also_one_table_at_a_glance(sweep):
     """A row per operator, a column per dataset, each cell the difference and its verdict as
     the sentences give them; a pair the sweep lacks is a dash."""
-    write_report(sweep, use_wandb=False)
+    write_report(sweep, use_wandb=False, draw_plots=False)
     text = (sweep / "report.md").read_text()
     section = text.split("## Differences in test top-1 to downsample=maxpool")[1]
     header, _, *rows = section.split("\n\n")[1].splitlines()
@@ -164,7 +164,7 @@ def test_the_comparisons_with_a_baseline_are_also_one_table_at_a_glance(sweep):
 def test_each_variants_mean_is_also_one_table_at_a_glance(sweep, section, path):
     """A row per operator (best first, the baseline marked), a column per dataset, each cell
     the mean ± standard deviation over seeds; a pair the sweep lacks is a dash."""
-    write_report(sweep, use_wandb=False)
+    write_report(sweep, use_wandb=False, draw_plots=False)
     table = (sweep / "report.md").read_text().split(section)[1].split("\n\n")[1]
     header, _, *rows = table.splitlines()
     columns = header.strip("| ").split(" | ")
@@ -195,7 +195,7 @@ def test_a_glance_tables_columns_go_by_dataset_then_by_value_whichever_variant_i
                     better = batch_norm == (dataset == "mnist")
                     write_job(sweep, dataset, op, seed, level + 0.002 * (i + seed + better),
                               batch_norm=batch_norm)
-    write_report(sweep, use_wandb=False)
+    write_report(sweep, use_wandb=False, draw_plots=False)
     section = (sweep / "report.md").read_text().split("to downsample=maxpool")[1]
     header = section.split("\n\n")[1].splitlines()[0]
     assert header.strip("| ").split(" | ")[1:] == [
@@ -220,7 +220,7 @@ def test_the_training_length_says_what_the_last_quarter_of_the_epochs_added(tmp_
                 for epoch in range(1, 9):
                     val = 0.97 + (rise * (epoch - 6) / 2 if epoch > 6 else 0.0)
                     writer.writerow([epoch, 10 * epoch, float(epoch), 0.1, val, 0.99, 0.1])
-    write_report(sweep, use_wandb=False)
+    write_report(sweep, use_wandb=False, draw_plots=False)
     section = (sweep / "report.md").read_text().split("## Training length")[1]
     line = next(x for x in section.splitlines() if x.startswith("- **mnist**"))
     assert "8 epochs" in line and "checkpoints' epoch 7.5 (mean over seeds" in line
@@ -238,7 +238,7 @@ def test_a_tuned_rate_at_the_edge_of_the_rates_tried_is_flagged(sweep, best, edg
     folder.mkdir(parents=True)
     OmegaConf.save(OmegaConf.create({"lr": best, "value": 0.99, "trials": [
         {"lr": lr, "value": value} for lr, value in rates.items()]}), folder / "best.yaml")
-    write_report(sweep, use_wandb=False)
+    write_report(sweep, use_wandb=False, draw_plots=False)
     text = (sweep / "report.md").read_text()
     if edge:
         assert f"**{best:.3g}** ({edge} tried)" in text
@@ -295,7 +295,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
 
 def test_a_baseline_can_fix_several_keys(sweep):
     report = write_report(sweep, [{"dataset": "fashion_mnist", "downsample": "maxpool"}],
-                          use_wandb=False)
+                          use_wandb=False, draw_plots=False)
     assert {c.what for c in report.comparisons} == {
         "mnist+maxpool − fashion_mnist+maxpool",
         "mnist+stride2 − fashion_mnist+maxpool",

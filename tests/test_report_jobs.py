@@ -17,7 +17,7 @@ def sweep(tmp_path):
 
 
 def test_failed_and_missing_jobs_are_listed_not_dropped(sweep):
-    write_report(sweep, use_wandb=False)
+    write_report(sweep, use_wandb=False, draw_plots=False)
     text = (sweep / "report.md").read_text()
     assert "16 jobs: 14 completed, 1 failed, 1 missing; 5 variants" in text
     section = text.split("## Jobs without results")[1]
@@ -31,7 +31,7 @@ def test_an_interrupted_job_is_listed_as_resumable_not_failed(sweep):
     results = json.loads((folder / "results.json").read_text())
     results.update(status="interrupted", error="stopped by SIGTERM at epoch 2, step 20")
     (folder / "results.json").write_text(json.dumps(results))
-    report = write_report(sweep, use_wandb=False)
+    report = write_report(sweep, use_wandb=False, draw_plots=False)
     text = (sweep / "report.md").read_text()
     assert "17 jobs: 14 completed, 1 failed, 1 missing, 1 interrupted; 5 variants" in text
     assert (f"`{folder.name}` | interrupted | stopped by SIGTERM at epoch 2, step 20 (the "
@@ -43,7 +43,7 @@ def test_an_interrupted_job_is_listed_as_resumable_not_failed(sweep):
 
 def test_a_seed_run_twice_is_counted_once_and_listed(sweep):
     again = write_job(sweep / "rerun", "mnist", "maxpool", 1, 0.5)
-    report = write_report(sweep, use_wandb=False)
+    report = write_report(sweep, use_wandb=False, draw_plots=False)
     [variant] = [v for v in report.variants if v.label == "lenet5 · maxpool"
                  and v.flat["dataset.name"] == "mnist"]
     assert variant.seeds == [0, 1, 2]
@@ -68,6 +68,6 @@ def test_jobs_that_never_started_are_listed(tmp_path):
         "  overrides:\n"
         "    task: [downsample=maxpool]\n"
     )
-    report = write_report(sweep, use_wandb=False)
+    report = write_report(sweep, use_wandb=False, draw_plots=False)
     assert [(j.status, j.name, j.error) for j in report.unfinished] == [
         ("missing", "downsample=maxpool,seed=2", "never started")]

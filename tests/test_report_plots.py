@@ -8,6 +8,7 @@ from PIL import Image
 from support.report_sweeps import capture_figures, write_job, write_report_sweep
 
 from downsample_study.report.build import write_report
+from downsample_study.report.cli import main
 from downsample_study.report.plots import PLOTS
 
 
@@ -140,3 +141,14 @@ def test_a_plot_an_earlier_report_drew_is_removed_when_this_one_draws_none(sweep
     assert not (sweep / PLOTS["differences"]).exists()
     assert not (sweep / PLOTS["differences"]).with_suffix(".svg").exists()
     assert PLOTS["differences"] not in (sweep / "report.md").read_text()
+
+
+def test_without_plots_the_tables_are_written_and_no_earlier_plot_is_left(sweep, capsys):
+    write_report(sweep, use_wandb=False)
+    tables = {name: (sweep / name).read_text() for name in ("results.csv", "comparisons.csv")}
+    assert main([str(sweep), "--no-plots", "--no-wandb"]) == 0
+    assert "and plots" not in capsys.readouterr().out
+    assert not list(sweep.glob("*.png")) and not list(sweep.glob("*.svg"))
+    assert {name: (sweep / name).read_text() for name in tables} == tables
+    plots = (sweep / "report.md").read_text().split("## Plots")[1].split("##")[0]
+    assert "![" not in plots and "None drawn (`--no-plots`" in plots

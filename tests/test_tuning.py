@@ -117,7 +117,7 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
 
     # its record is what the report reads, and what the same command needs to go on elsewhere
     copy_record(sweep, tmp_path / "record")
-    write_report(tmp_path / "record", use_wandb=False)
+    write_report(tmp_path / "record", use_wandb=False, draw_plots=False)
     for name in ("results.csv", "comparisons.csv"):
         assert (tmp_path / "record" / name).read_text() == (sweep / name).read_text()
     copy_record(tmp_path / "record", tmp_path / "elsewhere")

@@ -24,7 +24,13 @@ from downsample_study.report.tables import (
     write_csv,
 )
 from downsample_study.report.tracking import log_to_wandb
-from downsample_study.report.tuning import TUNING_PLOT, load_studies, plot_tuning, tuning_section
+from downsample_study.report.tuning import (
+    TUNING_PLOT,
+    Study,
+    load_studies,
+    plot_tuning,
+    tuning_section,
+)
 from downsample_study.report.variants import group_variants, label_variants, shown_keys, text
 from downsample_study.results import RESULTS_FILE
 
@@ -77,11 +83,30 @@ def _configured(jobs: list[JobOutcome], key: str, default):
 
 
 def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
-                 use_wandb: bool = True, margin: float | None = None) -> Report:
-    """Build the report of ``sweep`` and write its files into it."""
+                 use_wandb: bool = True, margin: float | None = None,
+                 draw_plots: bool = True) -> Report:
+    """Build the report of ``sweep`` and write its files into it (the tables only, without
+    ``draw_plots``: an earlier report's plots are then removed, as they would not match)."""
     report = build_report(sweep, baselines, margin)
     sweep = report.sweep
-    plots = []
+    studies = load_studies(sweep)
+    plots = _draw_plots(report, studies) if draw_plots else []
+    for name in (*PLOTS.values(), TUNING_PLOT):  # an earlier report's plot not drawn now
+        if sweep / name not in plots:
+            for stale in (sweep / name, (sweep / name).with_suffix(".svg")):
+                stale.unlink(missing_ok=True)
+    write_csv(sweep / TABLE_FILE, variant_rows(report))
+    write_csv(sweep / COMPARISONS_FILE, comparison_rows(report))
+    (sweep / REPORT_FILE).write_text(
+        markdown(report, tuning_section(studies, plotted=sweep / TUNING_PLOT in plots)))
+    if use_wandb and (where := log_to_wandb(report, plots)):
+        log.info("W&B: report logged %s", where)
+    return report
+
+
+def _draw_plots(report: Report, studies: list[Study]) -> list[Path]:
+    """Every plot the report has data for, as the paths of their PNGs (SVGs beside)."""
+    sweep, plots = report.sweep, []
     if report.variants:
         plot_accuracy(report, sweep / PLOTS["accuracy"])
         plot_accuracy_vs_params(report, sweep / PLOTS["params"])
@@ -90,17 +115,7 @@ def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
             plots.insert(0, sweep / PLOTS["differences"])
         if plot_curves(report, sweep / PLOTS["curves"]):
             plots.append(sweep / PLOTS["curves"])
-    studies = load_studies(sweep)
     if studies:
         plot_tuning(studies, sweep / TUNING_PLOT)
         plots.append(sweep / TUNING_PLOT)
-    for name in (*PLOTS.values(), TUNING_PLOT):  # an earlier report's plot not drawn now
-        if sweep / name not in plots:
-            for stale in (sweep / name, (sweep / name).with_suffix(".svg")):
-                stale.unlink(missing_ok=True)
-    write_csv(sweep / TABLE_FILE, variant_rows(report))
-    write_csv(sweep / COMPARISONS_FILE, comparison_rows(report))
-    (sweep / REPORT_FILE).write_text(markdown(report, tuning_section(studies, bool(studies))))
-    if use_wandb and (where := log_to_wandb(report, plots)):
-        log.info("W&B: report logged %s", where)
-    return report
+    return plots

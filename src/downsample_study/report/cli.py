@@ -28,15 +28,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="the equivalence margin in percentage points (default: the "
                              "sweep's report.equivalence_margin)")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
+    parser.add_argument("--no-plots", action="store_true",
+                        help="write the tables only, quicker on a large sweep (an earlier "
+                             "report's plots are removed: they would not match)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         baselines = [parse_baseline(b) for b in args.baseline] if args.baseline else None
         report = write_report(args.sweep, baselines, use_wandb=not args.no_wandb,
-                              margin=args.margin)
+                              margin=args.margin, draw_plots=not args.no_plots)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(markdown(report))
-    print(f"written: {report.sweep / REPORT_FILE}, {TABLE_FILE}, {COMPARISONS_FILE} and plots")
+    plots = "" if args.no_plots else " and plots"
+    print(f"written: {report.sweep / REPORT_FILE}, {TABLE_FILE}, {COMPARISONS_FILE}{plots}")
     return 0

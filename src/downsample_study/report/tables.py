@@ -189,8 +189,8 @@ def markdown(report: Report, tuning: list[str] = ()) -> str:
         *tuning,
         *plateau_section(report),
         "", "## Plots", "",
-        *(f"![{name}]({file})" for name, file in PLOTS.items()
-          if (report.sweep / file).is_file()),
+        *([f"![{name}]({file})" for name, file in PLOTS.items()
+           if (report.sweep / file).is_file()] or ["None drawn (`--no-plots`, or no variant)."]),
         "", "## Jobs without results", "",
     ]
     if report.unfinished:
