@@ -14,6 +14,9 @@ import downsample_study as ds
 from downsample_study.errors import ConfigError
 from downsample_study.training.module import DownsampleClassifier
 
+# one worker trains the module's sweep once, for every test that reads it (pytest-xdist)
+pytestmark = pytest.mark.xdist_group("api_sweep")
+
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, data_dir):

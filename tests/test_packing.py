@@ -148,6 +148,7 @@ def _assert_same_as_solo(packed: dict[int, dict], solo: dict[int, dict],
             assert member["shift"][padding] == pytest.approx(alone["shift"][padding], abs=0.011)
 
 
+@pytest.mark.xdist_group("packing_solo")  # one worker runs the solo sweep once
 @pytest.mark.slow
 def test_a_packed_sweep_writes_what_its_solo_jobs_write(job, solo, tmp_path, capsys):
     run = launch(["-m", *job, "hydra/sweeper=packed", "hydra.sweep.dir=packed"], capsys)
@@ -203,6 +204,7 @@ def test_each_member_has_its_own_wandb_run_named_as_its_solo_job(quick, tmp_path
         assert run.summary["test/acc_top1"] == pytest.approx(results[name]["test"]["acc_top1"])
 
 
+@pytest.mark.xdist_group("packing_solo")  # one worker runs the solo sweep once
 @pytest.mark.slow
 @pytest.mark.parametrize("resume", ["packed", "alone"])
 def test_a_stopped_pack_resumes_packed_or_as_solo_jobs(job, solo, resume, monkeypatch,
