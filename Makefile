@@ -1,11 +1,11 @@
-# downsample_study: `make run` trains the default job, `make test` runs the test suite.
+# downsample_study: `make run` trains the default job, `make test` runs the everyday test suite.
 # Both install into .venv first when needed (once; again only when pyproject.toml changes).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test lint bench clean clean-outputs report gpu-rehearsal
+.PHONY: install run test test-slow test-all lint bench clean clean-outputs report gpu-rehearsal
 
 install: $(STAMP)
 
@@ -18,9 +18,18 @@ $(STAMP): pyproject.toml
 run: install
 	$(PY) -m downsample_study $(ARGS)
 
-# one pytest-xdist worker per core (each with its share of the threads: tests/conftest.py);
-# the SLURM tests share one worker and its cluster
+# The everyday suite: every test but the `slow` end-to-end ones, one pytest-xdist worker per
+# core (each with its share of the threads: tests/conftest.py).
 test: install
+	$(PY) -m pytest -n auto --dist loadgroup -m "not slow" $(ARGS)
+
+# The `slow` end-to-end sweeps (a real SLURM cluster, two-process DDP, submitit, kill and
+# resume, the presets, real MNIST, the benchmark): CI runs them after make test. The SLURM
+# tests share one worker and its cluster. make test-all: both at once.
+test-slow: install
+	$(PY) -m pytest -n auto --dist loadgroup -m slow $(ARGS)
+
+test-all: install
 	$(PY) -m pytest -n auto --dist loadgroup $(ARGS)
 
 # the GPU check (scripts/gpu_check.sh) rehearsed on CPU, every step at its smallest
