@@ -33,7 +33,7 @@ from downsample_study.nets.shapes import LayerStack
 Builder = Callable[..., nn.Sequential]
 
 
-def register_model(name: str, schema: type | None = None):
+def register_model(name: str, schema: type | None = None) -> Callable[[Builder], Builder]:
     """Register a builder as model ``name``; ``schema``, its config dataclass (default: the
     built-in's, else ``ModelConfig``)."""
     return MODELS.register(name, schema)

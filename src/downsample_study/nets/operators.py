@@ -46,7 +46,7 @@ from downsample_study.nets.points import Downsample, DownsamplePoint
 Builder = Callable[[DownsampleConfig, DownsamplePoint], Downsample]
 
 
-def register_downsample(name: str, schema: type | None = None):
+def register_downsample(name: str, schema: type | None = None) -> Callable[[Builder], Builder]:
     """Register a builder as operator ``name``; ``schema``, its config dataclass (default:
     the built-in's, else ``DownsampleConfig``)."""
     return DOWNSAMPLES.register(name, schema)
