@@ -24,8 +24,8 @@ test: install
 	$(PY) -m pytest -n auto --dist loadgroup -m "not slow" $(ARGS)
 
 # The `slow` end-to-end sweeps (a real SLURM cluster, two-process DDP, submitit, kill and
-# resume, the presets, real MNIST, the benchmark): CI runs them after make test. The SLURM
-# tests share one worker and its cluster. make test-all: both at once.
+# resume, two sweeps into one folder, the presets, real MNIST, the benchmark): CI runs them
+# after make test. The SLURM tests share one worker and its cluster. make test-all: both.
 test-slow: install
 	$(PY) -m pytest -n auto --dist loadgroup -m slow $(ARGS)
 

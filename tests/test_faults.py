@@ -89,6 +89,7 @@ def test_a_job_another_process_is_running_is_not_run_twice(job, tmp_path, capsys
     assert not (folder / "checkpoints").exists() and not results_under(folder)
 
 
+@pytest.mark.slow
 def test_a_second_sweep_into_the_folder_skips_what_the_first_runs_and_waits_for_it(
     job, tmp_path
 ):

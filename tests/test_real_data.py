@@ -7,6 +7,7 @@ import pytest
 from support import REAL_DATA, launch, results_under
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 @pytest.mark.skipif(REAL_DATA is None or not (REAL_DATA / "MNIST").is_dir(),
                     reason=f"REAL_DATA_DIR={REAL_DATA} holds no MNIST")
