@@ -1,6 +1,7 @@
 """Faults around a job: broken checkpoints, two sweeps into one folder, full or unwritable
-disks, W&B without a network, unreadable results. Nothing is lost, nothing is trained twice,
-nothing half-written is presented as complete, and each fault is one line naming the path."""
+disks (for a job and for a report), W&B without a network, unreadable results. Nothing is
+lost, nothing is trained twice, nothing half-written is presented as complete, and each
+fault is one line naming the path."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from support import Launch, launch, read_wandb_runs, results_under, summarize_sweep
+from support.report_sweeps import write_report_sweep
 
 from downsample_study.errors import StorageError
 from downsample_study.report.build import write_report
+from downsample_study.report.cli import main as report_main
+from downsample_study.report.plots import PLOTS
 from downsample_study.training.checkpoints import AtomicCheckpointIO
 
 
@@ -148,6 +153,22 @@ def test_a_full_disk_is_one_line_and_the_sweep_goes_on_to_its_summary(
     assert not list(small_disk.rglob("*.tmp"))  # nothing half-written left
     for results in results_under(small_disk):  # where they fitted: failed, never complete
         assert results["status"] == "failed" and "cannot write" in results["error"]
+
+
+def test_a_report_on_a_full_disk_is_one_line_and_leaves_no_file_half_written(small_disk,
+                                                                           capsys):
+    sweep = write_report_sweep(small_disk / "sweep")  # fits; its report's plots do not
+    assert report_main([str(sweep), "--no-wandb"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {sweep}/") and "No space left on device" in err
+    assert "Traceback" not in err
+    assert not list(small_disk.rglob("*.tmp"))
+    written = list(sweep.glob("*.png"))
+    assert len(written) < len(PLOTS)
+    for png in written:  # those that fitted are whole
+        with Image.open(png) as image:
+            image.verify()
+    assert not (sweep / "report.md").exists()  # no report that lists plots it lacks
 
 
 @pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir", "paths.cache_dir"])

@@ -33,6 +33,7 @@ from downsample_study.report.tuning import (
 )
 from downsample_study.report.variants import group_variants, label_variants, shown_keys, text
 from downsample_study.results import RESULTS_FILE
+from downsample_study.storage import atomic_write
 
 log = logging.getLogger("downsample_study.report")
 
@@ -97,8 +98,8 @@ def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
                 stale.unlink(missing_ok=True)
     write_csv(sweep / TABLE_FILE, variant_rows(report))
     write_csv(sweep / COMPARISONS_FILE, comparison_rows(report))
-    (sweep / REPORT_FILE).write_text(
-        markdown(report, tuning_section(studies, plotted=sweep / TUNING_PLOT in plots)))
+    with atomic_write(sweep / REPORT_FILE) as f:
+        f.write(markdown(report, tuning_section(studies, plotted=sweep / TUNING_PLOT in plots)))
     if use_wandb and (where := log_to_wandb(report, plots)):
         log.info("W&B: report logged %s", where)
     return report

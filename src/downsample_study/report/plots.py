@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from downsample_study.report.contents import Report
 from downsample_study.report.statistics import CONFIDENCE
 from downsample_study.report.variants import Variant, by_dataset
+from downsample_study.storage import atomic_write
 
 SMALL_MULTIPLES = 6  # more variants than this in a dataset: one panel each, shared axes
 PLOTS = {
@@ -30,9 +31,11 @@ def save(fig: Figure, path: Path) -> None:
     and with fixed ids, so the same report writes the same file."""
     import matplotlib
 
-    fig.savefig(path, dpi=150)
-    with matplotlib.rc_context({"svg.hashsalt": "downsample_study"}):
-        fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=150)
+    with (matplotlib.rc_context({"svg.hashsalt": "downsample_study"}),
+          atomic_write(path.with_suffix(".svg"), "wb") as f):
+        fig.savefig(f, format="svg", metadata={"Date": None})
 
 
 def _colors(report: Report) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from downsample_study.report.plateau import plateau_section
 from downsample_study.report.plots import PLOTS
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
 from downsample_study.report.variants import column, text
+from downsample_study.storage import atomic_write
 
 REPORT_FILE, TABLE_FILE, COMPARISONS_FILE = "report.md", "results.csv", "comparisons.csv"
 SHIFT_COLUMNS = [(f"{mode}.{key}", f"shift {'top-1' if key == 'acc_top1' else key} ({mode})")
@@ -71,7 +72,7 @@ def comparison_rows(report: Report) -> list[dict[str, Any]]:
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
         writer.writerows(rows)
