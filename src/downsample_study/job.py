@@ -31,6 +31,7 @@ from downsample_study.data.datasets import DATASETS, ImageDataset
 from downsample_study.nets.models import build_model
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.results import Metrics, Params, Resources, Results, Status, write_results
+from downsample_study.storage import atomic_write
 from downsample_study.sweeps.launchers import refuse_script_relaunch
 from downsample_study.sweeps.ownership import is_primary
 from downsample_study.sweeps.slots import Slot
@@ -141,7 +142,8 @@ class Job:
                 title=f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name}",
             )
             path = self.output_dir / FEATURE_MAPS_FILE
-            figure.savefig(path, dpi=110)
+            with atomic_write(path, "wb") as f:
+                figure.savefig(f, format="png", dpi=110)
             if self.logger is not None:
                 self.tracker.log_figure(self.logger, "feature_maps", figure, path, step)
         return shift
