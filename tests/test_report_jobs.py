@@ -1,14 +1,18 @@
 """The report's account of every job: failed, missing, interrupted and duplicate jobs are
-listed, not dropped, and never counted as seeds."""
+listed, not dropped, and never counted as seeds; a file it cannot read is one line naming it
+(an error for a study's outcome, which sets what the seeds trained at; a warning for the
+files beside a job's results, which the report can do without)."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from support.report_sweeps import TOP1, percent, write_job, write_report_sweep
 
 from downsample_study.report.build import write_report
+from downsample_study.report.cli import main
 
 
 @pytest.fixture
@@ -71,3 +75,38 @@ def test_jobs_that_never_started_are_listed(tmp_path):
     report = write_report(sweep, use_wandb=False, draw_plots=False)
     assert [(j.status, j.name, j.error) for j in report.unfinished] == [
         ("missing", "downsample=maxpool,seed=2", "never started")]
+
+
+@pytest.mark.parametrize("content", ["", "lr: [0.001\n", "value: 0.9\ntrials: []\n",
+                                     "lr: fast\nvalue: 0.9\ntrials: []\n", "- 0.001\n"])
+def test_a_best_yaml_that_is_no_studys_outcome_is_one_line_naming_it(sweep, content, capsys):
+    best = sweep / "tuning" / "dataset=mnist,downsample=stride2" / "best.yaml"
+    best.parent.mkdir(parents=True)
+    best.write_text(content)
+    assert main([str(sweep), "--no-wandb", "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {best}: not a study's outcome") and err.count("\n") == 1
+    assert "delete it to run the study again" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("file", "content", "without_it"), [
+    ("dataset=mnist,downsample=maxpool,seed=0/epochs.csv", "epoch,val/acc_top1\n1,abc\n",
+     "its validation curve is left out"),
+    ("dataset=mnist,downsample=maxpool,seed=0/epochs.csv", b"\xff\xfe\x00",
+     "its validation curve is left out"),
+    ("multirun.yaml", "hydra: [\n", "the jobs that never started are not listed"),
+    ("dataset=mnist,downsample=maxpool,seed=3/.hydra/overrides.yaml", "- [\n",
+     "its job is known by its results alone"),
+])
+def test_a_sweep_file_beside_the_results_that_cannot_be_read_is_a_warning(
+        sweep, file, content, without_it, caplog, monkeypatch):
+    path = sweep / file
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    for name in ("downsample_study", "downsample_study.report"):  # Hydra's logging config
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)  # may hold them
+    with caplog.at_level(logging.WARNING, logger="downsample_study.report"):
+        assert main([str(sweep), "--no-wandb", "--no-plots"]) == 0
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith(f"{path}: unreadable (") and warning.endswith(without_it)
+    text = (sweep / "report.md").read_text()
+    assert "14 completed, 1 failed" in text  # every job's results still counted

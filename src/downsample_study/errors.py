@@ -39,7 +39,7 @@ class JobBusy(UserError):
 
 
 class ResultsError(UserError):
-    """A ``results.json`` cannot be read as the results of a job."""
+    """A job's record (its ``results.json``, its ``epochs.csv``) cannot be read as one."""
 
 
 class ReportError(UserError):

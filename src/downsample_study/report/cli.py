@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from downsample_study.errors import ReportError, StorageError
+from downsample_study.errors import StorageError, UserError
 from downsample_study.report.build import write_report
 from downsample_study.report.comparisons import parse_baseline
 from downsample_study.report.tables import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE, markdown
@@ -37,12 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         baselines = [parse_baseline(b) for b in args.baseline] if args.baseline else None
         report = write_report(args.sweep, baselines, use_wandb=not args.no_wandb,
                               margin=args.margin, draw_plots=not args.no_plots)
-    except ReportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except StorageError as err:  # a full disk, say: the files written so far are whole
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except UserError as err:  # nothing to report on, or a file it cannot read
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(markdown(report))
     plots = "" if args.no_plots else " and plots"
     print(f"written: {report.sweep / REPORT_FILE}, {TABLE_FILE}, {COMPARISONS_FILE}{plots}")

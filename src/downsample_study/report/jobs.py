@@ -3,11 +3,14 @@ per-epoch metrics), failed, a folder without results, or never started."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.errors import ResultsError
 from downsample_study.results import RESULTS_FILE, Results, Status, read_results, results_files
@@ -15,6 +18,8 @@ from downsample_study.sweeps.naming import override_key
 from downsample_study.sweeps.packing import planned_jobs
 from downsample_study.sweeps.tuning import LR_KEY, TUNING_DIR
 from downsample_study.training.epochs import read_epochs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,8 +57,22 @@ def _tuned_keys(overrides: list[str]) -> list[str]:
 def expected_jobs(sweep: Path) -> list[frozenset[str]] | None:
     """Every job the sweep was to run (from its ``multirun.yaml``), as sets of overrides."""
     path = sweep / "multirun.yaml"
-    jobs = sweep_jobs(OmegaConf.load(path).hydra) if path.is_file() else None
+    config = _load_yaml(path, "the jobs that never started are not listed")
+    jobs = sweep_jobs(config.hydra) if config is not None and "hydra" in config else None
     return None if jobs is None else [frozenset(job) for job in jobs]
+
+
+def _load_yaml(path: Path, without_it: str) -> Any:
+    """``path`` loaded, or None (with a warning that says what the report does without it)
+    when there is none or it cannot be read: a file of a sweep's, not its results."""
+    if not path.is_file():
+        return None
+    try:
+        return OmegaConf.load(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as err:
+        first = str(err).splitlines()[0] if str(err) else "no detail"
+        log.warning("%s: unreadable (%s: %s): %s", path, type(err).__name__, first, without_it)
+        return None
 
 
 def load_jobs(sweep: Path) -> list[JobOutcome]:
@@ -65,9 +84,10 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
         name = folder.relative_to(sweep).as_posix()
         if name.split("/")[0] == TUNING_DIR:
             continue  # a learning-rate trial (hydra/sweeper=tuned): not a test seed
-        overrides = folder / ".hydra" / "overrides.yaml"
-        if overrides.is_file():
-            started_as = [str(o) for o in OmegaConf.load(overrides)]
+        overrides = _load_yaml(folder / ".hydra" / "overrides.yaml",
+                               "its job is known by its results alone")
+        if isinstance(overrides, ListConfig):
+            started_as = [str(o) for o in overrides]
             if any(o.startswith("pack.seeds=") for o in started_as):
                 continue  # a pack's own folder: its members are the jobs
             started.add(frozenset(_untuned(started_as, _tuned_keys(started_as))))
@@ -92,7 +112,12 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
         if results.smoke_test:
             jobs.append(JobOutcome(name, "smoke test", "trainer.fast_dev_run: not counted"))
             continue
-        jobs.append(JobOutcome(name, "completed", results=results, epochs=read_epochs(folder)))
+        try:
+            epochs = read_epochs(folder)
+        except ResultsError as err:  # results.json is the record: the curve is a view of it
+            log.warning("%s: its validation curve is left out", err)
+            epochs = []
+        jobs.append(JobOutcome(name, "completed", results=results, epochs=epochs))
     for overrides in expected_jobs(sweep) or []:
         if overrides not in started:
             jobs.append(JobOutcome(",".join(sorted(overrides)), "missing", "never started"))

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.checks import above, at_least
 from downsample_study.errors import ConfigError, UserError
@@ -90,11 +92,19 @@ def variant_folder(dirname: str) -> str:
 
 
 def read_best(folder: Path) -> Tuned | None:
+    """The study's outcome; None if it has none yet; a ``UserError`` naming the file if it is
+    not one this module wrote (edited by hand, or from another tool)."""
     path = folder / BEST_FILE
     if not path.is_file():
         return None
-    data = OmegaConf.to_container(OmegaConf.load(path))
-    return Tuned(float(data["lr"]), float(data["value"]), list(data["trials"]))
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path))
+        return Tuned(float(data["lr"]), float(data["value"]), list(data["trials"]))
+    except (OSError, yaml.YAMLError, OmegaConfBaseException, KeyError, TypeError,
+            ValueError) as err:
+        first = str(err).splitlines()[0] if str(err) else "no detail"
+        raise UserError(f"{path}: not a study's outcome ({type(err).__name__}: {first}); it "
+                        "needs lr, value and trials: delete it to run the study again") from None
 
 
 Launch = Callable[[list[list[str]], int], Sequence[Any]]  # the launcher's, job returns back
