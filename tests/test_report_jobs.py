@@ -77,16 +77,25 @@ def test_jobs_that_never_started_are_listed(tmp_path):
         ("missing", "downsample=maxpool,seed=2", "never started")]
 
 
-@pytest.mark.parametrize("content", ["", "lr: [0.001\n", "value: 0.9\ntrials: []\n",
-                                     "lr: fast\nvalue: 0.9\ntrials: []\n", "- 0.001\n"])
-def test_a_best_yaml_that_is_no_studys_outcome_is_one_line_naming_it(sweep, content, capsys):
+@pytest.mark.parametrize(("content", "what"), [
+    ("", "not a study's outcome (KeyError"), ("lr: [0.001\n", "unreadable (ParserError"),
+    ("value: 0.9\ntrials: []\n", "not a study's outcome (KeyError"),
+    ("lr: 0.001\nvalue: 0.9\ntrials: []\n", "not a study's outcome (ValueError: no trials"),
+    ("lr: fast\nvalue: 0.9\ntrials: []\n", "not a study's outcome (ValueError"),
+    ("- 0.001\n", "not a study's outcome (TypeError"),
+])
+def test_a_best_yaml_that_is_no_studys_outcome_is_one_line_naming_it(sweep, content, what,
+                                                                    capsys):
     best = sweep / "tuning" / "dataset=mnist,downsample=stride2" / "best.yaml"
     best.parent.mkdir(parents=True)
     best.write_text(content)
     assert main([str(sweep), "--no-wandb", "--no-plots"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {best}: not a study's outcome") and err.count("\n") == 1
+    assert err.startswith(f"error: {best}: {what}") and err.count("\n") == 1
     assert "delete it to run the study again" in err and "Traceback" not in err
+
+
+STUDY = "tuning/dataset=mnist,downsample=stride2"
 
 
 @pytest.mark.parametrize(("file", "content", "without_it"), [
@@ -97,10 +106,16 @@ def test_a_best_yaml_that_is_no_studys_outcome_is_one_line_naming_it(sweep, cont
     ("multirun.yaml", "hydra: [\n", "the jobs that never started are not listed"),
     ("dataset=mnist,downsample=maxpool,seed=3/.hydra/overrides.yaml", "- [\n",
      "its job is known by its results alone"),
+    (f"{STUDY}/trial0/.hydra/overrides.yaml", "- [\n", "the study is known by its folder's name"),
+    (f"{STUDY}/trial0/.hydra/config.yaml", "trainer: {\n", "the study's epochs are not stated"),
 ])
 def test_a_sweep_file_beside_the_results_that_cannot_be_read_is_a_warning(
         sweep, file, content, without_it, caplog, monkeypatch):
     path = sweep / file
+    if file.startswith(STUDY):
+        path.parent.mkdir(parents=True)
+        (sweep / STUDY / "best.yaml").write_text(
+            "lr: 0.001\nvalue: 0.9\ntrials: [{lr: 0.001, value: 0.9}]\n")
     path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
     for name in ("downsample_study", "downsample_study.report"):  # Hydra's logging config
         monkeypatch.setattr(logging.getLogger(name), "propagate", True)  # may hold them

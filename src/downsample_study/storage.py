@@ -1,7 +1,8 @@
 """Writing files so that nothing half-written is ever presented as complete: into a temporary
 file beside the target, renamed over it only when complete (a reader sees the old file or the
 new one), the temporary file removed on any failure. A failure to write (a full disk, no
-permission) is a ``StorageError`` naming the path and the cause, in one line."""
+permission) is a ``StorageError`` naming the path and the cause, in one line; so is a YAML
+file that cannot be read back (``read_yaml``), as a ``UserError``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from downsample_study.errors import StorageError
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from downsample_study.errors import StorageError, UserError
 
 # an OSError with one of these is the disk's or the folder's fault, not the program's
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
@@ -54,3 +59,13 @@ def atomic_write(path: Path, mode: str = "w", **kwargs) -> Iterator[IO]:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def read_yaml(path: Path) -> Any:
+    """``path`` as OmegaConf loads it; a ``UserError`` naming it when it cannot be read or is
+    not YAML (edited by hand, truncated by another tool)."""
+    try:
+        return OmegaConf.load(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as err:
+        first = str(err).splitlines()[0] if str(err) else "no detail"
+        raise UserError(f"{path}: unreadable ({type(err).__name__}: {first})") from None

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from omegaconf import ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import ListConfig
 
-from downsample_study.errors import ResultsError
+from downsample_study.errors import ResultsError, UserError
 from downsample_study.results import RESULTS_FILE, Results, Status, read_results, results_files
+from downsample_study.storage import read_yaml
 from downsample_study.sweeps.naming import override_key
 from downsample_study.sweeps.packing import planned_jobs
 from downsample_study.sweeps.tuning import LR_KEY, TUNING_DIR
@@ -57,21 +56,20 @@ def _tuned_keys(overrides: list[str]) -> list[str]:
 def expected_jobs(sweep: Path) -> list[frozenset[str]] | None:
     """Every job the sweep was to run (from its ``multirun.yaml``), as sets of overrides."""
     path = sweep / "multirun.yaml"
-    config = _load_yaml(path, "the jobs that never started are not listed")
+    config = load_yaml(path, "the jobs that never started are not listed")
     jobs = sweep_jobs(config.hydra) if config is not None and "hydra" in config else None
     return None if jobs is None else [frozenset(job) for job in jobs]
 
 
-def _load_yaml(path: Path, without_it: str) -> Any:
+def load_yaml(path: Path, without_it: str) -> Any:
     """``path`` loaded, or None (with a warning that says what the report does without it)
     when there is none or it cannot be read: a file of a sweep's, not its results."""
     if not path.is_file():
         return None
     try:
-        return OmegaConf.load(path)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as err:
-        first = str(err).splitlines()[0] if str(err) else "no detail"
-        log.warning("%s: unreadable (%s: %s): %s", path, type(err).__name__, first, without_it)
+        return read_yaml(path)
+    except UserError as err:
+        log.warning("%s: %s", err, without_it)
         return None
 
 
@@ -84,7 +82,7 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
         name = folder.relative_to(sweep).as_posix()
         if name.split("/")[0] == TUNING_DIR:
             continue  # a learning-rate trial (hydra/sweeper=tuned): not a test seed
-        overrides = _load_yaml(folder / ".hydra" / "overrides.yaml",
+        overrides = load_yaml(folder / ".hydra" / "overrides.yaml",
                                "its job is known by its results alone")
         if isinstance(overrides, ListConfig):
             started_as = [str(o) for o in overrides]

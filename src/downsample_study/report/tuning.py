@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
+from downsample_study.report.jobs import load_yaml
 from downsample_study.report.variants import short
 from downsample_study.sweeps.naming import override_key
 from downsample_study.sweeps.tuning import BEST_FILE, LR_KEY, TUNING_DIR, Tuned, read_best
@@ -53,7 +54,8 @@ def load_studies(sweep: Path) -> list[Study]:
 
 def _trial_epochs(folder: Path) -> int | None:
     for record in sorted(folder.glob("trial*/.hydra/config.yaml")):
-        epochs = OmegaConf.select(OmegaConf.load(record), "trainer.max_epochs")
+        config = load_yaml(record, "the study's epochs are not stated")
+        epochs = OmegaConf.select(config, "trainer.max_epochs") if config is not None else None
         return epochs if isinstance(epochs, int) else None
     return None
 
@@ -62,9 +64,10 @@ def _overrides(folder: Path) -> dict[str, str]:
     """A study's variant, as its trials' overrides (Hydra's record of a trial) without the
     rate; from the folder's name if no trial has one (a long name is shortened with a hash)."""
     for record in sorted(folder.glob("trial*/.hydra/overrides.yaml")):
-        found = [str(o) for o in OmegaConf.load(record)]
-        return {override_key(o): o.split("=", 1)[1] for o in found
-                if "=" in o and override_key(o) != LR_KEY}
+        found = load_yaml(record, "the study is known by its folder's name")
+        if isinstance(found, ListConfig):
+            return {override_key(o): o.split("=", 1)[1] for o in map(str, found)
+                    if "=" in o and override_key(o) != LR_KEY}
     return dict(part.split("=", 1) for part in re.split(r",(?=[\w.]+=)", folder.name))
 
 

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.errors import UserError
 from downsample_study.results import RESULTS_FILE, Status, read_status
+from downsample_study.storage import read_yaml
 from downsample_study.sweeps.ownership import is_primary, running_elsewhere
 from downsample_study.sweeps.packing import alone, planned_jobs
 from downsample_study.sweeps.record import SWEEP_FILE
@@ -104,11 +103,7 @@ def _sweep_config(sweep: Path) -> DictConfig:
     if not path.is_file():
         raise UserError(f"{sweep}: no {SWEEP_FILE}, so not a sweep folder (the folder a "
                         "multirun writes, hydra.sweep.dir), or its sweep has not started")
-    try:
-        config = OmegaConf.load(path)
-    except (OSError, OmegaConfBaseException, yaml.YAMLError) as err:
-        first = (str(err).splitlines() or [""])[0]
-        raise UserError(f"{path}: unreadable ({type(err).__name__}: {first})") from None
+    config = read_yaml(path)
     for key in (SWEEPER_CLASS, "hydra.overrides.task"):
         if not isinstance(config, DictConfig) or OmegaConf.select(config, key) is None:
             raise UserError(f"{path}: no {key}, so not the config a multirun saves")

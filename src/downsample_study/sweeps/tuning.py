@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.checks import above, at_least
 from downsample_study.errors import ConfigError, UserError
-from downsample_study.storage import atomic_write
+from downsample_study.storage import atomic_write, read_yaml
 from downsample_study.sweeps.naming import job_dir_name, override_key
 from downsample_study.sweeps.signals import sweep_stopped
 
@@ -97,14 +95,19 @@ def read_best(folder: Path) -> Tuned | None:
     path = folder / BEST_FILE
     if not path.is_file():
         return None
+    again = "delete it to run the study again"
     try:
-        data = OmegaConf.to_container(OmegaConf.load(path))
-        return Tuned(float(data["lr"]), float(data["value"]), list(data["trials"]))
-    except (OSError, yaml.YAMLError, OmegaConfBaseException, KeyError, TypeError,
-            ValueError) as err:
-        first = str(err).splitlines()[0] if str(err) else "no detail"
-        raise UserError(f"{path}: not a study's outcome ({type(err).__name__}: {first}); it "
-                        "needs lr, value and trials: delete it to run the study again") from None
+        data = OmegaConf.to_container(read_yaml(path))
+        lr, value = float(data["lr"]), float(data["value"])
+        trials = [{"lr": float(t["lr"]), "value": float(t["value"])} for t in data["trials"]]
+        if not trials:
+            raise ValueError("no trials")
+        return Tuned(lr, value, trials)
+    except UserError as err:
+        raise UserError(f"{err}; {again}") from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{path}: not a study's outcome ({type(err).__name__}: {err}); it "
+                        f"needs lr, value and its trials' lr and value: {again}") from None
 
 
 Launch = Callable[[list[list[str]], int], Sequence[Any]]  # the launcher's, job returns back
