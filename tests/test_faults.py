@@ -171,15 +171,17 @@ def test_a_report_on_a_full_disk_is_one_line_and_leaves_no_file_half_written(sma
     assert not (sweep / "report.md").exists()  # no report that lists plots it lacks
 
 
+@pytest.mark.parametrize("inside", ["/inside", ""])  # a folder in a file, a file for the folder
 @pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir", "paths.cache_dir"])
-def test_a_folder_that_cannot_be_written_is_one_line_naming_it(key, job, tmp_path, capsys):
+def test_a_folder_that_cannot_be_written_is_one_line_naming_it(key, inside, job, tmp_path,
+                                                               capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     extra = {"hydra.run.dir": [], "hydra.sweep.dir": ["-m"], "paths.cache_dir": [
         "hydra.run.dir=out"]}[key]
-    run = launch([*extra, *job, f"{key}={blocker}/inside"], capsys)
+    run = launch([*extra, *job, f"{key}={blocker}{inside}"], capsys)
     assert run.exit_code == 1
-    assert f"cannot write {blocker}/inside" in run.output and "Traceback" not in run.output
+    assert f"cannot write {blocker}{inside}" in run.output and "Traceback" not in run.output
 
 
 # --- W&B -----------------------------------------------------------------------------------

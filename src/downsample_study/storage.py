@@ -22,7 +22,9 @@ from downsample_study.errors import StorageError, UserError
 
 # an OSError with one of these is the disk's or the folder's fault, not the program's
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
-                            errno.ENOTDIR})
+                            errno.ENOTDIR, errno.EEXIST})
+HINTS = {errno.ENOSPC: "free some space, or write elsewhere",
+         errno.EEXIST: "a file is where a folder of that name should be"}
 
 
 def is_storage_error(err: BaseException) -> bool:
@@ -33,7 +35,7 @@ def storage_error(err: OSError, path: Path | str | None = None) -> StorageError:
     """The one-line error for an ``OSError`` met while writing ``path``."""
     where = path or err.filename2 or err.filename or "?"  # filename2: a move's destination
     cause = err.strerror or type(err).__name__
-    hint = " (free some space, or write elsewhere)" if err.errno == errno.ENOSPC else ""
+    hint = f" ({HINTS[err.errno]})" if err.errno in HINTS else ""
     return StorageError(f"cannot write {where}: {cause}{hint}")
 
 

@@ -67,6 +67,8 @@ def copy_record(sweep: Path, dest: Path) -> Copied:
     sweep, dest = Path(sweep), Path(dest)
     if not sweep.is_dir():
         raise UserError(f"{sweep}: no such folder (a sweep folder, or the record of one)")
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"{dest}: not a folder (a record goes to a folder, new or existing)")
     inner, outer = sweep.resolve(), dest.resolve()
     if inner == outer or outer.is_relative_to(inner) or inner.is_relative_to(outer):
         raise UserError(f"{dest}: a record goes to a folder apart from the one it is the "
