@@ -68,3 +68,19 @@ def test_no_profiling_costs_nothing_unless_a_profiler_is_chosen(overrides, expec
     if expected is NoProfiler:
         with profiler.profile("a hook") as action:  # what Lightning does around every hook
             assert action is None
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--batch-sizes", "0"], "argument --batch-sizes: must be >= 1, got 0"),
+    (["--steps", "x"], "argument --steps: 'x' is not a whole number"),
+    (["--model", "nope"], "argument --model: invalid choice: 'nope'"),
+    (["--set", "foo=1"], "--set: foo: no such key"),
+    (["--set", "trainer.max_epochs=-1"], "trainer.max_epochs: must be >= 1, got -1"),
+])
+def test_bad_benchmark_input_is_one_line_and_exit_2_before_any_timing(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(args)
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+    assert not captured.out  # nothing measured, nothing printed as if it were

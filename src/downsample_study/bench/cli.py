@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from downsample_study import internals
-from downsample_study.bench.loops import LOOPS, RUNNERS, WARMUP_STEPS
+from downsample_study.bench.loops import LOOPS, RUNNERS, WARMUP_STEPS, compose
 from downsample_study.bench.measure import (
     SWEEP_OPERATORS,
     peak_gflops,
@@ -26,8 +26,25 @@ from downsample_study.bench.measure import (
     train_flops_per_image,
     train_images,
 )
+from downsample_study.config.messages import composition_message
+from downsample_study.config.validate import validate
 from downsample_study.console import quiet_library_noise
 from downsample_study.data.datasets import DATASETS
+from downsample_study.errors import UserError
+from downsample_study.nets.configs import DOWNSAMPLES, MODELS
+
+
+def _count(low: int):
+    """An argparse type: an integer of at least ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,21 +53,22 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m downsample_study.bench",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--batch-sizes", type=_count(1), nargs="+", default=[64, 256])
     parser.add_argument("--dataset", default="fashion_mnist", choices=datasets)
-    parser.add_argument("--model", default="lenet5")
-    parser.add_argument("--downsample", default="maxpool")
+    parser.add_argument("--model", default="lenet5", choices=MODELS.names())
+    parser.add_argument("--downsample", default="maxpool", choices=DOWNSAMPLES.names())
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--steps", type=int, default=300, help="timed steps per loop and round")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--steps", type=_count(1), default=300,
+                        help="timed steps per loop and round")
+    parser.add_argument("--rounds", type=_count(1), default=3)
+    parser.add_argument("--startup-runs", type=_count(0), default=3)
     parser.add_argument("--sweep", action="store_true",
                         help=f"also time a 4-job sweep (downsample={SWEEP_OPERATORS}, 1 epoch) "
                              "run sequentially and with hydra/launcher=parallel")
-    parser.add_argument("--pack-sizes", type=int, nargs="*", default=[1, 2, 4, 8, 16],
+    parser.add_argument("--pack-sizes", type=_count(1), nargs="*", default=[1, 2, 4, 8, 16],
                         help="pack sizes K to time against K solo jobs one after another "
                              "(at the first batch size; none: skip)")
-    parser.add_argument("--pack-steps", type=int, default=100,
+    parser.add_argument("--pack-steps", type=_count(1), default=100,
                         help="timed steps per pack and round")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for the framework loop, e.g. "
@@ -101,6 +119,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     args.data_dir = str(Path(args.data_dir).resolve())
+    for batch_size in args.batch_sizes:  # the framework's config, with --set, checked first
+        try:
+            validate(compose(args, batch_size))
+        except UserError as err:
+            parser.error(str(err))
+        except Exception as err:
+            if (message := composition_message(err)) is None:
+                raise
+            parser.error(f"--set: {message}")
     os.environ.setdefault("WANDB_SILENT", "true")
     quiet_library_noise()
     internals.skip_unloadable_nvml_probe()  # as every job does: the hand loops pay what it pays
