@@ -91,6 +91,8 @@ def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     report = build_report(sweep, baselines, margin)
     sweep = report.sweep
     studies = load_studies(sweep)
+    log.info("%s: %d jobs, %d variants, %d comparisons, %d learning-rate studies", sweep,
+             len(report.jobs), len(report.variants), len(report.comparisons), len(studies))
     plots = _draw_plots(report, studies) if draw_plots else []
     for name in (*PLOTS.values(), TUNING_PLOT):  # an earlier report's plot not drawn now
         if sweep / name not in plots:

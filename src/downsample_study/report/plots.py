@@ -3,6 +3,7 @@ parameters, and validation accuracy per epoch (every comparison: ``differences.p
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from downsample_study.report.variants import Variant, by_dataset
 from downsample_study.storage import atomic_write
 
 SMALL_MULTIPLES = 6  # more variants than this in a dataset: one panel each, shared axes
+log = logging.getLogger("downsample_study.report")
+
 PLOTS = {
     "differences": "differences.png",  # differences.py
     "accuracy": "accuracy.png",
@@ -36,6 +39,7 @@ def save(fig: Figure, path: Path) -> None:
     with (matplotlib.rc_context({"svg.hashsalt": "downsample_study"}),
           atomic_write(path.with_suffix(".svg"), "wb") as f):
         fig.savefig(f, format="svg", metadata={"Date": None})
+    log.info("plot: %s (and .svg)", path.name)  # a few seconds each: the report's progress
 
 
 def _colors(report: Report) -> dict[str, Any]:
