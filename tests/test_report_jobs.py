@@ -58,9 +58,9 @@ def test_a_seed_run_twice_is_counted_once_and_listed(sweep):
     assert "1 duplicate" in (sweep / "report.md").read_text()
 
 
-def test_jobs_that_never_started_are_listed(tmp_path):
+def test_jobs_that_never_started_are_listed_a_row_per_variant(tmp_path):
     sweep = tmp_path / "sweep"
-    for seed in (0, 1):
+    for seed in (0, 1, 3):
         folder = write_job(sweep, "mnist", "maxpool", seed, 0.98)
         (folder / ".hydra").mkdir()
         (folder / ".hydra" / "overrides.yaml").write_text(f"- downsample=maxpool\n- seed={seed}\n")
@@ -68,13 +68,20 @@ def test_jobs_that_never_started_are_listed(tmp_path):
         "hydra:\n"
         "  sweeper:\n"
         "    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
-        "    params: {seed: '0,1,2'}\n"
+        "    params: {seed: 'range(6)', downsample: 'maxpool,avgpool'}\n"
         "  overrides:\n"
-        "    task: [downsample=maxpool]\n"
+        "    task: []\n"
     )
     report = write_report(sweep, use_wandb=False, draw_plots=False)
-    assert [(j.status, j.name, j.error) for j in report.unfinished] == [
-        ("missing", "downsample=maxpool,seed=2", "never started")]
+    never = [(j.status, j.name, j.error) for j in report.unfinished]
+    assert sorted(never) == sorted(
+        [("missing", f"downsample=avgpool,seed={seed}", "never started") for seed in range(6)]
+        + [("missing", f"downsample=maxpool,seed={seed}", "never started") for seed in (2, 4, 5)])
+    table = (sweep / "report.md").read_text().split("## Jobs without results")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert sorted(rows) == [
+        "| `downsample=avgpool`, seed 0–5 | missing | never started (6 jobs) |",
+        "| `downsample=maxpool`, seed 2, 4–5 | missing | never started (3 jobs) |"]
 
 
 @pytest.mark.parametrize(("content", "what"), [

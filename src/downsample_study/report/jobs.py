@@ -20,6 +20,8 @@ from downsample_study.training.epochs import read_epochs
 
 log = logging.getLogger(__name__)
 
+NEVER_STARTED = "never started"
+
 
 @dataclass
 class JobOutcome:
@@ -118,5 +120,5 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
         jobs.append(JobOutcome(name, "completed", results=results, epochs=epochs))
     for overrides in expected_jobs(sweep) or []:
         if overrides not in started:
-            jobs.append(JobOutcome(",".join(sorted(overrides)), "missing", "never started"))
+            jobs.append(JobOutcome(",".join(sorted(overrides)), "missing", NEVER_STARTED))
     return jobs

@@ -11,6 +11,7 @@ from typing import Any
 from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.report.contents import Report
 from downsample_study.report.glance import glance, variants_glance
+from downsample_study.report.jobs import NEVER_STARTED, JobOutcome
 from downsample_study.report.plateau import plateau_section
 from downsample_study.report.plots import PLOTS
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
@@ -195,11 +196,39 @@ def markdown(report: Report, tuning: list[str] = ()) -> str:
         "", "## Jobs without results", "",
     ]
     if report.unfinished:
-        lines += _table(["job", "status", "reason"],
-                        [[f"`{job.name}`", job.status, job.error.replace("|", "\\|")]
-                         for job in report.unfinished])
+        lines += _table(["job", "status", "reason"], _unfinished_rows(report.unfinished))
     else:
         lines.append("None: every job completed.")
     lines += ["", f"Per-variant numbers: `{TABLE_FILE}`; every comparison: "
                   f"`{COMPARISONS_FILE}`.", ""]
     return "\n".join(lines)
+
+
+def _unfinished_rows(jobs: list[JobOutcome]) -> list[list[str]]:
+    """A row per job; the jobs of a variant that never started, one row with their seeds (a
+    sweep under way has hundreds)."""
+    rows, never = [], {}
+    for job in jobs:
+        parts = job.name.split(",")
+        seeds = [p.removeprefix("seed=") for p in parts if p.startswith("seed=")]
+        if job.error == NEVER_STARTED and len(seeds) == 1 and seeds[0].isdigit():
+            never.setdefault(",".join(p for p in parts if not p.startswith("seed=")),
+                             []).append(int(seeds[0]))
+            continue
+        rows.append([f"`{job.name}`", job.status, job.error.replace("|", "\\|")])
+    for variant, numbers in never.items():
+        jobs_text = f" ({len(numbers)} jobs)" if len(numbers) > 1 else ""
+        rows.append([f"`{variant}`, seed {_ranges(sorted(numbers))}", "missing",
+                     f"{NEVER_STARTED}{jobs_text}"])
+    return rows
+
+
+def _ranges(numbers: list[int]) -> str:
+    """0, 1, 2, 3, 7 → '0–3, 7'."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}–{b}" if b > a else f"{a}" for a, b in spans)
