@@ -239,8 +239,6 @@ class PackedNet(nn.Module):
         return state
 
 
-
-
 def stack_members(x: Sequence[torch.Tensor]) -> torch.Tensor:
     """Each member's batch ``(batch, C, H, W)`` as the pack's input ``(batch, K·C, H, W)``."""
     return torch.cat(list(x), dim=1)

@@ -38,7 +38,6 @@ from downsample_study.storage import atomic_write
 log = logging.getLogger("downsample_study.report")
 
 
-
 def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
                  margin: float | None = None) -> Report:
     """``baselines`` and the equivalence ``margin`` (pp) default to the sweep's
