@@ -15,6 +15,7 @@ from downsample_study.sweeps.ownership import job_lock
 from downsample_study.sweeps.progress import (
     MIN_PACE_S,
     PACE_WINDOW_S,
+    Stage,
     describe,
     main,
     one_line,
@@ -115,6 +116,23 @@ def test_the_pace_is_the_last_hour_of_this_run(sweep, now, expected):
     [trials, _] = read_progress(sweep).stages
     assert pace(trials, STARTED, now) == pytest.approx(expected) if expected else (
         pace(trials, STARTED, now) is None)
+
+
+@pytest.mark.parametrize(("pack_minutes", "bursts", "expected_per_hour"), [
+    (10, 30, 60.0),  # the last hour holds 12 bursts, more than two rounds: the last hour
+    # an hour holds one burst or two (here 10 results: 10 an hour); the last two rounds,
+    # from the finish before them (the last of burst 4) to now, hold 20 at 7.5 an hour
+    (80, 8, 20 / (8 * 2400 + 60 - (4 * 2400 + 4)) * 3600),
+])
+def test_the_pace_of_packs_spans_two_rounds_when_an_hour_holds_fewer(pack_minutes, bursts,
+                                                                      expected_per_hour):
+    """Two packs of 5 side by side, finishing by turns: a burst of 5 results every half pack,
+    the members' results seconds apart."""
+    half = pack_minutes * 30
+    stage = Stage("test jobs", 400, running=10, finished_at=[
+        STARTED + k * half + member for k in range(1, bursts + 1) for member in range(5)])
+    now = STARTED + bursts * half + 60  # a minute after the last burst
+    assert pace(stage, STARTED, now) * 3600 == pytest.approx(expected_per_hour)
 
 
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"

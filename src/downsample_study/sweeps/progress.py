@@ -5,8 +5,9 @@ What it plans comes from ``multirun.yaml`` (the sweeper's ``params`` and the com
 overrides, expanded as the sweeper expands them); what is done, from each job's
 ``results.json``; what runs now, from the job locks held (``ownership.py``). The pace is that
 of the results written in the last hour of the sweep's current run (the sweeper saves
-``multirun.yaml`` when it starts), so an estimate of the time left reflects this machine as it
-is now, not an earlier run's. A sweep that is not finished but has no job running has
+``multirun.yaml`` when it starts), or in its last two rounds of as many jobs as run at once
+if those took longer, so an estimate of the time left reflects this machine as it is now,
+not an earlier run's. A sweep that is not finished but has no job running has
 stopped: its own command goes on with it.
 
     python -m downsample_study.sweeps.progress SWEEP
@@ -159,12 +160,19 @@ def _clock(seconds: float) -> str:
 
 
 def pace(stage: Stage, started: float, now: float) -> float | None:
-    """Jobs finished per second in the last hour of the current run; None before there is
-    one (the run under ``MIN_PACE_S`` old, or nothing of ``stage`` finished in it)."""
+    """Jobs finished per second in the last hour of the current run, or over its last two
+    rounds of as many jobs as run at once if those took longer (packs finish five seeds at a
+    time: an hour may hold one such burst or three); None before there is a pace (the run
+    under ``MIN_PACE_S`` old, or nothing of ``stage`` finished in it)."""
     since = max(started, now - PACE_WINDOW_S)
     if now - since < MIN_PACE_S:
         return None
-    recent = sum(since <= t <= now for t in stage.finished_at)
+    done = sorted(t for t in stage.finished_at if started <= t <= now)
+    rounds = 2 * stage.running
+    if rounds and len(done) > rounds and done[-rounds - 1] < since:
+        since = done[-rounds - 1]  # from a finish: the jobs after it are the last two rounds
+        return rounds / (now - since)
+    recent = sum(since <= t for t in done)
     return recent / (now - since) if recent else None
 
 
