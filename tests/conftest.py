@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from support import write_cifar10, write_idx_dataset
 
 from downsample_study.config.store import trainer_arguments
@@ -40,10 +41,11 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch, tmp_path) -> Path:
-    """No W&B credentials, no DATA_DIR, a private HOME (and cache folder) and working
-    directory per test. The cache holds Lightning's Trainer arguments, as after a first start:
-    a command line that only composes a config then loads no torch (test_config.py checks
-    the first start)."""
+    """Torch's random numbers seeded; no W&B credentials, no DATA_DIR, a private HOME (and
+    cache folder) and working directory per test. The cache holds Lightning's Trainer
+    arguments, as after a first start: a command line that only composes a config then loads
+    no torch (test_config.py checks the first start)."""
+    torch.manual_seed(0)  # a test's random inputs are the same in every run: none is flaky
     for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "DATA_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
     home = tmp_path / "home"
