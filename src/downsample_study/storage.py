@@ -2,7 +2,7 @@
 file beside the target, renamed over it only when complete (a reader sees the old file or the
 new one), the temporary file removed on any failure. A failure to write (a full disk, no
 permission) is a ``StorageError`` naming the path and the cause, in one line; so is a YAML
-file that cannot be read back (``read_yaml``), as a ``UserError``."""
+file that cannot be read back (``read_yaml``; ``write_yaml`` writes one), as a ``UserError``."""
 
 from __future__ import annotations
 
@@ -61,6 +61,12 @@ def atomic_write(path: Path, mode: str = "w", **kwargs) -> Iterator[IO]:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def write_yaml(path: Path, content: Any) -> None:
+    """``content`` (a config, or plain dicts and lists) as YAML, written whole or not at all."""
+    with atomic_write(path) as f:
+        f.write(OmegaConf.to_yaml(content))
 
 
 def read_yaml(path: Path) -> Any:

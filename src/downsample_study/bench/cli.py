@@ -119,15 +119,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     args.data_dir = str(Path(args.data_dir).resolve())
-    for batch_size in args.batch_sizes:  # the framework's config, with --set, checked first
-        try:
-            validate(compose(args, batch_size))
-        except UserError as err:
-            parser.error(str(err))
-        except Exception as err:
-            if (message := composition_message(err)) is None:
-                raise
-            parser.error(f"--set: {message}")
+    try:  # the framework's config, with --set, checked before anything is timed
+        validate(compose(args, args.batch_sizes[0]))
+    except UserError as err:
+        parser.error(str(err))
+    except Exception as err:
+        if (message := composition_message(err)) is None:
+            raise
+        parser.error(f"--set: {message}")
     os.environ.setdefault("WANDB_SILENT", "true")
     quiet_library_noise()
     internals.skip_unloadable_nvml_probe()  # as every job does: the hand loops pay what it pays

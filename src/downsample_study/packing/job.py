@@ -33,7 +33,7 @@ from downsample_study.packing.data import PackedDataModule
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.outputs import Member, MemberOutputs
 from downsample_study.results import Results
-from downsample_study.storage import atomic_write
+from downsample_study.storage import write_yaml
 from downsample_study.sweeps.naming import job_dir_name, override_dirname, override_key
 from downsample_study.sweeps.ownership import job_lock
 from downsample_study.sweeps.slots import ShareIdleCores, Slot
@@ -80,9 +80,8 @@ def _write_hydra_files(folder: Path, cfg: DictConfig, overrides: list[str]) -> N
     """The member's ``.hydra/`` as Hydra writes it for a job: its config and overrides."""
     hydra_dir = folder / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)
-    for name, content in (("config.yaml", cfg), ("overrides.yaml", overrides)):
-        with atomic_write(hydra_dir / name) as f:
-            f.write(OmegaConf.to_yaml(content))
+    write_yaml(hydra_dir / "config.yaml", cfg)
+    write_yaml(hydra_dir / "overrides.yaml", overrides)
 
 
 class Pack:

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 
 from downsample_study.checks import above, at_least
 from downsample_study.errors import ConfigError, UserError
-from downsample_study.storage import atomic_write, read_yaml
+from downsample_study.storage import read_yaml, write_yaml
 from downsample_study.sweeps.naming import job_dir_name, override_key
 from downsample_study.sweeps.signals import sweep_stopped
 
@@ -158,9 +158,8 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
         ({"lr": t.params[LR_KEY], "value": t.value} for t in study.trials),
         key=lambda t: t["lr"]))
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder / BEST_FILE) as f:  # its being there says the study is over
-        f.write(OmegaConf.to_yaml({"lr": tuned.lr, "value": tuned.value,
-                                   "trials": tuned.trials}))
+    write_yaml(folder / BEST_FILE,  # its being there says the study is over
+               {"lr": tuned.lr, "value": tuned.value, "trials": tuned.trials})
     log.info("tuning %s: lr %.3g (val/acc_top1 %.4f, best of %d trials)",
              dirname or "default", tuned.lr, tuned.value, len(study.trials))
     return tuned

@@ -10,7 +10,7 @@ from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger("downsample_study")
 
@@ -38,7 +38,7 @@ class PackedSweeper(Sweeper):
         from downsample_study import internals
         from downsample_study.errors import ConfigError
         from downsample_study.packing.sizes import pack_size
-        from downsample_study.storage import atomic_write
+        from downsample_study.storage import write_yaml
         from downsample_study.sweeps.packing import alone, plan
 
         config = self.config
@@ -50,8 +50,7 @@ class PackedSweeper(Sweeper):
                               "key=range(n))")
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(sweep_dir / "multirun.yaml") as f:
-            f.write(OmegaConf.to_yaml(config))
+        write_yaml(sweep_dir / "multirun.yaml", config)
         jobs = self.prepare(jobs, sweep_dir)
         size = pack_size(config.pack.size, config.trainer.get("accelerator", "auto"))
         if (alone_because := alone(config)) is not None:
