@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+from pathlib import Path
+from typing import Literal, Optional
+
 import pytest
 from support import launch, results_under
 
@@ -41,6 +46,14 @@ from support import launch, results_under
         ("trainer.min_epochs=3", ["trainer.min_epochs: 3 > trainer.max_epochs=1"]),
         ("trainer.val_check_interval=0", ["trainer.val_check_interval", "(0, 1]"]),
         ("trainer.accelerator=tpu", ["trainer:", "torch_xla"]),  # a package not installed
+        # a type the Trainer's annotation does not admit (Lightning would fail inside fit)
+        ("trainer.max_epochs=1.5", ["trainer.max_epochs: expected an integer, got '1.5'"]),
+        ("trainer.limit_train_batches=abc",
+         ["trainer.limit_train_batches: expected a number or null, got 'abc'"]),
+        ("trainer.deterministic=sometimes",
+         ["trainer.deterministic: expected true, false, 'warn' or null, got 'sometimes'"]),
+        ("trainer.fast_dev_run=x", ["trainer.fast_dev_run: expected an integer, true or false"]),
+        ("trainer.precision=16-mxied", ["trainer.precision: expected 64, 32", "'16-mixed'"]),
         ("seed=-1", ["seed: must be in 0 to 4294967295"]),
         ("evaluation.shift_max=28", ["evaluation.shift_max", "out of the frame; at most 27"]),
     ],
@@ -70,6 +83,9 @@ def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, 
         (["dataset=cifar10", "dataset.augmnet=true"],
          "dataset.augmnet: no such key (did you mean augment?)"),
         (["downsample=nope"], "downsample=nope: no such option; allowed: aps, avgpool"),
+        (["trainer.max_epochs=abc"], "trainer.max_epochs: expected an integer, got 'abc'"),
+        (["trainer.enable_progress_bar=maybe"],
+         "trainer.enable_progress_bar: expected true or false, got 'maybe'"),
     ],
 )
 def test_cfg_job_fails_at_composition_in_one_line(overrides, message, capsys):
@@ -209,14 +225,40 @@ def test_trainer_arguments_are_read_once_per_lightning_version(monkeypatch, tmp_
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     expected = [n for n, p in inspect.signature(Trainer.__init__).parameters.items()
                 if p.kind is p.KEYWORD_ONLY and n not in MANAGED_TRAINER_ARGS]
-    assert trainer_arguments() == expected and "max_epochs" in expected
+    specs = trainer_arguments()
+    assert list(specs) == expected
+    assert specs["max_epochs"] == {"types": ["int", "null"], "values": []}
     [cache] = (tmp_path / "downsample_study").glob("trainer-arguments-*.json")
     assert cache.name.endswith(f"-{__import__('lightning').__version__}.json")
-    cache.write_text('["max_epochs", "logger"]')  # what a cached list is taken as, less the
-    assert trainer_arguments() == ["max_epochs"]  # arguments the framework sets itself
-    cache.write_text("{not json")  # a broken cache is read again from the signature
-    assert trainer_arguments() == expected
+    spec = {"types": ["int"], "values": []}  # what a cached spec is taken as, less the
+    cache.write_text(json.dumps({"max_epochs": spec, "logger": None}))  # framework's own
+    assert trainer_arguments() == {"max_epochs": spec}
+    for broken in ("{not json", '["max_epochs"]', '{"max_epochs": {"types": 1}}'):
+        cache.write_text(broken)  # a broken or older cache is read again from the signature
+        assert trainer_arguments() == specs
     blocked = tmp_path / "a_file"  # where nothing can be written, the signature is read
     blocked.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
-    assert trainer_arguments() == expected
+    assert trainer_arguments() == specs
+
+
+@pytest.mark.parametrize(
+    ("annotation", "spec"),
+    [
+        (int, {"types": ["int"], "values": []}),
+        (Optional[int], {"types": ["int", "null"], "values": []}),  # noqa: UP045
+        (float | None, {"types": ["float", "null"], "values": []}),
+        (bool | Literal["warn"] | None, {"types": ["bool", "null"], "values": ["warn"]}),
+        (Literal[16, "16-mixed"], {"types": [], "values": [16, "16-mixed"]}),
+        # an object among the choices: left to Lightning
+        (str | datetime.timedelta | None, None),
+        (list[int] | str, None),
+        (Literal[Path("x")], None),
+    ],
+)
+def test_a_trainer_annotation_gives_the_plain_values_it_admits(annotation, spec):
+    from downsample_study.config.trainer_checks import plain_values
+
+    assert plain_values(annotation) == spec
+
+

@@ -20,12 +20,13 @@ import os
 from dataclasses import field, make_dataclass
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.schema import Config
+from downsample_study.config.trainer_checks import plain_values
 from downsample_study.data.configs import DATASETS
 from downsample_study.errors import StorageError
 from downsample_study.nets.configs import DOWNSAMPLES, MODELS
@@ -57,34 +58,41 @@ CHOICES: dict[str, Registry] = {
 MANAGED_TRAINER_ARGS = {"logger", "callbacks", "default_root_dir", "enable_checkpointing"}
 
 
-def trainer_arguments() -> list[str]:
-    """The ``lightning.Trainer`` keyword arguments a user may set, from its signature.
+def trainer_arguments() -> dict[str, dict[str, list] | None]:
+    """The ``lightning.Trainer`` keyword arguments a user may set, from its signature, each
+    with the plain values its annotation admits (``trainer_checks.plain_values``).
 
     Importing Lightning (and torch) takes seconds, which composing a config should not: the
-    signature's names are read once per installed Lightning version and kept in the cache
-    folder (``$XDG_CACHE_HOME/downsample_study``); where it cannot be written, every start
-    reads them.
+    signature is read once per installed Lightning version and kept in the cache folder
+    (``$XDG_CACHE_HOME/downsample_study``); where it cannot be written, every start reads it.
     """
-    return [name for name in _trainer_signature() if name not in MANAGED_TRAINER_ARGS]
+    return {name: spec for name, spec in _trainer_signature().items()
+            if name not in MANAGED_TRAINER_ARGS}
 
 
-def _trainer_signature() -> list[str]:
+def _trainer_signature() -> dict[str, dict[str, list] | None]:
     cache = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
              / "downsample_study" / f"trainer-arguments-{_lightning_version()}.json")
     try:
-        names = json.loads(cache.read_text())
-        if isinstance(names, list) and all(isinstance(n, str) for n in names):
-            return names
+        specs = json.loads(cache.read_text())
+        if isinstance(specs, dict) and all(_is_spec(s) for s in specs.values()):
+            return specs
     except (OSError, ValueError):
         pass
     from lightning import Trainer
 
-    names = [name for name, p in inspect.signature(Trainer.__init__).parameters.items()
-             if p.kind is p.KEYWORD_ONLY]
+    specs = {name: plain_values(p.annotation) for name, p in
+             inspect.signature(Trainer.__init__, eval_str=True).parameters.items()
+             if p.kind is p.KEYWORD_ONLY}
     # where the cache cannot be written (read-only, full), each start reads the signature
     with contextlib.suppress(OSError, StorageError), atomic_write(cache) as f:
-        json.dump(names, f)
-    return names
+        json.dump(specs, f)
+    return specs
+
+
+def _is_spec(spec: Any) -> bool:
+    return spec is None or (isinstance(spec, dict) and set(spec) == {"types", "values"}
+                            and all(isinstance(v, list) for v in spec.values()))
 
 
 def _lightning_version() -> str:
@@ -99,10 +107,22 @@ def trainer_schema() -> type:
     """A dataclass with one optional field per ``lightning.Trainer`` argument.
 
     Every Trainer argument works from the command line (``trainer.limit_train_batches=20``)
-    while a misspelt one (``trainer.max_epoch=1``) fails at composition with its name.
+    while a misspelt one (``trainer.max_epoch=1``) fails at composition with its name, and so
+    does a value of the wrong type for an argument of one plain type (``max_epochs=1.5``).
     """
-    return make_dataclass("TrainerConfig",
-                          [(n, Any, field(default=None)) for n in trainer_arguments()])
+    return make_dataclass("TrainerConfig", [(name, _field_type(spec), field(default=None))
+                                            for name, spec in trainer_arguments().items()])
+
+
+def _field_type(spec: dict[str, list] | None) -> Any:
+    """An argument of one plain type (``max_epochs: int | None``) is typed in the schema, so
+    that Hydra refuses a wrong value while it composes; the rest (unions, literals, objects)
+    are checked at start-up (``check_trainer``) or left to Lightning."""
+    if spec is None or spec["values"]:
+        return Any
+    kinds = set(spec["types"]) - {"null"}
+    plain = {"int": int, "float": float, "str": str, "bool": bool}
+    return Optional[plain[kinds.pop()]] if len(kinds) == 1 else Any  # noqa: UP045
 
 
 @functools.cache

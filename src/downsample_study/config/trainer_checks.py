@@ -1,13 +1,61 @@
 """``trainer.*`` values that Lightning accepts but that make no sense for a job here: a run
 that trains forever or not at all, or that never validates (validation selects the
-checkpoint the job reports), or never tests. Values of the wrong type are left to Lightning,
-whose message ``build_trainer`` reports."""
+checkpoint the job reports), or never tests; and values of a type the argument's annotation
+does not admit, which Lightning would take and fail on later (``max_epochs=1.5`` in the middle
+of ``fit``)."""
 
 from __future__ import annotations
 
-from typing import Any
+import types
+import typing
+from typing import Any, Literal, Union
 
 from downsample_study.errors import ConfigError
+
+_PLAIN_TYPES = {int: "int", float: "float", str: "str", bool: "bool", type(None): "null"}
+_WORDS = {"int": ["an integer"], "float": ["a number"], "str": ["a string"],
+          "bool": ["true", "false"], "null": []}
+
+
+def plain_values(annotation: Any) -> dict[str, list] | None:
+    """What a Trainer argument's annotation admits from a config: ``{"types": [...], "values":
+    [...]}``, the plain types' names and the ``Literal`` values; None where it also admits an
+    object (a ``timedelta``, an ``Accelerator``, a list), which is left to Lightning."""
+    if annotation in _PLAIN_TYPES:
+        return {"types": [_PLAIN_TYPES[annotation]], "values": []}
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        values = list(typing.get_args(annotation))
+        plain = all(type(v) in _PLAIN_TYPES for v in values)
+        return {"types": [], "values": values} if plain else None
+    if origin in (Union, types.UnionType):
+        parts = [plain_values(a) for a in typing.get_args(annotation)]
+        if any(part is None for part in parts):
+            return None
+        return {key: [x for part in parts for x in part[key]] for key in ("types", "values")}
+    return None
+
+
+def _admits(spec: dict[str, list], value: Any) -> bool:
+    kinds = spec["types"]
+    return (("bool" in kinds and isinstance(value, bool))
+            or ("int" in kinds and isinstance(value, int) and not isinstance(value, bool))
+            or ("float" in kinds and _number(value))
+            or ("str" in kinds and isinstance(value, str))
+            or any(type(v) is type(value) and v == value for v in spec["values"]))
+
+
+def _check_types(args: dict[str, Any], specs: dict[str, dict[str, list] | None]) -> None:
+    for key, value in args.items():
+        spec = specs.get(key)
+        if spec is None or _admits(spec, value):
+            continue
+        kinds = [t for t in spec["types"] if not (t == "int" and "float" in spec["types"])]
+        allowed = [word for kind in kinds for word in _WORDS[kind]]
+        allowed += [repr(v) for v in spec["values"]]
+        allowed += ["null"] if "null" in spec["types"] else []
+        listed = ", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 else allowed[0]
+        raise ConfigError(f"trainer.{key}: expected {listed}, got {value!r}")
 
 
 def _number(value: Any) -> bool:
@@ -25,8 +73,11 @@ def _limit(args: dict[str, Any], key: str, why: str) -> None:
                           f"is required, got {value} ({why})")
 
 
-def check_trainer(args: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` naming the first ``trainer.*`` value that makes no sense."""
+def check_trainer(args: dict[str, Any], specs: dict[str, dict[str, list] | None]) -> None:
+    """Raise ``ConfigError`` naming the first ``trainer.*`` value that makes no sense, or whose
+    type its annotation does not admit (``specs``: each argument's ``plain_values``, as
+    ``store.trainer_arguments()`` gives them)."""
+    _check_types(args, specs)
     epochs, steps = args.get("max_epochs"), args.get("max_steps", -1)
     bounded_by_steps = _number(steps) and steps >= 1
     if _number(epochs) and epochs < 1 and not (epochs == -1 and bounded_by_steps):

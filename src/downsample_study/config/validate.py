@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.config.messages import node_message
 from downsample_study.config.schema import JobMode, PathsConfig, SpeedConfig
-from downsample_study.config.store import CHOICES
+from downsample_study.config.store import CHOICES, trainer_arguments
 from downsample_study.config.trainer_checks import check_trainer
 from downsample_study.data.configs import DATASETS, DatasetConfig
 from downsample_study.errors import ConfigError
@@ -75,7 +75,7 @@ def validate(cfg: DictConfig) -> RunConfig:
         raise ConfigError(f"{getattr(err, 'full_key', '')}: {err}") from None
     nodes = {key: typed_node(cfg[key], key, registry) for key, registry in CHOICES.items()}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
-    check_trainer(trainer)
+    check_trainer(trainer, trainer_arguments())
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"seed: must be in 0 to {MAX_SEED} (numpy's range), got {cfg.seed}")
     dataset = DATASETS[nodes["dataset"].name]
