@@ -19,6 +19,7 @@ from downsample_study.errors import StorageError
 from downsample_study.report.build import write_report
 from downsample_study.report.cli import main as report_main
 from downsample_study.report.plots import PLOTS
+from downsample_study.same_job import config_differences
 from downsample_study.training.checkpoints import AtomicCheckpointIO
 
 
@@ -124,6 +125,58 @@ def test_a_second_sweep_into_the_folder_skips_what_the_first_runs_and_waits_for_
     assert not list((avgpool / "checkpoints").iterdir())  # not trained by this sweep
     # the other process wrote no results: the summary says so, and the status is not 0
     assert run.exit_code == 1 and "1 completed, 0 failed; 1 without: 1 not run" in run.output
+
+
+@pytest.mark.parametrize("sweeper", [None, "basic", "packed"])
+def test_a_folder_holding_another_configurations_results_is_kept_and_not_taken_as_this_jobs(
+    sweeper, job, tmp_path, capsys
+):
+    # a job's folder is named after its overrides: an edited YAML keeps the name
+    experiment = tmp_path / "conf" / "experiment" / "mine.yaml"
+    experiment.parent.mkdir(parents=True)
+    experiment.write_text("# @package _global_\noptimizer:\n  lr: 0.002\n")
+    where = (["hydra.run.dir=out"] if sweeper is None else
+             ["hydra.sweep.dir=out", "seed=0,1", f"hydra/sweeper={sweeper}"])
+    args = [*(["-m"] if sweeper else []), "--config-dir", str(tmp_path / "conf"),
+            "experiment=mine", *job, *where]
+    assert launch(args).exit_code == 0
+    recorded = {p: p.read_bytes() for p in (tmp_path / "out").rglob("results.json")}
+    assert len(recorded) == (1 if sweeper is None else 2)
+    # how, not what, a job computes: still the same jobs, skipped
+    experiment.write_text(experiment.read_text() + "dataset:\n  eval_batch_size: 64\n")
+    run = launch(args, capsys)
+    assert run.exit_code == 0 and "completed by an earlier run, skipped" in run.output
+    experiment.write_text(experiment.read_text().replace("0.002", "0.004"))
+    run = launch(args, capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    assert "holds the results of a run of another configuration (optimizer.lr: 0.002 there, " \
+           "0.004 here)" in run.output
+    if sweeper is not None:
+        assert "0 completed, 0 failed, 2 of another configuration" in run.output
+    assert {p: p.read_bytes() for p in recorded} == recorded  # kept, not replaced
+
+
+@pytest.mark.parametrize(
+    ("earlier", "current", "differences"),
+    [
+        ({"optimizer": {"name": "adam", "lr": 0.001}}, {"optimizer": {"name": "adam", "lr": 0.01}},
+         ["optimizer.lr: 0.001 there, 0.01 here"]),
+        ({"seed": 0, "downsample": {"name": "maxpool"}}, {"seed": 1, "downsample": {"name": "aps"}},
+         ["downsample.name: 'maxpool' there, 'aps' here", "seed: 0 there, 1 here"]),
+        # where the files are, how the run is logged, on which device: the same job
+        ({"paths": {"data_dir": "/a"}, "logger": {"name": "wandb"}, "trainer": {"devices": 1}},
+         {"paths": {"data_dir": "/b"}, "logger": {"name": "csv"}, "trainer": {"devices": 2}}, []),
+        ({"dataset": {"name": "mnist", "eval_batch_size": 1000}},
+         {"dataset": {"name": "mnist", "eval_batch_size": 64}}, []),
+        # a key a later version added is not compared; an unset Trainer argument is
+        ({"model": {"name": "lenet5"}}, {"model": {"name": "lenet5", "width": 1.0}}, []),
+        ({"trainer": {"max_epochs": 20}}, {"trainer": {"max_epochs": None}},
+         ["trainer.max_epochs: 20 there, unset here"]),
+        ({}, {"seed": 3, "trainer": {"max_epochs": 5}}, []),  # a record without its config
+    ],
+)
+def test_the_keys_that_make_two_runs_different_jobs(earlier, current, differences):
+    assert config_differences(earlier, current) == differences
 
 
 # --- disks --------------------------------------------------------------------------------

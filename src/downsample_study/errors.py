@@ -38,6 +38,11 @@ class JobBusy(UserError):
     """Another process is running the same job (its folder is locked)."""
 
 
+class OtherJobError(UserError):
+    """A job's folder holds the record of a run of another configuration: not this job's to
+    skip, resume or replace."""
+
+
 class ResultsError(UserError):
     """A job's record (its ``results.json``, its ``epochs.csv``) cannot be read as one."""
 

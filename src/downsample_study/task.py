@@ -3,13 +3,14 @@
 A job runs holding its folder's lock (``sweeps/ownership.py``: a job another process is
 running is skipped). A job whose folder already holds a completed ``results.json`` is skipped
 (re-running a sweep into its folder finishes only what is missing; an interrupted job resumes
-from its checkpoint). When the launcher runs jobs side by side, each job first claims a slot
-(``sweeps/slots.py``). Every outcome is written to the job's ``results.json`` and ends its W&B
-run with the matching exit code: completed; failed (a user error — bad config, missing data,
-collapsing shapes, diverged loss, a full disk — in one line); interrupted by SIGTERM/SIGINT
-(``sweeps/signals.py``). A single run then exits with its status; in a multirun the other jobs
-go on after a failure, a stop ends the sweep, and the summary (``sweeps/summary.py``) ends it
-with a non-zero status.
+from its checkpoint), unless a run of another configuration wrote it (``same_job.py``): then
+the job stops, and the folder is left as it is. When the launcher runs jobs side by side,
+each job first claims a slot (``sweeps/slots.py``). Every outcome is written to the job's
+``results.json`` and ends its W&B run with the matching exit code: completed; failed (a user
+error — bad config, missing data, collapsing shapes, diverged loss, a full disk — in one
+line); interrupted by SIGTERM/SIGINT (``sweeps/signals.py``). A single run then exits with
+its status; in a multirun the other jobs go on after a failure, a stop ends the sweep, and
+the summary (``sweeps/summary.py``) ends it with a non-zero status.
 
 The task returns the job's ``val/acc_top1`` (None if it did not complete): the objective that
 ``hydra/sweeper=lr_search`` (Optuna) maximises.
@@ -23,15 +24,16 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.schema import JobMode
-from downsample_study.errors import Interrupted, JobBusy, StorageError, UserError
+from downsample_study.errors import Interrupted, JobBusy, OtherJobError, StorageError, UserError
 from downsample_study.job import build_job
 from downsample_study.outcomes import after_stop, failure, interrupted, record, runs_here
 from downsample_study.packing.run import run_pack
 from downsample_study.results import Results, Status
 from downsample_study.runs import evaluate_checkpoint
+from downsample_study.same_job import check_same_job
 from downsample_study.storage import is_storage_error, storage_error
 from downsample_study.sweeps.naming import override_dirname, sweep_id, variant_name
 from downsample_study.sweeps.ownership import job_lock
@@ -88,7 +90,7 @@ def run_job(cfg: DictConfig) -> Results | None:
             sys.exit(1)
         log.info("%s: skipped here (the summary waits for it)", err)
         return None
-    except StorageError as err:
+    except (StorageError, OtherJobError) as err:
         log.error("error: %s", err)
         if not multirun:
             sys.exit(1)
@@ -109,6 +111,8 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
     hydra_cfg = HydraConfig.get()
     if cfg.get("mode") == JobMode.eval:
         return _evaluate(cfg, output_dir, multirun)
+    if not summary_only:
+        check_same_job(output_dir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     if not summary_only and (done := completed_results(output_dir)) is not None:
         log.info("%s: completed by an earlier run, skipped (delete its results.json to "
                  "run it again)", output_dir)

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from downsample_study.config.validate import RunConfig, validate
 from downsample_study.console import quiet_lightning, say
 from downsample_study.data.datasets import DATASETS
-from downsample_study.errors import ConfigError, JobBusy
+from downsample_study.errors import ConfigError, JobBusy, OtherJobError
 from downsample_study.job import build_evaluation, start_tracking, stopped_at
 from downsample_study.layout import CHECKPOINTS, LAST
 from downsample_study.nets.models import build_model
@@ -33,6 +33,7 @@ from downsample_study.packing.data import PackedDataModule
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.outputs import Member, MemberOutputs
 from downsample_study.results import Results
+from downsample_study.same_job import check_same_job
 from downsample_study.storage import write_yaml
 from downsample_study.sweeps.naming import job_dir_name, override_dirname, override_key
 from downsample_study.sweeps.ownership import job_lock
@@ -94,6 +95,17 @@ class Pack:
         self.jobs: list[MemberJob] = []
         self.trainer: L.Trainer | None = None  # built by build()
         for seed, overrides, folder in member_jobs(cfg):
+            member_cfg = cfg.copy()
+            OmegaConf.update(member_cfg, "seed", seed)
+            OmegaConf.update(member_cfg, "pack.seeds", [])
+            OmegaConf.update(member_cfg, "pack.id", None)
+            try:
+                check_same_job(folder, OmegaConf.to_container(member_cfg, resolve=True,
+                                                              enum_to_str=True))
+            except OtherJobError as err:
+                log.error("error: %s", err)
+                _write_hydra_files(folder, member_cfg, overrides)  # the summary counts it
+                continue
             if completed_results(folder) is not None:
                 log.info("%s: completed by an earlier run, skipped", folder)
                 continue
@@ -102,10 +114,6 @@ class Pack:
             except JobBusy as err:
                 log.info("%s: skipped here", err)
                 continue
-            member_cfg = cfg.copy()
-            OmegaConf.update(member_cfg, "seed", seed)
-            OmegaConf.update(member_cfg, "pack.seeds", [])
-            OmegaConf.update(member_cfg, "pack.id", None)
             _write_hydra_files(folder, member_cfg, overrides)
             run = validate(member_cfg)
             if reason := refusal(run):

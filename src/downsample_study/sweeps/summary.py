@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from downsample_study.errors import ResultsError
 from downsample_study.layout import CHECKPOINTS
 from downsample_study.results import RESULTS_FILE, Status, read_results
+from downsample_study.same_job import differences_from_its_job, listed
 from downsample_study.sweeps.ownership import running_elsewhere
 from downsample_study.sweeps.signals import sweep_stopped
 from downsample_study.sweeps.tuning import TUNING_DIR
@@ -28,6 +29,7 @@ log = logging.getLogger("downsample_study")
 
 MAX_LISTED = 20  # the summary stays on one screen
 WAIT_POLL_S = 2.0
+OTHER_CONFIG = "of another configuration"
 SMOKE_TEST = "a smoke test (trainer.fast_dev_run), not a result to report"
 
 
@@ -62,6 +64,9 @@ def _outcome(folder: Path) -> tuple[str, str]:
         at = results.stopped_at or {}
         return "interrupted", (f"by {results.signal} at epoch {at.get('epoch', '?')}, step "
                                f"{at.get('step', '?')} (run the same command to resume)")
+    if differences := differences_from_its_job(folder, results.config):
+        return OTHER_CONFIG, (f"its results.json is a run of another configuration "
+                              f"({listed(differences)}), kept; this sweep's job did not run")
     if results.smoke_test:
         return str(results.status), SMOKE_TEST
     return str(results.status), results.error or ""
@@ -91,7 +96,8 @@ def summarize(sweep_dir: Path) -> int:
     if smoke := sum(reason == SMOKE_TEST for _, _, reason in outcomes):
         line = line.replace(" completed,", f" completed ({smoke} of them smoke tests: "
                                            "trainer.fast_dev_run),", 1)
-    line += "".join(f", {counts[s]} {s}" for s in ("interrupted", "unreadable") if counts[s])
+    line += "".join(f", {counts[s]} {s}" for s in ("interrupted", "unreadable", OTHER_CONFIG)
+                    if counts[s])
     if without:
         line += f"; {without} without: " + ", ".join(
             f"{counts[s]} {s}" for s in ("not run", "no results") if counts[s])
