@@ -15,11 +15,12 @@ from PIL import Image
 from support import Launch, launch, read_wandb_runs, results_under, summarize_sweep
 from support.report_sweeps import write_report_sweep
 
-from downsample_study.errors import StorageError
+from downsample_study.errors import OtherJobError, StorageError
 from downsample_study.report.build import write_report
 from downsample_study.report.cli import main as report_main
 from downsample_study.report.plots import PLOTS
-from downsample_study.same_job import config_differences
+from downsample_study.results import Results, Status, write_results
+from downsample_study.same_job import check_same_job, config_differences
 from downsample_study.training.checkpoints import AtomicCheckpointIO
 
 
@@ -128,7 +129,7 @@ def test_a_second_sweep_into_the_folder_skips_what_the_first_runs_and_waits_for_
 
 
 @pytest.mark.parametrize("sweeper", [None, "basic", "packed"])
-def test_a_folder_holding_another_configurations_results_is_kept_and_not_taken_as_this_jobs(
+def test_a_folder_holding_another_configurations_run_is_kept_and_not_taken_as_this_jobs(
     sweeper, job, tmp_path, capsys
 ):
     # a job's folder is named after its overrides: an edited YAML keeps the name
@@ -154,6 +155,44 @@ def test_a_folder_holding_another_configurations_results_is_kept_and_not_taken_a
     if sweeper is not None:
         assert "0 completed, 0 failed, 2 of another configuration" in run.output
     assert {p: p.read_bytes() for p in recorded} == recorded  # kept, not replaced
+    for path in recorded:  # as jobs killed after a checkpoint, before their results
+        path.unlink()
+    run = launch(args, capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    assert "checkpoints: saved by a run of another configuration (optimizer.lr: 0.002 " \
+           "there, 0.004 here); delete it to train this job from the start" in run.output
+
+
+def test_a_job_asked_to_train_longer_says_how_and_then_goes_on_from_its_checkpoint(
+    job, tmp_path, capsys
+):
+    assert launch([*job, "hydra.run.dir=out"]).exit_code == 0  # trainer.max_epochs=1
+    longer = [*job, "trainer.max_epochs=2", "hydra.run.dir=out"]
+    run = launch(longer, capsys)
+    assert run.exit_code == 1
+    assert "holds the results of this job trained for another length (trainer.max_epochs: 1 " \
+           "there, 2 here); delete its results.json to train it on from its last checkpoint" \
+           in run.output
+    (tmp_path / "out" / "results.json").unlink()
+    assert launch(longer).exit_code == 0
+    [results] = results_under(tmp_path / "out")
+    assert results["epochs"] == 2 and results["resumed_from"].endswith("last.ckpt")
+
+
+@pytest.mark.parametrize("status", ["completed", "interrupted", "failed"])
+def test_only_a_completed_job_is_held_to_its_configuration(status, tmp_path):
+    write_results(tmp_path, Results(status=Status(status), config={
+        "optimizer": {"lr": 0.001}, "trainer": {"max_epochs": 2}}))
+    longer = {"optimizer": {"lr": 0.001}, "trainer": {"max_epochs": 3}}
+    other = {"optimizer": {"lr": 0.01}, "trainer": {"max_epochs": 2}}
+    if status != "completed":  # run again, from its checkpoint, which SameJob checks
+        check_same_job(tmp_path, longer)
+        check_same_job(tmp_path, other)
+        return
+    with pytest.raises(OtherJobError, match="trained for another length"):
+        check_same_job(tmp_path, longer)
+    with pytest.raises(OtherJobError, match=r"another configuration \(optimizer.lr: 0.001 there"):
+        check_same_job(tmp_path, other)
 
 
 @pytest.mark.parametrize(

@@ -228,8 +228,8 @@ def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = 
     job.tracker, job.logger = start_tracking(identity, cfg, run_cfg, job.output_dir, summary,
                                              job.resumed_from, primary=is_primary())
     job.checkpoint = best_checkpoint(job.output_dir)
-    job.trainer = build_trainer(run_cfg.trainer, job.output_dir, job.logger, job.checkpoint,
-                                slot)
+    job.trainer = build_trainer(identity.config, run_cfg.trainer, job.output_dir, job.logger,
+                                job.checkpoint, slot)
     return job
 
 

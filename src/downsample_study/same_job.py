@@ -22,11 +22,12 @@ from downsample_study.results import RESULTS_FILE, read_results
 from downsample_study.storage import read_yaml
 
 DEFINING_NODES = ("seed", "dataset", "model", "downsample", "optimizer", "evaluation")
+# how long a job trains: a checkpoint of a shorter run is where a longer one goes on from
+TRAINING_LENGTH = ("max_epochs", "min_epochs", "max_steps", "min_steps", "max_time")
 DEFINING_TRAINER_ARGS = (
-    "max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_train_batches",
-    "limit_val_batches", "limit_test_batches", "overfit_batches", "fast_dev_run",
-    "val_check_interval", "check_val_every_n_epoch", "accumulate_grad_batches",
-    "gradient_clip_val", "gradient_clip_algorithm", "precision",
+    *TRAINING_LENGTH, "limit_train_batches", "limit_val_batches", "limit_test_batches",
+    "overfit_batches", "fast_dev_run", "val_check_interval", "check_val_every_n_epoch",
+    "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm", "precision",
 )
 # settings in those nodes that change how, not what, a job computes
 INCIDENTAL = frozenset({"dataset.eval_batch_size", "dataset.verify_checksums",
@@ -43,9 +44,11 @@ def _flat(prefix: str, value: Any, into: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
-def config_differences(earlier: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def config_differences(earlier: dict[str, Any], current: dict[str, Any], *,
+                       training_length: bool = True) -> list[str]:
     """The defining keys whose values differ, ``"optimizer.lr: 0.001 there, 0.003 here"``,
-    between two resolved configs as plain data.
+    between two resolved configs as plain data (without ``training_length``: less the
+    Trainer's ``TRAINING_LENGTH``).
 
     A key that only one side has (one added in a later version) is not compared; an unset
     Trainer argument is Lightning's default, the same on both sides.
@@ -58,6 +61,8 @@ def config_differences(earlier: dict[str, Any], current: dict[str, Any]) -> list
     keys = before.keys() & now.keys()
     if "trainer" in earlier and "trainer" in current:
         for arg in DEFINING_TRAINER_ARGS:
+            if not training_length and arg in TRAINING_LENGTH:
+                continue
             key = f"trainer.{arg}"
             before[key], now[key] = earlier["trainer"].get(arg), current["trainer"].get(arg)
             keys.add(key)
@@ -72,12 +77,23 @@ def _shown(value: Any) -> str:
 def check_same_job(folder: Path, config: dict[str, Any]) -> None:
     """Raise ``OtherJobError`` when ``folder``'s ``results.json`` was written by a run whose
     configuration differs from ``config`` (resolved, as plain data) in what it trains or
-    measures. A folder without readable results passes (nothing of it is taken as done)."""
+    measures, and completed: what a re-run would skip. A run that failed or was stopped is
+    not skipped but run again, from its checkpoint where it has one, which keeps its own
+    configuration (``training.resume.SameJob`` compares that)."""
     try:
-        earlier = read_results(Path(folder) / RESULTS_FILE).config
+        results = read_results(Path(folder) / RESULTS_FILE)
     except ResultsError:
         return
-    if differences := config_differences(earlier, config):
+    if not results.completed:
+        return
+    earlier = results.config
+    differences = config_differences(earlier, config)
+    if differences and not config_differences(earlier, config, training_length=False):
+        raise OtherJobError(f"{folder}: holds the results of this job trained for another "
+                            f"length ({listed(differences)}); delete its {RESULTS_FILE} to "
+                            f"train it on from its last checkpoint, or run it into another "
+                            f"folder")
+    if differences:
         raise OtherJobError(f"{folder}: holds the results of a run of another configuration "
                             f"({listed(differences)}); run this job into another folder, or "
                             f"delete that one to run it here")

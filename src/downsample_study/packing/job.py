@@ -41,7 +41,7 @@ from downsample_study.sweeps.slots import ShareIdleCores, Slot
 from downsample_study.training.checkpoints import resume_point
 from downsample_study.training.module import DownsampleClassifier, solo_hyper_parameters
 from downsample_study.training.optimizers import unfuse_to_clip
-from downsample_study.training.resume import completed_results
+from downsample_study.training.resume import SameJob, completed_results
 from downsample_study.training.stops import StopAtStepBoundary, fit_to_the_end_or_a_stop
 from downsample_study.training.tracking import RunIdentity
 from downsample_study.training.trainer import evaluation_trainer, pack_trainer
@@ -92,6 +92,7 @@ class Pack:
                  locks: contextlib.ExitStack, identity_of):
         """``identity_of(cfg, overrides)``: a member's tracker identity (``task.py``)."""
         self.output_dir, self.slot, self.id = output_dir, slot, str(cfg.pack.id)
+        self.config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         self.jobs: list[MemberJob] = []
         self.trainer: L.Trainer | None = None  # built by build()
         for seed, overrides, folder in member_jobs(cfg):
@@ -130,6 +131,7 @@ class Pack:
         pack = cls.__new__(cls)
         pack.output_dir, pack.slot, pack.id, pack.trainer = output_dir, None, "bench", None
         pack.jobs, pack.train_seconds = [], 0.0
+        pack.config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         for seed in seeds:
             member_cfg = cfg.copy()
             OmegaConf.update(member_cfg, "seed", seed)
@@ -166,7 +168,8 @@ class Pack:
             self._start_logger(job)
         pack_last = self.output_dir / CHECKPOINTS / LAST
         self.outputs = MemberOutputs([j.member for j in self.jobs], pack_last)
-        callbacks = [self.outputs, StopAtStepBoundary(pack_last)]
+        callbacks = [self.outputs, StopAtStepBoundary(pack_last),
+                     SameJob(self.config, self.output_dir)]
         if self.slot is not None:
             callbacks.append(ShareIdleCores(self.slot))
         self.trainer = pack_trainer(first.trainer, self.output_dir, callbacks)

@@ -64,7 +64,7 @@ def _outcome(folder: Path) -> tuple[str, str]:
         at = results.stopped_at or {}
         return "interrupted", (f"by {results.signal} at epoch {at.get('epoch', '?')}, step "
                                f"{at.get('step', '?')} (run the same command to resume)")
-    if differences := differences_from_its_job(folder, results.config):
+    if results.completed and (differences := differences_from_its_job(folder, results.config)):
         return OTHER_CONFIG, (f"its results.json is a run of another configuration "
                               f"({listed(differences)}), kept; this sweep's job did not run")
     if results.smoke_test:

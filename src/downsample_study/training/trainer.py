@@ -19,7 +19,7 @@ from downsample_study.errors import ConfigError
 from downsample_study.sweeps.slots import ShareIdleCores, Slot
 from downsample_study.training.checkpoints import AtomicCheckpointIO
 from downsample_study.training.epochs import EpochMetricsWriter
-from downsample_study.training.resume import LAST_CHECKPOINT, RngState
+from downsample_study.training.resume import LAST_CHECKPOINT, RngState, SameJob
 from downsample_study.training.speed import NoProfiler
 from downsample_study.training.stops import StopAtStepBoundary
 
@@ -79,11 +79,13 @@ def best_checkpoint(output_dir: Path) -> ModelCheckpoint:
     )
 
 
-def build_trainer(trainer: dict[str, Any], output_dir: Path, logger,
+def build_trainer(config: dict[str, Any], trainer: dict[str, Any], output_dir: Path, logger,
                   checkpoint: ModelCheckpoint, slot: Slot | None = None) -> L.Trainer:
+    """The job's Trainer; ``config``: the job's resolved configuration, kept in its
+    checkpoints (``SameJob``)."""
     args = trainer_args(trainer)
     callbacks = [checkpoint, EpochMetricsWriter(output_dir), RngState(),
-                 StopAtStepBoundary(output_dir / LAST_CHECKPOINT)]
+                 StopAtStepBoundary(output_dir / LAST_CHECKPOINT), SameJob(config, output_dir)]
     if not args["enable_progress_bar"]:
         callbacks.append(EpochProgress())
     if slot is not None:  # a slot exists only when jobs run side by side
