@@ -14,11 +14,11 @@ import pytest
 from omegaconf import OmegaConf
 from support import cli, launch, results_under
 
-from downsample_study.errors import ConfigError
+from downsample_study.errors import ConfigError, UserError
 from downsample_study.report.build import write_report
 from downsample_study.sweeps.progress import describe, read_progress
 from downsample_study.sweeps.record import copy_record
-from downsample_study.sweeps.tuning import variants
+from downsample_study.sweeps.tuning import LrSearch, read_best, variants
 from hydra_plugins.downsample_study_sweeper.tuned_sweeper import lr_search
 
 TUNED = ["hydra/sweeper=tuned", "hydra.sweeper.lr.trials=3", "hydra.sweeper.lr.low=1e-3",
@@ -44,6 +44,29 @@ def test_bad_search_options_name_the_key(options, key, allowed):
     with pytest.raises(ConfigError) as err:
         lr_search(options)
     assert key in str(err.value) and allowed in str(err.value)
+
+
+@pytest.mark.parametrize(("asked", "refused"), [
+    (LrSearch(trials=6), None),
+    (LrSearch(trials=6, at_once=3), None),  # faster, the same outcome
+    (LrSearch(trials=12, high=0.01),
+     "(lr.trials: 6 there, 12 here; lr.high: 0.1 there, 0.01 here)"),
+    (LrSearch(trials=6, epochs=2), "(lr.epochs: unset there, 2 here)"),
+])
+def test_a_studys_outcome_is_reused_only_by_the_search_that_found_it(asked, refused, tmp_path):
+    best = {"lr": 0.002, "value": 0.9, "trials": [{"lr": 0.002, "value": 0.9}]}
+    (tmp_path / "best.yaml").write_text(OmegaConf.to_yaml(best))  # an earlier version's file
+    assert read_best(tmp_path, asked).lr == 0.002
+    best["search"] = LrSearch(trials=6).settings()
+    (tmp_path / "best.yaml").write_text(OmegaConf.to_yaml(best))
+    if refused is None:
+        assert read_best(tmp_path, asked).lr == 0.002
+        return
+    with pytest.raises(UserError) as err:
+        read_best(tmp_path, asked)
+    assert f"best.yaml: the outcome of another search {refused}; delete it to run the " \
+           f"study again, or sweep into another folder" in str(err.value)
+    assert read_best(tmp_path).lr == 0.002  # what the report and progress read
 
 
 @pytest.mark.parametrize(("extra", "reason"), [
@@ -114,6 +137,10 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
                     "hydra.sweep.dir=sweep"], capsys)
     assert again.exit_code == 0 and again.output.count("best.yaml") == 2
     assert {p: p.stat().st_mtime_ns for p in sweep.rglob("results.json")} == before
+    other = launch(["-m", *quick, *TUNED, "downsample=maxpool,stride2", "seed=0,1",
+                    "hydra.sweep.dir=sweep", "hydra.sweeper.lr.trials=4"], capsys)
+    assert other.exit_code != 0 and "Traceback" not in other.output
+    assert "the outcome of another search (lr.trials: 3 there, 4 here)" in other.output
 
     # its record is what the report reads, and what the same command needs to go on elsewhere
     copy_record(sweep, tmp_path / "record")

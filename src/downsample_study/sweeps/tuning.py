@@ -17,6 +17,7 @@ same rates in the same order, and the trials that completed before are not train
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -65,6 +66,11 @@ class LrSearch:
         if self.epochs is not None:
             at_least("hydra.sweeper.lr.epochs", self.epochs, 1)
 
+    def settings(self) -> dict[str, Any]:
+        """What decides the study's outcome (``at_once`` only how fast it gets there)."""
+        return {key: value for key, value in dataclasses.asdict(self).items()
+                if key != "at_once"}
+
 
 @dataclass(frozen=True)
 class Tuned:
@@ -89,9 +95,10 @@ def variant_folder(dirname: str) -> str:
     return f"{TUNING_DIR}/{job_dir_name(dirname)}"
 
 
-def read_best(folder: Path) -> Tuned | None:
+def read_best(folder: Path, search: LrSearch | None = None) -> Tuned | None:
     """The study's outcome; None if it has none yet; a ``UserError`` naming the file if it is
-    not one this module wrote (edited by hand, or from another tool)."""
+    not one this module wrote (edited by hand, or from another tool), or, given the
+    ``search`` this sweep asks for, if it is the outcome of another one."""
     path = folder / BEST_FILE
     if not path.is_file():
         return None
@@ -102,12 +109,24 @@ def read_best(folder: Path) -> Tuned | None:
         trials = [{"lr": float(t["lr"]), "value": float(t["value"])} for t in data["trials"]]
         if not trials:
             raise ValueError("no trials")
-        return Tuned(lr, value, trials)
     except UserError as err:
         raise UserError(f"{err}; {again}") from None
     except (KeyError, TypeError, ValueError) as err:
         raise UserError(f"{path}: not a study's outcome ({type(err).__name__}: {err}); it "
                         f"needs lr, value and its trials' lr and value: {again}") from None
+    earlier = data.get("search")  # absent in the files of earlier versions
+    if search is not None and isinstance(earlier, dict):
+        now = search.settings()
+        differences = [f"lr.{key}: {_shown(earlier[key])} there, {_shown(now[key])} here"
+                       for key in now if key in earlier and earlier[key] != now[key]]
+        if differences:
+            raise UserError(f"{path}: the outcome of another search ({'; '.join(differences)})"
+                            f"; {again}, or sweep into another folder")
+    return Tuned(lr, value, trials)
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else str(value)
 
 
 Launch = Callable[[list[list[str]], int], Sequence[Any]]  # the launcher's, job returns back
@@ -122,7 +141,7 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
 
     where = variant_folder(dirname)
     folder = sweep_dir / where
-    if (known := read_best(folder)) is not None:
+    if (known := read_best(folder, search)) is not None:
         log.info("tuning %s: lr %.3g from %s", dirname or "default", known.lr,
                  folder / BEST_FILE)
         return known
@@ -159,7 +178,8 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
         key=lambda t: t["lr"]))
     folder.mkdir(parents=True, exist_ok=True)
     write_yaml(folder / BEST_FILE,  # its being there says the study is over
-               {"lr": tuned.lr, "value": tuned.value, "trials": tuned.trials})
+               {"lr": tuned.lr, "value": tuned.value, "trials": tuned.trials,
+                "search": search.settings()})
     log.info("tuning %s: lr %.3g (val/acc_top1 %.4f, best of %d trials)",
              dirname or "default", tuned.lr, tuned.value, len(study.trials))
     return tuned
