@@ -5,13 +5,14 @@ without setup; the module loads from a checkpoint alone; mode=eval measures a jo
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 from support import launch, results_under
 
 import downsample_study as ds
-from downsample_study.errors import ConfigError
+from downsample_study.errors import ConfigError, ResultsError
 from downsample_study.training.module import DownsampleClassifier
 
 # one worker trains the module's sweep once, for every test that reads it (pytest-xdist)
@@ -100,7 +101,7 @@ def test_mode_eval_measures_a_job_again_without_training(sweep, data_dir, tmp_pa
 
 @pytest.mark.parametrize(("checkpoint", "message"), [
     (None, "checkpoint: mode=eval evaluates a finished job"),
-    ("nowhere", "not a job's folder or checkpoint"),
+    ("nowhere", "nowhere: no such file or folder (pass a job's folder, or one of its .ckpt"),
     ("sweep/downsample=maxpool,seed=0", "quote a value that holds '=' or ','"),
 ])
 def test_mode_eval_without_a_job_is_one_line(checkpoint, message, capsys):
@@ -108,3 +109,17 @@ def test_mode_eval_without_a_job_is_one_line(checkpoint, message, capsys):
                                                    else [])
     run = launch(args, capsys)
     assert run.exit_code != 0 and message in run.output and "Traceback" not in run.output
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("sweep/packs/seeds0-1-x/checkpoints/last.ckpt",
+     "a pack's checkpoint, every member's network in one; pass a member's job folder"),
+    ("sweep", "not a job's folder or checkpoint (no "),
+])
+def test_what_is_not_one_jobs_run_is_named_with_what_to_pass(where, message, tmp_path):
+    path = tmp_path / where
+    (path.parent if path.suffix else path).mkdir(parents=True)
+    if path.suffix:
+        path.write_bytes(b"")
+    with pytest.raises(ResultsError, match=re.escape(message)):
+        ds.load_run(path)

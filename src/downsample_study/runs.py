@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from downsample_study.errors import ConfigError, ResultsError
 from downsample_study.layout import CHECKPOINTS
 from downsample_study.results import RESULTS_FILE, Results, read_results
+from downsample_study.sweeps.packing import PACKS_DIR
 
 EVALUATION_FILE = "evaluation.json"  # what mode=eval writes into its own folder
 
@@ -134,6 +135,13 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     is (that checkpoint is then the run's)."""
     path = Path(path)
     folder = path.parent.parent if path.suffix == ".ckpt" else path
+    if not path.exists():
+        raise ResultsError(f"{path}: no such file or folder (pass a job's folder, or one of "
+                           f"its .ckpt files)")
+    if folder.parent.name == PACKS_DIR:
+        raise ResultsError(f"{path}: a pack's checkpoint, every member's network in one; "
+                           f"pass a member's job folder (or one of its .ckpt files), which "
+                           f"holds that member alone")
     if not (folder / RESULTS_FILE).is_file():
         raise ResultsError(f"{path}: not a job's folder or checkpoint (no {folder / RESULTS_FILE})")
     return Run(folder, read_results(folder / RESULTS_FILE), device,
