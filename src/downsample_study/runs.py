@@ -151,14 +151,23 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
 def load_sweep(folder: str | Path):
     """One row per job of the sweep in ``folder`` (a pandas DataFrame): the job's folder,
     status and error, its results (``test.acc_top1``, ``params.total``, ...) and its config
-    (``config.downsample.name``, ``config.seed``, ...)."""
+    (``config.downsample.name``, ``config.seed``, ...); a ``ResultsError`` when ``folder`` is
+    not a sweep's."""
     import pandas as pd
 
     from downsample_study.report.variants import flatten
     from downsample_study.sweeps.summary import job_folders
 
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ResultsError(f"{folder}: no such folder (pass a sweep folder, e.g. "
+                           f"multirun/<date>/<time>)")
+    jobs = job_folders(folder)
+    if not jobs and not (folder / "multirun.yaml").is_file():
+        raise ResultsError(f"{folder}: not a sweep folder (no multirun.yaml and no job "
+                           f"folders in it)")
     rows = []
-    for job in job_folders(Path(folder)):
+    for job in jobs:
         try:
             results = read_results(job / RESULTS_FILE)
         except ResultsError as err:
