@@ -154,6 +154,9 @@ def test_a_folder_holding_another_configurations_run_is_kept_and_not_taken_as_th
            "0.004 here)" in run.output
     if sweeper is not None:
         assert "0 completed, 0 failed, 2 of another configuration" in run.output
+        write_report(tmp_path / "out", use_wandb=False, draw_plots=False)
+        assert "2 jobs: 0 completed, 0 failed, 0 missing, 2 of another configuration; 0 " \
+               "variants" in (tmp_path / "out" / "report.md").read_text()
     assert {p: p.read_bytes() for p in recorded} == recorded  # kept, not replaced
     for path in recorded:  # as jobs killed after a checkpoint, before their results
         path.unlink()

@@ -12,9 +12,11 @@ from omegaconf import ListConfig
 
 from downsample_study.errors import ResultsError, UserError
 from downsample_study.results import RESULTS_FILE, Results, Status, read_results, results_files
+from downsample_study.same_job import differences_from_its_job, listed
 from downsample_study.storage import read_yaml
 from downsample_study.sweeps.naming import override_key
 from downsample_study.sweeps.packing import planned_jobs
+from downsample_study.sweeps.summary import OTHER_CONFIG
 from downsample_study.sweeps.tuning import LR_KEY, TUNING_DIR
 from downsample_study.training.epochs import read_epochs
 
@@ -26,7 +28,8 @@ NEVER_STARTED = "never started"
 @dataclass
 class JobOutcome:
     name: str  # the job's folder inside the sweep (its overrides)
-    status: str  # completed | failed | interrupted | missing | duplicate | smoke test
+    # completed | failed | interrupted | missing | duplicate | smoke test | OTHER_CONFIG
+    status: str
     error: str = ""
     results: Results | None = None
     epochs: list[dict[str, float]] = field(default_factory=list)
@@ -111,6 +114,10 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
             continue
         if results.smoke_test:
             jobs.append(JobOutcome(name, "smoke test", "trainer.fast_dev_run: not counted"))
+            continue
+        if differences := differences_from_its_job(folder, results.config):
+            jobs.append(JobOutcome(name, OTHER_CONFIG, f"its results.json is a run of another "
+                                   f"configuration ({listed(differences)}): not counted"))
             continue
         try:
             epochs = read_epochs(folder)

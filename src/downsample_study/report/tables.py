@@ -11,7 +11,7 @@ from typing import Any
 from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.report.contents import Report
 from downsample_study.report.glance import glance, variants_glance
-from downsample_study.report.jobs import NEVER_STARTED, JobOutcome
+from downsample_study.report.jobs import NEVER_STARTED, OTHER_CONFIG, JobOutcome
 from downsample_study.report.plateau import plateau_section
 from downsample_study.report.plots import PLOTS
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
@@ -174,8 +174,10 @@ def _shift_section(report: Report) -> list[str]:
 def markdown(report: Report, tuning: list[str] = ()) -> str:
     """``report.md``; ``tuning``: the lines of a tuned sweep's learning-rate section."""
     counts = {status: sum(job.status == status for job in report.jobs)
-              for status in ("completed", "failed", "interrupted", "missing", "duplicate")}
-    others = "".join(f", {counts[s]} {s}" for s in ("interrupted", "duplicate") if counts[s])
+              for status in ("completed", "failed", "interrupted", "missing", "duplicate",
+                             OTHER_CONFIG)}
+    others = "".join(f", {counts[s]} {s}" for s in ("interrupted", "duplicate", OTHER_CONFIG)
+                     if counts[s])
     lines = [
         f"# Sweep report: `{report.sweep.name}`",
         "",
