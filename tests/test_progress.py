@@ -24,6 +24,7 @@ from downsample_study.sweeps.progress import (
 )
 
 TUNED = "hydra_plugins.downsample_study_sweeper.tuned_sweeper.TunedSweeper"
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 STARTED = 1_800_000_000.0  # the run's start: multirun.yaml's time
 MAXPOOL, STRIDE2 = (f"tuning/dataset=mnist,downsample={op}" for op in ("maxpool", "stride2"))
 
@@ -135,9 +136,6 @@ def test_the_pace_of_packs_spans_two_rounds_when_an_hour_holds_fewer(pack_minute
     assert pace(stage, STARTED, now) * 3600 == pytest.approx(expected_per_hour)
 
 
-BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-
-
 @pytest.mark.parametrize(("target", "task", "params", "top", "planned"), [
     (TUNED, ("dataset=mnist",), None, {"mode": "summary"}, "jobs: 1 of 6 finished"),
     (TUNED, ("dataset=mnist",), None, {"trainer": {"fast_dev_run": True}}, "jobs: 1 of 6"),
@@ -178,3 +176,21 @@ def test_the_command_prints_the_lines(sweep, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"{sweep} (hydra/sweeper=tuned): this run started ")
     assert "learning-rate trials: 3 of 4 finished" in out
+
+
+@pytest.mark.parametrize("target", [TUNED, BASIC])
+def test_job_folders_of_an_earlier_sweep_into_the_folder_are_not_counted(target, tmp_path):
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep, target, params={"downsample": "maxpool", "seed": "range(3)"})
+    tuned = ["optimizer.lr=0.002", "tuned=[optimizer.lr]"] if target == TUNED else []
+    for seed in (0, 1, 5, 6):  # seeds 5 and 6: another sweep's, with the same folder
+        overrides = ["dataset=mnist", "downsample=maxpool", f"seed={seed}", *tuned]
+        folder = sweep / f"downsample=maxpool,seed={seed}"
+        write_job(folder, Status.completed, STARTED + 60 * seed)
+        (folder / ".hydra").mkdir()
+        (folder / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+    progress = read_progress(sweep)
+    assert not progress.done  # seed 2 is left
+    line = "test jobs" if target == TUNED else "jobs"
+    assert f"{line}: 2 of 3 finished (2 completed); 0 running now; 2 job folders not in this " \
+           "sweep's plan (an earlier sweep's into this folder) not counted" in describe(progress)

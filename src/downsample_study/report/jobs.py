@@ -14,10 +14,8 @@ from downsample_study.errors import ResultsError, UserError
 from downsample_study.results import RESULTS_FILE, Results, Status, read_results, results_files
 from downsample_study.same_job import differences_from_its_job, listed
 from downsample_study.storage import read_yaml
-from downsample_study.sweeps.naming import override_key
-from downsample_study.sweeps.packing import planned_jobs
 from downsample_study.sweeps.summary import OTHER_CONFIG
-from downsample_study.sweeps.tuning import LR_KEY, TUNING_DIR
+from downsample_study.sweeps.tuning import TUNING_DIR, planned_as, sweep_jobs
 from downsample_study.training.epochs import read_epochs
 
 log = logging.getLogger(__name__)
@@ -37,25 +35,6 @@ class JobOutcome:
     @property
     def seed(self) -> int:
         return self.results.seed
-
-
-def sweep_jobs(hydra: Any) -> list[list[str]] | None:
-    """The overrides of every job of a multirun, from its ``hydra`` config node
-    (``planned_jobs``); a tuned sweep's without the rate it set. None for other sweepers."""
-    jobs = planned_jobs(hydra)
-    if jobs is not None and str(hydra.sweeper.get("_target_", "")).endswith("TunedSweeper"):
-        jobs = [_untuned(job, [LR_KEY]) for job in jobs]
-    return jobs
-
-
-def _untuned(overrides: list[str], tuned: list[str]) -> list[str]:
-    """A job's overrides without those of the keys a sweeper tuned (and ``tuned`` itself)."""
-    return [o for o in overrides if override_key(o) not in {*tuned, "tuned"}]
-
-
-def _tuned_keys(overrides: list[str]) -> list[str]:
-    value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "tuned"), "[]")
-    return [key.strip() for key in value.strip("[]").split(",") if key.strip()]
 
 
 def expected_jobs(sweep: Path) -> list[frozenset[str]] | None:
@@ -93,7 +72,7 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
             started_as = [str(o) for o in overrides]
             if any(o.startswith("pack.seeds=") for o in started_as):
                 continue  # a pack's own folder: its members are the jobs
-            started.add(frozenset(_untuned(started_as, _tuned_keys(started_as))))
+            started.add(planned_as(started_as))
         if not (folder / RESULTS_FILE).is_file():
             jobs.append(JobOutcome(name, "missing",
                                    "no results.json: still running, killed or lost"))

@@ -4,6 +4,7 @@ variant, i.e. its overrides without the seed)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def override_dirname(overrides: list[str], exclude_keys: list[str], item_sep: st
     return item_sep.join(lines).replace("=", kv_sep)
 
 
+@functools.lru_cache(maxsize=4096)  # a sweep's jobs repeat their overrides; parsing is slow
 def override_key(override: str) -> str:
     """The key (or config group) an override sets: ``seed`` of ``seed=3``."""
     return OverridesParser.create().parse_override(override).key_or_group

@@ -31,10 +31,17 @@ from downsample_study.errors import UserError
 from downsample_study.results import RESULTS_FILE, Status, read_status
 from downsample_study.storage import read_yaml
 from downsample_study.sweeps.ownership import is_primary, running_elsewhere
-from downsample_study.sweeps.packing import alone, planned_jobs
+from downsample_study.sweeps.packing import alone
 from downsample_study.sweeps.record import SWEEP_FILE
 from downsample_study.sweeps.summary import job_folders
-from downsample_study.sweeps.tuning import BEST_FILE, TUNING_DIR, LrSearch, variants
+from downsample_study.sweeps.tuning import (
+    BEST_FILE,
+    TUNING_DIR,
+    LrSearch,
+    started_as,
+    sweep_jobs,
+    variants,
+)
 
 log = logging.getLogger("downsample_study")
 
@@ -52,6 +59,8 @@ class Stage:
     counts: dict[Status, int] = field(default_factory=dict)
     running: int = 0
     finished_at: list[float] = field(default_factory=list)  # results.json times, finished jobs
+    # job folders in the sweep folder that its plan does not have (an earlier sweep's)
+    not_planned: int = 0
 
     def add(self, folder: Path) -> None:
         status = read_status(folder / RESULTS_FILE)
@@ -127,7 +136,7 @@ def read_progress(sweep: Path) -> Progress:
     """The sweep's progress; a ``UserError`` if ``sweep`` is not a sweep folder."""
     sweep = Path(sweep)
     config = _sweep_config(sweep)
-    jobs = planned_jobs(config.hydra)
+    jobs = sweep_jobs(config.hydra)
     target = _sweeper_class(config).rsplit(".", 1)[-1]
     sweeper = target.removesuffix("Sweeper").lower() if jobs is not None else target
     stages, studies = [], None
@@ -141,7 +150,12 @@ def read_progress(sweep: Path) -> Progress:
         studies = (len(list(sweep.glob(f"{TUNING_DIR}/*/{BEST_FILE}"))), n_studies)
         stages.append(trials)
     tests = Stage("test jobs" if search else "jobs", None if jobs is None else len(jobs))
+    plan = None if jobs is None else {frozenset(job) for job in jobs}
     for folder in job_folders(sweep):  # a pack's own folder is packs/<id>/, one deeper
+        if plan is not None and (started := started_as(folder)) is not None and (
+                started not in plan):
+            tests.not_planned += 1
+            continue
         tests.add(folder)
     stages.append(tests)
     return Progress(sweep, sweeper, (sweep / SWEEP_FILE).stat().st_mtime, studies, stages)
@@ -184,7 +198,11 @@ def _stage_line(stage: Stage) -> str:
     line = f"{stage.name}: {stage.finished}{_of(stage.planned)} finished"
     details = [f"{stage.counts.get(status, 0)} {status}" for status in Status
                if stage.counts.get(status) or status == Status.completed]
-    return f"{line} ({', '.join(details)}); {stage.running} running now"
+    line = f"{line} ({', '.join(details)}); {stage.running} running now"
+    if stage.not_planned:
+        line += (f"; {stage.not_planned} job folders not in this sweep's plan (an earlier "
+                 f"sweep's into this folder) not counted")
+    return line
 
 
 def describe(progress: Progress, now: float | None = None) -> list[str]:

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 
 from downsample_study.checks import above, at_least
 from downsample_study.errors import ConfigError, UserError
 from downsample_study.storage import read_yaml, write_yaml
 from downsample_study.sweeps.naming import job_dir_name, override_key
+from downsample_study.sweeps.packing import planned_jobs
 from downsample_study.sweeps.signals import sweep_stopped
 
 log = logging.getLogger("downsample_study")
@@ -183,6 +185,39 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
     log.info("tuning %s: lr %.3g (val/acc_top1 %.4f, best of %d trials)",
              dirname or "default", tuned.lr, tuned.value, len(study.trials))
     return tuned
+
+
+def sweep_jobs(hydra: Any) -> list[list[str]] | None:
+    """The overrides of every job of a multirun, from its ``hydra`` config node
+    (``planned_jobs``); a tuned sweep's without the rate it set. None for other sweepers."""
+    jobs = planned_jobs(hydra)
+    if jobs is not None and str(hydra.sweeper.get("_target_", "")).endswith("TunedSweeper"):
+        jobs = [_untuned(job, [LR_KEY]) for job in jobs]
+    return jobs
+
+
+def planned_as(overrides: Sequence[str]) -> frozenset[str]:
+    """A started job's overrides (its ``.hydra/overrides.yaml``) as its sweep planned them
+    (``sweep_jobs``): without the keys a sweeper tuned, which its ``tuned`` override lists."""
+    value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "tuned"), "[]")
+    tuned = [key.strip() for key in value.strip("[]").split(",") if key.strip()]
+    return frozenset(_untuned(overrides, tuned))
+
+
+def started_as(folder: Path) -> frozenset[str] | None:
+    """The overrides of the job started in ``folder`` as its sweep planned them
+    (``planned_as``); None where they cannot be read."""
+    try:
+        overrides = yaml.load((folder / ".hydra" / "overrides.yaml").read_text(),
+                              Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return planned_as([str(o) for o in overrides]) if isinstance(overrides, list) else None
+
+
+def _untuned(overrides: Sequence[str], tuned: list[str]) -> list[str]:
+    """A job's overrides without those of the keys a sweeper tuned (and ``tuned`` itself)."""
+    return [o for o in overrides if override_key(o) not in {*tuned, "tuned"}]
 
 
 def at_tuned_lr(jobs: Sequence[str], lr: float) -> list[str]:
