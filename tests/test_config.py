@@ -55,6 +55,12 @@ from support import launch, results_under
         ("trainer.fast_dev_run=x", ["trainer.fast_dev_run: expected an integer, true or false"]),
         ("trainer.precision=16-mxied", ["trainer.precision: expected 64, 32", "'16-mixed'"]),
         ("seed=-1", ["seed: must be in 0 to 4294967295"]),
+        # what the report will compare, checked before a sweep trains for it
+        ("report.equivalence_margin=0", ["report.equivalence_margin: must be > 0, got 0"]),
+        ("report.baselines=[{downsample:maxpol}]",
+         ["report.baselines[0].downsample: unknown value 'maxpol'; allowed: aps", "maxpool"]),
+        ("report.baselines=[{dowsample.batch_norm:false}]",
+         ["report.baselines[0].dowsample.batch_norm: no such key in the config"]),
         ("evaluation.shift_max=28", ["evaluation.shift_max", "out of the frame; at most 27"]),
     ],
 )
@@ -262,3 +268,11 @@ def test_a_trainer_annotation_gives_the_plain_values_it_admits(annotation, spec)
     assert plain_values(annotation) == spec
 
 
+
+
+def test_a_baseline_on_a_flag_is_written_as_on_the_command_line():
+    from downsample_study import compose
+
+    cfg = compose(["report.baselines=[{downsample.batch_norm:false},{model:lenet5}]"])
+    assert [dict(spec) for spec in cfg.report.baselines] == [
+        {"downsample.batch_norm": False}, {"model": "lenet5"}]

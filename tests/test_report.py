@@ -285,7 +285,8 @@ def test_report_is_logged_to_the_sweeps_wandb_group_offline(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["nowhere"], "no such folder"), (["."], "no jobs found"),
-     ([".", "--baseline", "maxpool"], "expected KEY=VALUE")],
+     ([".", "--baseline", "maxpool"], "expected KEY=VALUE"),
+     ([".", "--margin", "0"], "--margin: the equivalence margin must be > 0 pp, got 0")],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert main(args) == 2

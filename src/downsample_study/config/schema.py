@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from downsample_study.analysis.evaluation import EvaluationConfig
+from downsample_study.checks import above
 from downsample_study.choices import Choice, as_choice
 
 
@@ -46,11 +47,14 @@ class ReportConfig:
     else (a group's own options aside; ``downsample.batch_norm``/``dropout`` must agree).
     """
 
-    baselines: list[dict[str, str]] = field(default_factory=lambda: [{"downsample": "maxpool"}])
+    baselines: list[dict[str, Any]] = field(default_factory=lambda: [{"downsample": "maxpool"}])
     # pp of test top-1: a difference within it counts as none (TOST). 0.2 pp is about one
     # seed-to-seed standard deviation of LeNet on MNIST here (0.1-0.3 pp, README tables):
     # below what seeds can resolve at n = 10, and below what would change a choice of operator
     equivalence_margin: float = 0.2
+
+    def __post_init__(self) -> None:
+        above("report.equivalence_margin", self.equivalence_margin, 0)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from downsample_study.errors import ConfigError
 from downsample_study.registry import Registry
 from downsample_study.training.configs import LoggerConfig, OptimizerConfig
 
+_ABSENT = object()
 MAX_SEED = 2**32 - 1  # what seed_everything (numpy) accepts
 
 
@@ -67,6 +68,25 @@ def _evaluation(cfg: DictConfig, num_classes: int, size: int) -> EvaluationConfi
     return evaluation
 
 
+def _check_report(cfg: DictConfig) -> None:
+    """The sweep's ``report.*``, checked before anything trains rather than when the report
+    finds no variant with a misspelt baseline: each baseline's keys are config keys, and a
+    config group's value one of its options."""
+    OmegaConf.to_object(cfg.report)  # its own checks (the margin)
+    for i, spec in enumerate(cfg.report.baselines):
+        for key, value in spec.items():
+            where = f"report.baselines[{i}].{key}"
+            if key in CHOICES:
+                names = CHOICES[key].names()
+                if str(value) not in names:
+                    raise ConfigError(f"{where}: unknown value {value!r}; allowed: "
+                                      f"{', '.join(names)}")
+            elif OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+                raise ConfigError(f"{where}: no such key in the config (a config group, such "
+                                  f"as downsample, or a dotted key, such as "
+                                  f"downsample.batch_norm)")
+
+
 def validate(cfg: DictConfig) -> RunConfig:
     """Validate a composed config; raise ``ConfigError`` naming the first bad key."""
     try:
@@ -76,6 +96,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     nodes = {key: typed_node(cfg[key], key, registry) for key, registry in CHOICES.items()}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
     check_trainer(trainer, trainer_arguments())
+    _check_report(cfg)
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"seed: must be in 0 to {MAX_SEED} (numpy's range), got {cfg.seed}")
     dataset = DATASETS[nodes["dataset"].name]

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from downsample_study.errors import StorageError, UserError
+from downsample_study.errors import ReportError, StorageError, UserError
 from downsample_study.report.build import write_report
 from downsample_study.report.comparisons import parse_baseline
 from downsample_study.report.tables import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE, markdown
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        if args.margin is not None and not args.margin > 0:
+            raise ReportError(f"--margin: the equivalence margin must be > 0 pp, got "
+                              f"{args.margin:g}")
         baselines = [parse_baseline(b) for b in args.baseline] if args.baseline else None
         report = write_report(args.sweep, baselines, use_wandb=not args.no_wandb,
                               margin=args.margin, draw_plots=not args.no_plots)
