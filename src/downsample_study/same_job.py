@@ -1,8 +1,9 @@
-"""Whether the run recorded in a job's folder is this job: a re-run skips a completed job and
-resumes an interrupted one by its folder, which is named after the job's overrides only. A
+"""Whether the run recorded in a job's folder is this job. A re-run skips a job whose folder
+holds a completed ``results.json``, and the folder is named after the job's overrides only: a
 folder written with another configuration (an edited YAML, another ``experiment`` default, a
-second sweep pointed at the same ``hydra.sweep.dir``) would otherwise have its results taken
-as this job's.
+second sweep pointed at the same ``hydra.sweep.dir``) would have its results taken as this
+job's. (A run that did not complete is run again, from its checkpoint, which keeps its own
+configuration: ``training.resume.SameJob``.)
 
 The keys compared are those that say what a job trains and measures; paths, logging,
 devices, speed settings and the like are not, so a job moved to another machine or resumed
