@@ -74,6 +74,28 @@ def test_a_bad_launcher_setting_stops_the_sweep_in_one_line(overrides, message, 
     assert f"error: {message}" in run.output and "Traceback" not in run.output
 
 
+@pytest.mark.parametrize(("commands", "message"), [
+    ({}, "hydra/launcher=slurm: sbatch, srun not found (PATH); it submits from a SLURM "
+         "cluster's login node"),
+    ({"sbatch": "echo 'sbatch: error: invalid partition specified: nope' >&2; exit 1",
+      "srun": "exit 0"},
+     "sbatch refused the sweep's jobs (exit status 1): sbatch: error: invalid partition "
+     "specified: nope; check the cluster and hydra.launcher.*"),
+])
+def test_slurm_without_a_cluster_stops_the_sweep_in_one_line(commands, message, tmp_path,
+                                                             monkeypatch, capsys):
+    commands_dir = tmp_path / "bin"  # SLURM's commands, as this test wants them
+    commands_dir.mkdir()
+    for name, body in commands.items():
+        (commands_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (commands_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(commands_dir))
+    run = launch(["-m", "mode=summary", "hydra/launcher=slurm", "seed=0,1",
+                  "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1
+    assert f"error: {message}" in run.output and "Traceback" not in run.output
+
+
 # --- parallel launcher ------------------------------------------------------------------------
 
 

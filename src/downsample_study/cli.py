@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,10 +44,23 @@ def _hydra_raises() -> Iterator[None]:
         os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
-def _unfinished_submitit_job(err: BaseException) -> bool:
-    """submitit's error for a job that returned nothing (killed, timed out too often)."""
+def _submitit_message(err: BaseException) -> str | None:
+    """One line for submitit's errors: ``sbatch`` refusing the jobs (no cluster here, a
+    partition that does not exist), or a job that returned nothing (killed, timed out too
+    often); None for other errors. (Without SLURM's commands the sweep does not start:
+    ``sweeps/launchers.py``.)"""
     utils = sys.modules.get("submitit.core.utils")
-    return utils is not None and isinstance(err, utils.UncompletedJobError)
+    if utils is None or not isinstance(err, utils.UncompletedJobError):
+        return None
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    cause = err.__cause__
+    if isinstance(cause, subprocess.CalledProcessError) and Path(str(cause.cmd[0])).name == (
+            "sbatch"):
+        return (f"sbatch refused the sweep's jobs (exit status {cause.returncode}): "
+                f"{' '.join(lines[-2:])}; check the cluster and hydra.launcher.* "
+                f"(partition, account)")
+    return (f"a job did not finish under submitit (killed, or out of time): "
+            f"{' '.join(lines[:2])}; its logs are beside that file")
 
 
 def run(argv: list[str], prog: str = "downsample_study") -> int:
@@ -76,13 +90,11 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Exception as err:
+        if (message := _submitit_message(err)) is not None:
+            print(f"error: {message}", file=sys.stderr)
+            return 1
         if is_storage_error(err):  # e.g. Hydra creating the run or sweep folder
             print(f"error: {storage_error(err)}", file=sys.stderr)
-            return 1
-        if _unfinished_submitit_job(err):
-            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-            print(f"error: a job did not finish under submitit (killed, or out of time): "
-                  f"{' '.join(lines[:2])}; its logs are beside that file", file=sys.stderr)
             return 1
         message = composition_message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,9 @@ _AT_LEAST = {
 }
 
 
+SLURM_COMMANDS = ("sbatch", "srun")  # submitit submits with the one, runs tasks with the other
+
+
 def _check_settings(node: dict[str, Any], prefix: str) -> None:
     for key, low in _AT_LEAST[prefix].items():
         value = node.get(key)
@@ -87,6 +91,12 @@ def _check_settings(node: dict[str, Any], prefix: str) -> None:
             raise ConfigError(f"{prefix}.{key}: must be >= {low}, got {value}")
     if prefix == "hydra.launcher" and node.get("n_jobs") == 0:
         raise ConfigError("hydra.launcher.n_jobs: must be >= 1 (or -1: one per core), got 0")
+    slurm = prefix == "hydra.launcher" and str(node.get("_target_", "")).endswith(
+        ".SlurmLauncher")
+    if slurm and (missing := [cmd for cmd in SLURM_COMMANDS if shutil.which(cmd) is None]):
+        raise ConfigError(f"hydra/launcher=slurm: {', '.join(missing)} not found (PATH); it "
+                          f"submits from a SLURM cluster's login node (hydra/launcher=parallel "
+                          f"runs the jobs on this machine)")
 
 
 class LauncherCheck(Callback):
