@@ -164,6 +164,9 @@ def test_a_folder_holding_another_configurations_run_is_kept_and_not_taken_as_th
     assert run.exit_code == 1 and "Traceback" not in run.output
     assert "checkpoints: saved by a run of another configuration (optimizer.lr: 0.002 " \
            "there, 0.004 here); delete it to train this job from the start" in run.output
+    if sweeper == "packed":  # a pack's member resumes alone from its own checkpoint
+        run = launch([*args, "hydra/sweeper=basic"], capsys)
+        assert run.exit_code == 1 and run.output.count("saved by a run of another configu") == 2
 
 
 def test_a_job_asked_to_train_longer_says_how_and_then_goes_on_from_its_checkpoint(

@@ -179,6 +179,7 @@ class Pack:
         job.member.tracker, job.member.logger = start_tracking(
             job.identity, job.cfg, job.run, job.member.output_dir, self.summary,
             self.resumed_from)
+        job.member.config = job.identity.config  # resolved by start_tracking
 
     def fit(self) -> None:
         cfg = self.jobs[0].run

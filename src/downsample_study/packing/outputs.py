@@ -27,7 +27,7 @@ from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.nets import PackedNet
 from downsample_study.training.epochs import write_epoch_row
 from downsample_study.training.module import TRAIN_LOSS_SUMS
-from downsample_study.training.resume import RngState
+from downsample_study.training.resume import RngState, SameJob
 from downsample_study.training.trainer import MONITOR, best_checkpoint
 
 
@@ -38,6 +38,7 @@ class Member:
     seed: int
     output_dir: Path
     hyper_parameters: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)  # its job's, resolved (SameJob)
     logger: Logger | None = None
     tracker: Any = None
     checkpoint: ModelCheckpoint = field(init=False)
@@ -187,7 +188,9 @@ class MemberOutputs(Callback):
         trainer.save_checkpoint(self.pack_last, weights_only=False)
         pack = module.last_checkpoint
         for k, member in enumerate(self.members):
+            same_job = SameJob(member.config, member.output_dir)
             callbacks = {member.checkpoint.state_key: member.checkpoint.state_dict(),
-                         RngState().state_key: {"cpu": module.net.generators[k].get_state()}}
+                         RngState().state_key: {"cpu": module.net.generators[k].get_state()},
+                         same_job.state_key: same_job.state_dict()}
             _save(trainer, member_checkpoint(pack, module.net, k, member, callbacks),
                   member.last)
