@@ -81,8 +81,11 @@ def _trainer_signature() -> dict[str, dict[str, list] | None]:
         pass
     from lightning import Trainer
 
-    specs = {name: plain_values(p.annotation) for name, p in
-             inspect.signature(Trainer.__init__, eval_str=True).parameters.items()
+    try:
+        signature = inspect.signature(Trainer.__init__, eval_str=True)
+    except Exception:  # an annotation that no longer evaluates: the names, types unchecked
+        signature = inspect.signature(Trainer.__init__)
+    specs = {name: plain_values(p.annotation) for name, p in signature.parameters.items()
              if p.kind is p.KEYWORD_ONLY}
     # where the cache cannot be written (read-only, full), each start reads the signature
     with contextlib.suppress(OSError, StorageError), atomic_write(cache) as f:
