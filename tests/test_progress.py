@@ -4,6 +4,7 @@ current run's last hour. test_tuning.py reads a real tuned sweep's, finished and
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from downsample_study.sweeps.progress import (
     pace,
     read_progress,
 )
+from downsample_study.sweeps.summary import summarize
 
 TUNED = "hydra_plugins.downsample_study_sweeper.tuned_sweeper.TunedSweeper"
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -179,7 +181,8 @@ def test_the_command_prints_the_lines(sweep, capsys):
 
 
 @pytest.mark.parametrize("target", [TUNED, BASIC])
-def test_job_folders_of_an_earlier_sweep_into_the_folder_are_not_counted(target, tmp_path):
+def test_job_folders_of_an_earlier_sweep_into_the_folder_are_not_counted(target, tmp_path,
+                                                                          caplog):
     sweep = tmp_path / "sweep"
     write_sweep(sweep, target, params={"downsample": "maxpool", "seed": "range(3)"})
     tuned = ["optimizer.lr=0.002", "tuned=[optimizer.lr]"] if target == TUNED else []
@@ -194,3 +197,7 @@ def test_job_folders_of_an_earlier_sweep_into_the_folder_are_not_counted(target,
     line = "test jobs" if target == TUNED else "jobs"
     assert f"{line}: 2 of 3 finished (2 completed); 0 running now; 2 job folders not in this " \
            "sweep's plan (an earlier sweep's into this folder) not counted" in describe(progress)
+    with caplog.at_level(logging.INFO, logger="downsample_study"):
+        assert summarize(sweep) == 0  # the earlier sweep's jobs are not this one's
+    assert "sweep: 2 jobs with results, 2 completed, 0 failed; 2 job folders not in this " \
+           "sweep's plan (an earlier sweep's into this folder) not counted" in caplog.text

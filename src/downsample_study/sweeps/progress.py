@@ -38,7 +38,7 @@ from downsample_study.sweeps.tuning import (
     BEST_FILE,
     TUNING_DIR,
     LrSearch,
-    started_as,
+    in_plan,
     sweep_jobs,
     variants,
 )
@@ -152,11 +152,10 @@ def read_progress(sweep: Path) -> Progress:
     tests = Stage("test jobs" if search else "jobs", None if jobs is None else len(jobs))
     plan = None if jobs is None else {frozenset(job) for job in jobs}
     for folder in job_folders(sweep):  # a pack's own folder is packs/<id>/, one deeper
-        if plan is not None and (started := started_as(folder)) is not None and (
-                started not in plan):
+        if in_plan(folder, plan):
+            tests.add(folder)
+        else:
             tests.not_planned += 1
-            continue
-        tests.add(folder)
     stages.append(tests)
     return Progress(sweep, sweeper, (sweep / SWEEP_FILE).stat().st_mtime, studies, stages)
 

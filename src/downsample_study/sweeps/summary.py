@@ -1,9 +1,11 @@
 """The end of a multirun: one screen listing each job's outcome, and the sweep's exit status.
 
-Every job folder counts: completed, failed, interrupted, with an unreadable ``results.json``,
-or without one (killed, or not run because the sweep was stopped). Jobs that another process
-is running (a second sweep into the same folder) are waited for. The status is non-zero when
-any job did not complete: 128 + the signal when the sweep was stopped by one, else 1.
+Every job folder of the sweep's plan counts: completed, failed, interrupted, with an
+unreadable ``results.json``, or without one (killed, or not run because the sweep was
+stopped); an earlier sweep's folders in the same folder are named apart, not counted. Jobs
+that another process is running (a second sweep into the same folder) are waited for. The
+status is non-zero when any job did not complete: 128 + the signal when the sweep was
+stopped by one, else 1.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from downsample_study.errors import ResultsError
+from downsample_study.errors import ResultsError, UserError
 from downsample_study.layout import CHECKPOINTS
 from downsample_study.results import RESULTS_FILE, Status, read_results
 from downsample_study.same_job import differences_from_its_job, listed
+from downsample_study.storage import read_yaml
 from downsample_study.sweeps.ownership import running_elsewhere
+from downsample_study.sweeps.record import SWEEP_FILE
 from downsample_study.sweeps.signals import sweep_stopped
-from downsample_study.sweeps.tuning import TUNING_DIR
+from downsample_study.sweeps.tuning import TUNING_DIR, in_plan, sweep_jobs
 
 log = logging.getLogger("downsample_study")
 
@@ -82,10 +86,24 @@ def _trials(sweep_dir: Path) -> str:
     return f"; and {len(trials)} learning-rate trials under {TUNING_DIR}/, {done} completed"
 
 
+def _plan(sweep_dir: Path) -> set[frozenset[str]] | None:
+    """The jobs the sweep planned (its ``multirun.yaml``), None where that cannot be read."""
+    try:
+        config = read_yaml(sweep_dir / SWEEP_FILE)
+    except UserError:
+        return None
+    hydra = config.get("hydra") if isinstance(config, DictConfig) else None
+    jobs = sweep_jobs(hydra) if hydra is not None else None
+    return None if jobs is None else {frozenset(job) for job in jobs}
+
+
 def summarize(sweep_dir: Path) -> int:
     """Log the sweep's outcome; return its exit status."""
     stopped = sweep_stopped(sweep_dir)
-    folders = job_folders(sweep_dir)
+    plan = _plan(sweep_dir)
+    every = job_folders(sweep_dir)
+    folders = [folder for folder in every if in_plan(folder, plan)]
+    earlier = len(every) - len(folders)
     if stopped is None:
         _wait_for_others(folders)
     outcomes = [(folder.name, *_outcome(folder)) for folder in folders]
@@ -102,6 +120,9 @@ def summarize(sweep_dir: Path) -> int:
         line += f"; {without} without: " + ", ".join(
             f"{counts[s]} {s}" for s in ("not run", "no results") if counts[s])
     line += _trials(sweep_dir)
+    if earlier:
+        line += (f"; {earlier} job folders not in this sweep's plan (an earlier sweep's into "
+                 f"this folder) not counted")
     log.info("%s", line)
     unfinished = [o for o in outcomes if o[1] != "completed"]
     for name, status, reason in unfinished[:MAX_LISTED]:

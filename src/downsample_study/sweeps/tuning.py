@@ -215,6 +215,12 @@ def started_as(folder: Path) -> frozenset[str] | None:
     return planned_as([str(o) for o in overrides]) if isinstance(overrides, list) else None
 
 
+def in_plan(folder: Path, plan: set[frozenset[str]] | None) -> bool:
+    """Whether the job started in ``folder`` is one of ``plan`` (``sweep_jobs`` as sets), and
+    so not an earlier sweep's into the same folder; True where either cannot be read."""
+    return plan is None or (started := started_as(folder)) is None or started in plan
+
+
 def _untuned(overrides: Sequence[str], tuned: list[str]) -> list[str]:
     """A job's overrides without those of the keys a sweeper tuned (and ``tuned`` itself)."""
     return [o for o in overrides if override_key(o) not in {*tuned, "tuned"}]
