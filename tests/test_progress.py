@@ -40,7 +40,8 @@ def write_sweep(sweep: Path, target: str = TUNED, task: tuple[str, ...] = ("data
     config = {"mode": "train", "trainer": {"max_epochs": 3}, **top, "hydra": {
         "sweeper": {"_target_": target, "lr": {"trials": 2},
                     "params": params},
-        "overrides": {"task": list(task)}}}
+        "overrides": {"task": list(task)},
+        "job": {"config": {"override_dirname": {"exclude_keys": ["paths.data_dir"]}}}}}
     OmegaConf.save(OmegaConf.create(config), sweep / "multirun.yaml")
     os.utime(sweep / "multirun.yaml", (STARTED, STARTED))
 
@@ -181,13 +182,16 @@ def test_the_command_prints_the_lines(sweep, capsys):
 
 
 @pytest.mark.parametrize("target", [TUNED, BASIC])
-def test_job_folders_of_an_earlier_sweep_into_the_folder_are_not_counted(target, tmp_path,
-                                                                          caplog):
+@pytest.mark.parametrize("data_dir", ["/data", "/moved"])  # a key that names no job folder
+def test_job_folders_of_an_earlier_sweep_into_the_folder_are_not_counted(target, data_dir,
+                                                                          tmp_path, caplog):
     sweep = tmp_path / "sweep"
-    write_sweep(sweep, target, params={"downsample": "maxpool", "seed": "range(3)"})
+    write_sweep(sweep, target, task=("dataset=mnist", f"paths.data_dir={data_dir}"),
+                params={"downsample": "maxpool", "seed": "range(3)"})
     tuned = ["optimizer.lr=0.002", "tuned=[optimizer.lr]"] if target == TUNED else []
     for seed in (0, 1, 5, 6):  # seeds 5 and 6: another sweep's, with the same folder
-        overrides = ["dataset=mnist", "downsample=maxpool", f"seed={seed}", *tuned]
+        overrides = ["dataset=mnist", "paths.data_dir=/data", "downsample=maxpool",
+                     f"seed={seed}", *tuned]
         folder = sweep / f"downsample=maxpool,seed={seed}"
         write_job(folder, Status.completed, STARTED + 60 * seed)
         (folder / ".hydra").mkdir()

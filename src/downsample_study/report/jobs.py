@@ -15,7 +15,7 @@ from downsample_study.results import RESULTS_FILE, Results, Status, read_results
 from downsample_study.same_job import differences_from_its_job, listed
 from downsample_study.storage import read_yaml
 from downsample_study.sweeps.summary import OTHER_CONFIG
-from downsample_study.sweeps.tuning import TUNING_DIR, planned_as, sweep_jobs
+from downsample_study.sweeps.tuning import TUNING_DIR, Plan
 from downsample_study.training.epochs import read_epochs
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,11 @@ class JobOutcome:
         return self.results.seed
 
 
-def expected_jobs(sweep: Path) -> list[frozenset[str]] | None:
-    """Every job the sweep was to run (from its ``multirun.yaml``), as sets of overrides."""
+def sweep_plan(sweep: Path) -> Plan | None:
+    """Every job the sweep was to run (from its ``multirun.yaml``)."""
     path = sweep / "multirun.yaml"
     config = load_yaml(path, "the jobs that never started are not listed")
-    jobs = sweep_jobs(config.hydra) if config is not None and "hydra" in config else None
-    return None if jobs is None else [frozenset(job) for job in jobs]
+    return Plan.of(config.hydra) if config is not None and "hydra" in config else None
 
 
 def load_yaml(path: Path, without_it: str) -> Any:
@@ -59,7 +58,7 @@ def load_yaml(path: Path, without_it: str) -> Any:
 
 def load_jobs(sweep: Path) -> list[JobOutcome]:
     """Every job under ``sweep``: with results, a folder without them, or never started."""
-    jobs, started = [], set()
+    jobs, started, plan = [], set(), sweep_plan(sweep)
     folders = {p.parent.parent for p in sweep.rglob(".hydra/overrides.yaml")}
     folders |= {p.parent for p in results_files(sweep)}
     for folder in sorted(folders):
@@ -72,7 +71,8 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
             started_as = [str(o) for o in overrides]
             if any(o.startswith("pack.seeds=") for o in started_as):
                 continue  # a pack's own folder: its members are the jobs
-            started.add(planned_as(started_as))
+            if plan is not None:
+                started.add(plan.named(started_as))
         if not (folder / RESULTS_FILE).is_file():
             jobs.append(JobOutcome(name, "missing",
                                    "no results.json: still running, killed or lost"))
@@ -104,7 +104,7 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
             log.warning("%s: its validation curve is left out", err)
             epochs = []
         jobs.append(JobOutcome(name, "completed", results=results, epochs=epochs))
-    for overrides in expected_jobs(sweep) or []:
+    for overrides in plan.jobs if plan is not None else []:
         if overrides not in started:
             jobs.append(JobOutcome(",".join(sorted(overrides)), "missing", NEVER_STARTED))
     return jobs

@@ -38,7 +38,7 @@ from downsample_study.sweeps.tuning import (
     BEST_FILE,
     TUNING_DIR,
     LrSearch,
-    in_plan,
+    Plan,
     sweep_jobs,
     variants,
 )
@@ -150,9 +150,9 @@ def read_progress(sweep: Path) -> Progress:
         studies = (len(list(sweep.glob(f"{TUNING_DIR}/*/{BEST_FILE}"))), n_studies)
         stages.append(trials)
     tests = Stage("test jobs" if search else "jobs", None if jobs is None else len(jobs))
-    plan = None if jobs is None else {frozenset(job) for job in jobs}
+    plan = None if jobs is None else Plan(config.hydra, jobs)
     for folder in job_folders(sweep):  # a pack's own folder is packs/<id>/, one deeper
-        if in_plan(folder, plan):
+        if plan is None or plan.has(folder):
             tests.add(folder)
         else:
             tests.not_planned += 1

@@ -27,7 +27,7 @@ from downsample_study.storage import read_yaml
 from downsample_study.sweeps.ownership import running_elsewhere
 from downsample_study.sweeps.record import SWEEP_FILE
 from downsample_study.sweeps.signals import sweep_stopped
-from downsample_study.sweeps.tuning import TUNING_DIR, in_plan, sweep_jobs
+from downsample_study.sweeps.tuning import TUNING_DIR, Plan
 
 log = logging.getLogger("downsample_study")
 
@@ -86,15 +86,14 @@ def _trials(sweep_dir: Path) -> str:
     return f"; and {len(trials)} learning-rate trials under {TUNING_DIR}/, {done} completed"
 
 
-def _plan(sweep_dir: Path) -> set[frozenset[str]] | None:
+def _plan(sweep_dir: Path) -> Plan | None:
     """The jobs the sweep planned (its ``multirun.yaml``), None where that cannot be read."""
     try:
         config = read_yaml(sweep_dir / SWEEP_FILE)
     except UserError:
         return None
     hydra = config.get("hydra") if isinstance(config, DictConfig) else None
-    jobs = sweep_jobs(hydra) if hydra is not None else None
-    return None if jobs is None else {frozenset(job) for job in jobs}
+    return Plan.of(hydra) if hydra is not None else None
 
 
 def summarize(sweep_dir: Path) -> int:
@@ -102,7 +101,7 @@ def summarize(sweep_dir: Path) -> int:
     stopped = sweep_stopped(sweep_dir)
     plan = _plan(sweep_dir)
     every = job_folders(sweep_dir)
-    folders = [folder for folder in every if in_plan(folder, plan)]
+    folders = [folder for folder in every if plan is None or plan.has(folder)]
     earlier = len(every) - len(folders)
     if stopped is None:
         _wait_for_others(folders)

@@ -196,29 +196,51 @@ def sweep_jobs(hydra: Any) -> list[list[str]] | None:
     return jobs
 
 
-def planned_as(overrides: Sequence[str]) -> frozenset[str]:
-    """A started job's overrides (its ``.hydra/overrides.yaml``) as its sweep planned them
-    (``sweep_jobs``): without the keys a sweeper tuned, which its ``tuned`` override lists."""
-    value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "tuned"), "[]")
-    tuned = [key.strip() for key in value.strip("[]").split(",") if key.strip()]
-    return frozenset(_untuned(overrides, tuned))
+class Plan:
+    """The jobs a multirun planned, each as the overrides that name it: without those Hydra
+    leaves out of a job folder's name (``exclude_keys``: paths, ``logger.group``, ``pack.*``)
+    and without the rates a tuned sweeper set. A job started in a folder is named the same way,
+    so the sweep run again with its data elsewhere plans the same jobs, and an earlier sweep's
+    job (other overrides, the same ``hydra.sweep.dir``) is told apart."""
+
+    def __init__(self, hydra: Any, jobs: list[list[str]]):
+        self.exclude = frozenset(OmegaConf.select(
+            hydra, "job.config.override_dirname.exclude_keys", default=None) or [])
+        self.jobs = list(dict.fromkeys(self.named(job) for job in jobs))  # in the plan's order
+        self._members = set(self.jobs)
+
+    @classmethod
+    def of(cls, hydra: Any) -> Plan | None:
+        """The plan of the multirun whose ``hydra`` node this is; None for sweepers whose
+        plan cannot be read (``sweep_jobs``)."""
+        jobs = sweep_jobs(hydra)
+        return None if jobs is None else cls(hydra, jobs)
+
+    def named(self, overrides: Sequence[str]) -> frozenset[str]:
+        """A job's overrides (planned, or a started job's ``.hydra/overrides.yaml``) as the
+        plan names it: less the excluded keys and the keys its ``tuned`` override lists."""
+        value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "tuned"),
+                     "[]")
+        tuned = [key.strip() for key in value.strip("[]").split(",") if key.strip()]
+        return frozenset(o for o in _untuned(overrides, tuned)
+                         if override_key(o) not in self.exclude)
+
+    def has(self, folder: Path) -> bool:
+        """Whether the job started in ``folder`` is one of the plan's; True where its
+        overrides cannot be read."""
+        started = started_overrides(folder)
+        return started is None or self.named(started) in self._members
 
 
-def started_as(folder: Path) -> frozenset[str] | None:
-    """The overrides of the job started in ``folder`` as its sweep planned them
-    (``planned_as``); None where they cannot be read."""
+def started_overrides(folder: Path) -> list[str] | None:
+    """The overrides of the job started in ``folder`` (its ``.hydra/overrides.yaml``); None
+    where they cannot be read."""
     try:
         overrides = yaml.load((folder / ".hydra" / "overrides.yaml").read_text(),
                               Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
-    return planned_as([str(o) for o in overrides]) if isinstance(overrides, list) else None
-
-
-def in_plan(folder: Path, plan: set[frozenset[str]] | None) -> bool:
-    """Whether the job started in ``folder`` is one of ``plan`` (``sweep_jobs`` as sets), and
-    so not an earlier sweep's into the same folder; True where either cannot be read."""
-    return plan is None or (started := started_as(folder)) is None or started in plan
+    return [str(o) for o in overrides] if isinstance(overrides, list) else None
 
 
 def _untuned(overrides: Sequence[str], tuned: list[str]) -> list[str]:
