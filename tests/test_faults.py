@@ -20,7 +20,7 @@ from downsample_study.report.build import write_report
 from downsample_study.report.cli import main as report_main
 from downsample_study.report.plots import PLOTS
 from downsample_study.results import Results, Status, write_results
-from downsample_study.same_job import check_same_job, config_differences
+from downsample_study.same_job import completed_results, config_differences
 from downsample_study.training.checkpoints import AtomicCheckpointIO
 
 
@@ -192,13 +192,13 @@ def test_only_a_completed_job_is_held_to_its_configuration(status, tmp_path):
     longer = {"optimizer": {"lr": 0.001}, "trainer": {"max_epochs": 3}}
     other = {"optimizer": {"lr": 0.01}, "trainer": {"max_epochs": 2}}
     if status != "completed":  # run again, from its checkpoint, which SameJob checks
-        check_same_job(tmp_path, longer)
-        check_same_job(tmp_path, other)
+        completed_results(tmp_path, longer)
+        completed_results(tmp_path, other)
         return
     with pytest.raises(OtherJobError, match="trained for another length"):
-        check_same_job(tmp_path, longer)
+        completed_results(tmp_path, longer)
     with pytest.raises(OtherJobError, match=r"another configuration \(optimizer.lr: 0.001 there"):
-        check_same_job(tmp_path, other)
+        completed_results(tmp_path, other)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.errors import OtherJobError, ResultsError, UserError
-from downsample_study.results import RESULTS_FILE, read_results
+from downsample_study.results import RESULTS_FILE, Results, read_results
 from downsample_study.storage import read_yaml
 
 DEFINING_NODES = ("seed", "dataset", "model", "downsample", "optimizer", "evaluation")
@@ -75,18 +75,18 @@ def _shown(value: Any) -> str:
     return "unset" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
-def check_same_job(folder: Path, config: dict[str, Any]) -> None:
-    """Raise ``OtherJobError`` when ``folder``'s ``results.json`` was written by a run whose
-    configuration differs from ``config`` (resolved, as plain data) in what it trains or
-    measures, and completed: what a re-run would skip. A run that failed or was stopped is
-    not skipped but run again, from its checkpoint where it has one, which keeps its own
-    configuration (``training.resume.SameJob`` compares that)."""
+def completed_results(folder: Path, config: dict[str, Any]) -> Results | None:
+    """The results in ``folder`` when an earlier run of this job, ``config`` (resolved, as
+    plain data), completed there: what a re-run skips. None when no run completed there;
+    ``OtherJobError`` when the run that did was of another configuration in what it trains
+    or measures. A run that failed or was stopped is run again, from its checkpoint where it
+    has one, which keeps its own configuration (``training.resume.SameJob`` compares that)."""
     try:
         results = read_results(Path(folder) / RESULTS_FILE)
     except ResultsError:
-        return
+        return None
     if not results.completed:
-        return
+        return None
     earlier = results.config
     differences = config_differences(earlier, config)
     if differences and not config_differences(earlier, config, training_length=False):
@@ -98,6 +98,7 @@ def check_same_job(folder: Path, config: dict[str, Any]) -> None:
         raise OtherJobError(f"{folder}: holds the results of a run of another configuration "
                             f"({listed(differences)}); run this job into another folder, or "
                             f"delete that one to run it here")
+    return results
 
 
 def listed(differences: list[str]) -> str:

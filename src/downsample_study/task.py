@@ -33,7 +33,7 @@ from downsample_study.outcomes import after_stop, failure, interrupted, record, 
 from downsample_study.packing.run import run_pack
 from downsample_study.results import Results, Status
 from downsample_study.runs import evaluate_checkpoint
-from downsample_study.same_job import check_same_job
+from downsample_study.same_job import completed_results
 from downsample_study.storage import is_storage_error, storage_error
 from downsample_study.sweeps.naming import override_dirname, sweep_id, variant_name
 from downsample_study.sweeps.ownership import job_lock
@@ -41,7 +41,6 @@ from downsample_study.sweeps.signals import STOPS, sweep_stopped
 from downsample_study.sweeps.slots import concurrent_jobs, job_slot
 from downsample_study.sweeps.summary import summarize
 from downsample_study.training.loggers import finish_wandb
-from downsample_study.training.resume import completed_results
 from downsample_study.training.tracking import RunIdentity
 
 log = logging.getLogger("downsample_study")
@@ -112,11 +111,11 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
     if cfg.get("mode") == JobMode.eval:
         return _evaluate(cfg, output_dir, multirun)
     if not summary_only:
-        check_same_job(output_dir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-    if not summary_only and (done := completed_results(output_dir)) is not None:
-        log.info("%s: completed by an earlier run, skipped (delete its results.json to "
-                 "run it again)", output_dir)
-        return done
+        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        if (done := completed_results(output_dir, config)) is not None:
+            log.info("%s: completed by an earlier run, skipped (delete its results.json to "
+                     "run it again)", output_dir)
+            return done
     identity = run_identity(cfg)
     slot = job = None
     STOPS.running_job = True

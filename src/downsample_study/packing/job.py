@@ -33,7 +33,7 @@ from downsample_study.packing.data import PackedDataModule
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.outputs import Member, MemberOutputs
 from downsample_study.results import Results
-from downsample_study.same_job import check_same_job
+from downsample_study.same_job import completed_results
 from downsample_study.storage import write_yaml
 from downsample_study.sweeps.naming import job_dir_name, override_dirname, override_key
 from downsample_study.sweeps.ownership import job_lock
@@ -41,7 +41,7 @@ from downsample_study.sweeps.slots import ShareIdleCores, Slot
 from downsample_study.training.checkpoints import resume_point
 from downsample_study.training.module import DownsampleClassifier, solo_hyper_parameters
 from downsample_study.training.optimizers import unfuse_to_clip
-from downsample_study.training.resume import SameJob, completed_results
+from downsample_study.training.resume import SameJob
 from downsample_study.training.stops import StopAtStepBoundary, fit_to_the_end_or_a_stop
 from downsample_study.training.tracking import RunIdentity
 from downsample_study.training.trainer import evaluation_trainer, pack_trainer
@@ -101,13 +101,13 @@ class Pack:
             OmegaConf.update(member_cfg, "pack.seeds", [])
             OmegaConf.update(member_cfg, "pack.id", None)
             try:
-                check_same_job(folder, OmegaConf.to_container(member_cfg, resolve=True,
-                                                              enum_to_str=True))
+                done = completed_results(folder, OmegaConf.to_container(
+                    member_cfg, resolve=True, enum_to_str=True))
             except OtherJobError as err:
                 log.error("error: %s", err)
                 _write_hydra_files(folder, member_cfg, overrides)  # the summary counts it
                 continue
-            if completed_results(folder) is not None:
+            if done is not None:
                 log.info("%s: completed by an earlier run, skipped", folder)
                 continue
             try:

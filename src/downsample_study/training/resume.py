@@ -1,5 +1,5 @@
-"""Re-running a sweep into the same folder: completed jobs are skipped, interrupted jobs go on
-from their last checkpoint.
+"""Re-running a sweep into the same folder: completed jobs are skipped (``same_job.py``),
+interrupted jobs go on from their last checkpoint.
 
 A job's folder is named after its overrides, so a re-run finds the same folder. Its
 ``results.json`` says whether it completed; ``checkpoints/last.ckpt`` (written at the end of
@@ -17,25 +17,12 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from downsample_study.errors import OtherJobError, ResultsError
+from downsample_study.errors import OtherJobError
 from downsample_study.layout import CHECKPOINTS, LAST
-from downsample_study.results import RESULTS_FILE, Results, read_results
 from downsample_study.same_job import config_differences, listed
 from downsample_study.training.checkpoints import load
 
 LAST_CHECKPOINT = Path(CHECKPOINTS) / LAST
-
-
-def completed_results(output_dir: Path) -> Results | None:
-    """The job's results when an earlier run of it completed, else None."""
-    path = output_dir / RESULTS_FILE
-    if not path.is_file():
-        return None
-    try:
-        results = read_results(path)
-    except ResultsError:
-        return None
-    return results if results.completed else None
 
 
 def epochs_trained(current_epoch: int, output_dir: Path) -> int:
