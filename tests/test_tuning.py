@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -189,3 +190,28 @@ def test_a_parallel_sweep_stopped_while_tuning_keeps_no_best_rate_and_the_rerun_
     assert again.returncode == 0, (again.stdout + again.stderr)[-2000:]
     assert len(OmegaConf.load(study / "best.yaml").trials) == 4
     assert len(list(sweep.glob("*/results.json"))) == 2  # the test seeds
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
+def test_a_studys_rate_is_not_reused_for_a_configuration_its_trials_did_not_train(
+        quick, tmp_path, capsys):
+    # a study's folder is named after its variant's overrides: an edited YAML keeps the name
+    experiment = tmp_path / "conf" / "experiment" / "mine.yaml"
+    experiment.parent.mkdir(parents=True)
+    experiment.write_text("# @package _global_\noptimizer:\n  weight_decay: 0.0\n")
+    args = ["-m", "--config-dir", str(tmp_path / "conf"), "experiment=mine", *quick, *TUNED,
+            "hydra.sweeper.lr.trials=2", "hydra.sweep.dir=sweep"]
+    assert launch(args).exit_code == 0
+    [best] = Path("sweep").glob("tuning/*/best.yaml")  # as the sweep names it, from its dir
+    again = launch(args, capsys)
+    assert again.exit_code == 0 and f"from {best}" in again.output
+    recorded = {p: p.read_bytes() for p in (tmp_path / "sweep").rglob("results.json")}
+    experiment.write_text(experiment.read_text().replace("0.0", "0.01"))
+    other = launch(args, capsys)
+    assert other.exit_code != 0 and "Traceback" not in other.output
+    assert f"{best}: found by trials of another configuration (optimizer.weight_decay: 0.0 " \
+           f"there, 0.01 here); delete {best.parent} to tune this one, or sweep into another " \
+           f"folder" in other.output
+    assert "Launching" not in other.output  # no seed trained at that rate
+    assert {p: p.read_bytes() for p in recorded} == recorded

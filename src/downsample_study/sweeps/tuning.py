@@ -10,7 +10,8 @@ that the rate belongs to the variant and does not make another one.
 
 A variant's study lives in ``<sweep>/tuning/<variant>/``: one folder per trial and
 ``best.yaml`` (the best rate, its validation top-1, every trial). A re-run reads
-``best.yaml`` where it is and tunes the rest again from the start: TPE, seeded, asks for the
+``best.yaml`` where it is (if the search and the configuration its trials trained are this
+sweep's) and tunes the rest again from the start: TPE, seeded, asks for the
 same rates in the same order, and the trials that completed before are not trained again
 (the task skips a job whose folder holds a completed ``results.json``).
 """
@@ -29,7 +30,9 @@ import yaml
 from omegaconf import OmegaConf
 
 from downsample_study.checks import above, at_least
-from downsample_study.errors import ConfigError, UserError
+from downsample_study.errors import ConfigError, ResultsError, UserError
+from downsample_study.results import RESULTS_FILE, read_results
+from downsample_study.same_job import config_differences, listed
 from downsample_study.storage import read_yaml, write_yaml
 from downsample_study.sweeps.naming import job_dir_name, override_key
 from downsample_study.sweeps.packing import planned_jobs
@@ -132,18 +135,54 @@ def _shown(value: Any) -> str:
 
 
 Launch = Callable[[list[list[str]], int], Sequence[Any]]  # the launcher's, job returns back
+Compose = Callable[[list[str]], dict[str, Any]]  # a job's overrides -> its config, plain data
+
+
+def trial_overrides(variant: Sequence[str], lr: float, search: LrSearch, where: str,
+                    number: int) -> list[str]:
+    """The overrides of a variant's trial ``number`` at ``lr``, in its study folder."""
+    epochs = [] if search.epochs is None else [f"trainer.max_epochs={search.epochs}"]
+    return [*variant, f"seed={search.seed}", f"{LR_KEY}={lr!r}", *TRIAL_OVERRIDES, *epochs,
+            f"hydra.sweep.subdir='{where}/trial{number}'"]
+
+
+def check_trained_here(folder: Path, variant: Sequence[str], search: LrSearch, where: str,
+                       compose: Compose) -> None:
+    """A ``UserError`` when the study in ``folder`` trained another configuration than its
+    trials would train now (an edited YAML or ``experiment`` default keeps the variant's
+    name): its rate belongs to that configuration. Its first completed trial is composed
+    again, at the rate it trained at, and compared as a job's results are
+    (``same_job.config_differences``); a study with no trial results left is taken as it is."""
+    trials = sorted((p for p in folder.glob("trial*") if p.name[5:].isdigit()),
+                    key=lambda p: int(p.name[5:]))
+    for trial in trials:
+        try:
+            results = read_results(trial / RESULTS_FILE)
+        except ResultsError:
+            continue
+        if not results.completed:
+            continue
+        lr = float(results.config["optimizer"]["lr"])
+        now = compose(trial_overrides(variant, lr, search, where, int(trial.name[5:])))
+        if differences := config_differences(results.config, now):
+            raise UserError(f"{folder / BEST_FILE}: found by trials of another configuration "
+                            f"({listed(differences)}); delete {folder} to tune this one, or "
+                            f"sweep into another folder")
+        return
 
 
 def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
-         sweep_dir: Path, first_index: int) -> Tuned | None:
+         compose: Compose, sweep_dir: Path, first_index: int) -> Tuned | None:
     """The best learning rate of ``variant`` (its study folder named after ``dirname``), from
-    ``best.yaml`` or a study of its own; None if the sweep was stopped before it ended (its
-    study then has no ``best.yaml``: the same command goes on with it)."""
+    ``best.yaml`` (where its trials trained this configuration) or a study of its own; None
+    if the sweep was stopped before it ended (its study then has no ``best.yaml``: the same
+    command goes on with it)."""
     import optuna
 
     where = variant_folder(dirname)
     folder = sweep_dir / where
     if (known := read_best(folder, search)) is not None:
+        check_trained_here(folder, variant, search, where, compose)
         log.info("tuning %s: lr %.3g from %s", dirname or "default", known.lr,
                  folder / BEST_FILE)
         return known
@@ -153,13 +192,10 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
                                     n_startup_trials=search.random_trials,
                                     seed=search.sampler_seed))
     space = {LR_KEY: optuna.distributions.LogUniformDistribution(search.low, search.high)}
-    epochs = [] if search.epochs is None else [f"trainer.max_epochs={search.epochs}"]
     while len(study.trials) < search.trials:
         batch = [study.ask(space)
                  for _ in range(min(search.at_once, search.trials - len(study.trials)))]
-        jobs = [[*variant, f"seed={search.seed}", f"{LR_KEY}={t.params[LR_KEY]!r}",
-                 *TRIAL_OVERRIDES, *epochs,
-                 f"hydra.sweep.subdir='{where}/trial{t.number}'"]
+        jobs = [trial_overrides(variant, t.params[LR_KEY], search, where, t.number)
                 for t in batch]
         returns = launch(jobs, first_index + batch[0].number)
         if sweep_stopped(sweep_dir) is not None:

@@ -49,6 +49,15 @@ class TunedSweeper(PackedSweeper):
         self.launched = max(self.launched, first_index + len(jobs))
         return returns
 
+    def _compose(self, overrides: list[str]) -> dict[str, Any]:
+        """A job's config, resolved as its task resolves it, less the ``hydra`` node."""
+        from omegaconf import OmegaConf
+
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        return {key: OmegaConf.to_container(config[key], resolve=True, enum_to_str=True)
+                if OmegaConf.is_config(config[key]) else config[key]
+                for key in config if key != "hydra"}
+
     def prepare(self, jobs: list[list[str]], sweep_dir: Path) -> list[list[str]]:
         from downsample_study.sweeps.naming import override_dirname
         from downsample_study.sweeps.packing import alone
@@ -65,7 +74,7 @@ class TunedSweeper(PackedSweeper):
         for number, (variant, seeds) in enumerate(variants(jobs).items()):
             dirname = override_dirname(list(variant), list(names.exclude_keys), names.item_sep,
                                        names.kv_sep)
-            best = tune(variant, dirname, search, self._launch, sweep_dir,
+            best = tune(variant, dirname, search, self._launch, self._compose, sweep_dir,
                         number * search.trials)
             if best is None:  # the sweep was stopped: nothing more is launched
                 return []
