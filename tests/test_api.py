@@ -37,10 +37,14 @@ def job_folder(sweep, operator: str):
     return folder
 
 
-def test_a_run_loads_with_its_config_results_and_network(sweep):
-    run = ds.load_run(job_folder(sweep, "maxpool"))
+@pytest.mark.parametrize("named_by", ["folder", "results.json", "checkpoint"])
+def test_a_run_loads_with_its_config_results_and_network(named_by, sweep):
+    folder = job_folder(sweep, "maxpool")
+    run = ds.load_run({"folder": folder, "results.json": folder / "results.json",
+                       "checkpoint": next(folder.glob("checkpoints/best-*.ckpt"), None)}[named_by])
     assert run.config.downsample.name == "maxpool" and run.config.trainer.max_epochs == 2
     assert run.results.completed and run.results.best_epoch in (1, 2)
+    assert run.folder == folder
     model = run.model
     assert not model.training and next(model.parameters()).device.type == "cpu"
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)

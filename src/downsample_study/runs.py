@@ -131,10 +131,11 @@ class Run:
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
-    """The job in folder ``path`` (one with a ``results.json``), or whose checkpoint ``path``
-    is (that checkpoint is then the run's)."""
+    """The job in folder ``path`` (one with a ``results.json``), or whose ``results.json`` or
+    checkpoint ``path`` is (that checkpoint is then the run's)."""
     path = Path(path)
-    folder = path.parent.parent if path.suffix == ".ckpt" else path
+    folder = (path.parent.parent if path.suffix == ".ckpt" else
+              path.parent if path.name == RESULTS_FILE else path)
     if not path.exists():
         raise ResultsError(f"{path}: no such file or folder (pass a job's folder, or one of "
                            f"its .ckpt files)")
