@@ -62,6 +62,9 @@ from support import launch, results_under
         ("report.baselines=[{dowsample.batch_norm:false}]",
          ["report.baselines[0].dowsample.batch_norm: no such key in the config"]),
         ("evaluation.shift_max=28", ["evaluation.shift_max", "out of the frame; at most 27"]),
+        # read only by hydra/sweeper=packed, but wrong wherever it is written
+        ("pack.size=abc", ["pack.size: a number of members >= 1 or auto, got 'abc'"]),
+        ("pack.size=0", ["pack.size: a number of members >= 1 or auto, got '0'"]),
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, capsys, tmp_path):

@@ -16,6 +16,7 @@ from omegaconf import MISSING
 from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.checks import above
 from downsample_study.choices import Choice, as_choice
+from downsample_study.errors import ConfigError
 
 
 class JobMode(Choice):
@@ -76,6 +77,11 @@ class PackConfig:
     size: str = "auto"
     seeds: list[int] = field(default_factory=list)
     id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.size != "auto" and not (self.size.isdigit() and int(self.size) >= 1):
+            raise ConfigError(f"pack.size: a number of members >= 1 or auto, got "
+                              f"{self.size!r}")
 
 
 @dataclass

@@ -97,6 +97,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
     check_trainer(trainer, trainer_arguments())
     _check_report(cfg)
+    OmegaConf.to_object(cfg.pack)  # its size: a sweep that does not pack still says so
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"seed: must be in 0 to {MAX_SEED} (numpy's range), got {cfg.seed}")
     dataset = DATASETS[nodes["dataset"].name]

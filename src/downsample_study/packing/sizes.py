@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from downsample_study.errors import ConfigError
+from downsample_study.config.schema import PackConfig
 
 # CPU: the best ratio of the 2-core machine's measurements; CUDA: not measured yet (issue:
 # the GPU path), a guess that keeps an H200 busier than one LeNet does
@@ -24,9 +24,7 @@ def device_kind(accelerator: Any) -> str:
 
 
 def pack_size(size: Any, accelerator: Any) -> int:
-    """``pack.size`` as a number of members."""
-    if str(size) == "auto":
-        return AUTO_SIZE[device_kind(accelerator)]
-    if not str(size).isdigit() or int(size) < 1:
-        raise ConfigError(f"pack.size: a number of members >= 1 or auto, got {size!r}")
-    return int(size)
+    """``pack.size`` as a number of members (a ``ConfigError`` if it is neither one nor
+    auto)."""
+    size = PackConfig(size=str(size)).size
+    return AUTO_SIZE[device_kind(accelerator)] if size == "auto" else int(size)
