@@ -66,9 +66,13 @@ def test_slurm_tasks_and_gpus_follow_the_trainer_devices(accelerator, devices, t
      (["hydra/launcher=local", "hydra.launcher.timeout_min=0"],
       "hydra.launcher.timeout_min: must be >= 1, got 0"),
      (["hydra/sweeper=lr_search", "hydra.sweeper.n_trials=0"],
-      "hydra.sweeper.n_trials: must be >= 1, got 0")],
+      "hydra.sweeper.n_trials: must be >= 1, got 0"),
+     # a sweep of no job would end "0 completed, 0 failed" with exit status 0
+     (["seed=range(0)"], "seed=range(0): an empty sweep, so no job to run"),
+     (["hydra/sweeper=packed", "downsample=maxpool,stride2", "seed=range(2,2)"],
+      "seed=range(2,2): an empty sweep")],
 )
-def test_a_bad_launcher_setting_stops_the_sweep_in_one_line(overrides, message, capsys):
+def test_a_bad_sweep_setting_stops_the_sweep_in_one_line(overrides, message, capsys):
     run = launch(["-m", "mode=summary", *overrides, "hydra.sweep.dir=sweep"], capsys)
     assert run.exit_code == 1
     assert f"error: {message}" in run.output and "Traceback" not in run.output
