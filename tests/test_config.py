@@ -61,6 +61,11 @@ from support import launch, results_under
          ["report.baselines[0].downsample: unknown value 'maxpol'; allowed: aps", "maxpool"]),
         ("report.baselines=[{dowsample.batch_norm:false}]",
          ["report.baselines[0].dowsample.batch_norm: no such key in the config"]),
+        # a value of the wrong shape, named down to the list item
+        ("report.baselines=abc", ["report.baselines: expected a list ([a, b]), got type str"]),
+        ("report.baselines=[{downsample:maxpool},1]",
+         ["report.baselines[1]: expected a mapping ({key: value}), got type int"]),
+        ("optimizer.betas=[0.9,b]", ["optimizer.betas[1]: expected a number, got 'b'"]),
         ("evaluation.shift_max=28", ["evaluation.shift_max", "out of the frame; at most 27"]),
         # read only by hydra/sweeper=packed, but wrong wherever it is written
         ("pack.size=abc", ["pack.size: a number of members >= 1 or auto, got 'abc'"]),

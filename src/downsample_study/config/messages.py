@@ -38,6 +38,10 @@ _REWORDED = (
      "expected a number, got '{value}'"),
     (re.compile(r"Value '(?P<value>.*)' is not a valid bool"),
      "expected true or false, got '{value}'"),
+    (re.compile(r"Invalid value assigned: (?P<type>\w+) is not a ListConfig, list or tuple"),
+     "expected a list ([a, b]), got type {type}"),
+    (re.compile(r"Cannot assign (?P<type>\w+) to Dict\["),
+     "expected a mapping ({{key: value}}), got type {type}"),
 )
 
 
@@ -51,8 +55,9 @@ def _reworded(message: str) -> str:
 def node_message(err: OmegaConfBaseException, prefix: str = "") -> str:
     """One line for an OmegaConf error on a node; ``prefix`` is the node's own key when the
     error's keys are relative to it."""
-    key = err.full_key or str(err.key or "")
-    key = ".".join(part for part in (prefix, key) if part)
+    key = next((str(k) for k in (err.full_key, err.key) if k not in (None, "")), "")
+    key = f"{prefix}[{key}]" if prefix and key.isdigit() else (
+        ".".join(part for part in (prefix, key) if part))
     owner = err.object_type if isinstance(err.object_type, type) else None
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and owner is not None and (
         dataclasses.is_dataclass(owner)
@@ -80,7 +85,11 @@ def composition_message(err: BaseException) -> str | None:
         return (f"{err.override}: not a valid override ({reason}){quote}; the grammar: "
                 f"{GRAMMAR}")
     if isinstance(err.__cause__, OmegaConfBaseException) and isinstance(err, HydraException):
-        return node_message(err.__cause__)
+        # an override's value merged as a node: its keys are relative to the override's
+        merged = re.match(r"Error merging override ([\w.]+)=", str(err))
+        inside = merged is not None and not str(err.__cause__.full_key or "").startswith(
+            merged[1])
+        return node_message(err.__cause__, prefix=merged[1] if inside else "")
     if isinstance(err, (CompactHydraException, OmegaConfBaseException)):
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         return "; ".join(lines)
