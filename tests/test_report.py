@@ -294,6 +294,31 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(("baseline", "message"), [
+    ("downsample=maxpol",
+     "baseline downsample=maxpol: no variant has it; its values here: avgpool, maxpool, stride2"),
+    ("dataset.val_sise=10", "baseline dataset.val_sise: no variant's config has this key"),
+])
+def test_a_baseline_asked_for_that_no_variant_has_is_an_error_naming_the_values(
+        baseline, message, sweep, capsys):
+    assert main([str(sweep), "--baseline", baseline, "--no-wandb", "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {message}" in err and "Traceback" not in err
+    assert not (sweep / "report.md").exists()
+
+
+def test_a_configured_baseline_the_sweep_did_not_train_is_said_so_in_its_section(sweep):
+    path = next(sweep.glob("dataset=mnist,downsample=maxpool,seed=0/results.json"))
+    results = json.loads(path.read_text())
+    results["config"]["report"] = {"baselines": [{"downsample": "blurpool"}]}
+    path.write_text(json.dumps(results))
+    report = write_report(sweep, use_wandb=False, draw_plots=False)
+    assert report.comparisons == []
+    assert "## Differences in test top-1 to downsample=blurpool\n\nNo variant in this sweep " \
+           "has a baseline of this kind (downsample=blurpool: no variant has it; its values " \
+           "here: avgpool, maxpool, stride2)." in (sweep / "report.md").read_text()
+
+
 def test_a_baseline_can_fix_several_keys(sweep):
     report = write_report(sweep, [{"dataset": "fashion_mnist", "downsample": "maxpool"}],
                           use_wandb=False, draw_plots=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from downsample_study.config.schema import ReportConfig
 from downsample_study.errors import ReportError
-from downsample_study.report.comparisons import adjust, compare, find_baseline
+from downsample_study.report.comparisons import adjust, compare, find_baseline, unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.differences import plot_differences
 from downsample_study.report.jobs import JobOutcome, load_jobs
@@ -54,6 +54,10 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     label_variants(variants, keys)
     if baselines is None:
         baselines = _configured_baselines(jobs)
+    else:  # asked for by name: a misspelt one is an error, not an empty section
+        for spec in baselines:
+            if (why := unmatched(spec, variants)) is not None:
+                raise ReportError(f"baseline {why}")
     if margin is None:
         margin = _configured(jobs, "equivalence_margin", ReportConfig().equivalence_margin)
     comparisons, seen = [], set()

@@ -117,6 +117,20 @@ def _ignored_by(spec: dict[str, str], key: str) -> bool:
     return False
 
 
+def unmatched(spec: dict[str, str], variants: list[Variant]) -> str | None:
+    """Why no variant has one of ``spec``'s values (a key none has, or a value of it none
+    has), naming the key and the values there are; None where each value is some variant's."""
+    for key, value in _spec_keys(spec).items():
+        named = key.removesuffix(".name") if key.endswith(".name") and key.count(".") == 1 \
+            else key
+        values = sorted({text(v.flat[key]) for v in variants if key in v.flat})
+        if not values:
+            return f"{named}: no variant's config has this key"
+        if value not in values:
+            return f"{named}={value}: no variant has it; its values here: {', '.join(values)}"
+    return None
+
+
 def find_baseline(variant: Variant, variants: list[Variant], spec: dict[str, str]
                   ) -> Variant | None:
     """The one variant with the spec's values that agrees with ``variant`` on every other key

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from downsample_study.analysis.evaluation import ShiftFill
+from downsample_study.report.comparisons import unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.glance import glance, variants_glance
 from downsample_study.report.jobs import NEVER_STARTED, OTHER_CONFIG, JobOutcome
@@ -125,7 +126,9 @@ def _comparisons_section(report: Report) -> list[str]:
         title = ", ".join(f"{k}={v}" for k, v in spec.items())
         lines += ["", f"## Differences in test top-1 to {title}", ""]
         if not found:
-            lines.append("No variant in this sweep has a baseline of this kind.")
+            why = unmatched(spec, report.variants)
+            lines.append("No variant in this sweep has a baseline of this kind"
+                         + (f" ({why})." if why else "."))
         lines += glance(found, report.keys)
         for c in found:
             lines.append(f"- **{text(c.variant.flat.get('dataset.name'))} · "
