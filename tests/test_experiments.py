@@ -12,7 +12,7 @@ from support import launch
 from downsample_study.config.store import CONFIG_DIR, register_configs
 from downsample_study.config.validate import validate
 from downsample_study.report.build import write_report
-from downsample_study.sweeps.tuning import sweep_jobs
+from downsample_study.sweeps.plan import sweep_jobs
 
 register_configs()
 

@@ -3,6 +3,7 @@ seeds at that rate, and what the report makes of it."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -68,6 +69,14 @@ def test_a_studys_outcome_is_reused_only_by_the_search_that_found_it(asked, refu
     assert f"best.yaml: the outcome of another search {refused}; delete it to run the " \
            f"study again, or sweep into another folder" in str(err.value)
     assert read_best(tmp_path).lr == 0.002  # what the report and progress read
+
+
+def test_a_study_with_a_failed_trial_is_read_back(tmp_path):
+    # a rate high enough to diverge fails its trial; the study goes on with the others
+    best = {"lr": 0.002, "value": 0.9, "search": LrSearch().settings(),
+            "trials": [{"lr": 0.002, "value": 0.9}, {"lr": 0.09, "value": None}]}
+    (tmp_path / "best.yaml").write_text(OmegaConf.to_yaml(best))
+    assert read_best(tmp_path, LrSearch()).trials == best["trials"]
 
 
 @pytest.mark.parametrize(("extra", "reason"), [
@@ -215,3 +224,29 @@ def test_a_studys_rate_is_not_reused_for_a_configuration_its_trials_did_not_trai
            f"folder" in other.output
     assert "Launching" not in other.output  # no seed trained at that rate
     assert {p: p.read_bytes() for p in recorded} == recorded
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
+def test_a_trial_another_sweep_is_running_is_waited_for_not_failed(quick, tmp_path):
+    args = ["-m", *quick, *TUNED, "hydra.sweeper.lr.trials=2", "hydra.sweep.dir=sweep"]
+    assert launch(args).exit_code == 0
+    [study] = (tmp_path / "sweep" / "tuning").iterdir()
+    found = OmegaConf.load(study / "best.yaml")
+    assert None not in [t.value for t in found.trials]
+    # as a second sweep into the folder finds it: the first one still training trial 1
+    (study / "best.yaml").unlink()
+    trained = (study / "trial1" / "results.json").read_bytes()
+    (study / "trial1" / "results.json").unlink()
+    with open(study / "trial1" / ".lock", "a") as lock, \
+            open(tmp_path / "second.log", "w") as log:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        second = subprocess.Popen([sys.executable, "-m", "downsample_study", *args],
+                                  cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while "another process is running: trial1" not in (tmp_path / "second.log").read_text():
+            assert second.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        (study / "trial1" / "results.json").write_bytes(trained)  # the first one ends
+    assert second.wait(timeout=300) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    assert OmegaConf.load(study / "best.yaml") == found  # its trial counted, not failed

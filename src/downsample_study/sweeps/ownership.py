@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from downsample_study.errors import JobBusy
 from downsample_study.storage import storage_error
 
 LOCK_FILE = ".lock"
+WAIT_POLL_S = 2.0
+
+log = logging.getLogger("downsample_study")
 
 
 def _holder(path: Path) -> str:
@@ -71,3 +76,15 @@ def running_elsewhere(output_dir: Path) -> bool:
         except BlockingIOError:
             return True
     return False
+
+
+def wait_for_others(folders: Sequence[Path]) -> None:
+    """Return when no other process runs the job of any of ``folders`` (saying which it
+    waits for): a job skipped because another sweep runs it has its outcome only then."""
+    busy = [f for f in folders if running_elsewhere(f)]
+    if busy:
+        log.info("waiting for %d job(s) that another process is running: %s", len(busy),
+                 ", ".join(f.name for f in busy[:3]) + (" ..." if len(busy) > 3 else ""))
+    while busy:
+        time.sleep(WAIT_POLL_S)
+        busy = [f for f in busy if running_elsewhere(f)]

@@ -32,14 +32,13 @@ from downsample_study.results import RESULTS_FILE, Status, read_status
 from downsample_study.storage import read_yaml
 from downsample_study.sweeps.ownership import is_primary, running_elsewhere
 from downsample_study.sweeps.packing import alone
+from downsample_study.sweeps.plan import Plan, sweep_jobs
 from downsample_study.sweeps.record import SWEEP_FILE
 from downsample_study.sweeps.summary import job_folders
 from downsample_study.sweeps.tuning import (
     BEST_FILE,
     TUNING_DIR,
     LrSearch,
-    Plan,
-    sweep_jobs,
     variants,
 )
 

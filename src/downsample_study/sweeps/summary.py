@@ -11,7 +11,6 @@ stopped by one, else 1.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,15 @@ from downsample_study.layout import CHECKPOINTS
 from downsample_study.results import RESULTS_FILE, Status, read_results
 from downsample_study.same_job import differences_from_its_job, listed
 from downsample_study.storage import read_yaml
-from downsample_study.sweeps.ownership import running_elsewhere
+from downsample_study.sweeps.ownership import wait_for_others
+from downsample_study.sweeps.plan import Plan
 from downsample_study.sweeps.record import SWEEP_FILE
 from downsample_study.sweeps.signals import sweep_stopped
-from downsample_study.sweeps.tuning import TUNING_DIR, Plan
+from downsample_study.sweeps.tuning import TUNING_DIR
 
 log = logging.getLogger("downsample_study")
 
 MAX_LISTED = 20  # the summary stays on one screen
-WAIT_POLL_S = 2.0
 OTHER_CONFIG = "of another configuration"
 SMOKE_TEST = "a smoke test (trainer.fast_dev_run), not a result to report"
 
@@ -42,16 +41,6 @@ def job_folders(sweep_dir: Path) -> list[Path]:
     folders = {p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")}
     folders |= {p.parent for p in sweep_dir.glob(f"*/{RESULTS_FILE}")}
     return sorted(folders)
-
-
-def _wait_for_others(folders: list[Path]) -> None:
-    busy = [f for f in folders if running_elsewhere(f)]
-    if busy:
-        log.info("waiting for %d job(s) that another process is running: %s", len(busy),
-                 ", ".join(f.name for f in busy[:3]) + (" ..." if len(busy) > 3 else ""))
-    while busy:
-        time.sleep(WAIT_POLL_S)
-        busy = [f for f in busy if running_elsewhere(f)]
 
 
 def _outcome(folder: Path) -> tuple[str, str]:
@@ -104,7 +93,7 @@ def summarize(sweep_dir: Path) -> int:
     folders = [folder for folder in every if plan is None or plan.has(folder)]
     earlier = len(every) - len(folders)
     if stopped is None:
-        _wait_for_others(folders)
+        wait_for_others(folders)
     outcomes = [(folder.name, *_outcome(folder)) for folder in folders]
     counts = Counter(status for _, status, _ in outcomes)
     without = counts["not run"] + counts["no results"]

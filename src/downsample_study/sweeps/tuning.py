@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import OmegaConf
 
 from downsample_study.checks import above, at_least
@@ -35,7 +34,7 @@ from downsample_study.results import RESULTS_FILE, read_results
 from downsample_study.same_job import config_differences, listed
 from downsample_study.storage import read_yaml, write_yaml
 from downsample_study.sweeps.naming import job_dir_name, override_key
-from downsample_study.sweeps.packing import planned_jobs
+from downsample_study.sweeps.ownership import wait_for_others
 from downsample_study.sweeps.signals import sweep_stopped
 
 log = logging.getLogger("downsample_study")
@@ -111,7 +110,9 @@ def read_best(folder: Path, search: LrSearch | None = None) -> Tuned | None:
     try:
         data = OmegaConf.to_container(read_yaml(path))
         lr, value = float(data["lr"]), float(data["value"])
-        trials = [{"lr": float(t["lr"]), "value": float(t["value"])} for t in data["trials"]]
+        trials = [{"lr": float(t["lr"]),  # a failed trial's value: None
+                   "value": None if t["value"] is None else float(t["value"])}
+                  for t in data["trials"]]
         if not trials:
             raise ValueError("no trials")
     except UserError as err:
@@ -200,8 +201,11 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
         returns = launch(jobs, first_index + batch[0].number)
         if sweep_stopped(sweep_dir) is not None:
             return None
-        for trial, returned in zip(batch, returns, strict=True):
-            value = returned.return_value  # a job's exception is raised here
+        values = [returned.return_value for returned in returns]  # a job's exception: raised
+        for i, trial in enumerate(batch):
+            if values[i] is None:  # not completed here; maybe by another sweep into the folder
+                values[i] = _completed_elsewhere(folder / f"trial{trial.number}")
+        for trial, value in zip(batch, values, strict=True):
             if value is None or not math.isfinite(value):  # the job did not complete
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
@@ -223,65 +227,15 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
     return tuned
 
 
-def sweep_jobs(hydra: Any) -> list[list[str]] | None:
-    """The overrides of every job of a multirun, from its ``hydra`` config node
-    (``planned_jobs``); a tuned sweep's without the rate it set. None for other sweepers."""
-    jobs = planned_jobs(hydra)
-    if jobs is not None and str(hydra.sweeper.get("_target_", "")).endswith("TunedSweeper"):
-        jobs = [_untuned(job, [LR_KEY]) for job in jobs]
-    return jobs
-
-
-class Plan:
-    """The jobs a multirun planned, each as the overrides that name it: without those Hydra
-    leaves out of a job folder's name (``exclude_keys``: paths, ``logger.group``, ``pack.*``)
-    and without the rates a tuned sweeper set. A job started in a folder is named the same way,
-    so the sweep run again with its data elsewhere plans the same jobs, and an earlier sweep's
-    job (other overrides, the same ``hydra.sweep.dir``) is told apart."""
-
-    def __init__(self, hydra: Any, jobs: list[list[str]]):
-        self.exclude = frozenset(OmegaConf.select(
-            hydra, "job.config.override_dirname.exclude_keys", default=None) or [])
-        self.jobs = list(dict.fromkeys(self.named(job) for job in jobs))  # in the plan's order
-        self._members = set(self.jobs)
-
-    @classmethod
-    def of(cls, hydra: Any) -> Plan | None:
-        """The plan of the multirun whose ``hydra`` node this is; None for sweepers whose
-        plan cannot be read (``sweep_jobs``)."""
-        jobs = sweep_jobs(hydra)
-        return None if jobs is None else cls(hydra, jobs)
-
-    def named(self, overrides: Sequence[str]) -> frozenset[str]:
-        """A job's overrides (planned, or a started job's ``.hydra/overrides.yaml``) as the
-        plan names it: less the excluded keys and the keys its ``tuned`` override lists."""
-        value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "tuned"),
-                     "[]")
-        tuned = [key.strip() for key in value.strip("[]").split(",") if key.strip()]
-        return frozenset(o for o in _untuned(overrides, tuned)
-                         if override_key(o) not in self.exclude)
-
-    def has(self, folder: Path) -> bool:
-        """Whether the job started in ``folder`` is one of the plan's; True where its
-        overrides cannot be read."""
-        started = started_overrides(folder)
-        return started is None or self.named(started) in self._members
-
-
-def started_overrides(folder: Path) -> list[str] | None:
-    """The overrides of the job started in ``folder`` (its ``.hydra/overrides.yaml``); None
-    where they cannot be read."""
+def _completed_elsewhere(trial: Path) -> float | None:
+    """The value of a trial another process ran (a second sweep into the same folder, whose
+    trial this sweep's skipped), once it ends; None if it did not complete."""
+    wait_for_others([trial])
     try:
-        overrides = yaml.load((folder / ".hydra" / "overrides.yaml").read_text(),
-                              Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        results = read_results(trial / RESULTS_FILE)
+    except ResultsError:
         return None
-    return [str(o) for o in overrides] if isinstance(overrides, list) else None
-
-
-def _untuned(overrides: Sequence[str], tuned: list[str]) -> list[str]:
-    """A job's overrides without those of the keys a sweeper tuned (and ``tuned`` itself)."""
-    return [o for o in overrides if override_key(o) not in {*tuned, "tuned"}]
+    return results.val.acc_top1 if results.completed and results.val is not None else None
 
 
 def at_tuned_lr(jobs: Sequence[str], lr: float) -> list[str]:
