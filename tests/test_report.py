@@ -16,6 +16,7 @@ from support.report_sweeps import TOP1, percent, write_job, write_report_sweep
 from downsample_study.report.build import write_report
 from downsample_study.report.cli import main
 from downsample_study.report.plots import PLOTS
+from downsample_study.report.variants import FRACTION_DECIMALS
 from downsample_study.training.epochs import EPOCH_COLUMNS, EPOCHS_FILE
 
 
@@ -180,7 +181,7 @@ def test_each_variants_mean_is_also_one_table_at_a_glance(sweep, section, path):
                                   / "results.json").read_text())
             for step in path:
                 results = results[step]
-            values.append(100 * results)
+            values.append(round(100 * results, FRACTION_DECIMALS))  # a count, as a percentage
         cell = cells[op + " (baseline)" * (op == "maxpool")][columns.index(dataset) - 1]
         assert cell == f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
 
@@ -245,6 +246,22 @@ def test_a_tuned_rate_at_the_edge_of_the_rates_tried_is_flagged(sweep, best, edg
     else:
         assert "tried)" not in text
     assert ("1 of 1 variants' best rate is the highest or lowest" in text) == bool(edge)
+
+
+@pytest.mark.parametrize(("stride2", "verdict"), [
+    # as many images fewer right on both seeds: float32 made that 0.09 pp ± 1e-6
+    ((9802, 9813), "no test (the difference is the same for every seed)"),
+    ((9802, 9815), "paired t-test over seeds 0, 1"),
+])
+def test_accuracies_are_compared_as_the_counts_they_are(stride2, verdict, tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed, (maxpool, other) in enumerate(zip((9811, 9822), stride2, strict=True)):
+        write_job(sweep, "mnist", "maxpool", seed, float(np.float32(maxpool / 10_000)))
+        write_job(sweep, "mnist", "stride2", seed, float(np.float32(other / 10_000)))
+    report = write_report(sweep, use_wandb=False, draw_plots=False)
+    [comparison] = report.comparisons
+    assert comparison.diff == pytest.approx(-(9811 + 9822 - sum(stride2)) / 200)
+    assert verdict in (sweep / "report.md").read_text()
 
 
 def test_intervals_of_accuracies_stay_within_0_and_100_percent():
