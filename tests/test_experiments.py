@@ -44,13 +44,14 @@ def composed(overrides: list[str], hydra: bool = False):
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_preset_composes_into_variants_times_ten_seeds(preset, data_dir):
     variants, shared, varied = PRESETS[preset]
-    hydra = composed([f"experiment={preset}"], hydra=True).hydra
+    config = composed([f"experiment={preset}"], hydra=True)
+    hydra = config.hydra
     assert hydra.sweep.dir.startswith(f"multirun/{preset}/")
     assert hydra.sweeper.params["seed"] == "range(10)"
     # each variant's seeds packed (after its learning rate is tuned)
     sweeper = "TunedSweeper" if preset in TUNED else "PackedSweeper"
     assert hydra.sweeper._target_.endswith(sweeper)
-    jobs = sweep_jobs(hydra)
+    jobs = sweep_jobs(config)
     assert len(jobs) == variants * 10
 
     seen = set()

@@ -90,6 +90,21 @@ def test_what_trains_nothing_to_report_is_not_tuned(extra, reason, quick, tmp_pa
     assert not (tmp_path / "sweep" / "tuning").exists()
 
 
+def test_the_rate_the_sweeper_tunes_is_not_swept_too(quick, tmp_path, capsys):
+    # each variant would tune to the same rate, and train the same jobs
+    args = ["-m", *quick, *TUNED, "optimizer.lr=0.01,0.02", "hydra.sweep.dir=sweep"]
+    run = launch(args, capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    assert "error: optimizer.lr=0.01,0.02: hydra/sweeper=tuned tunes optimizer.lr for each " \
+           "variant; leave it out, or set hydra.sweeper.lr.trials=0" in run.output
+    assert not (tmp_path / "sweep" / "tuning").exists()
+    untuned = launch([*args, "hydra.sweeper.lr.trials=0"], capsys)  # at the rates given
+    assert untuned.exit_code == 0
+    assert "sweep sweep: 2 jobs with results, 2 completed, 0 failed\n" in untuned.output
+    assert describe(read_progress(tmp_path / "sweep"))[1:] == [
+        "jobs: 2 of 2 finished (2 completed); 0 running now", "done: every planned job finished"]
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
 def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(quick, tmp_path,

@@ -42,7 +42,7 @@ def sweep_plan(sweep: Path) -> Plan | None:
     """Every job the sweep was to run (from its ``multirun.yaml``)."""
     path = sweep / "multirun.yaml"
     config = load_yaml(path, "the jobs that never started are not listed")
-    return Plan.of(config.hydra) if config is not None and "hydra" in config else None
+    return Plan.of(config) if config is not None and "hydra" in config else None
 
 
 def load_yaml(path: Path, without_it: str) -> Any:

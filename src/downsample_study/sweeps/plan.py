@@ -11,16 +11,32 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
+from downsample_study.errors import UserError
 from downsample_study.sweeps.naming import override_key
-from downsample_study.sweeps.packing import planned_jobs
-from downsample_study.sweeps.tuning import LR_KEY
+from downsample_study.sweeps.packing import alone, planned_jobs
+from downsample_study.sweeps.tuning import LR_KEY, LrSearch
 
 
-def sweep_jobs(hydra: Any) -> list[list[str]] | None:
-    """The overrides of every job of a multirun, from its ``hydra`` config node
-    (``planned_jobs``); a tuned sweep's without the rate it set. None for other sweepers."""
-    jobs = planned_jobs(hydra)
-    if jobs is not None and str(hydra.sweeper.get("_target_", "")).endswith("TunedSweeper"):
+def tuned_search(config: Any) -> LrSearch | None:
+    """The search of a multirun's tuned sweeper (its saved ``config``), where it tunes, as
+    ``TunedSweeper.prepare`` decides; else None."""
+    target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="") or "")
+    if not target.endswith("TunedSweeper") or alone(config) is not None:
+        return None
+    options = OmegaConf.select(config, "hydra.sweeper.lr")
+    try:
+        search = LrSearch(**(OmegaConf.to_container(options) if options is not None else {}))
+    except (TypeError, UserError):  # refused when the sweep started: it tuned nothing
+        return None
+    return search if search.trials else None
+
+
+def sweep_jobs(config: Any) -> list[list[str]] | None:
+    """The overrides of every job of a multirun, from its saved ``config``
+    (``planned_jobs``); where its sweeper tunes, without the rate that sets. None for other
+    sweepers."""
+    jobs = planned_jobs(config.hydra)
+    if jobs is not None and tuned_search(config) is not None:
         jobs = [_untuned(job, [LR_KEY]) for job in jobs]
     return jobs
 
@@ -39,11 +55,11 @@ class Plan:
         self._members = set(self.jobs)
 
     @classmethod
-    def of(cls, hydra: Any) -> Plan | None:
-        """The plan of the multirun whose ``hydra`` node this is; None for sweepers whose
-        plan cannot be read (``sweep_jobs``)."""
-        jobs = sweep_jobs(hydra)
-        return None if jobs is None else cls(hydra, jobs)
+    def of(cls, config: Any) -> Plan | None:
+        """The plan of the multirun whose saved config this is; None for sweepers whose plan
+        cannot be read (``sweep_jobs``)."""
+        jobs = sweep_jobs(config)
+        return None if jobs is None else cls(config.hydra, jobs)
 
     def named(self, overrides: Sequence[str]) -> frozenset[str]:
         """A job's overrides (planned, or a started job's ``.hydra/overrides.yaml``) as the

@@ -32,13 +32,12 @@ from downsample_study.results import RESULTS_FILE, Status, read_status
 from downsample_study.storage import read_yaml
 from downsample_study.sweeps.ownership import is_primary, running_elsewhere
 from downsample_study.sweeps.packing import alone
-from downsample_study.sweeps.plan import Plan, sweep_jobs
+from downsample_study.sweeps.plan import Plan, sweep_jobs, tuned_search
 from downsample_study.sweeps.record import SWEEP_FILE
 from downsample_study.sweeps.summary import job_folders
 from downsample_study.sweeps.tuning import (
     BEST_FILE,
     TUNING_DIR,
-    LrSearch,
     variants,
 )
 
@@ -119,27 +118,15 @@ def _sweep_config(sweep: Path) -> DictConfig:
     return config
 
 
-def _search(config: DictConfig) -> LrSearch | None:
-    """The tuned sweeper's search, when it tunes (as ``TunedSweeper.prepare`` decides)."""
-    if not _sweeper_class(config).endswith("TunedSweeper") or alone(config) is not None:
-        return None
-    options = OmegaConf.select(config, "hydra.sweeper.lr")
-    try:
-        search = LrSearch(**(OmegaConf.to_container(options) if options is not None else {}))
-    except (TypeError, UserError):  # refused when the sweep started: it tuned nothing
-        return None
-    return search if search.trials else None
-
-
 def read_progress(sweep: Path) -> Progress:
     """The sweep's progress; a ``UserError`` if ``sweep`` is not a sweep folder."""
     sweep = Path(sweep)
     config = _sweep_config(sweep)
-    jobs = sweep_jobs(config.hydra)
+    jobs = sweep_jobs(config)
     target = _sweeper_class(config).rsplit(".", 1)[-1]
     sweeper = target.removesuffix("Sweeper").lower() if jobs is not None else target
     stages, studies = [], None
-    if (search := _search(config)) is not None:
+    if (search := tuned_search(config)) is not None:
         n_studies = None if jobs is None else len(variants(jobs))
         trials = Stage("learning-rate trials",
                        None if n_studies is None else n_studies * search.trials)

@@ -81,8 +81,8 @@ def _plan(sweep_dir: Path) -> Plan | None:
         config = read_yaml(sweep_dir / SWEEP_FILE)
     except UserError:
         return None
-    hydra = config.get("hydra") if isinstance(config, DictConfig) else None
-    return Plan.of(hydra) if hydra is not None else None
+    has_hydra = isinstance(config, DictConfig) and config.get("hydra") is not None
+    return Plan.of(config) if has_hydra else None
 
 
 def summarize(sweep_dir: Path) -> int:

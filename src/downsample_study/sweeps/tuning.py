@@ -94,6 +94,18 @@ def variants(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[list[s
     return found
 
 
+def check_rate_not_swept(jobs: Sequence[Sequence[str]]) -> None:
+    """A ``ConfigError`` when the command line sets the rate the sweeper tunes: each variant
+    would train at its tuned rate whatever was set, and ``optimizer.lr=a,b`` would make
+    variants that tune to the same rate and train the same jobs."""
+    values = list(dict.fromkeys(o.split("=", 1)[1] for job in jobs for o in job
+                                if override_key(o) == LR_KEY))
+    if values:
+        raise ConfigError(f"{LR_KEY}={','.join(values)}: hydra/sweeper=tuned tunes {LR_KEY} "
+                          f"for each variant; leave it out, or set hydra.sweeper.lr.trials=0 "
+                          f"to train at the rates given")
+
+
 def variant_folder(dirname: str) -> str:
     """A variant's study folder in the sweep, from its ``override_dirname`` (as a job's)."""
     return f"{TUNING_DIR}/{job_dir_name(dirname)}"

@@ -61,7 +61,12 @@ class TunedSweeper(PackedSweeper):
     def prepare(self, jobs: list[list[str]], sweep_dir: Path) -> list[list[str]]:
         from downsample_study.sweeps.naming import override_dirname
         from downsample_study.sweeps.packing import alone
-        from downsample_study.sweeps.tuning import at_tuned_lr, tune, variants
+        from downsample_study.sweeps.tuning import (
+            at_tuned_lr,
+            check_rate_not_swept,
+            tune,
+            variants,
+        )
 
         search = lr_search(self.lr)
         if search.trials == 0:
@@ -69,6 +74,7 @@ class TunedSweeper(PackedSweeper):
         if (reason := alone(self.config)) is not None:
             log.info("tuning: off, %s", reason)
             return jobs
+        check_rate_not_swept(jobs)
         names = self.config.hydra.job.config.override_dirname
         tuned = []
         for number, (variant, seeds) in enumerate(variants(jobs).items()):
