@@ -239,6 +239,13 @@ def test_a_studys_rate_is_not_reused_for_a_configuration_its_trials_did_not_trai
            f"folder" in other.output
     assert "Launching" not in other.output  # no seed trained at that rate
     assert {p: p.read_bytes() for p in recorded} == recorded
+    # without its best.yaml, the trials there are still another configuration's, not these
+    (tmp_path / best).unlink()
+    again = launch(args, capsys)
+    assert again.exit_code != 0 and "Traceback" not in again.output
+    assert "none of its 2 trials completed" in again.output
+    assert not (tmp_path / best).exists()
+    assert {p: p.read_bytes() for p in recorded} == recorded
 
 
 @pytest.mark.slow

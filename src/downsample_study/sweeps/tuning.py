@@ -29,9 +29,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from downsample_study.checks import above, at_least
-from downsample_study.errors import ConfigError, ResultsError, UserError
+from downsample_study.errors import ConfigError, OtherJobError, ResultsError, UserError
 from downsample_study.results import RESULTS_FILE, read_results
-from downsample_study.same_job import config_differences, listed
+from downsample_study.same_job import completed_results, config_differences, listed
 from downsample_study.storage import read_yaml, write_yaml
 from downsample_study.sweeps.naming import job_dir_name, override_key
 from downsample_study.sweeps.ownership import wait_for_others
@@ -214,9 +214,9 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
         if sweep_stopped(sweep_dir) is not None:
             return None
         values = [returned.return_value for returned in returns]  # a job's exception: raised
-        for i, trial in enumerate(batch):
+        for i, (trial, job) in enumerate(zip(batch, jobs, strict=True)):
             if values[i] is None:  # not completed here; maybe by another sweep into the folder
-                values[i] = _completed_elsewhere(folder / f"trial{trial.number}")
+                values[i] = _completed_elsewhere(folder / f"trial{trial.number}", compose(job))
         for trial, value in zip(batch, values, strict=True):
             if value is None or not math.isfinite(value):  # the job did not complete
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -239,15 +239,16 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
     return tuned
 
 
-def _completed_elsewhere(trial: Path) -> float | None:
-    """The value of a trial another process ran (a second sweep into the same folder, whose
-    trial this sweep's skipped), once it ends; None if it did not complete."""
+def _completed_elsewhere(trial: Path, config: dict[str, Any]) -> float | None:
+    """The value of a trial that another process ran (a second sweep into the same folder,
+    whose trial this sweep skipped), once it ends; None if it did not complete, or is not
+    this trial (``config``) but a run of another configuration."""
     wait_for_others([trial])
     try:
-        results = read_results(trial / RESULTS_FILE)
-    except ResultsError:
+        results = completed_results(trial, config)
+    except OtherJobError:
         return None
-    return results.val.acc_top1 if results.completed and results.val is not None else None
+    return results.val.acc_top1 if results is not None and results.val is not None else None
 
 
 def at_tuned_lr(jobs: Sequence[str], lr: float) -> list[str]:
