@@ -90,6 +90,21 @@ def test_what_trains_nothing_to_report_is_not_tuned(extra, reason, quick, tmp_pa
     assert not (tmp_path / "sweep" / "tuning").exists()
 
 
+@pytest.mark.parametrize(("seeds", "trial_seed", "shown"), [
+    (["seed=range(10)"], 3, "(0-9)"),
+    (["seed=5,7"], 7, "(5, 7)"),
+    ([], 0, "(0)"),  # the config's own seed
+])
+def test_the_trials_seed_is_none_of_the_test_seeds(seeds, trial_seed, shown, quick, tmp_path,
+                                                   capsys):
+    run = launch(["-m", *quick, *TUNED, *seeds, f"hydra.sweeper.lr.seed={trial_seed}",
+                  "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    assert f"error: hydra.sweeper.lr.seed: {trial_seed} is one of the test seeds {shown}; " \
+           f"the trials need a seed of their own" in run.output
+    assert not (tmp_path / "sweep" / "tuning").exists()
+
+
 def test_the_rate_the_sweeper_tunes_is_not_swept_too(quick, tmp_path, capsys):
     # each variant would tune to the same rate, and train the same jobs
     args = ["-m", *quick, *TUNED, "optimizer.lr=0.01,0.02", "hydra.sweep.dir=sweep"]

@@ -94,6 +94,23 @@ def variants(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[list[s
     return found
 
 
+def check_trial_seed(search: LrSearch, jobs: Sequence[Sequence[str]], default_seed: int
+                     ) -> None:
+    """A ``ConfigError`` when the trials' seed is one of the test seeds (a job without a
+    ``seed`` override trains at ``default_seed``): the rate would be picked on the very
+    initialisation and data order it is then measured on."""
+    def seed(job: Sequence[str]) -> int:
+        value = next((o.split("=", 1)[1] for o in job if override_key(o) == "seed"), None)
+        return default_seed if value is None else int(value)
+
+    seeds = sorted({seed(job) for job in jobs})
+    if search.seed in seeds:
+        shown = (f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 2 and seeds == list(
+            range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds)))
+        raise ConfigError(f"hydra.sweeper.lr.seed: {search.seed} is one of the test seeds "
+                          f"({shown}); the trials need a seed of their own")
+
+
 def check_rate_not_swept(jobs: Sequence[Sequence[str]]) -> None:
     """A ``ConfigError`` when the command line sets the rate the sweeper tunes: each variant
     would train at its tuned rate whatever was set, and ``optimizer.lr=a,b`` would make

@@ -64,6 +64,7 @@ class TunedSweeper(PackedSweeper):
         from downsample_study.sweeps.tuning import (
             at_tuned_lr,
             check_rate_not_swept,
+            check_trial_seed,
             tune,
             variants,
         )
@@ -75,6 +76,7 @@ class TunedSweeper(PackedSweeper):
             log.info("tuning: off, %s", reason)
             return jobs
         check_rate_not_swept(jobs)
+        check_trial_seed(search, jobs, int(self.config.seed))
         names = self.config.hydra.job.config.override_dirname
         tuned = []
         for number, (variant, seeds) in enumerate(variants(jobs).items()):
