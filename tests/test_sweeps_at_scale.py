@@ -70,7 +70,10 @@ def test_slurm_tasks_and_gpus_follow_the_trainer_devices(accelerator, devices, t
      # a sweep of no job would end "0 completed, 0 failed" with exit status 0
      (["seed=range(0)"], "seed=range(0): an empty sweep, so no job to run"),
      (["hydra/sweeper=packed", "downsample=maxpool,stride2", "seed=range(2,2)"],
-      "seed=range(2,2): an empty sweep")],
+      "seed=range(2,2): an empty sweep"),
+     # one job twice: its second run skips the first's, and the sweep counts it twice
+     (["seed=0,1,1", "downsample=maxpool,avgpool"],
+      "seed=0,1,1: 1 given more than once, which would run the same job again")],
 )
 def test_a_bad_sweep_setting_stops_the_sweep_in_one_line(overrides, message, capsys):
     run = launch(["-m", "mode=summary", *overrides, "hydra.sweep.dir=sweep"], capsys)

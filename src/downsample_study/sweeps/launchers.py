@@ -99,31 +99,31 @@ def _check_settings(node: dict[str, Any], prefix: str) -> None:
                           f"runs the jobs on this machine)")
 
 
-def _check_some_jobs(hydra: DictConfig) -> None:
-    """A ``ConfigError`` when the sweep's overrides expand to no job (``seed=range(0)``): the
-    sweep would otherwise launch nothing and end as if it had succeeded."""
+def _check_jobs(hydra: DictConfig) -> None:
+    """A ``ConfigError`` when the sweep's overrides expand to no job (``seed=range(0)``),
+    which would launch nothing and end as if it had succeeded, or give a value twice
+    (``seed=0,0``), which would launch one job twice."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from downsample_study.sweeps.packing import planned_jobs
-
-    if planned_jobs(hydra) != []:
-        return
     params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
-    empty = [o.input_line for o in OverridesParser.create().parse_overrides(
-                 [*params, *hydra.overrides.task])
-             if o.is_sweep_override() and o.is_discrete_sweep()
-             and not list(o.sweep_string_iterator())]
-    raise ConfigError(f"{', '.join(empty) or 'the sweep overrides'}: an empty sweep, so no "
-                      f"job to run; give it at least one value (range(n) counts from 0 to "
-                      f"n - 1)")
+    sweeps = {o.input_line: list(o.sweep_string_iterator())
+              for o in OverridesParser.create().parse_overrides([*params, *hydra.overrides.task])
+              if o.is_sweep_override() and o.is_discrete_sweep()}
+    for line, values in sweeps.items():
+        if not values:
+            raise ConfigError(f"{line}: an empty sweep, so no job to run; give it at least "
+                              f"one value (range(n) counts from 0 to n - 1)")
+        if twice := sorted({v for v in values if values.count(v) > 1}):
+            raise ConfigError(f"{line}: {', '.join(twice)} given more than once, which would "
+                              f"run the same job again; give each value once")
 
 
 class LauncherCheck(Callback):
     """Before a multirun: resolve the launcher preset's values (``n_jobs``, ``tasks_per_node``,
-    ...) and check them, the sweeper's and that the sweep has a job, so a wrong setting stops
-    the sweep with one line, not a traceback; for the joblib launcher, start its workers as
-    forks (``parallel.fork``); and make a signal to this process stop the sweep (a re-run of
-    a stopped sweep clears the mark)."""
+    ...) and check them, the sweeper's and the sweep's values (none empty, none twice), so a
+    wrong setting stops the sweep with one line, not a traceback; for the joblib launcher,
+    start its workers as forks (``parallel.fork``); and make a signal to this process stop
+    the sweep (a re-run of a stopped sweep clears the mark)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         internals.before_jobs(wandb=config.logger.name == "wandb")  # before slots import torch
@@ -143,7 +143,7 @@ class LauncherCheck(Callback):
             launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
             _check_settings(launcher, "hydra.launcher")
             _check_settings(OmegaConf.to_container(config.hydra.sweeper), "hydra.sweeper")
-            _check_some_jobs(config.hydra)
+            _check_jobs(config.hydra)
         except (InterpolationResolutionError, ConfigError) as err:
             cause: BaseException | None = err
             while cause is not None and not isinstance(cause, ConfigError):
