@@ -286,3 +286,14 @@ def test_lr_search_runs_one_optuna_study_per_variant(quick, tmp_path):
     by_lr = {r["config"]["optimizer"]["lr"]: r["val"]["acc_top1"] for r in results}
     assert {t.params["optimizer.lr"]: t.value for t in study.trials} == by_lr
     assert all(1e-4 <= lr <= 1e-1 for lr in by_lr)
+
+
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
+def test_an_lr_search_whose_trials_all_fail_ends_in_one_line(quick, tmp_path, capsys):
+    run = launch(["-m", *quick, "logger=none", "hydra/sweeper=lr_search",
+                  "hydra.sweeper.n_trials=2", "optimizer.lr=interval(-1,-0.5)",
+                  "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    assert "error: optimizer.lr: must be > 0" in run.output  # each trial's own error
+    assert "error: hydra/sweeper=lr_search: none of the study's trials completed, so it has " \
+           "no best rate" in run.output

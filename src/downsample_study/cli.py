@@ -63,6 +63,17 @@ def _submitit_message(err: BaseException) -> str | None:
             f"{' '.join(lines[:2])}; its logs are beside that file")
 
 
+def _study_message(err: BaseException) -> str | None:
+    """One line for ``hydra/sweeper=lr_search`` (Hydra's Optuna plugin) ending with no
+    completed trial, which it reports by asking Optuna for a best trial there is none of;
+    None for other errors."""
+    if "optuna" not in sys.modules or not isinstance(err, ValueError) or (
+            "No trials are completed yet" not in str(err)):
+        return None
+    return ("hydra/sweeper=lr_search: none of the study's trials completed, so it has no best "
+            "rate; each trial's error is above, and in its results.json")
+
+
 def run(argv: list[str], prog: str = "downsample_study") -> int:
     """Run the app on ``argv`` (without the program name) as ``prog`` (the name Hydra's shell
     completion is installed for); return the exit status."""
@@ -90,7 +101,7 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Exception as err:
-        if (message := _submitit_message(err)) is not None:
+        if (message := _submitit_message(err) or _study_message(err)) is not None:
             print(f"error: {message}", file=sys.stderr)
             return 1
         if is_storage_error(err):  # e.g. Hydra creating the run or sweep folder
