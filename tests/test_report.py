@@ -264,6 +264,17 @@ def test_accuracies_are_compared_as_the_counts_they_are(stride2, verdict, tmp_pa
     assert verdict in (sweep / "report.md").read_text()
 
 
+@pytest.mark.parametrize(("seeds", "header"), [
+    (1, "1 job: 1 completed, 0 failed, 0 missing; 1 variant."),
+    (2, "2 jobs: 2 completed, 0 failed, 0 missing; 1 variant."),
+])
+def test_the_header_counts_in_words(seeds, header, tmp_path):
+    for seed in range(seeds):
+        write_job(tmp_path / "sweep", "mnist", "maxpool", seed, 0.98)
+    write_report(tmp_path / "sweep", use_wandb=False, draw_plots=False)
+    assert header in (tmp_path / "sweep" / "report.md").read_text()
+
+
 def test_intervals_of_accuracies_stay_within_0_and_100_percent():
     from downsample_study.report.statistics import Stat
 

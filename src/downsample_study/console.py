@@ -1,5 +1,6 @@
 """What the console shows: library noise that says nothing about this framework's runs is
-filtered out (switched on by the entry points, never at import)."""
+filtered out (switched on by the entry points, never at import); counts read as English
+(``counted``), there and in the reports."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ _QUIET_INFO = ("litlogger", "Restoring states from the checkpoint path",
                "Loaded model weights from the checkpoint", "Received SIGTERM")
 _QUIETED_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
                     "lightning.pytorch.trainer.connectors.signal_connector")
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 job``, ``2 jobs``: ``n`` of ``noun``, in the plural (``noun`` + s, or ``plural``)
+    unless one."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def _not_quiet(record: logging.LogRecord) -> bool:

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from downsample_study.config.schema import ReportConfig
+from downsample_study.console import counted
 from downsample_study.errors import ReportError
 from downsample_study.report.comparisons import adjust, compare, find_baseline, unmatched
 from downsample_study.report.contents import Report
@@ -94,8 +95,9 @@ def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     report = build_report(sweep, baselines, margin)
     sweep = report.sweep
     studies = load_studies(sweep)
-    log.info("%s: %d jobs, %d variants, %d comparisons, %d learning-rate studies", sweep,
-             len(report.jobs), len(report.variants), len(report.comparisons), len(studies))
+    log.info("%s: %s", sweep, ", ".join(counted(len(items), *nouns) for items, *nouns in (
+        (report.jobs, "job"), (report.variants, "variant"), (report.comparisons, "comparison"),
+        (studies, "learning-rate study", "learning-rate studies"))))
     plots = _draw_plots(report, studies) if draw_plots else []
     for name in (*PLOTS.values(), TUNING_PLOT):  # an earlier report's plot not drawn now
         if sweep / name not in plots:

@@ -12,6 +12,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from downsample_study.console import counted
 from downsample_study.report.comparisons import Comparison
 from downsample_study.report.contents import Report
 from downsample_study.report.plots import distinct_labels, save
@@ -61,8 +62,9 @@ def plot_differences(report: Report, path: Path) -> bool:
                for kind, color in VERDICT_COLORS.items() if kind in shown]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8,
                frameon=False)
+    family = counted(report.comparisons[0].family, "comparison")
     fig.suptitle(f"Test top-1 difference to the baseline (pp), unadjusted {CONFIDENCE:.0%} CI\n"
-                 f"colour: the verdict (Holm over {report.comparisons[0].family} comparisons); "
+                 f"colour: the verdict (Holm over {family}); "
                  f"shaded: the equivalence margin, ±{margin:g} pp", fontsize=9)
     save(fig, path)
     return True

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from downsample_study.analysis.evaluation import ShiftFill
+from downsample_study.console import counted
 from downsample_study.report.comparisons import unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.glance import glance, variants_glance
@@ -184,10 +185,10 @@ def markdown(report: Report, tuning: list[str] = ()) -> str:
     lines = [
         f"# Sweep report: `{report.sweep.name}`",
         "",
-        f"{len(report.jobs)} jobs: {counts['completed']} completed, {counts['failed']} failed, "
-        f"{counts['missing']} missing{others}; "
-        f"{len(report.variants)} variants. Test metrics come from each job's best-validation "
-        f"checkpoint, in percent: mean ± standard deviation over seeds [Student-t "
+        f"{counted(len(report.jobs), 'job')}: {counts['completed']} completed, "
+        f"{counts['failed']} failed, {counts['missing']} missing{others}; "
+        f"{counted(len(report.variants), 'variant')}. Test metrics come from each job's "
+        f"best-validation checkpoint, in percent: mean ± standard deviation over seeds [Student-t "
         f"{CONFIDENCE:.0%} confidence interval of the mean].",
         "",
         *_variants_section(report),

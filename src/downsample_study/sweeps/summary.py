@@ -18,6 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from downsample_study.console import counted
 from downsample_study.errors import ResultsError, UserError
 from downsample_study.layout import CHECKPOINTS
 from downsample_study.results import RESULTS_FILE, Status, read_results
@@ -72,7 +73,8 @@ def _trials(sweep_dir: Path) -> str:
     if not trials:
         return ""
     done = sum(_outcome(folder)[0] == "completed" for folder in trials)
-    return f"; and {len(trials)} learning-rate trials under {TUNING_DIR}/, {done} completed"
+    return (f"; and {counted(len(trials), 'learning-rate trial')} under {TUNING_DIR}/, "
+            f"{done} completed")
 
 
 def _plan(sweep_dir: Path) -> Plan | None:
@@ -97,7 +99,7 @@ def summarize(sweep_dir: Path) -> int:
     outcomes = [(folder.name, *_outcome(folder)) for folder in folders]
     counts = Counter(status for _, status, _ in outcomes)
     without = counts["not run"] + counts["no results"]
-    line = (f"sweep {sweep_dir}: {len(outcomes) - without} jobs with results, "
+    line = (f"sweep {sweep_dir}: {counted(len(outcomes) - without, 'job')} with results, "
             f"{counts['completed']} completed, {counts['failed']} failed")
     if smoke := sum(reason == SMOKE_TEST for _, _, reason in outcomes):
         line = line.replace(" completed,", f" completed ({smoke} of them smoke tests: "
