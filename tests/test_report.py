@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 from support import read_wandb_runs
-from support.report_sweeps import TOP1, percent, write_job, write_report_sweep
+from support.report_sweeps import TOP1, job_config, percent, write_job, write_report_sweep
 
 from downsample_study.report.build import write_report
 from downsample_study.report.cli import main
@@ -273,6 +273,21 @@ def test_the_header_counts_in_words(seeds, header, tmp_path):
         write_job(tmp_path / "sweep", "mnist", "maxpool", seed, 0.98)
     write_report(tmp_path / "sweep", use_wandb=False, draw_plots=False)
     assert header in (tmp_path / "sweep" / "report.md").read_text()
+
+
+def test_a_variant_whose_every_seed_failed_is_named_not_dropped(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        write_job(sweep, "mnist", "maxpool", seed, 0.98)
+        failed = sweep / f"dataset=mnist,downsample=stride2,seed={seed}"
+        failed.mkdir()
+        (failed / "results.json").write_text(json.dumps({
+            "status": "failed", "config": job_config("mnist", "stride2", seed),
+            "error": f"training loss is nan at epoch 1, step {seed}: the run diverged"}))
+    report = write_report(sweep, use_wandb=False, draw_plots=False)
+    assert [v.label for v in report.variants] == ["lenet5 · maxpool"]
+    assert "No seed completed, so in no other table and no plot (why: Jobs without results, " \
+           "below): mnist · lenet5 · stride2, 3 seeds failed." in (sweep / "report.md").read_text()
 
 
 def test_intervals_of_accuracies_stay_within_0_and_100_percent():

@@ -50,9 +50,9 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     jobs = load_jobs(sweep)
     if not jobs:
         raise ReportError(f"{sweep}: no jobs found (no {RESULTS_FILE} and no .hydra folders)")
-    variants = group_variants(jobs)
-    keys = shown_keys(variants)
-    label_variants(variants, keys)
+    variants, no_seed_completed = group_variants(jobs)
+    keys = shown_keys(variants or no_seed_completed)
+    label_variants([*variants, *no_seed_completed], keys)
     if baselines is None:
         baselines = _configured_baselines(jobs)
     else:  # asked for by name: a misspelt one is an error, not an empty section
@@ -69,7 +69,7 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
                 seen.add((id(v), id(b)))
                 comparisons.append(compare(v, b, spec, margin))
     adjust(comparisons)
-    return Report(sweep, jobs, variants, keys, baselines, comparisons)
+    return Report(sweep, jobs, variants, keys, baselines, comparisons, no_seed_completed)
 
 
 def _configured_baselines(jobs: list[JobOutcome]) -> list[dict[str, str]]:

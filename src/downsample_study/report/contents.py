@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from downsample_study.report.comparisons import Comparison
@@ -18,6 +18,7 @@ class Report:
     keys: list[str]  # the config keys the tables show
     baselines: list[dict[str, str]]
     comparisons: list[Comparison]
+    no_seed_completed: list[Variant] = field(default_factory=list)  # every seed failed
 
     @property
     def first_baselines(self) -> set[int]:

@@ -17,7 +17,7 @@ from downsample_study.report.jobs import NEVER_STARTED, OTHER_CONFIG, JobOutcome
 from downsample_study.report.plateau import plateau_section
 from downsample_study.report.plots import PLOTS
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
-from downsample_study.report.variants import column, text
+from downsample_study.report.variants import Variant, column, text
 from downsample_study.storage import atomic_write
 
 REPORT_FILE, TABLE_FILE, COMPARISONS_FILE = "report.md", "results.csv", "comparisons.csv"
@@ -86,6 +86,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
+def _dataset(v: Variant) -> str:
+    return f"{text(v.flat['dataset.name'])} · " if "dataset.name" in v.flat else ""
+
+
 def _variants_section(report: Report) -> list[str]:
     tuned = sorted({k for v in report.variants for k in v.tuned})
     header = [*(column(k) for k in report.keys), *(f"{column(k)} (tuned)" for k in tuned),
@@ -113,7 +117,12 @@ def _variants_section(report: Report) -> list[str]:
                                       report.first_baselines):
         lines += ["Test top-1 %, mean ± standard deviation over seeds:", "", *at_a_glance,
                   "", "Every variant:", ""]
-    lines += _table(header, rows)
+    lines += _table(header, rows) if rows else ["None has a completed seed."]
+    if report.no_seed_completed:
+        lines += ["", "No seed completed, so in no other table and no plot (why: Jobs without "
+                      "results, below): " + "; ".join(
+                          f"{_dataset(v)}{v.label}, {counted(len(v.failed), 'seed')} failed"
+                          for v in report.no_seed_completed) + "."]
     if any(job.results.pack for v in report.variants for job in v.jobs):
         lines += ["", "train s: the wall time of a job's training; a job trained in a pack "
                       "reports its pack's (every member at once)."]

@@ -135,7 +135,9 @@ def by_dataset(variants: list[Variant]) -> dict[str, list[Variant]]:
     return found
 
 
-def group_variants(jobs: list[JobOutcome]) -> list[Variant]:
+def group_variants(jobs: list[JobOutcome]) -> tuple[list[Variant], list[Variant]]:
+    """The variants with a completed seed, by dataset and best first; and those whose every
+    seed failed (diverged at their rate, say: a finding too, not to be left out)."""
     grouped: dict[tuple, Variant] = {}
     for job in jobs:
         if (job.status in ("missing", "interrupted") or job.results is None
@@ -154,7 +156,7 @@ def group_variants(jobs: list[JobOutcome]) -> list[Variant]:
     variants = [v for v in grouped.values() if v.jobs]
     for v in variants:
         v.jobs.sort(key=lambda job: job.seed)
-    return sorted(variants, key=_order)
+    return sorted(variants, key=_order), [v for v in grouped.values() if not v.jobs]
 
 
 def _order(v: Variant) -> tuple:
