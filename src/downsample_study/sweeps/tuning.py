@@ -99,11 +99,11 @@ def check_trial_seed(search: LrSearch, jobs: Sequence[Sequence[str]], default_se
     """A ``ConfigError`` when the trials' seed is one of the test seeds (a job without a
     ``seed`` override trains at ``default_seed``): the rate would be picked on the very
     initialisation and data order it is then measured on."""
-    def seed(job: Sequence[str]) -> int:
+    def seed(job: Sequence[str]) -> int | None:  # None: not a number here (an interpolation)
         value = next((o.split("=", 1)[1] for o in job if override_key(o) == "seed"), None)
-        return default_seed if value is None else int(value)
+        return default_seed if value is None else int(value) if value.isdigit() else None
 
-    seeds = sorted({seed(job) for job in jobs})
+    seeds = sorted({s for job in jobs if (s := seed(job)) is not None})
     if search.seed in seeds:
         shown = (f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 2 and seeds == list(
             range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds)))
