@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR=$(realpath "${DATA_DIR:?set DATA_DIR to the folder that holds MNIST/ and FashionMNIST/}")
+[ -d "$DATA_DIR" ] || { echo "DATA_DIR=$DATA_DIR: no such folder (the one that holds MNIST/ and FashionMNIST/)" >&2; exit 2; }
 PY=${PY:-.venv/bin/python}
 SAVE_EVERY_S=${SAVE_EVERY_S:-600}
 declare -A OVERRIDES=(
@@ -24,9 +25,12 @@ declare -A OVERRIDES=(
 # record before it exits
 trap 'echo "stopped: saving the record"' TERM INT
 record() { "$PY" -m downsample_study.sweeps.record "$@"; }
+for preset in ${@:-}; do  # every one known before the first sweep starts
+    [[ -v "OVERRIDES[$preset]" ]] || {
+        echo "unknown preset $preset; the presets: $(printf "%s " "${!OVERRIDES[@]}" | xargs -n1 | sort | xargs)" >&2; exit 2; }
+done
 for name in "${@:-seed000 seed001 seed002 operators}"; do
     for preset in $name; do
-        [[ -v "OVERRIDES[$preset]" ]] || { echo "unknown preset $preset" >&2; exit 2; }
         sweep=multirun/readme/$preset
         kept=docs/results/$preset/record
         if [ -d "$kept" ]; then record "$kept" "$sweep"; fi
