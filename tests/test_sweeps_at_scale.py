@@ -81,6 +81,31 @@ def test_a_bad_sweep_setting_stops_the_sweep_in_one_line(overrides, message, cap
     assert f"error: {message}" in run.output and "Traceback" not in run.output
 
 
+@pytest.mark.parametrize(("n_jobs", "seeds", "warned"), [
+    (4, "range(4)", True),
+    (4, "0,1", False),  # only two jobs to run at once
+    (2, "range(4)", False),
+])
+def test_more_cpu_jobs_side_by_side_than_cores_is_pointed_out(n_jobs, seeds, warned,
+                                                               monkeypatch, caplog):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from downsample_study.config.store import CONFIG_DIR, register_configs
+    from downsample_study.sweeps import launchers, slots
+
+    register_configs()
+    monkeypatch.setattr(slots, "available_cores", lambda: 2)
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        config = compose("config", return_hydra_config=True, overrides=[
+            "hydra/launcher=parallel", f"hydra.launcher.n_jobs={n_jobs}", "accelerator=cpu"])
+    with open_dict(config):
+        config.hydra.overrides.task = [f"seed={seeds}"]
+    launchers._warn_more_jobs_than_cores(config)
+    line = f"hydra.launcher.n_jobs={n_jobs} on 2 CPU cores: the jobs beyond one a core share"
+    assert (line in caplog.text) == warned
+
+
 @pytest.mark.parametrize(("commands", "message"), [
     ({}, "hydra/launcher=slurm: sbatch, srun not found (PATH); it submits from a SLURM "
          "cluster's login node"),

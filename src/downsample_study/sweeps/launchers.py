@@ -118,6 +118,27 @@ def _check_jobs(hydra: DictConfig) -> None:
                               f"run the same job again; give each value once")
 
 
+def _warn_more_jobs_than_cores(config: DictConfig) -> None:
+    """Jobs side by side on the CPU beyond one a core train no faster (each gets one thread,
+    sharing a core) and each holds its own memory: said before they start."""
+    from downsample_study.sweeps.slots import (
+        available_cores,
+        concurrent_jobs,
+        runs_jobs_side_by_side,
+        uses_gpu,
+    )
+
+    if not runs_jobs_side_by_side(config.hydra.launcher) or uses_gpu(config.trainer):
+        return
+    from downsample_study.sweeps.packing import planned_jobs
+
+    jobs, cores = concurrent_jobs(config.hydra.launcher), available_cores()
+    if jobs > cores and len(planned_jobs(config.hydra) or range(jobs)) > cores:
+        log.warning("hydra.launcher.n_jobs=%d on %d CPU cores: the jobs beyond one a core "
+                    "share cores at one thread each and hold memory of their own, so they "
+                    "finish no sooner than with n_jobs=%d", jobs, cores, cores)
+
+
 class LauncherCheck(Callback):
     """Before a multirun: resolve the launcher preset's values (``n_jobs``, ``tasks_per_node``,
     ...) and check them, the sweeper's and the sweep's values (none empty, none twice), so a
@@ -152,3 +173,4 @@ class LauncherCheck(Callback):
                 raise
             log.error("error: %s", cause)
             raise SystemExit(1) from None
+        _warn_more_jobs_than_cores(config)
