@@ -5,6 +5,7 @@ fault is one line naming the path."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from downsample_study.report.cli import main as report_main
 from downsample_study.report.plots import PLOTS
 from downsample_study.results import Results, Status, write_results
 from downsample_study.same_job import completed_results, config_differences
-from downsample_study.training.checkpoints import AtomicCheckpointIO
+from downsample_study.training.checkpoints import AtomicCheckpointIO, resume_point
 
 
 @pytest.fixture
@@ -346,3 +347,16 @@ def test_an_unreadable_results_file_is_listed_by_the_summary_and_the_report(
     [unreadable] = report.unfinished
     assert unreadable.status == "failed" and "unreadable" in unreadable.error
     assert "unreadable" in (tmp_path / "sweep" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("names", [("best-epoch2.ckpt", "last.ckpt"),
+                                   ("last.ckpt", "best-epoch2.ckpt")])
+def test_of_checkpoints_saved_within_one_clock_tick_a_job_resumes_from_last(names, tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for name in names:  # in either order, one mtime: the file system's clock is coarse
+        torch.save({"epoch": 2}, folder / name)
+        os.utime(folder / name, ns=(1_000_000_000, 1_000_000_000))
+    assert resume_point(tmp_path) == folder / "last.ckpt"
+    os.utime(folder / "best-epoch2.ckpt", ns=(2_000_000_000, 2_000_000_000))
+    assert resume_point(tmp_path) == folder / "best-epoch2.ckpt"  # else the newest

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from downsample_study.layout import CHECKPOINTS
+from downsample_study.layout import CHECKPOINTS, LAST
 from downsample_study.storage import is_storage_error, storage_error
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,10 @@ def resume_point(output_dir: Path, tidy: bool = True) -> Path | None:
     if tidy:
         for tmp in folder.glob("*.tmp"):
             tmp.unlink(missing_ok=True)
-    newest_first = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns,
-                          reverse=True)
+    # last.ckpt first among equals: saved right after the epoch's best, within the file
+    # system's clock tick (a few ms) it has the same mtime, and the pick was then arbitrary
+    newest_first = sorted(folder.glob("*.ckpt"), reverse=True,
+                          key=lambda p: (p.stat().st_mtime_ns, p.name == LAST))
     for path in newest_first:
         try:
             load(path)
