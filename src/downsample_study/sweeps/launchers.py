@@ -105,9 +105,10 @@ def _check_jobs(hydra: DictConfig) -> None:
     (``seed=0,0``), which would launch one job twice."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
+    from downsample_study.sweeps.packing import sweep_overrides
+
     sweeps = {o.input_line: list(o.sweep_string_iterator())
-              for o in OverridesParser.create().parse_overrides([*params, *hydra.overrides.task])
+              for o in OverridesParser.create().parse_overrides(sweep_overrides(hydra))
               if o.is_sweep_override() and o.is_discrete_sweep()}
     for line, values in sweeps.items():
         if not values:
@@ -121,6 +122,7 @@ def _check_jobs(hydra: DictConfig) -> None:
 def _warn_more_jobs_than_cores(config: DictConfig) -> None:
     """Jobs side by side on the CPU beyond one a core train no faster (each gets one thread,
     sharing a core) and each holds its own memory: said before they start."""
+    from downsample_study.sweeps.packing import planned_jobs
     from downsample_study.sweeps.slots import (
         available_cores,
         concurrent_jobs,
@@ -130,10 +132,10 @@ def _warn_more_jobs_than_cores(config: DictConfig) -> None:
 
     if not runs_jobs_side_by_side(config.hydra.launcher) or uses_gpu(config.trainer):
         return
-    from downsample_study.sweeps.packing import planned_jobs
-
     jobs, cores = concurrent_jobs(config.hydra.launcher), available_cores()
-    if jobs > cores and len(planned_jobs(config.hydra) or range(jobs)) > cores:
+    planned = planned_jobs(config.hydra) if jobs > cores else None
+    at_once = jobs if planned is None else min(jobs, len(planned))  # no more than it has
+    if at_once > cores:
         log.warning("hydra.launcher.n_jobs=%d on %d CPU cores: the jobs beyond one a core "
                     "share cores at one thread each and hold memory of their own, so they "
                     "finish no sooner than with n_jobs=%d", jobs, cores, cores)

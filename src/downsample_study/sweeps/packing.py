@@ -34,8 +34,14 @@ def planned_jobs(hydra: Any) -> list[list[str]] | None:
     target = str(hydra.sweeper.get("_target_", ""))
     if not target.endswith(("BasicSweeper", "PackedSweeper", "TunedSweeper")):
         return None
+    return internals.basic_sweep_jobs(sweep_overrides(hydra))
+
+
+def sweep_overrides(hydra: Any) -> list[str]:
+    """A multirun's overrides as its sweeper expands them: ``hydra.sweeper.params``, then the
+    command line's."""
     params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
-    return internals.basic_sweep_jobs([*params, *hydra.overrides.task])
+    return [*params, *hydra.overrides.task]
 
 
 def alone(config: Any) -> str | None:

@@ -230,11 +230,10 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
         returns = launch(jobs, first_index + batch[0].number)
         if sweep_stopped(sweep_dir) is not None:
             return None
-        values = [returned.return_value for returned in returns]  # a job's exception: raised
-        for i, (trial, job) in enumerate(zip(batch, jobs, strict=True)):
-            if values[i] is None:  # not completed here; maybe by another sweep into the folder
-                values[i] = _completed_elsewhere(folder / f"trial{trial.number}", compose(job))
-        for trial, value in zip(batch, values, strict=True):
+        for trial, job, returned in zip(batch, jobs, returns, strict=True):
+            value = returned.return_value  # a job's exception is raised here
+            if value is None:  # not completed here; maybe by another sweep into the folder
+                value = _completed_elsewhere(folder / f"trial{trial.number}", compose(job))
             if value is None or not math.isfinite(value):  # the job did not complete
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
