@@ -54,9 +54,9 @@ def plateau_section(report: Report) -> list[str]:
             sentence += (f"; the selected checkpoints' epoch {_span(best, 1)} (mean over seeds, "
                          f"by variant)")
         median = float(np.median([g[0] for g in gains.values()]))
-        lines.append(f"{sentence}; from epoch {first} to {last} validation top-1 rose by "
-                     f"{pp(gain)} pp at the most (mean over seeds; {label}), by {pp(median)} pp "
-                     f"in the median variant.")
+        lines.append(f"{sentence}; from epoch {first} to {last} validation top-1 changed by "
+                     f"{pp(median)} pp in the median variant and by at most {pp(gain)} pp "
+                     f"(mean over seeds; {label}).")
     if not lines:
         return []
     return ["", "## Training length", "",
