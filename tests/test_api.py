@@ -119,6 +119,8 @@ def test_mode_eval_without_a_job_is_one_line(checkpoint, message, capsys):
     ("sweep/packs/seeds0-1-x/checkpoints/last.ckpt",
      "a pack's checkpoint, every member's network in one; pass a member's job folder"),
     ("sweep", "not a job's folder or checkpoint (no "),
+    ("sweep/multirun.yaml", "multirun.yaml: not a job's folder, results.json or checkpoint; "
+                            "pass a job's folder, its results.json, or one of its .ckpt"),
 ])
 def test_what_is_not_one_jobs_run_is_named_with_what_to_pass(where, message, tmp_path):
     path = tmp_path / where

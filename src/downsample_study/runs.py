@@ -139,6 +139,9 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     if not path.exists():
         raise ResultsError(f"{path}: no such file or folder (pass a job's folder, or one of "
                            f"its .ckpt files)")
+    if path.is_file() and path.suffix != ".ckpt" and path.name != RESULTS_FILE:
+        raise ResultsError(f"{path}: not a job's folder, {RESULTS_FILE} or checkpoint; pass "
+                           f"a job's folder, its {RESULTS_FILE}, or one of its .ckpt files")
     if folder.parent.name == PACKS_DIR:
         raise ResultsError(f"{path}: a pack's checkpoint, every member's network in one; "
                            f"pass a member's job folder (or one of its .ckpt files), which "
