@@ -133,9 +133,11 @@ def test_what_is_not_one_jobs_run_is_named_with_what_to_pass(where, message, tmp
 
 @pytest.mark.parametrize(("where", "message"), [
     ("nowhere", "nowhere: no such folder (pass a sweep folder"),
+    ("a_file", "a_file: a file, not a folder (pass a sweep folder"),
     ("empty", "empty: not a sweep folder (no multirun.yaml and no job folders in it)"),
 ])
 def test_a_folder_that_is_no_sweep_is_named_not_read_as_an_empty_one(where, message, tmp_path):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("results\n")
     with pytest.raises(ResultsError, match=re.escape(message)):
         ds.load_sweep(tmp_path / where)

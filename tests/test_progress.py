@@ -158,13 +158,16 @@ def test_a_sweep_that_tunes_nothing_has_jobs_alone(tmp_path, target, task, param
 
 @pytest.mark.parametrize(("multirun_yaml", "message"), [
     (None, "no such folder"),
+    (False, "a file, not a folder"),
     ("", "no multirun.yaml, so not a sweep folder"),
     ("a: [\n", "unreadable (ParserError: "),
     ("a: 1\n", "no hydra.sweeper._target_"),
 ])
 def test_what_is_not_a_sweep_folder_is_refused_in_a_line(tmp_path, capsys, multirun_yaml,
                                                          message):
-    if multirun_yaml is not None:
+    if multirun_yaml is False:
+        (tmp_path / "sweep").write_text("a: 1\n")
+    elif multirun_yaml is not None:
         (tmp_path / "sweep").mkdir()
         if multirun_yaml:
             (tmp_path / "sweep" / "multirun.yaml").write_text(multirun_yaml)

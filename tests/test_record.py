@@ -90,6 +90,7 @@ def test_a_job_that_completed_is_not_replaced_by_one_that_failed(sweep, tmp_path
 
 @pytest.mark.parametrize(("source", "dest", "message"), [
     ("nowhere", "record", "nowhere: no such folder"),
+    ("a_file", "record", "a_file: a file, not a folder"),
     ("sweep", "sweep/record", "neither inside it nor around it"),
     ("sweep", "sweep", "neither inside it nor around it"),
     ("sweep/packs", "record", "no finished job"),

@@ -327,11 +327,14 @@ def test_report_is_logged_to_the_sweeps_wandb_group_offline(tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["nowhere"], "no such folder"), (["."], "no jobs found"),
+    [(["nowhere"], "no such folder"), (["pyproject.toml"], "a file, not a folder"),
+     (["."], "no jobs found"),
      ([".", "--baseline", "maxpool"], "expected KEY=VALUE"),
      ([".", "--margin", "0"], "--margin: the equivalence margin must be > 0 pp, got 0")],
 )
-def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -8,6 +8,12 @@ traceback, and exits non-zero.
 from __future__ import annotations
 
 import signal
+from pathlib import Path
+
+
+def not_a_folder(path: str | Path) -> str:
+    """Why ``path``, asked for as a folder, is not one: missing, or a file."""
+    return "a file, not a folder" if Path(path).exists() else "no such folder"
 
 
 class UserError(Exception):

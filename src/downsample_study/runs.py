@@ -21,7 +21,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from downsample_study.errors import ConfigError, ResultsError
+from downsample_study.errors import ConfigError, ResultsError, not_a_folder
 from downsample_study.layout import CHECKPOINTS
 from downsample_study.results import RESULTS_FILE, Results, read_results
 from downsample_study.sweeps.packing import PACKS_DIR
@@ -164,7 +164,7 @@ def load_sweep(folder: str | Path):
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise ResultsError(f"{folder}: no such folder (pass a sweep folder, e.g. "
+        raise ResultsError(f"{folder}: {not_a_folder(folder)} (pass a sweep folder, e.g. "
                            f"multirun/<date>/<time>)")
     jobs = job_folders(folder)
     if not jobs and not (folder / "multirun.yaml").is_file():

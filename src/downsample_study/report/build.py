@@ -9,7 +9,7 @@ from pathlib import Path
 
 from downsample_study.config.schema import ReportConfig
 from downsample_study.console import counted
-from downsample_study.errors import ReportError
+from downsample_study.errors import ReportError, not_a_folder
 from downsample_study.report.comparisons import adjust, compare, find_baseline, unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.differences import plot_differences
@@ -45,7 +45,7 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     ``report.*``."""
     sweep = Path(sweep)
     if not sweep.is_dir():
-        raise ReportError(f"{sweep}: no such folder (pass a sweep folder, e.g. "
+        raise ReportError(f"{sweep}: {not_a_folder(sweep)} (pass a sweep folder, e.g. "
                           f"multirun/<date>/<time>)")
     jobs = load_jobs(sweep)
     if not jobs:

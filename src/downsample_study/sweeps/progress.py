@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from downsample_study.errors import UserError
+from downsample_study.errors import UserError, not_a_folder
 from downsample_study.results import RESULTS_FILE, Status, read_status
 from downsample_study.storage import read_yaml
 from downsample_study.sweeps.ownership import is_primary, running_elsewhere
@@ -107,7 +107,7 @@ def _sweeper_class(config: DictConfig) -> str:
 def _sweep_config(sweep: Path) -> DictConfig:
     path = sweep / SWEEP_FILE
     if not sweep.is_dir():
-        raise UserError(f"{sweep}: no such folder (a sweep folder: hydra.sweep.dir)")
+        raise UserError(f"{sweep}: {not_a_folder(sweep)} (a sweep folder: hydra.sweep.dir)")
     if not path.is_file():
         raise UserError(f"{sweep}: no {SWEEP_FILE}, so not a sweep folder (the folder a "
                         "multirun writes, hydra.sweep.dir), or its sweep has not started")

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from downsample_study.errors import UserError
+from downsample_study.errors import UserError, not_a_folder
 from downsample_study.layout import EPOCHS_FILE
 from downsample_study.results import RESULTS_FILE, Status, read_status, results_files
 from downsample_study.storage import atomic_write
@@ -66,7 +66,7 @@ def copy_record(sweep: Path, dest: Path) -> Copied:
     that failed; files of ``dest`` outside the record stay as they are."""
     sweep, dest = Path(sweep), Path(dest)
     if not sweep.is_dir():
-        raise UserError(f"{sweep}: no such folder (a sweep folder, or the record of one)")
+        raise UserError(f"{sweep}: {not_a_folder(sweep)} (a sweep folder, or the record of one)")
     if dest.exists() and not dest.is_dir():
         raise UserError(f"{dest}: not a folder (a record goes to a folder, new or existing)")
     inner, outer = sweep.resolve(), dest.resolve()
