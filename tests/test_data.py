@@ -182,3 +182,13 @@ def test_a_broken_data_file_is_one_line_on_the_command_line(data_dir, quick, tmp
     assert run.exit_code == 1
     [line] = [line for line in run.output.splitlines() if "error:" in line]
     assert str(gz) in line and "Traceback" not in run.output
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+@pytest.mark.parametrize("download", [False, True])
+def test_a_data_dir_that_is_a_file_is_named_as_one(name, download, tmp_path):
+    data = tmp_path / "data.tar"
+    data.write_bytes(b"an archive, not its folder")
+    with pytest.raises(DataError, match=re.escape(f"paths.data_dir={data}: a file, not a folder")):
+        load(name, data, tmp_path / "cache", download=download)
+    assert data.read_bytes() == b"an archive, not its folder"

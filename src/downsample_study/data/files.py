@@ -24,7 +24,7 @@ import torch
 from torchvision import datasets
 
 from downsample_study.data.batches import Split
-from downsample_study.errors import DataError, StorageError
+from downsample_study.errors import DataError, StorageError, not_a_folder
 from downsample_study.storage import atomic_write
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,9 @@ class TorchvisionFiles(ABC):
              transform: Callable | None = None):
         """The torchvision dataset of one split (``transform`` per sample, for plain loops)."""
         data_dir, cache_dir = data_dir.expanduser().resolve(), cache_dir.expanduser().resolve()
+        if data_dir.exists() and not data_dir.is_dir():
+            raise DataError(f"paths.data_dir={data_dir}: {not_a_folder(data_dir)}; set it (or "
+                            f"the DATA_DIR environment variable) to the folder of the datasets")
         return self._open(cfg, data_dir, cache_dir, train, transform)
 
     def splits(self, cfg, data_dir: Path, cache_dir: Path) -> tuple[Split, Split]:
