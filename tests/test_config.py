@@ -70,6 +70,8 @@ from support import launch, results_under
         # read only by hydra/sweeper=packed, but wrong wherever it is written
         ("pack.size=abc", ["pack.size: a number of members >= 1 or auto, got 'abc'"]),
         ("pack.size=0", ["pack.size: a number of members >= 1 or auto, got '0'"]),
+        # read by mode=eval alone: training does not start from it, so it is not ignored
+        ("checkpoint=outputs/job", ["checkpoint: read by mode=eval alone", "not by mode=train"]),
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, capsys, tmp_path):

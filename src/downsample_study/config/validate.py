@@ -98,6 +98,10 @@ def validate(cfg: DictConfig) -> RunConfig:
     check_trainer(trainer, trainer_arguments())
     _check_report(cfg)
     OmegaConf.to_object(cfg.pack)  # its size: a sweep that does not pack still says so
+    if cfg.get("checkpoint") is not None and cfg.mode != JobMode.eval:
+        raise ConfigError(f"checkpoint: read by mode=eval alone (a finished job measured "
+                          f"again), not by mode={cfg.mode.value}, which does not start from a "
+                          f"checkpoint; a stopped job resumes when its command runs again")
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"seed: must be in 0 to {MAX_SEED} (numpy's range), got {cfg.seed}")
     dataset = DATASETS[nodes["dataset"].name]
