@@ -75,6 +75,9 @@ def test_a_config_composes_validated_without_setup():
         ds.compose(["downsample.kernel_sise=3"])
     with pytest.raises(ConfigError, match=r"dataset\.val_size: must be >= 1"):
         ds.compose(["dataset.val_size=0"])
+    assert ds.compose("downsample=stride2").downsample.name == "stride2"  # one, as a string
+    with pytest.raises(ConfigError, match=r"overrides: expected strings .*, got 1 \(int\)"):
+        ds.compose(["downsample=stride2", 1])
 
 
 def test_the_module_loads_from_its_checkpoint_alone(sweep):

@@ -29,9 +29,9 @@ from downsample_study.sweeps.packing import PACKS_DIR
 EVALUATION_FILE = "evaluation.json"  # what mode=eval writes into its own folder
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
+def compose(overrides: Sequence[str] | str = ()) -> DictConfig:
     """The config ``python -m downsample_study OVERRIDES`` runs with, resolved and validated
-    (a ``ConfigError`` naming the key otherwise)."""
+    (a ``ConfigError`` naming the key otherwise); one override may be passed as a string."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -40,14 +40,18 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from downsample_study.config.store import CONFIG_DIR, register_configs
     from downsample_study.config.validate import validate
 
+    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
+    if wrong := [o for o in overrides if not isinstance(o, str)]:
+        raise ConfigError(f"overrides: expected strings such as 'downsample=stride2', got "
+                          f"{wrong[0]!r} ({type(wrong[0]).__name__})")
     register_configs()
     try:
         if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its config folder
-            cfg = hydra_compose("config", overrides=list(overrides))
+            cfg = hydra_compose("config", overrides=overrides)
         else:
             with initialize_config_dir(str(CONFIG_DIR), version_base="1.3",
                                        job_name="downsample_study"):
-                cfg = hydra_compose("config", overrides=list(overrides))
+                cfg = hydra_compose("config", overrides=overrides)
     except Exception as err:
         message = composition_message(err)
         if message is None:
