@@ -50,6 +50,69 @@ def test_a_run_loads_with_its_config_results_and_network(named_by, sweep):
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
+def test_its_predictions_on_the_raw_test_images_score_what_it_recorded(sweep, data_dir,
+                                                                       tmp_path):
+    """uint8 images as the dataset stores them, normalised by predict as in training."""
+    from downsample_study.data.batches import TensorBatches
+    from downsample_study.data.datasets import DATASETS, load_splits
+
+    run = ds.load_run(job_folder(sweep, "maxpool"))
+    _, test = load_splits(run.config.dataset, data_dir, tmp_path)
+    probabilities = run.predict(test.images)
+    mnist = DATASETS["mnist"]
+    [(tested, _)] = TensorBatches(test, len(test), mnist.mean, mnist.std)  # the test pass's
+    with torch.inference_mode():
+        assert torch.equal(probabilities, run.model(tested).softmax(dim=1))
+    accuracy = (probabilities.argmax(dim=1) == test.labels).float().mean().item()
+    assert accuracy == pytest.approx(run.results.test.acc_top1, abs=1e-6)
+
+
+def _pil(batch):
+    from PIL import Image
+
+    return [Image.fromarray(image[0].numpy()) for image in batch]
+
+
+@pytest.mark.parametrize(("form", "rows"), [
+    (lambda x: x[0], 1),                       # one image, C×H×W
+    (lambda x: x[0, 0], 1),                    # one image, no channel axis
+    (lambda x: x[:, 0], 3),                    # a batch, no channel axis
+    (lambda x: x.permute(0, 2, 3, 1), 3),      # channels last
+    (lambda x: x.numpy(), 3),
+    (lambda x: x.float() / 255, 3),            # ToTensor's [0, 1]
+    (lambda x: _pil(x)[0], 1),
+    (_pil, 3),
+])
+def test_predict_takes_images_in_the_forms_a_notebook_has_them(sweep, form, rows):
+    run = ds.load_run(job_folder(sweep, "maxpool"))
+    images = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+    assert torch.allclose(run.predict(form(images)), run.predict(images)[:rows], atol=1e-6)
+
+
+@pytest.mark.parametrize(("images", "message"), [
+    (torch.zeros(2, 3, 28, 28, dtype=torch.uint8),
+     "images of shape 2×3×28×28: a network of dataset 'mnist' takes N×1×28×28"),
+    (torch.full((2, 1, 28, 28), 255.0),
+     "float images in [255, 255]: expected [0, 1], to be normalised here; images normalised "
+     "already go to the network itself (run.model)"),
+    (torch.zeros(2, 1, 28, 28, dtype=torch.int32), "images of dtype torch.int32: expected"),
+])
+def test_predict_names_what_is_wrong_with_the_images(sweep, images, message):
+    run = ds.load_run(job_folder(sweep, "maxpool"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run.predict(images)
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("gpu", "device: 'gpu' is not a torch device"),
+    ("cuda:7", "device: 'cuda:7', but this machine has"),
+    ("meta", "device: 'meta', but this machine has 0 meta devices; load onto 'cpu'"),
+])
+def test_a_device_this_machine_lacks_is_named_before_anything_loads(sweep, device, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ds.load_run(job_folder(sweep, "maxpool"), device=device)
+
+
 @pytest.mark.parametrize("split", ["test", "val"])
 def test_a_run_evaluates_to_the_numbers_it_recorded(split, sweep, capfd, caplog):
     run = ds.load_run(job_folder(sweep, "avgpool"))

@@ -6,6 +6,7 @@ line composes it.
     run = ds.load_run("multirun/seed000/2026-12-01/10-00-00/<job>")
     run.results.test.acc_top1, run.config.downsample.name
     run.model(images)                         # the selected checkpoint's net, in eval mode
+    run.predict(images)                       # its class probabilities for raw images
     run.evaluate("test")                      # the metrics results.json holds, recomputed
     ds.load_sweep("multirun/seed000/2026-12-01/10-00-00")   # one row per job (pandas)
     cfg = ds.compose(["downsample=stride2"])  # validated; no setup call by hand
@@ -103,6 +104,19 @@ class Run:
         """The checkpoint's network, in eval mode."""
         return self.module.net.eval()
 
+    def predict(self, images):
+        """Class probabilities, N × classes, of the checkpoint's network for ``images``: uint8
+        0–255 as the dataset stores them or float in [0, 1]; one image or a batch, channels
+        first or last; a tensor, a numpy array or PIL images. Normalised as in training."""
+        import torch
+
+        from downsample_study.data.configs import DATASETS
+        from downsample_study.data.inputs import net_input
+
+        batch = net_input(images, DATASETS[self.config.dataset.name], self.device)
+        with torch.inference_mode():
+            return self.model(batch).softmax(dim=1)
+
     def evaluation_job(self, data_dir=None, output_dir=None, paths=None, evaluation=None):
         """The job that evaluates the checkpoint (``build_evaluation``), with these settings
         in place of the run's own."""
@@ -134,9 +148,28 @@ class Run:
                 for name in ("acc_top1", "acc_top2", "loss")}
 
 
+def _device(device) -> str:
+    """``device`` as torch names it, when this machine has it; else a ``ConfigError``."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"device: {device!r} is not a torch device ({err}); e.g. 'cpu', "
+                          f"'cuda', 'cuda:1'") from None
+    kind = getattr(torch, parsed.type, None)
+    if parsed.type != "cpu" and not (kind and kind.is_available()
+                                     and (parsed.index or 0) < kind.device_count()):
+        count = kind.device_count() if kind and kind.is_available() else 0
+        raise ConfigError(f"device: {device!r}, but this machine has {count} {parsed.type} "
+                          f"device{'' if count == 1 else 's'}; load onto 'cpu'")
+    return str(parsed)
+
+
 def load_run(path: str | Path, device: str = "cpu") -> Run:
     """The job in folder ``path`` (one with a ``results.json``), or whose ``results.json`` or
-    checkpoint ``path`` is (that checkpoint is then the run's)."""
+    checkpoint ``path`` is (that checkpoint is then the run's), its network on ``device``."""
+    device = _device(device)
     path = Path(path)
     folder = (path.parent.parent if path.suffix == ".ckpt" else
               path.parent if path.name == RESULTS_FILE else path)

@@ -29,6 +29,14 @@ class Split:
         return Split(self.images[index], self.labels[index])
 
 
+def normaliser(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device | str
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) that take uint8 values to normalised ones in one fused op:
+    ``addcmul(shift, images.float(), scale)`` = (images / 255 - mean) / std."""
+    std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
+    return 1.0 / (255.0 * std_t), -torch.tensor(mean, device=device).view(1, -1, 1, 1) / std_t
+
+
 CROP_PAD = 4  # CIFAR-10's usual augmentation: pad 4, crop back to size
 
 
@@ -80,10 +88,7 @@ class TensorBatches:
         completed: Callable[[], int] = lambda: 0,
     ):
         self.split, self.batch_size = split, batch_size
-        device = split.images.device
-        std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
-        self.scale = 1.0 / (255.0 * std_t)
-        self.shift = -torch.tensor(mean, device=device).view(1, -1, 1, 1) / std_t
+        self.scale, self.shift = normaliser(mean, std, split.images.device)
         self.shuffle, self.seed, self.epoch, self.augment = shuffle, seed, epoch, augment
         self.rank, self.world_size = rank, world_size
         self.completed = completed
