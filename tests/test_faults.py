@@ -270,6 +270,35 @@ def test_a_report_on_a_full_disk_is_one_line_and_leaves_no_file_half_written(sma
     assert not (sweep / "report.md").exists()  # no report that lists plots it lacks
 
 
+def _stop(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(("command", "stopped_in", "message"), [
+    ("report", "downsample_study.report.build.write_csv",
+     "stopped: no report.md written (it is the last file written); run the command again"),
+    ("record", "downsample_study.sweeps.record.atomic_write",
+     "holds part of the record, each file whole; run the command again to finish it"),
+    ("progress", "downsample_study.sweeps.progress.read_progress", "stopped: nothing read"),
+])
+def test_ctrl_c_in_a_side_command_is_one_line_and_exit_130(command, stopped_in, message,
+                                                            tmp_path, monkeypatch, capsys):
+    from downsample_study.sweeps.progress import main as progress_main
+    from downsample_study.sweeps.record import main as record_main
+
+    sweep = write_report_sweep(tmp_path / "sweep")
+    (sweep / "report.md").write_text("# an earlier report, of fewer jobs\n")
+    monkeypatch.setattr(stopped_in, _stop)
+    main, args = {"report": (report_main, ["--no-wandb", "--no-plots"]),
+                  "record": (record_main, [str(tmp_path / "record")]),
+                  "progress": (progress_main, [])}[command]
+    assert main([str(sweep), *args]) == 130
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    # a report stopped after its build: no report.md beside the new files, not the old one
+    assert (sweep / "report.md").exists() == (command != "report")
+
+
 @pytest.mark.parametrize("inside", ["/inside", ""])  # a folder in a file, a file for the folder
 @pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir", "paths.cache_dir"])
 def test_a_folder_that_cannot_be_written_is_one_line_naming_it(key, inside, job, tmp_path,

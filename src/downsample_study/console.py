@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import warnings
+from collections.abc import Callable
+
+from downsample_study.errors import StorageError, UserError
 
 _log = logging.getLogger("downsample_study")
 
@@ -64,6 +68,20 @@ def quiet_lightning():
             yield
     finally:
         lightning_log.setLevel(level)
+
+
+def side_command(body: Callable[[], int], stopped: str) -> int:
+    """The exit status of a side command (report, record, progress): ``body``'s, or one line
+    on stderr for a ``UserError`` (2; a ``StorageError``, the disk's fault: 1) and for Ctrl-C
+    (130, saying ``stopped``: what the stop leaves behind)."""
+    try:
+        return body()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1 if isinstance(err, StorageError) else 2
+    except KeyboardInterrupt:
+        print(f"stopped: {stopped}", file=sys.stderr)
+        return 130
 
 
 def say(message: str) -> None:

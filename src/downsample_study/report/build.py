@@ -94,6 +94,8 @@ def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     ``draw_plots``: an earlier report's plots are then removed, as they would not match)."""
     report = build_report(sweep, baselines, margin)
     sweep = report.sweep
+    # written last: a report stopped on the way leaves none, not an earlier one beside new files
+    (sweep / REPORT_FILE).unlink(missing_ok=True)
     studies = load_studies(sweep)
     log.info("%s: %s", sweep, ", ".join(counted(len(items), *nouns) for items, *nouns in (
         (report.jobs, "job"), (report.variants, "variant"), (report.comparisons, "comparison"),

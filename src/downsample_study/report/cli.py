@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from downsample_study.errors import ReportError, StorageError, UserError
+from downsample_study.console import side_command
+from downsample_study.errors import ReportError
 from downsample_study.report.build import write_report
 from downsample_study.report.comparisons import parse_baseline
 from downsample_study.report.tables import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE, markdown
@@ -33,19 +33,17 @@ def main(argv: list[str] | None = None) -> int:
                              "report's plots are removed: they would not match)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.margin is not None and not args.margin > 0:
-            raise ReportError(f"--margin: the equivalence margin must be > 0 pp, got "
-                              f"{args.margin:g}")
-        baselines = [parse_baseline(b) for b in args.baseline] if args.baseline else None
-        report = write_report(args.sweep, baselines, use_wandb=not args.no_wandb,
-                              margin=args.margin, draw_plots=not args.no_plots)
-    except StorageError as err:  # a full disk, say: the files written so far are whole
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except UserError as err:  # nothing to report on, or a file it cannot read
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return side_command(lambda: _report(args), stopped=f"no {REPORT_FILE} written (it is "
+                        f"the last file written); run the command again")
+
+
+def _report(args: argparse.Namespace) -> int:
+    if args.margin is not None and not args.margin > 0:
+        raise ReportError(f"--margin: the equivalence margin must be > 0 pp, got "
+                          f"{args.margin:g}")
+    baselines = [parse_baseline(b) for b in args.baseline] if args.baseline else None
+    report = write_report(args.sweep, baselines, use_wandb=not args.no_wandb,
+                          margin=args.margin, draw_plots=not args.no_plots)
     print(markdown(report))
     plots = "" if args.no_plots else " and plots"
     print(f"written: {report.sweep / REPORT_FILE}, {TABLE_FILE}, {COMPARISONS_FILE}{plots}")

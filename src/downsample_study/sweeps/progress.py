@@ -27,6 +27,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from downsample_study.console import side_command
 from downsample_study.errors import UserError, not_a_folder
 from downsample_study.results import RESULTS_FILE, Status, read_status
 from downsample_study.storage import read_yaml
@@ -267,12 +268,11 @@ def main(argv: list[str] | None = None) -> int:
                     "at the pace of the last hour, about how long the rest will take.")
     parser.add_argument("sweep", type=Path, help="the sweep folder (hydra.sweep.dir)")
     args = parser.parse_args(argv)
-    try:
-        progress = read_progress(args.sweep)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(describe(progress)))
+    return side_command(lambda: _show(args.sweep), stopped="nothing read")
+
+
+def _show(sweep: Path) -> int:
+    print("\n".join(describe(read_progress(sweep))))
     return 0
 
 

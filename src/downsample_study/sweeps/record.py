@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from downsample_study.console import side_command
 from downsample_study.errors import UserError, not_a_folder
 from downsample_study.layout import EPOCHS_FILE
 from downsample_study.results import RESULTS_FILE, Status, read_status, results_files
@@ -99,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep", type=Path, help="the sweep folder (or a record)")
     parser.add_argument("dest", type=Path, help="the folder the record goes to")
     args = parser.parse_args(argv)
-    try:
-        copied = copy_record(args.sweep, args.dest)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return side_command(lambda: _copy(args), stopped=f"{args.dest} holds part of the record, "
+                        f"each file whole; run the command again to finish it")
+
+
+def _copy(args: argparse.Namespace) -> int:
+    copied = copy_record(args.sweep, args.dest)
     print(f"{args.sweep} -> {args.dest}: {copied.jobs} finished jobs, {copied.studies} "
           f"learning-rate studies ({copied.size / 1e3:,.0f} kB); {copied.written} files "
           "new or changed")
