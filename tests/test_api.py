@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,6 +112,26 @@ def test_predict_names_what_is_wrong_with_the_images(sweep, images, message):
 def test_a_device_this_machine_lacks_is_named_before_anything_loads(sweep, device, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         ds.load_run(job_folder(sweep, "maxpool"), device=device)
+
+
+@pytest.mark.parametrize("best_kept", [True, False])
+def test_a_moved_job_loads_its_own_selected_checkpoint_never_another(sweep, tmp_path,
+                                                                     best_kept):
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(job_folder(sweep, "maxpool"), moved)
+    results = json.loads((moved / "results.json").read_text())
+    best = Path(results["checkpoint"]).name
+    results["checkpoint"] = f"/elsewhere/{best}"  # where it was written: gone
+    (moved / "results.json").write_text(json.dumps(results))
+    if best_kept:
+        assert ds.load_run(moved).checkpoint == moved / "checkpoints" / best
+    else:  # last.ckpt is there, but it is not the checkpoint the results are of
+        (moved / "checkpoints" / best).unlink()
+        with pytest.raises(ResultsError, match=re.escape(f"its selected checkpoint, {best}, is "
+                                                         f"neither in checkpoints/ nor at")):
+            _ = ds.load_run(moved).checkpoint
 
 
 @pytest.mark.parametrize("split", ["test", "val"])

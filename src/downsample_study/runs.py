@@ -80,16 +80,28 @@ class Run:
 
     @property
     def checkpoint(self) -> Path:
-        """The selected checkpoint of a completed job; else the newest that loads."""
+        """The checkpoint asked for by name; else a completed job's selected one, looked for in
+        the job's folder first (the folder may have moved since), then where it was written
+        (a record's copy has none of its own); else, for a job that did not complete, the
+        newest that loads."""
         from downsample_study.training.checkpoints import resume_point
 
-        chosen = self.chosen or (Path(self.results.checkpoint) if self.results.checkpoint
-                                 else None)
-        if chosen is None or not chosen.is_file():
-            chosen = resume_point(self.folder, tidy=False)
-        if chosen is None:
+        if self.chosen is not None:
+            return self.chosen
+        if self.results.checkpoint:
+            recorded = Path(self.results.checkpoint)
+            for candidate in (self.folder / CHECKPOINTS / recorded.name, recorded):
+                if candidate.is_file():
+                    return candidate
+            if self.results.completed:  # not the newest in its place: other weights
+                raise ResultsError(
+                    f"{self.folder}: its selected checkpoint, {recorded.name}, is neither in "
+                    f"{CHECKPOINTS}/ nor at {recorded}; to load another, name it: "
+                    f"load_run('<job>/{CHECKPOINTS}/last.ckpt')")
+        newest = resume_point(self.folder, tidy=False)
+        if newest is None:
             raise ResultsError(f"{self.folder}: no checkpoint that loads in {CHECKPOINTS}/")
-        return chosen
+        return newest
 
     @functools.cached_property
     def module(self):
