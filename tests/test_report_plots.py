@@ -153,3 +153,35 @@ def test_without_plots_the_tables_are_written_and_no_earlier_plot_is_left(sweep,
     assert {name: (sweep / name).read_text() for name in tables} == tables
     plots = (sweep / "report.md").read_text().split("## Plots")[1].split("##")[0]
     assert "![" not in plots and "None drawn (`--no-plots`" in plots
+
+
+@pytest.mark.parametrize("measured", [True, False])
+def test_accuracy_against_shift_consistency_puts_each_variant_where_its_means_are(
+        tmp_path, monkeypatch, measured):
+    """Zhang 2019's trade-off: x the mean shift consistency, y the mean test top-1, each
+    point named beside it; a sweep that measured no shifts draws no such plot."""
+    import json
+
+    from downsample_study.report import plots
+
+    figures = capture_figures(monkeypatch, plots)
+    sweep = tmp_path / "sweep"
+    consistency = {"maxpool": (0.70, 0.72), "blurpool": (0.84, 0.86)}
+    for op, by_seed in consistency.items():
+        for seed, value in enumerate(by_seed):
+            folder = write_job(sweep, "mnist", op, seed, 0.98 + 0.002 * seed)
+            results = json.loads((folder / "results.json").read_text())
+            results["shift"]["zero"]["consistency"] = value
+            if not measured:
+                del results["shift"]
+            (folder / "results.json").write_text(json.dumps(results))
+    write_report(sweep, use_wandb=False)
+    assert (sweep / PLOTS["shift"]).is_file() == measured
+    assert (f"]({PLOTS['shift']})" in (sweep / "report.md").read_text()) == measured
+    if measured:
+        [figure] = [f for f in figures if "shift consistency" in f.axes[0].get_xlabel()]
+        [ax] = figure.axes
+        named = {text.get_text(): text.xy for text in ax.texts}
+        assert set(named) == {"maxpool", "blurpool"}
+        assert named["maxpool"] == pytest.approx((71.0, 98.1))
+        assert named["blurpool"] == pytest.approx((85.0, 98.1))

@@ -14,7 +14,13 @@ from downsample_study.report.comparisons import adjust, compare, find_baseline, 
 from downsample_study.report.contents import Report
 from downsample_study.report.differences import plot_differences
 from downsample_study.report.jobs import JobOutcome, load_jobs
-from downsample_study.report.plots import PLOTS, plot_accuracy, plot_accuracy_vs_params, plot_curves
+from downsample_study.report.plots import (
+    PLOTS,
+    plot_accuracy,
+    plot_accuracy_vs_params,
+    plot_accuracy_vs_shift,
+    plot_curves,
+)
 from downsample_study.report.tables import (
     COMPARISONS_FILE,
     REPORT_FILE,
@@ -123,6 +129,8 @@ def _draw_plots(report: Report, studies: list[Study]) -> list[Path]:
         plots = [sweep / PLOTS["accuracy"], sweep / PLOTS["params"]]
         if plot_differences(report, sweep / PLOTS["differences"]):
             plots.insert(0, sweep / PLOTS["differences"])
+        if plot_accuracy_vs_shift(report, sweep / PLOTS["shift"]):
+            plots.append(sweep / PLOTS["shift"])
         if plot_curves(report, sweep / PLOTS["curves"]):
             plots.append(sweep / PLOTS["curves"])
     if studies:

@@ -1,5 +1,6 @@
 """The report's plots: accuracy per variant (mean, CI and every seed), accuracy against
-parameters, and validation accuracy per epoch (every comparison: ``differences.py``)."""
+parameters and against shift consistency, and validation accuracy per epoch (every
+comparison: ``differences.py``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ PLOTS = {
     "differences": "differences.png",  # differences.py
     "accuracy": "accuracy.png",
     "params": "accuracy_vs_params.png",
+    "shift": "accuracy_vs_shift.png",
     "curves": "val_curves.png",
 }
 
@@ -88,6 +90,18 @@ def plot_accuracy(report: Report, path: Path) -> None:
     save(fig, path)
 
 
+def _interval(s) -> list[list[float]] | None:
+    """An errorbar's extent for a ``Stat``'s confidence interval (none from one seed)."""
+    return [[s.mean - s.low], [s.high - s.mean]] if s.n >= 2 else None
+
+
+def _legend(ax, crowded: bool) -> None:
+    if crowded:  # beside the axes, not over the points
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    else:
+        ax.legend(fontsize=7)
+
+
 def plot_accuracy_vs_params(report: Report, path: Path) -> None:
     datasets = by_dataset(report.variants)
     crowded = max(len(vs) for vs in datasets.values()) > SMALL_MULTIPLES
@@ -103,9 +117,8 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
             s = v.stat("test", "acc_top1")
             same = [j for j, p in enumerate(params) if p == v.params]
             x = v.params + (same.index(i) - (len(same) - 1) / 2) * dodge
-            yerr = [[s.mean - s.low], [s.high - s.mean]] if s.n >= 2 else None
-            ax.errorbar(x, s.mean, yerr=yerr, fmt="o", color=colors[v.label], capsize=4,
-                        label=f"{label} ({v.params:,})")
+            ax.errorbar(x, s.mean, yerr=_interval(s), fmt="o", color=colors[v.label],
+                        capsize=4, label=f"{label} ({v.params:,})")
         if not span:
             ax.set_xticks([params[0]])
         ax.set_xlabel("parameters")
@@ -113,11 +126,41 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
         ax.set_title(f"{dataset}: accuracy vs parameters", fontsize=9)
         ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
         ax.grid(alpha=0.3)
-        if crowded:  # beside the axes, not over the points
-            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-        else:
-            ax.legend(fontsize=7)
+        _legend(ax, crowded)
     save(fig, path)
+
+
+def plot_accuracy_vs_shift(report: Report, path: Path) -> bool:
+    """Test top-1 against shift consistency (zero fill), each with its CI over seeds: the
+    trade-off Zhang 2019 plots, where a low-pass operator moves right at no cost in height.
+    False (nothing drawn) when no variant measured shift robustness."""
+    shifted = [v for v in report.variants if v.stat("shift", "zero", "consistency")]
+    if not shifted:
+        return False
+    datasets = by_dataset(shifted)
+    crowded = max(len(vs) for vs in datasets.values()) > SMALL_MULTIPLES
+    colors = _colors(report)
+    k = shifted[0].jobs[0].results.shift.get("max_shift")
+    most = max(len(vs) for vs in datasets.values())
+    fig, axes = _panels(len(datasets), 10.0 if crowded else 5.0, max(3.8, 0.3 * most))
+    for ax, (dataset, variants) in zip(axes, datasets.items()):
+        for v, label in zip(variants, distinct_labels(variants), strict=True):
+            top1, consistency = v.stat("test", "acc_top1"), v.stat("shift", "zero", "consistency")
+            ax.errorbar(consistency.mean, top1.mean, xerr=_interval(consistency),
+                        yerr=_interval(top1), fmt="o", color=colors[v.label], capsize=3,
+                        label=label)
+            ax.annotate(label, (consistency.mean, top1.mean), xytext=(4, 3),
+                        textcoords="offset points", fontsize=6 if crowded else 7,
+                        color="0.25")  # named where it is: 20 colours are hard to match
+        ax.margins(x=0.15)  # room on the right for the last point's name
+        ax.set_xlabel(f"shift consistency (%), random shifts of up to ±{k} px")
+        ax.set_ylabel("test top-1 accuracy (%)")
+        ax.set_title(f"{dataset}: accuracy vs shift consistency, mean and {CONFIDENCE:.0%} CI",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+        _legend(ax, crowded)
+    save(fig, path)
+    return True
 
 
 def _curve(v: Variant) -> tuple[list[int], np.ndarray, np.ndarray]:
