@@ -26,7 +26,8 @@ def test_failed_and_missing_jobs_are_listed_not_dropped(sweep):
     assert "16 jobs: 14 completed, 1 failed, 1 missing; 5 variants" in text
     section = text.split("## Jobs without results")[1]
     assert "dataset=mnist,downsample=stride2,seed=3` | failed | training loss is nan" in section
-    assert "dataset=mnist,downsample=maxpool,seed=3` | missing | no results.json" in section
+    assert ("dataset=mnist,downsample=maxpool,seed=3` | missing | no results.json and no "
+            "process running it: killed or lost (the sweep's command runs it again)") in section
     assert "| 3 (+1 failed) |" in text
 
 
@@ -40,6 +41,29 @@ def test_an_interrupted_job_is_listed_as_resumable_not_failed(sweep):
     assert "17 jobs: 14 completed, 1 failed, 1 missing, 1 interrupted; 5 variants" in text
     assert (f"`{folder.name}` | interrupted | stopped by SIGTERM at epoch 2, step 20 (the "
             f"sweep's command resumes it)") in text
+    [stride2] = [v for v in report.variants if v.label == "lenet5 · stride2"
+                 and v.flat["dataset.name"] == "mnist"]
+    assert len(stride2.failed) == 1  # the diverged seed 3 only
+
+
+@pytest.mark.parametrize("last_run", [None, "interrupted", "failed"])
+def test_a_job_another_process_runs_now_is_listed_as_running(sweep, last_run):
+    """Its lock held: running now, not lost; an interrupted or failed run of it being run
+    again is not counted as a failed seed."""
+    from downsample_study.sweeps.ownership import job_lock
+
+    folder = sweep / "dataset=mnist,downsample=maxpool,seed=3"  # started, no results.json
+    if last_run is not None:
+        folder = write_job(sweep, "mnist", "stride2", 4, 0.98)
+        results = json.loads((folder / "results.json").read_text())
+        results.update(status=last_run, error="stopped by SIGTERM at epoch 2, step 20")
+        (folder / "results.json").write_text(json.dumps(results))
+    with job_lock(folder):  # flock: another descriptor of this process is refused it too
+        report = write_report(sweep, use_wandb=False, draw_plots=False)
+    text = (sweep / "report.md").read_text()
+    reason = "running now" + (f" (its last run: {last_run})" if last_run else "")
+    assert f"`{folder.name}` | running | {reason} |" in text
+    assert "1 running; 5 variants" in text
     [stride2] = [v for v in report.variants if v.label == "lenet5 · stride2"
                  and v.flat["dataset.name"] == "mnist"]
     assert len(stride2.failed) == 1  # the diverged seed 3 only

@@ -1,5 +1,6 @@
 """The jobs of a sweep folder, as the report sees them: completed (with their results and
-per-epoch metrics), failed, a folder without results, or never started."""
+per-epoch metrics), failed, running now (another process holds the job's lock), a folder
+without results, or never started."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from downsample_study.errors import ResultsError, UserError
 from downsample_study.results import RESULTS_FILE, Results, Status, read_results, results_files
 from downsample_study.same_job import differences_from_its_job, listed
 from downsample_study.storage import read_yaml
+from downsample_study.sweeps.ownership import running_elsewhere
 from downsample_study.sweeps.plan import Plan
 from downsample_study.sweeps.summary import OTHER_CONFIG
 from downsample_study.sweeps.tuning import TUNING_DIR
@@ -27,7 +29,8 @@ NEVER_STARTED = "never started"
 @dataclass
 class JobOutcome:
     name: str  # the job's folder inside the sweep (its overrides)
-    # completed | failed | interrupted | missing | duplicate | smoke test | OTHER_CONFIG
+    # completed | failed | interrupted | running | missing | duplicate | smoke test |
+    # OTHER_CONFIG
     status: str
     error: str = ""
     results: Results | None = None
@@ -74,14 +77,20 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
                 continue  # a pack's own folder: its members are the jobs
             if plan is not None:
                 started.add(plan.named(started_as))
+        running = running_elsewhere(folder)
         if not (folder / RESULTS_FILE).is_file():
-            jobs.append(JobOutcome(name, "missing",
-                                   "no results.json: still running, killed or lost"))
+            jobs.append(JobOutcome(name, "running", "running now") if running else
+                        JobOutcome(name, "missing", "no results.json and no process running "
+                                   "it: killed or lost (the sweep's command runs it again)"))
             continue
         try:
             results = read_results(folder / RESULTS_FILE)
         except ResultsError as err:
             jobs.append(JobOutcome(name, "failed", str(err)))
+            continue
+        if running and not results.completed:  # resumed, or run again, by another process
+            jobs.append(JobOutcome(name, "running", f"running now (its last run: "
+                                   f"{results.status.value})"))
             continue
         if results.status == Status.interrupted:
             error = str(results.error or "stopped by a signal").strip().splitlines()[0]

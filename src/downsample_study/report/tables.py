@@ -187,10 +187,10 @@ def _shift_section(report: Report) -> list[str]:
 def markdown(report: Report, tuning: list[str] = ()) -> str:
     """``report.md``; ``tuning``: the lines of a tuned sweep's learning-rate section."""
     counts = {status: sum(job.status == status for job in report.jobs)
-              for status in ("completed", "failed", "interrupted", "missing", "duplicate",
-                             OTHER_CONFIG)}
-    others = "".join(f", {counts[s]} {s}" for s in ("interrupted", "duplicate", OTHER_CONFIG)
-                     if counts[s])
+              for status in ("completed", "failed", "interrupted", "running", "missing",
+                             "duplicate", OTHER_CONFIG)}
+    others = "".join(f", {counts[s]} {s}" for s in ("interrupted", "running", "duplicate",
+                                                    OTHER_CONFIG) if counts[s])
     lines = [
         f"# Sweep report: `{report.sweep.name}`",
         "",

@@ -140,7 +140,7 @@ def group_variants(jobs: list[JobOutcome]) -> tuple[list[Variant], list[Variant]
     seed failed (diverged at their rate, say: a finding too, not to be left out)."""
     grouped: dict[tuple, Variant] = {}
     for job in jobs:
-        if (job.status in ("missing", "interrupted") or job.results is None
+        if (job.status in ("missing", "interrupted", "running") or job.results is None
                 or not job.results.config):  # an interrupted job resumes: not a failure
             continue
         key = variant_key(job.results.config)
