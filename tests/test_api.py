@@ -152,6 +152,20 @@ def test_a_sweep_is_one_row_per_job(sweep):
     assert (table["test.acc_top1"] > 0.5).all() and (table["params.total"] == 61_706).all()
 
 
+@pytest.mark.parametrize("running", [True, False])
+def test_a_job_without_results_is_a_row_saying_whether_it_runs_now(tmp_path, running):
+    import contextlib
+
+    from downsample_study.sweeps.ownership import job_lock
+
+    job = tmp_path / "sweep" / "downsample=maxpool,seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- downsample=maxpool\n- seed=0\n")
+    with job_lock(job) if running else contextlib.nullcontext():
+        [status] = ds.load_sweep(tmp_path / "sweep")["status"]
+    assert status == ("running" if running else "no results")
+
+
 def test_a_config_composes_validated_without_setup():
     cfg = ds.compose(["downsample=stride2", "downsample.kernel_size=5"])
     assert cfg.downsample.name == "stride2" and cfg.downsample.kernel_size == 5

@@ -209,6 +209,7 @@ def load_sweep(folder: str | Path):
     import pandas as pd
 
     from downsample_study.report.variants import flatten
+    from downsample_study.sweeps.ownership import running_elsewhere
     from downsample_study.sweeps.summary import job_folders
 
     folder = Path(folder)
@@ -224,9 +225,9 @@ def load_sweep(folder: str | Path):
         try:
             results = read_results(job / RESULTS_FILE)
         except ResultsError as err:
-            missing = not (job / RESULTS_FILE).is_file()
-            rows.append({"job": job.name, "status": "no results" if missing else "unreadable",
-                         "error": str(err)})
+            status = ("unreadable" if (job / RESULTS_FILE).is_file() else
+                      "running" if running_elsewhere(job) else "no results")
+            rows.append({"job": job.name, "status": status, "error": str(err)})
             continue
         data = results.to_dict()
         config = data.pop("config")
