@@ -326,6 +326,38 @@ def test_without_a_reachable_server_wandb_goes_offline_with_a_notice(job, tmp_pa
     assert offline.exit_code == 0 and offline.summary["test/acc_top1"] > 0.5
 
 
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("WANDB_MODE", "bogus", "mode='bogus' (from WANDB_MODE in the environment): Input should "
+                            "be 'online', 'offline'"),
+    ("WANDB_CONSOLE", "bogus", "console='bogus' (from WANDB_CONSOLE in the environment)"),
+])
+def test_a_wandb_setting_it_refuses_is_one_line_naming_the_variable(
+        variable, value, message, job, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(variable, value)
+    run = launch([*job, "logger=wandb", "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 1
+    [line] = [line for line in run.output.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: W&B refused its settings: ") and message in line
+    assert "Traceback" not in run.output
+    assert not list(tmp_path.rglob("*.ckpt"))  # refused before training
+
+
+def test_with_credentials_a_refused_setting_is_not_taken_for_an_unreachable_server(quick,
+                                                                                  tmp_path):
+    # a process of its own: wandb reads the environment once per process
+    env = {**os.environ, "WANDB_SILENT": "maybe", "WANDB_API_KEY": "x" * 40,
+           "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    run = subprocess.run(
+        [sys.executable, "-m", "downsample_study", *quick, "logger=wandb",
+         "logger.init_timeout=3", "hydra.run.dir=out"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr[-2000:]
+    output = run.stdout + run.stderr
+    assert ("error: W&B refused its settings: silent='maybe' (from WANDB_SILENT in the "
+            "environment)") in output
+    assert "cannot reach the server" not in output and "Traceback" not in output
+
+
 @pytest.mark.parametrize(("mode", "resume"), [("online", "allow"), ("offline", None)])
 def test_every_attempt_of_a_job_logs_to_its_one_run_id(mode, resume, tmp_path):
     from downsample_study.training.configs import WandbConfig

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import WandbLogger
 
 from downsample_study import internals
+from downsample_study.errors import ConfigError
 from downsample_study.results import RESULTS_FILE
 from downsample_study.training.configs import WandbConfig, WandbMode
 from downsample_study.training.epochs import EPOCHS_FILE
@@ -59,6 +60,28 @@ def wandb_mode(cfg: WandbConfig) -> str:
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     return "online" if wandb_has_credentials() else "offline"
+
+
+def settings_refused(err: Exception) -> ConfigError | None:
+    """``wandb.init``'s refusal of a setting — most often a ``WANDB_*`` environment variable
+    (``WANDB_MODE=bogus``) — as one line naming it; None for any other failure."""
+    from wandb.errors import UsageError
+
+    try:
+        from pydantic import ValidationError  # wandb's settings are a pydantic model
+    except ImportError:  # a wandb without pydantic: its refusals are its own errors
+        ValidationError = None
+    if ValidationError is not None and isinstance(err, ValidationError):
+        refused = []
+        for error in err.errors():
+            field = ".".join(map(str, error["loc"]))
+            variable = f"WANDB_{field.upper()}"
+            where = f" (from {variable} in the environment)" if variable in os.environ else ""
+            refused.append(f"{field}={error['input']!r}{where}: {error['msg']}")
+        return ConfigError(f"W&B refused its settings: {'; '.join(refused)}")
+    if isinstance(err, UsageError):
+        return ConfigError(f"W&B refused its settings: {err}")
+    return None
 
 
 def _offline_advice(output_dir: Path) -> str:
@@ -118,6 +141,9 @@ class WandbTracker(Tracker):
         except Exception as err:  # wandb's CommError, or whatever stops the connection
             import wandb
 
+            if (refused := settings_refused(err)) is not None:  # offline would refuse it too
+                raise refused from None
+
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             log.warning("W&B: cannot reach the server (%s), %s", reason,
                         _offline_advice(output_dir))
@@ -125,6 +151,14 @@ class WandbTracker(Tracker):
             supersede(output_dir, f"run-*-{run.run_id}")  # what the failed attempt wrote
             logger = self._logger(cfg, run, output_dir, "offline")
         return logger
+
+    def start(self, logger, params):
+        try:
+            super().start(logger, params)  # wandb.init, where the run was not begun yet
+        except Exception as err:
+            if (refused := settings_refused(err)) is not None:
+                raise refused from None
+            raise
 
     def finish(self, logger, exit_code):
         logger.experiment.finish(exit_code=exit_code)
