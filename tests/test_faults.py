@@ -333,8 +333,15 @@ def test_without_a_reachable_server_wandb_goes_offline_with_a_notice(job, tmp_pa
 ])
 def test_a_wandb_setting_it_refuses_is_one_line_naming_the_variable(
         variable, value, message, job, tmp_path, monkeypatch, capsys):
+    import wandb
+
     monkeypatch.setenv(variable, value)
-    run = launch([*job, "logger=wandb", "hydra.run.dir=out"], capsys)
+    wandb.teardown()  # wandb reads some variables once per process: here, read them again
+    try:
+        run = launch([*job, "logger=wandb", "hydra.run.dir=out"], capsys)
+    finally:
+        monkeypatch.undo()
+        wandb.teardown()  # and not keep this one for the tests after it
     assert run.exit_code == 1
     [line] = [line for line in run.output.splitlines() if line.startswith("error:")]
     assert line.startswith("error: W&B refused its settings: ") and message in line
