@@ -70,6 +70,7 @@ from support import launch, results_under
         # read only by hydra/sweeper=packed, but wrong wherever it is written
         ("pack.size=abc", ["pack.size: a number of members >= 1 or auto, got 'abc'"]),
         ("pack.size=0", ["pack.size: a number of members >= 1 or auto, got '0'"]),
+        ("paths.data_dir=''", ["paths.data_dir: empty; expected a folder's path"]),
         # read by mode=eval alone: training does not start from it, so it is not ignored
         ("checkpoint=outputs/job", ["checkpoint: read by mode=eval alone", "not by mode=train"]),
     ],
@@ -295,3 +296,21 @@ def test_a_baseline_on_a_flag_is_written_as_on_the_command_line():
     cfg = compose(["report.baselines=[{downsample.batch_norm:false},{model:lenet5}]"])
     assert [dict(spec) for spec in cfg.report.baselines] == [
         {"downsample.batch_norm": False}, {"model": "lenet5"}]
+
+
+@pytest.mark.parametrize(("environment", "data_dir", "cache_dir"), [
+    ({}, "./data", "~/.cache/downsample_study"),
+    ({"DATA_DIR": "/data", "XDG_CACHE_HOME": "/cache"}, "/data", "/cache/downsample_study"),
+    # set but empty counts as unset (XDG's rule): not the working directory, not /
+    ({"DATA_DIR": "", "XDG_CACHE_HOME": ""}, "./data", "~/.cache/downsample_study"),
+])
+def test_the_paths_come_from_the_environment_where_it_sets_them(environment, data_dir,
+                                                                cache_dir, monkeypatch):
+    import downsample_study as ds
+
+    for name in ("DATA_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    paths = ds.compose().paths
+    assert (paths.data_dir, paths.cache_dir) == (data_dir, cache_dir)

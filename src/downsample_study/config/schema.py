@@ -34,9 +34,10 @@ CompileMode.__doc__ = "``torch.compile`` modes (``reduce-overhead``: CUDA graphs
 
 @dataclass
 class PathsConfig:
-    data_dir: str = "${oc.env:DATA_DIR,./data}"
+    # env_or: an environment variable set to "" counts as unset (XDG's rule), not as "/"
+    data_dir: str = "${env_or:DATA_DIR,./data}"
     # where gzipped IDX files are decompressed when data_dir is read-only
-    cache_dir: str = "${oc.env:XDG_CACHE_HOME,'~/.cache'}/downsample_study"
+    cache_dir: str = "${env_or:XDG_CACHE_HOME,'~/.cache'}/downsample_study"
 
 
 @dataclass

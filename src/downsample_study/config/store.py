@@ -152,7 +152,13 @@ def _parallel_jobs(*, _root_: Any) -> int:
     return default_parallel_jobs(_app(_root_, "parallel.jobs_per_gpu", 1))
 
 
+def env_or(name: str, default: str) -> str:
+    """The environment variable ``name``, or ``default`` where it is unset or empty."""
+    return os.environ.get(name) or default
+
+
 RESOLVERS = {
+    "env_or": env_or,
     "job_dir": job_dir_name,
     "presets": presets,
     "parallel_jobs": _parallel_jobs,

@@ -105,10 +105,14 @@ def validate(cfg: DictConfig) -> RunConfig:
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"seed: must be in 0 to {MAX_SEED} (numpy's range), got {cfg.seed}")
     dataset = DATASETS[nodes["dataset"].name]
+    paths = OmegaConf.to_object(cfg.paths)
+    for key in ("data_dir", "cache_dir"):
+        if not str(getattr(paths, key)).strip():  # "" would be the working directory
+            raise ConfigError(f"paths.{key}: empty; expected a folder's path")
     return RunConfig(
         **nodes,
         trainer=trainer,
-        paths=OmegaConf.to_object(cfg.paths),
+        paths=paths,
         seed=cfg.seed,
         mode=cfg.mode,
         evaluation=_evaluation(cfg, dataset.num_classes, dataset.size),
