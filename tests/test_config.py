@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import pytest
+import torch
 from support import launch, results_under
 
 
@@ -46,6 +47,10 @@ from support import launch, results_under
         ("trainer.min_epochs=3", ["trainer.min_epochs: 3 > trainer.max_epochs=1"]),
         ("trainer.val_check_interval=0", ["trainer.val_check_interval", "(0, 1]"]),
         ("trainer.accelerator=tpu", ["trainer:", "torch_xla"]),  # a package not installed
+        # a device this machine lacks: what was asked for beside what the machine has
+        pytest.param("accelerator=gpu", ["trainer:", "(trainer.accelerator=gpu, "
+                                         "trainer.devices=1; this machine has 0 CUDA GPUs and"],
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has a GPU")),
         # a type the Trainer's annotation does not admit (Lightning would fail inside fit)
         ("trainer.max_epochs=1.5", ["trainer.max_epochs: expected an integer, got '1.5'"]),
         ("trainer.limit_train_batches=abc",

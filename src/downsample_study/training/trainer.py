@@ -3,6 +3,7 @@ sets itself (logger, callbacks, output folder, checkpointing)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -101,7 +102,13 @@ def _trainer(args: dict[str, Any], logger, callbacks: list[Callback],
                          default_root_dir=str(output_dir))
     except (MisconfigurationException, TypeError, ValueError, RuntimeError, ImportError) as err:
         # ImportError: an accelerator whose package is not installed (trainer.accelerator=tpu)
-        raise ConfigError(f"trainer: {err}") from None
+        import torch
+
+        gpus = torch.cuda.device_count()
+        raise ConfigError(f"trainer: {err} (trainer.accelerator={args.get('accelerator')}, "
+                          f"trainer.devices={args.get('devices')}; this machine has {gpus} "
+                          f"CUDA GPU{'' if gpus == 1 else 's'} and {os.cpu_count()} CPUs)"
+                          ) from None
 
 
 def pack_trainer(trainer: dict[str, Any], output_dir: Path,
