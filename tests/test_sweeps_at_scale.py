@@ -322,3 +322,18 @@ def test_an_lr_search_whose_trials_all_fail_ends_in_one_line(quick, tmp_path, ca
     assert "error: optimizer.lr: must be > 0" in run.output  # each trial's own error
     assert "error: hydra/sweeper=lr_search: none of the study's trials completed, so it has " \
            "no best rate" in run.output
+
+
+@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
+@pytest.mark.parametrize(("storage", "reason"), [
+    ("sqlite:////nonexistent/folder/study.db", "unable to open database file"),
+    ("bogus://x", "Can't load plugin: sqlalchemy.dialects:bogus"),
+])
+def test_an_lr_search_storage_optuna_cannot_open_is_one_line(storage, reason, quick, tmp_path,
+                                                            capsys):
+    run = launch(["-m", *quick, "logger=none", "hydra/sweeper=lr_search",
+                  f"hydra.sweeper.storage={storage}", "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    assert "error: hydra.sweeper.storage: Optuna cannot open it (" in run.output
+    assert reason in run.output and "sqlite:///path/study.db" in run.output
+    assert not results_under(tmp_path)  # no trial ran

@@ -65,13 +65,20 @@ def _submitit_message(err: BaseException) -> str | None:
 
 def _study_message(err: BaseException) -> str | None:
     """One line for ``hydra/sweeper=lr_search`` (Hydra's Optuna plugin) ending with no
-    completed trial, which it reports by asking Optuna for a best trial there is none of;
-    None for other errors."""
-    if "optuna" not in sys.modules or not isinstance(err, ValueError) or (
-            "No trials are completed yet" not in str(err)):
+    completed trial, which it reports by asking Optuna for a best trial there is none of, or
+    with a ``hydra.sweeper.storage`` Optuna cannot open (SQLAlchemy's errors); None for
+    other errors."""
+    if "optuna" not in sys.modules:
         return None
-    return ("hydra/sweeper=lr_search: none of the study's trials completed, so it has no best "
-            "rate; each trial's error is above, and in its results.json")
+    if isinstance(err, ValueError) and "No trials are completed yet" in str(err):
+        return ("hydra/sweeper=lr_search: none of the study's trials completed, so it has no "
+                "best rate; each trial's error is above, and in its results.json")
+    if type(err).__module__.startswith("sqlalchemy"):
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return (f"hydra.sweeper.storage: Optuna cannot open it ({reason}); expected a database "
+                f"URL such as sqlite:///path/study.db in a folder that exists, or null (in "
+                f"memory)")
+    return None
 
 
 def run(argv: list[str], prog: str = "downsample_study") -> int:
