@@ -90,7 +90,9 @@ def _check_settings(node: dict[str, Any], prefix: str) -> None:
         if isinstance(value, int) and not isinstance(value, bool) and value < low:
             raise ConfigError(f"{prefix}.{key}: must be >= {low}, got {value}")
     if prefix == "hydra.launcher" and node.get("n_jobs") == 0:
-        raise ConfigError("hydra.launcher.n_jobs: must be >= 1 (or -1: one per core), got 0")
+        raise ConfigError("hydra.launcher.n_jobs: must be >= 1, or negative, counted back "
+                          "from the cores as joblib does (-1: one per core, -2: all but one), "
+                          "got 0")
     slurm = prefix == "hydra.launcher" and str(node.get("_target_", "")).endswith(
         ".SlurmLauncher")
     if slurm and (missing := [cmd for cmd in SLURM_COMMANDS if shutil.which(cmd) is None]):
