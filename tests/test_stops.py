@@ -52,6 +52,28 @@ def test_a_signal_stops_the_job_mid_epoch_and_the_rerun_ends_as_if_never_stopped
     assert not list((tmp_path / "out" / "checkpoints").glob("*-v*"))
 
 
+@pytest.mark.parametrize("nohup", [False, True])
+def test_a_hang_up_stops_the_job_as_a_kill_does_unless_it_is_ignored(nohup, job, monkeypatch,
+                                                                     tmp_path, capsys):
+    """The terminal closed (an ssh connection dropped): a checkpoint of the step, not a job
+    killed mid-epoch; started under nohup (SIGHUP ignored), the job goes on."""
+    with monkeypatch.context() as patch:
+        if nohup:
+            previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal_at_step(patch, 14, signal.SIGHUP)
+        try:
+            run = launch([*job, "hydra.run.dir=out"], capsys)
+        finally:
+            if nohup:
+                signal.signal(signal.SIGHUP, previous)
+    [results] = results_under(tmp_path / "out")
+    if nohup:
+        assert run.exit_code == 0 and results["status"] == "completed"
+    else:
+        assert run.exit_code == 128 + signal.SIGHUP and results["signal"] == "SIGHUP"
+        assert results["status"] == "interrupted" and results["stopped_at"]["step"] == 15
+
+
 def test_a_stopped_sweep_prints_its_summary_exits_with_the_signal_and_finishes_on_a_rerun(
     job, monkeypatch, tmp_path, capsys
 ):

@@ -1,5 +1,6 @@
-"""Stopping a job cleanly on SIGTERM (kill, timeout, SLURM's scancel, preemption) or SIGINT
-(Ctrl-C).
+"""Stopping a job cleanly on SIGTERM (kill, timeout, SLURM's scancel, preemption), SIGINT
+(Ctrl-C) or SIGHUP (its terminal closed: an ssh connection dropped; unless the job ignores it,
+as under ``nohup``).
 
 The first signal is recorded; during training the job stops at the next step boundary (the
 start of the next training batch, or where Lightning's own SIGTERM handling stops it, at the
@@ -32,6 +33,7 @@ from downsample_study.errors import Interrupted
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+HANG_UP = signal.SIGHUP  # handled as those where it would end the process: not under nohup
 REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # a launcher's handler there requeues the job
 STOPPED_FILE = ".stopped"  # in a sweep folder: the sweep was stopped by this signal
 
@@ -96,17 +98,19 @@ class StopRequests:
 
     @contextlib.contextmanager
     def handling(self) -> Iterator[None]:
-        """Handle SIGTERM and SIGINT inside the block (from the main thread only; inside a
+        """Handle SIGTERM, SIGINT and SIGHUP inside the block (from the main thread only; inside a
         block that handles them already, e.g. in a worker forked from such a process, it
         changes nothing)."""
         if self._handling() or threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = {s: signal.getsignal(s) for s in (*SIGNALS, *REQUEUE_SIGNALS)}
+        previous = {s: signal.getsignal(s) for s in (*SIGNALS, HANG_UP, *REQUEUE_SIGNALS)}
         self.signum, self.in_fit, self.running_job, self.sweep_dir = None, False, False, None
         self.requeued = False
         for s in SIGNALS:
             signal.signal(s, self._handle)
+        if previous[HANG_UP] == signal.SIG_DFL:
+            signal.signal(HANG_UP, self._handle)
         for s in REQUEUE_SIGNALS:
             if callable(previous[s]):
                 signal.signal(s, self._requeue_handler(previous[s]))
