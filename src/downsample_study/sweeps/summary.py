@@ -11,6 +11,7 @@ stopped by one, else 1.
 from __future__ import annotations
 
 import logging
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,9 @@ def summarize(sweep_dir: Path) -> int:
     if stopped is not None:
         log.error("the sweep was stopped by a signal: run the same command to finish it")
         return 128 + stopped
+    if counts["completed"]:
+        log.info("its report (verdicts, plots): python -m downsample_study.report %s",
+                 shlex.quote(str(sweep_dir)))
     return 1 if unfinished else 0
 
 
