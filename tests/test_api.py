@@ -68,6 +68,14 @@ def test_its_predictions_on_the_raw_test_images_score_what_it_recorded(sweep, da
     assert accuracy == pytest.approx(run.results.test.acc_top1, abs=1e-6)
 
 
+def test_its_classes_name_the_columns_of_its_predictions(sweep):
+    from torchvision import datasets
+
+    run = ds.load_run(job_folder(sweep, "maxpool"))
+    assert run.classes == datasets.MNIST.classes  # "0 - zero", ...
+    assert len(run.classes) == run.predict(torch.zeros(1, 28, 28)).shape[1]
+
+
 def _pil(batch):
     from PIL import Image
 

@@ -192,3 +192,16 @@ def test_a_data_dir_that_is_a_file_is_named_as_one(name, download, tmp_path):
     with pytest.raises(DataError, match=re.escape(f"paths.data_dir={data}: a file, not a folder")):
         load(name, data, tmp_path / "cache", download=download)
     assert data.read_bytes() == b"an archive, not its folder"
+
+
+def test_every_dataset_names_its_classes_or_none():
+    from downsample_study.data.datasets import DATASETS, register_dataset
+
+    for name in DATASETS.names():
+        info = DATASETS[name]
+        assert len(info.classes) in (0, info.num_classes), name
+    assert DATASETS["fashion_mnist"].classes[:2] == ("T-shirt/top", "Trouser")
+    assert DATASETS["cifar10"].classes[0] == "airplane"
+    with pytest.raises(ValueError, match="'two': 1 class names for 2 classes"):
+        register_dataset("two", channels=1, size=8, num_classes=2, mean=(0.5,), std=(0.5,),
+                         classes=("one",))

@@ -116,6 +116,15 @@ class Run:
         """The checkpoint's network, in eval mode."""
         return self.module.net.eval()
 
+    @property
+    def classes(self) -> list[str]:
+        """The names of the classes, by the index ``predict``'s columns have (the indices
+        themselves where the dataset names none)."""
+        from downsample_study.data.configs import DATASETS
+
+        dataset = DATASETS[self.config.dataset.name]
+        return list(dataset.classes) or [str(i) for i in range(dataset.num_classes)]
+
     def predict(self, images):
         """Class probabilities, N × classes, of the checkpoint's network for ``images``: uint8
         0–255 as the dataset stores them or float in [0, 1]; one image or a batch, channels

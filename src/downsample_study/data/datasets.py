@@ -37,6 +37,7 @@ class ImageDataset:
     # (config, data_dir, cache_dir, train, transform) -> a per-sample torch Dataset, for the
     # bench's plain DataLoader loop; None where the dataset has no such form
     per_sample: Callable | None = None
+    classes: tuple[str, ...] = ()  # the labels' names, by index; () where none are given
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -45,14 +46,19 @@ class ImageDataset:
 
 def register_dataset(
     name: str, *, channels: int, size: int, num_classes: int, mean: tuple[float, ...],
-    std: tuple[float, ...], schema: type | None = None,
+    std: tuple[float, ...], schema: type | None = None, classes: tuple[str, ...] = (),
 ) -> Callable[[Loader], Loader]:
     """Register ``load(cfg, data_dir, cache_dir) -> (train, test)`` as dataset ``name``;
-    ``schema``, its config dataclass (default: ``DatasetConfig``)."""
+    ``schema``, its config dataclass (default: ``DatasetConfig``); ``classes``, the labels'
+    names by index."""
+
+    if classes and len(classes) != num_classes:
+        raise ValueError(f"dataset {name!r}: {len(classes)} class names for {num_classes} "
+                         f"classes")
 
     def decorate(load: Loader) -> Loader:
         DATASETS.add(name, ImageDataset(name, channels, size, num_classes, tuple(mean),
-                                        tuple(std), load), schema)
+                                        tuple(std), load, classes=tuple(classes)), schema)
         return load
 
     return decorate
@@ -61,7 +67,8 @@ def register_dataset(
 def _add_files(files, channels: int, size: int, mean, std) -> None:
     DATASETS.add(
         files.name,
-        ImageDataset(files.name, channels, size, 10, mean, std, files.splits, files.open),
+        ImageDataset(files.name, channels, size, 10, mean, std, files.splits, files.open,
+                     files.classes),
     )
 
 

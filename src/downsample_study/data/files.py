@@ -136,6 +136,7 @@ class IdxFiles(TorchvisionFiles):
 
     def __init__(self, name: str, folder: str, cls: type[datasets.MNIST]):
         self.name, self.folder, self.cls = name, folder, cls
+        self.classes = tuple(cls.classes)
 
     def expected(self, data_dir: Path) -> list[str]:
         raw = data_dir / self.folder / "raw"
@@ -185,6 +186,9 @@ class UncheckedCIFAR10(datasets.CIFAR10):
 
 class Cifar10Files(TorchvisionFiles):
     name, folder = "cifar10", "cifar-10-batches-py"
+    # batches.meta's label_names, which torchvision reads only with the files
+    classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+               "truck")
 
     def expected(self, data_dir: Path) -> list[str]:
         names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
