@@ -76,6 +76,13 @@ from support import launch, results_under
         ("pack.size=abc", ["pack.size: a number of members >= 1 or auto, got 'abc'"]),
         ("pack.size=0", ["pack.size: a number of members >= 1 or auto, got '0'"]),
         ("paths.data_dir=''", ["paths.data_dir: empty; expected a folder's path"]),
+        # a key no schema has, added with "+", which Hydra lets into a closed node
+        ("+downsample.foo=1", ["downsample.foo: no such key; keys of downsample: batch_norm"]),
+        ("+trainer.max_epoch=1", ["trainer.max_epoch: no such key (did you mean max_epochs?)"]),
+        ("+evaluation.shift_mode=zero", ["evaluation.shift_mode: no such key (did you mean "
+                                         "shift_modes?)"]),
+        ("~downsample", ["downsample: none chosen (~downsample removes it); choose one: "
+                         "downsample=<aps|avgpool"]),
         # read by mode=eval alone: training does not start from it, so it is not ignored
         ("checkpoint=outputs/job", ["checkpoint: read by mode=eval alone", "not by mode=train"]),
     ],

@@ -63,12 +63,16 @@ def node_message(err: OmegaConfBaseException, prefix: str = "") -> str:
         dataclasses.is_dataclass(owner)
     ):
         keys = sorted(f.name for f in dataclasses.fields(owner))
-        close = difflib.get_close_matches(str(err.key), keys, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        parent = key.rpartition(".")[0] or prefix or "the top level"
-        return f"{key}: no such key{hint}; keys of {parent}: {_listed(keys)}"
+        return no_such_key(key, keys, parent=key.rpartition(".")[0] or prefix)
     message = _reworded(err.msg.splitlines()[0])
     return f"{key}: {message}" if key else message
+
+
+def no_such_key(key: str, keys: list[str], parent: str = "") -> str:
+    """``key`` is none of ``keys``, those of its node ``parent``: the closest, and the list."""
+    close = difflib.get_close_matches(key.rpartition(".")[2], keys, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{key}: no such key{hint}; keys of {parent or 'the top level'}: {_listed(keys)}"
 
 
 def composition_message(err: BaseException) -> str | None:

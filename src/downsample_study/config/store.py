@@ -129,7 +129,7 @@ def _field_type(spec: dict[str, list] | None) -> Any:
 
 
 @functools.cache
-def _top_level_schema() -> type:
+def top_level_schema() -> type:
     trainer = trainer_schema()
     return make_dataclass("TopLevelConfig", [("trainer", trainer, field(default_factory=trainer))],
                           bases=(Config,))
@@ -176,7 +176,7 @@ RESOLVERS = {
 def typed_config(data: dict[str, Any]) -> DictConfig:
     """A config saved as plain data (``results.json``'s ``config``) typed by the schema again,
     as Hydra composes it (each choice's node is typed at start-up, by its name)."""
-    return OmegaConf.merge(OmegaConf.structured(_top_level_schema()), data)
+    return OmegaConf.merge(OmegaConf.structured(top_level_schema()), data)
 
 
 def _open_dicts(instance: Any) -> DictConfig:
@@ -193,7 +193,7 @@ def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore and register the resolvers the presets use
     (again after new entries were registered: it stores what the registries hold now)."""
     store = ConfigStore.instance()
-    store.store(name="schema", node=_top_level_schema())
+    store.store(name="schema", node=top_level_schema())
     for kind, registry in CHOICES.items():
         for name, schema in registry.schemas.items():
             store.store(name=f"schema_{kind}_{name}", node=_open_dicts(schema(name=name)))

@@ -4,6 +4,8 @@ typed by the entry its ``name`` selects. Runs before any data is loaded; raises
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.analysis.evaluation import EvaluationConfig
-from downsample_study.config.messages import node_message
+from downsample_study.config.messages import no_such_key, node_message
 from downsample_study.config.schema import JobMode, PathsConfig, SpeedConfig
-from downsample_study.config.store import CHOICES, trainer_arguments
+from downsample_study.config.store import CHOICES, top_level_schema, trainer_arguments
 from downsample_study.config.trainer_checks import check_trainer
 from downsample_study.data.configs import DATASETS, DatasetConfig
 from downsample_study.errors import ConfigError
@@ -57,6 +59,36 @@ def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
         raise ConfigError(node_message(err, prefix=key)) from None
 
 
+def _added_key(data: dict[str, Any], schema: type, prefix: str = "") -> str | None:
+    """A message for the first key of ``data`` that ``schema`` (a dataclass) lacks: one added
+    with ``+key=value``, which Hydra lets into a closed node and nothing would read; None
+    when every key is the schema's (an open ``dict`` field, such as ``logger.options``, takes
+    any)."""
+    hints = typing.get_type_hints(schema)
+    for key, value in data.items():
+        if key not in hints:
+            return no_such_key(f"{prefix}{key}", sorted(hints), parent=prefix.rstrip("."))
+        nested = dataclasses.is_dataclass(hints[key]) and isinstance(value, dict)
+        if nested and (found := _added_key(value, hints[key], f"{prefix}{key}.")) is not None:
+            return found
+    return None
+
+
+def _check_keys(cfg: DictConfig) -> None:
+    """Every node chosen (``~downsample`` removes one) and no key that no schema has."""
+    for key, registry in CHOICES.items():
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"{key}: none chosen (~{key} removes it); choose one: "
+                              f"{key}=<{'|'.join(registry.names())}>")
+    data = OmegaConf.to_container(cfg, enum_to_str=True)
+    found = _added_key(data, top_level_schema())
+    for key, registry in CHOICES.items():
+        found = found or _added_key(data[key], registry.schema(data[key].get("name")),
+                                    f"{key}.")
+    if found is not None:
+        raise ConfigError(found)
+
+
 def _evaluation(cfg: DictConfig, num_classes: int, size: int) -> EvaluationConfig:
     evaluation = OmegaConf.to_object(cfg.evaluation)
     if evaluation.shift_max >= size:
@@ -93,6 +125,7 @@ def validate(cfg: DictConfig) -> RunConfig:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:
         raise ConfigError(f"{getattr(err, 'full_key', '')}: {err}") from None
+    _check_keys(cfg)
     nodes = {key: typed_node(cfg[key], key, registry) for key, registry in CHOICES.items()}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
     check_trainer(trainer, trainer_arguments())
