@@ -113,6 +113,10 @@ def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, 
          "dataset.augmnet: no such key (did you mean augment?)"),
         (["downsample=nope"], "downsample=nope: no such option; allowed: aps, avgpool"),
         (["trainer.max_epochs=abc"], "trainer.max_epochs: expected an integer, got 'abc'"),
+        # a sweeper's own keys, from its YAML (a closed node without a schema)
+        (["hydra/sweeper=tuned", "hydra.sweeper.lr.lwo=1"],
+         "hydra.sweeper.lr.lwo: no such key (did you mean low?); keys of hydra.sweeper.lr: "
+         "at_once, epochs, high, low"),
         (["trainer.enable_progress_bar=maybe"],
          "trainer.enable_progress_bar: expected true or false, got 'maybe'"),
     ],

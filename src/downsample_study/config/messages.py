@@ -15,6 +15,7 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
+from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 MAX_LISTED = 12  # longer lists (the Trainer's ~50 arguments) are cut, with a pointer
@@ -59,11 +60,14 @@ def node_message(err: OmegaConfBaseException, prefix: str = "") -> str:
     key = f"{prefix}[{key}]" if prefix and key.isdigit() else (
         ".".join(part for part in (prefix, key) if part))
     owner = err.object_type if isinstance(err.object_type, type) else None
-    if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and owner is not None and (
-        dataclasses.is_dataclass(owner)
-    ):
-        keys = sorted(f.name for f in dataclasses.fields(owner))
-        return no_such_key(key, keys, parent=key.rpartition(".")[0] or prefix)
+    if isinstance(err, (ConfigAttributeError, ConfigKeyError)):
+        # a schema's node lists its fields; a closed plain one (a sweeper's YAML), its keys
+        parent = err.parent_node
+        keys = (sorted(f.name for f in dataclasses.fields(owner)) if owner is not None
+                and dataclasses.is_dataclass(owner) else sorted(map(str, parent.keys()))
+                if isinstance(parent, DictConfig) and parent.keys() else None)
+        if keys is not None:
+            return no_such_key(key, keys, parent=key.rpartition(".")[0] or prefix)
     message = _reworded(err.msg.splitlines()[0])
     return f"{key}: {message}" if key else message
 
