@@ -72,6 +72,8 @@ from support import launch, results_under
          ["report.baselines[1]: expected a mapping ({key: value}), got type int"]),
         ("optimizer.betas=[0.9,b]", ["optimizer.betas[1]: expected a number, got 'b'"]),
         ("evaluation.shift_max=28", ["evaluation.shift_max", "out of the frame; at most 27"]),
+        ("evaluation.shift_modes=[]", ["evaluation.shift_modes: empty, so the shift evaluation "
+                                       "measures nothing; list zero and/or circular"]),
         # read only by hydra/sweeper=packed, but wrong wherever it is written
         ("pack.size=abc", ["pack.size: a number of members >= 1 or auto, got 'abc'"]),
         ("pack.size=0", ["pack.size: a number of members >= 1 or auto, got '0'"]),

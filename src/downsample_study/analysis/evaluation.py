@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from downsample_study.checks import at_least
 from downsample_study.choices import Choice, as_choice
+from downsample_study.errors import ConfigError
 
 
 class ShiftFill(Choice):
@@ -32,6 +33,9 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         self.shift_modes = [as_choice(ShiftFill, mode, "evaluation.shift_modes")
                             for mode in self.shift_modes]
+        if self.shift and not self.shift_modes:
+            raise ConfigError("evaluation.shift_modes: empty, so the shift evaluation measures "
+                              "nothing; list zero and/or circular, or set evaluation.shift=false")
         for key, low in (("shift_max", 0), ("shift_samples", 1), ("feature_map_images", 1),
                          ("feature_map_channels", 1)):
             at_least(f"evaluation.{key}", getattr(self, key), low)
