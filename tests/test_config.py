@@ -71,6 +71,9 @@ from support import launch, results_under
         ("report.baselines=[{downsample:maxpool},1]",
          ["report.baselines[1]: expected a mapping ({key: value}), got type int"]),
         ("optimizer.betas=[0.9,b]", ["optimizer.betas[1]: expected a number, got 'b'"]),
+        ("optimizer.betas=[0.9]", ["optimizer.betas: a pair [beta1, beta2] is required, got 1 "
+                                   "value"]),
+        ("report.baselines=[{}]", ["report.baselines[0]: empty; a baseline names the values"]),
         ("evaluation.shift_max=28", ["evaluation.shift_max", "out of the frame; at most 27"]),
         ("evaluation.shift_modes=[]", ["evaluation.shift_modes: empty, so the shift evaluation "
                                        "measures nothing; list zero and/or circular"]),

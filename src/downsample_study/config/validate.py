@@ -106,6 +106,9 @@ def _check_report(cfg: DictConfig) -> None:
     config group's value one of its options."""
     OmegaConf.to_object(cfg.report)  # its own checks (the margin)
     for i, spec in enumerate(cfg.report.baselines):
+        if not spec:  # every variant would be its own baseline: nothing compared
+            raise ConfigError(f"report.baselines[{i}]: empty; a baseline names the values it "
+                              f"holds, e.g. {{downsample: maxpool}}")
         for key, value in spec.items():
             where = f"report.baselines[{i}].{key}"
             if key in CHOICES:

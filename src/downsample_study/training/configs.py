@@ -35,6 +35,9 @@ class AdamConfig(OptimizerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if len(self.betas) != 2:  # OmegaConf keeps a tuple as a list of any length
+            raise ConfigError(f"optimizer.betas: a pair [beta1, beta2] is required, got "
+                              f"{len(self.betas)} value{'' if len(self.betas) == 1 else 's'}")
         for i, beta in enumerate(self.betas):
             probability(f"optimizer.betas[{i}]", beta)
 
