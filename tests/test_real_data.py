@@ -20,6 +20,15 @@ def test_one_epoch_of_lenet5_maxpool_on_real_mnist_reaches_97_percent(tmp_path):
     [results] = results_under(tmp_path / "out")
     assert results["params"]["total"] == 61_706
     assert results["test"]["acc_top1"] >= 0.97
+    # from a notebook: the real test images as torchvision's parser gives them, predicted
+    import downsample_study as ds
+    from downsample_study.data.datasets import load_splits
+
+    job = ds.load_run(tmp_path / "out")
+    _, test = load_splits(job.config.dataset, REAL_DATA, tmp_path / "cache")
+    predicted = job.predict(test.images).argmax(dim=1)
+    assert (predicted == test.labels).float().mean().item() == pytest.approx(
+        results["test"]["acc_top1"], abs=1e-6)
 
 
 @pytest.mark.real_data
