@@ -1,6 +1,6 @@
 """What the console shows: library noise that says nothing about this framework's runs is
 filtered out (switched on by the entry points, never at import); counts read as English
-(``counted``), there and in the reports."""
+(``counted``), there and in the reports; the side commands' errors and exit statuses."""
 
 from __future__ import annotations
 
