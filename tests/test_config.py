@@ -216,6 +216,21 @@ def test_the_jobs_log_file_holds_what_it_printed(quick, tmp_path, capsys):
         assert line in run.output and line in log, line
 
 
+def test_lightnings_lines_show_once_and_reach_the_log_file(quick, tmp_path):
+    import subprocess
+    import sys
+
+    # a process of its own: Lightning's loggers are set up by its first import, which in the
+    # command line comes after Hydra configured logging
+    run = subprocess.run([sys.executable, "-m", "downsample_study", *quick, "logger=none",
+                          "evaluation.feature_maps=false", "hydra.run.dir=out"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    log = (tmp_path / "out" / "downsample_study.log").read_text()
+    for line in ("GPU available: ", "`Trainer.fit` stopped"):
+        assert (run.stdout + run.stderr).count(line) == 1 and line in log, line
+
+
 def test_tab_completion_of_the_script_completes_options(tmp_path):
     import os
     import subprocess

@@ -126,6 +126,9 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
 def hydra_app(cfg: DictConfig) -> float | None:
+    from downsample_study.console import route_library_logs
+
+    route_library_logs()  # Hydra configured logging: Lightning's lines through its handlers
     internals.before_jobs(wandb=cfg.logger.name == "wandb")
     from downsample_study.task import run_task
 

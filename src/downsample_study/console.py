@@ -84,9 +84,31 @@ def side_command(body: Callable[[], int], stopped: str) -> int:
         return 130
 
 
+LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+
+def route_library_logs() -> None:
+    """Lightning's lines through the job's own handlers, once each: to the console and the
+    job's log file. Imported after logging is configured (composing loads no torch), Lightning
+    keeps its "lightning" logger's own console handler, and every line of Lightning's showed
+    twice ("INFO: GPU available..." and "GPU available..."). Where nothing configured logging
+    (a notebook), Lightning's own handlers stay."""
+    import lightning.pytorch  # noqa: F401 - its import sets up its loggers
+
+    if not logging.getLogger().handlers:
+        return
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        for handler in list(library.handlers):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                    handler, logging.FileHandler):
+                library.removeHandler(handler)
+        library.propagate = True
+
+
 def say(message: str) -> None:
-    """A line for the user, on the console and in the job's log file (Lightning's own lines
-    reach only the console); from the job's main process only."""
+    """A line for the user, on the console and in the job's log file (as Lightning's own
+    lines, ``route_library_logs``); from the job's main process only."""
     from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:
