@@ -88,6 +88,7 @@ def _pil(batch):
     (lambda x: x[:, 0], 3),                    # a batch, no channel axis
     (lambda x: x.permute(0, 2, 3, 1), 3),      # channels last
     (lambda x: x.numpy(), 3),
+    (lambda x: list(x), 3),                    # a list of tensors
     (lambda x: x.float() / 255, 3),            # ToTensor's [0, 1]
     (lambda x: _pil(x)[0], 1),
     (_pil, 3),
@@ -105,6 +106,8 @@ def test_predict_takes_images_in_the_forms_a_notebook_has_them(sweep, form, rows
      "float images in [255, 255]: expected [0, 1], to be normalised here; images normalised "
      "already go to the network itself (run.model)"),
     (torch.zeros(2, 1, 28, 28, dtype=torch.int32), "images of dtype torch.int32: expected"),
+    ([torch.zeros(28, 28, dtype=torch.uint8), torch.zeros(32, 32, dtype=torch.uint8)],
+     "images of different shapes in one list: 28×28, 32×32"),
 ])
 def test_predict_names_what_is_wrong_with_the_images(sweep, images, message):
     run = ds.load_run(job_folder(sweep, "maxpool"))

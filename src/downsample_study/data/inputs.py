@@ -15,13 +15,20 @@ from downsample_study.data.datasets import ImageDataset
 
 
 def _as_tensor(images) -> torch.Tensor:
+    """A tensor, a numpy array, a PIL image, or a list of any of them (stacked)."""
     from PIL import Image
 
-    if isinstance(images, Image.Image):
-        images = [images]
-    if isinstance(images, (list, tuple)) and images and isinstance(images[0], Image.Image):
-        return torch.stack([torch.from_numpy(np.array(im)) for im in images])
-    return torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    def one(image) -> torch.Tensor:
+        if isinstance(image, Image.Image):
+            return torch.from_numpy(np.array(image))
+        return image if torch.is_tensor(image) else torch.as_tensor(np.asarray(image))
+
+    if not isinstance(images, (list, tuple)):
+        return one(images)
+    items = [one(image) for image in images]
+    if len(shapes := {"×".join(map(str, item.shape)) for item in items}) > 1:
+        raise ValueError(f"images of different shapes in one list: {', '.join(sorted(shapes))}")
+    return torch.stack(items) if items else torch.empty(0)
 
 
 def _batched(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor | None:
