@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from downsample_study import internals
 from downsample_study.config.store import CONFIG_DIR
+from downsample_study.errors import first_line
 
 log = logging.getLogger("downsample_study")
 
@@ -74,7 +75,7 @@ def _study_message(err: BaseException) -> str | None:
         return ("hydra/sweeper=lr_search: none of the study's trials completed, so it has no "
                 "best rate; each trial's error is above, and in its results.json")
     if type(err).__module__.startswith("sqlalchemy"):
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         return (f"hydra.sweeper.storage: Optuna cannot open it ({reason}); expected a database "
                 f"URL such as sqlite:///path/study.db in a folder that exists, or null (in "
                 f"memory)")

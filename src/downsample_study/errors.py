@@ -16,6 +16,12 @@ def not_a_folder(path: str | Path) -> str:
     return "a file, not a folder" if Path(path).exists() else "no such folder"
 
 
+def first_line(err: BaseException) -> str:
+    """An exception's message in one line: its first, or its type's name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class UserError(Exception):
     """An error caused by the user's input: reported as a one-line message, never a traceback."""
 

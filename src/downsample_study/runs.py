@@ -116,14 +116,18 @@ class Run:
         """The checkpoint's network, in eval mode."""
         return self.module.net.eval()
 
+    @functools.cached_property
+    def dataset(self):
+        """The registered dataset the job trained on (``data.datasets.ImageDataset``)."""
+        from downsample_study.data.configs import DATASETS
+
+        return DATASETS[self.config.dataset.name]
+
     @property
     def classes(self) -> list[str]:
         """The names of the classes, by the index ``predict``'s columns have (the indices
         themselves where the dataset names none)."""
-        from downsample_study.data.configs import DATASETS
-
-        dataset = DATASETS[self.config.dataset.name]
-        return list(dataset.classes) or [str(i) for i in range(dataset.num_classes)]
+        return list(self.dataset.classes) or [str(i) for i in range(self.dataset.num_classes)]
 
     def predict(self, images):
         """Class probabilities, N × classes, of the checkpoint's network for ``images``: uint8
@@ -131,10 +135,9 @@ class Run:
         first or last; a tensor, a numpy array or PIL images. Normalised as in training."""
         import torch
 
-        from downsample_study.data.configs import DATASETS
         from downsample_study.data.inputs import net_input
 
-        batch = net_input(images, DATASETS[self.config.dataset.name], self.device)
+        batch = net_input(images, self.dataset, self.device)
         with torch.inference_mode():
             return self.model(batch).softmax(dim=1)
 

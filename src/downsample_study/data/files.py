@@ -24,7 +24,7 @@ import torch
 from torchvision import datasets
 
 from downsample_study.data.batches import Split
-from downsample_study.errors import DataError, StorageError, not_a_folder
+from downsample_study.errors import DataError, StorageError, first_line, not_a_folder
 from downsample_study.storage import atomic_write
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class TorchvisionFiles(ABC):
         except Exception as err:  # download failures are URLError, RuntimeError, OSError...
             if undo is not None:  # a download that fails leaves nothing in the data folder
                 undo()
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first_line(err)
             raise self.missing(data_dir, reason + hint) from None
 
 

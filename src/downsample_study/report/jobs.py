@@ -77,18 +77,20 @@ def load_jobs(sweep: Path) -> list[JobOutcome]:
                 continue  # a pack's own folder: its members are the jobs
             if plan is not None:
                 started.add(plan.named(started_as))
-        running = running_elsewhere(folder)
         if not (folder / RESULTS_FILE).is_file():
-            jobs.append(JobOutcome(name, "running", "running now") if running else
-                        JobOutcome(name, "missing", "no results.json and no process running "
-                                   "it: killed or lost (the sweep's command runs it again)"))
+            if running_elsewhere(folder):
+                jobs.append(JobOutcome(name, "running", "running now"))
+            else:
+                jobs.append(JobOutcome(name, "missing", "no results.json and no process "
+                                       "running it: killed or lost (the sweep's command runs "
+                                       "it again)"))
             continue
         try:
             results = read_results(folder / RESULTS_FILE)
         except ResultsError as err:
             jobs.append(JobOutcome(name, "failed", str(err)))
             continue
-        if running and not results.completed:  # resumed, or run again, by another process
+        if not results.completed and running_elsewhere(folder):  # resumed, or run again
             jobs.append(JobOutcome(name, "running", f"running now (its last run: "
                                    f"{results.status.value})"))
             continue

@@ -138,10 +138,10 @@ def plot_accuracy_vs_shift(report: Report, path: Path) -> bool:
     if not shifted:
         return False
     datasets = by_dataset(shifted)
-    crowded = max(len(vs) for vs in datasets.values()) > SMALL_MULTIPLES
+    most = max(len(vs) for vs in datasets.values())
+    crowded = most > SMALL_MULTIPLES
     colors = _colors(report)
     k = shifted[0].jobs[0].results.shift.get("max_shift")
-    most = max(len(vs) for vs in datasets.values())
     fig, axes = _panels(len(datasets), 10.0 if crowded else 5.0, max(3.8, 0.3 * most))
     for ax, (dataset, variants) in zip(axes, datasets.items()):
         for v, label in zip(variants, distinct_labels(variants), strict=True):

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import WandbLogger
 
 from downsample_study import internals
-from downsample_study.errors import ConfigError
+from downsample_study.errors import ConfigError, first_line
 from downsample_study.results import RESULTS_FILE
 from downsample_study.training.configs import WandbConfig, WandbMode
 from downsample_study.training.epochs import EPOCHS_FILE
@@ -144,7 +144,7 @@ class WandbTracker(Tracker):
             if (refused := settings_refused(err)) is not None:  # offline would refuse it too
                 raise refused from None
 
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first_line(err)
             log.warning("W&B: cannot reach the server (%s), %s", reason,
                         _offline_advice(output_dir))
             wandb.teardown()  # its service still holds the run id the failed attempt claimed
