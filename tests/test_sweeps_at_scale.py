@@ -65,6 +65,13 @@ def test_slurm_tasks_and_gpus_follow_the_trainer_devices(accelerator, devices, t
      (["hydra/launcher=parallel", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs: must be"),
      (["hydra/launcher=local", "hydra.launcher.timeout_min=0"],
       "hydra.launcher.timeout_min: must be >= 1, got 0"),
+     # a key the plugin's schema lacks, which "+" adds to its closed node
+     (["hydra/launcher=parallel", "+hydra.launcher.n_job=2"],
+      "hydra.launcher.n_job: no such key (did you mean n_jobs?); keys of hydra.launcher:"),
+     (["hydra/sweeper=lr_search", "+hydra.sweeper.n_trial=2"],
+      "hydra.sweeper.n_trial: no such key (did you mean n_trials?)"),
+     (["hydra/sweeper=tuned", "+hydra.sweeper.pack=5"],
+      "hydra.sweeper.pack: no such key; keys of hydra.sweeper: _target_, lr, max_batch_size"),
      (["hydra/sweeper=lr_search", "hydra.sweeper.n_trials=0"],
       "hydra.sweeper.n_trials: must be >= 1, got 0"),
      # a sweep of no job would end "0 completed, 0 failed" with exit status 0

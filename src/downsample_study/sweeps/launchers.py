@@ -3,6 +3,8 @@ that suits the launcher, and a check before a multirun starts (``LauncherCheck``
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import os
 import shutil
@@ -82,6 +84,37 @@ _AT_LEAST = {
 
 
 SLURM_COMMANDS = ("sbatch", "srun")  # submitit submits with the one, runs tasks with the other
+
+
+def _plugin_keys(node: DictConfig) -> list[str] | None:
+    """The keys a launcher's or sweeper's node may have: its schema's fields, or (a node from
+    YAML alone, as the project's sweepers are) its class's arguments; None when either takes
+    any."""
+    schema = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(schema):
+        return sorted(field.name for field in dataclasses.fields(schema))
+    target = node.get("_target_")
+    if target is None:
+        return None
+    from hydra.utils import get_class
+
+    try:
+        parameters = inspect.signature(get_class(target)).parameters.values()
+    except Exception:  # not a class: Hydra names the target when it builds it
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return sorted(["_target_", *(p.name for p in parameters)])
+
+
+def _check_keys(node: DictConfig, prefix: str) -> None:
+    """A key that the plugin does not take (``+hydra.launcher.n_job=2``): Hydra lets ``+``
+    add it to the closed node, and the plugin would drop it or fail with a traceback."""
+    from downsample_study.config.messages import no_such_key
+
+    keys = _plugin_keys(node)
+    if keys is not None and (extra := [str(key) for key in node if key not in keys]):
+        raise ConfigError(no_such_key(f"{prefix}.{extra[0]}", keys, parent=prefix))
 
 
 def _check_settings(node: dict[str, Any], prefix: str) -> None:
@@ -165,6 +198,8 @@ class LauncherCheck(Callback):
             log.warning("pack.size=%s: packs are made by hydra/sweeper=packed, not by this "
                         "sweeper; every job runs alone", config.pack.size)
         try:
+            _check_keys(config.hydra.launcher, "hydra.launcher")
+            _check_keys(config.hydra.sweeper, "hydra.sweeper")
             launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
             _check_settings(launcher, "hydra.launcher")
             _check_settings(OmegaConf.to_container(config.hydra.sweeper), "hydra.sweeper")
