@@ -23,7 +23,9 @@ from downsample_study.sweeps.progress import (
     pace,
     read_progress,
 )
+from downsample_study.sweeps.running import JobEpochs, job_epochs, seconds_left, where
 from downsample_study.sweeps.summary import summarize
+from downsample_study.training.epochs import write_epoch_row
 
 TUNED = "hydra_plugins.downsample_study_sweeper.tuned_sweeper.TunedSweeper"
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -52,6 +54,15 @@ def write_job(folder: Path, status: Status, at: float) -> None:
     os.utime(path, (at, at))
 
 
+def write_trained(folder: Path, epochs: int, seconds: list[float]) -> None:
+    """A running job's config (``trainer.max_epochs``) and its ``epochs.csv`` rows so far."""
+    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create({"trainer": {"max_epochs": epochs}}),
+                   folder / ".hydra" / "config.yaml")
+    for epoch, elapsed in enumerate(seconds, start=1):
+        write_epoch_row(folder, {"epoch": epoch, "step": 10 * epoch, "seconds": elapsed})
+
+
 @pytest.fixture
 def sweep(tmp_path) -> Path:
     """Tuning half done (maxpool's study over, stride2's second trial running), no test job:
@@ -64,6 +75,7 @@ def sweep(tmp_path) -> Path:
     write_job(sweep / STRIDE2 / "trial0", Status.failed, STARTED + 1200)
     (sweep / STRIDE2 / "trial1" / ".hydra").mkdir(parents=True)  # started, as Hydra starts it
     (sweep / STRIDE2 / "trial1" / ".hydra" / "overrides.yaml").write_text("- seed=100\n")
+    write_trained(sweep / STRIDE2 / "trial1", epochs=3, seconds=[40.0])  # 1 epoch of 3
     write_job(sweep / "dataset=mnist,downsample=maxpool,seed=9", Status.interrupted,
               STARTED + 1800)
     return sweep
@@ -76,7 +88,8 @@ def test_the_plan_is_the_sweepers_and_the_counts_are_the_folders(sweep):
     assert progress.sweeper == "tuned" and progress.studies == (1, 2)
     assert lines[1:] == [
         "learning-rate studies: 1 of 2 with their best rate (tuning/*/best.yaml)",
-        "learning-rate trials: 3 of 4 finished (2 completed, 1 failed); 1 running now",
+        "learning-rate trials: 3 of 4 finished (2 completed, 1 failed); 1 running now, at "
+        "epoch 1 of 3",
         "test jobs: 0 of 6 finished (0 completed, 1 interrupted); 0 running now",
         # two of the three finished in this run's 30 minutes: 4 an hour, 1 left
         "learning-rate trials: 4.0 an hour lately; the 1 left take about 15 min at that pace",
@@ -133,7 +146,7 @@ def test_the_pace_of_packs_spans_two_rounds_when_an_hour_holds_fewer(pack_minute
     """Two packs of 5 side by side, finishing by turns: a burst of 5 results every half pack,
     the members' results seconds apart."""
     half = pack_minutes * 30
-    stage = Stage("test jobs", 400, running=10, finished_at=[
+    stage = Stage("test jobs", 400, running=[JobEpochs()] * 10, finished_at=[
         STARTED + k * half + member for k in range(1, bursts + 1) for member in range(5)])
     now = STARTED + bursts * half + 60  # a minute after the last burst
     assert pace(stage, STARTED, now) * 3600 == pytest.approx(expected_per_hour)
@@ -210,3 +223,47 @@ def test_job_folders_of_an_earlier_sweep_into_the_folder_are_not_counted(target,
            "sweep's plan (an earlier sweep's into this folder) not counted" in caplog.text
     assert f"its report (verdicts, plots): python -m downsample_study.report {sweep}" \
         in caplog.text
+
+
+@pytest.mark.parametrize(("jobs", "expected"), [
+    ([JobEpochs(9, 20)] * 5, "at epoch 9 of 20"),
+    ([JobEpochs(3, 20), JobEpochs(9, 20), JobEpochs(5, 20)], "at epochs 3-9 of 20"),
+    ([JobEpochs(2, 5), JobEpochs(9, 20), JobEpochs(0)], "at epochs 0/?, 2/5, 9/20"),
+    ([JobEpochs(0)], "at epoch 0"),  # started, nothing trained or configured yet
+])
+def test_the_running_jobs_say_where_they_are(jobs, expected):
+    assert where(jobs) == expected
+
+
+@pytest.mark.parametrize(("seconds", "per_epoch"), [
+    ([40.0, 70.0, 100.0], 100.0 / 3),
+    # resumed after epoch 2: this attempt's one epoch took 50 s, the earlier ones do not count
+    ([40.0, 70.0, 50.0], 50.0),
+    ([], None),
+])
+def test_a_running_jobs_speed_is_that_of_its_current_attempt(seconds, per_epoch, tmp_path):
+    write_trained(tmp_path, epochs=20, seconds=seconds)
+    job = job_epochs(tmp_path)
+    assert (job.trained, job.planned) == (len(seconds), 20)
+    assert job.per_epoch == (pytest.approx(per_epoch) if per_epoch else None)
+
+
+@pytest.mark.parametrize(("jobs", "left", "expected"), [
+    # two at 10 s an epoch, 15 of 20 left each, then (6 - 2) / 2 = 2 rounds of 200 s
+    ([JobEpochs(5, 20, 10.0)] * 2, 6, 150 + 2 * 200),
+    # the slower one finishes last; 3 left beyond the two running: 2 rounds of the mean job
+    ([JobEpochs(5, 20, 10.0), JobEpochs(10, 20, 30.0)], 5, 300 + 2 * (200 + 600) / 2),
+    ([JobEpochs(5, 20, 10.0), JobEpochs(0, 20)], 4, None),  # one has no speed yet
+    ([], 4, None),
+])
+def test_the_time_left_before_a_pace_is_the_running_jobs_speed(jobs, left, expected):
+    assert seconds_left(jobs, left) == (pytest.approx(expected) if expected else None)
+
+
+def test_a_young_run_estimates_from_its_running_jobs(sweep):
+    with job_lock(sweep / STRIDE2 / "trial1"):
+        lines = describe(read_progress(sweep), now=STARTED + 100)
+    # one trial left, the running one: 2 epochs more at 40 s
+    assert lines[-1] == ("learning-rate trials: no pace yet (this run started 2 min ago); at "
+                         "the running jobs' speed per epoch, the 1 left take about 1 min "
+                         "more, training alone")

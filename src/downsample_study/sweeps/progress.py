@@ -3,12 +3,13 @@ sweep runs or after it died.
 
 What it plans comes from ``multirun.yaml`` (the sweeper's ``params`` and the command's
 overrides, expanded as the sweeper expands them); what is done, from each job's
-``results.json``; what runs now, from the job locks held (``ownership.py``). The pace is that
-of the results written in the last hour of the sweep's current run (the sweeper saves
-``multirun.yaml`` when it starts), or in its last two rounds of as many jobs as run at once
-if those took longer, so an estimate of the time left reflects this machine as it is now,
-not an earlier run's. A sweep that is not finished but has no job running has
-stopped: its own command goes on with it.
+``results.json``; what runs now, from the job locks held (``ownership.py``), and how far it
+has got, from its ``epochs.csv`` (``running.py``). The pace is that of the results written
+in the last hour of the sweep's current run (the sweeper saves ``multirun.yaml`` when it
+starts), or in its last two rounds of as many jobs as run at once if those took longer, so
+an estimate of the time left reflects this machine as it is now, not an earlier run's;
+before there is such a pace, the running jobs' speed per epoch gives one. A sweep that is
+not finished but has no job running has stopped: its own command goes on with it.
 
     python -m downsample_study.sweeps.progress SWEEP
 """
@@ -35,6 +36,7 @@ from downsample_study.sweeps.ownership import is_primary, running_elsewhere
 from downsample_study.sweeps.packing import alone
 from downsample_study.sweeps.plan import Plan, sweep_jobs, tuned_search
 from downsample_study.sweeps.record import SWEEP_FILE
+from downsample_study.sweeps.running import JobEpochs, job_epochs, seconds_left, where
 from downsample_study.sweeps.summary import job_folders
 from downsample_study.sweeps.tuning import (
     BEST_FILE,
@@ -56,7 +58,7 @@ class Stage:
     name: str
     planned: int | None  # None: the sweeper's plan cannot be read from multirun.yaml
     counts: dict[Status, int] = field(default_factory=dict)
-    running: int = 0
+    running: list[JobEpochs] = field(default_factory=list)  # how far each running job is
     finished_at: list[float] = field(default_factory=list)  # results.json times, finished jobs
     # job folders in the sweep folder that its plan does not have (an earlier sweep's)
     not_planned: int = 0
@@ -67,7 +69,8 @@ class Stage:
             self.counts[status] = self.counts.get(status, 0) + 1
             if status != Status.interrupted:
                 self.finished_at.append((folder / RESULTS_FILE).stat().st_mtime)
-        self.running += running_elsewhere(folder)
+        if running_elsewhere(folder):
+            self.running.append(job_epochs(folder))
 
     @property
     def finished(self) -> int:
@@ -88,7 +91,7 @@ class Progress:
 
     @property
     def running(self) -> int:
-        return sum(stage.running for stage in self.stages)
+        return sum(len(stage.running) for stage in self.stages)
 
     @property
     def done(self) -> bool:
@@ -168,7 +171,7 @@ def pace(stage: Stage, started: float, now: float) -> float | None:
     if now - since < MIN_PACE_S:
         return None
     done = sorted(t for t in stage.finished_at if started <= t <= now)
-    rounds = 2 * stage.running
+    rounds = 2 * len(stage.running)
     if rounds and len(done) > rounds and done[-rounds - 1] < since:
         since = done[-rounds - 1]  # from a finish: the jobs after it are the last two rounds
         return rounds / (now - since)
@@ -184,7 +187,9 @@ def _stage_line(stage: Stage) -> str:
     line = f"{stage.name}: {stage.finished}{_of(stage.planned)} finished"
     details = [f"{stage.counts.get(status, 0)} {status}" for status in Status
                if stage.counts.get(status) or status == Status.completed]
-    line = f"{line} ({', '.join(details)}); {stage.running} running now"
+    line = f"{line} ({', '.join(details)}); {len(stage.running)} running now"
+    if stage.running:
+        line += f", {where(stage.running)}"
     if stage.not_planned:
         line += (f"; {stage.not_planned} job folders not in this sweep's plan (an earlier "
                  f"sweep's into this folder) not counted")
@@ -230,7 +235,11 @@ def _pace_line(progress: Progress, now: float) -> str | None:
     why = ("none finished in this run's last hour" if age >= MIN_PACE_S else
            "this run started less than a minute ago" if age < 60 else
            f"this run started {_duration(age)} ago")
-    return f"{stage.name}: no pace yet ({why})"
+    line = f"{stage.name}: no pace yet ({why})"
+    if stage.left and (seconds := seconds_left(stage.running, stage.left)) is not None:
+        line += (f"; at the running jobs' speed per epoch, the {stage.left} left take about "
+                 f"{_duration(seconds)} more, training alone")
+    return line
 
 
 def one_line(progress: Progress, now: float | None = None) -> str:

@@ -1,0 +1,71 @@
+"""How far a sweep's running jobs have got, from their ``epochs.csv``: where they are (``at
+epoch 9 of 20``) and, before the sweep has a pace of finished jobs, the time its jobs left
+take at the running jobs' speed per epoch (training only: a job's tests come after)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from downsample_study.errors import ResultsError, UserError
+from downsample_study.storage import read_yaml
+from downsample_study.training.epochs import read_epochs
+
+
+@dataclass(frozen=True)
+class JobEpochs:
+    """A running job: the epochs it has trained, of how many planned, and its seconds per
+    epoch in this attempt (a resumed job's earlier epochs took an earlier attempt's time)."""
+
+    trained: int = 0
+    planned: int | None = None  # its trainer.max_epochs; None when not known yet
+    per_epoch: float | None = None
+
+
+def job_epochs(folder: Path) -> JobEpochs:
+    """How far the job running in ``folder`` has got."""
+    try:
+        rows = read_epochs(folder)
+        config = read_yaml(folder / ".hydra" / "config.yaml")
+    except (ResultsError, UserError):  # being written: the job says more at its next epoch
+        return JobEpochs()
+    planned = OmegaConf.select(config, "trainer.max_epochs")
+    planned = planned if isinstance(planned, int) and planned > 0 else None
+    if not rows:
+        return JobEpochs(planned=planned)
+    seconds = [float(row.get("seconds", 0.0)) for row in rows]
+    this_attempt = 1  # its rows: the last ones, their seconds (since its fit began) rising
+    while this_attempt < len(rows) and 0 < seconds[-this_attempt - 1] < seconds[-this_attempt]:
+        this_attempt += 1
+    per_epoch = seconds[-1] / this_attempt if seconds[-1] > 0 else None
+    return JobEpochs(int(rows[-1]["epoch"]), planned, per_epoch)
+
+
+def where(jobs: list[JobEpochs]) -> str:
+    """``at epoch 9 of 20``, ``at epochs 3-9 of 20``, or each job's ``trained/planned`` when
+    their lengths differ."""
+    if len({job.planned for job in jobs}) > 1:
+        pairs = sorted({(job.trained, job.planned or 0) for job in jobs})
+        return "at epochs " + ", ".join(f"{done}/{total or '?'}" for done, total in pairs)
+    trained = sorted({job.trained for job in jobs})
+    span = f"epoch {trained[0]}" if len(trained) == 1 else f"epochs {trained[0]}-{trained[-1]}"
+    planned = jobs[0].planned
+    return f"at {span}" + ("" if planned is None else f" of {planned}")
+
+
+def seconds_left(jobs: list[JobEpochs], left: int) -> float | None:
+    """The training time of ``left`` unfinished jobs, the running ``jobs`` among them, run as
+    many at once as now: the running ones' epochs left, then rounds of as many new jobs, each
+    as long as a running one's planned epochs take at its pace. None before every running job
+    has an epoch and a length."""
+    known = [(job.per_epoch, job.planned) for job in jobs]
+    if not jobs or any(per_epoch is None or planned is None for per_epoch, planned in known):
+        return None
+    finishing = max(per_epoch * (planned - job.trained)
+                    for job, (per_epoch, planned) in zip(jobs, known, strict=True))
+    whole_job = sum(per_epoch * planned for per_epoch, planned in known) / len(jobs)
+    rounds = math.ceil(max(left - len(jobs), 0) / len(jobs))
+    return max(finishing, 0.0) + rounds * whole_job
