@@ -125,9 +125,15 @@ def test_a_device_this_machine_lacks_is_named_before_anything_loads(sweep, devic
         ds.load_run(job_folder(sweep, "maxpool"), device=device)
 
 
-@pytest.mark.parametrize("best_kept", [True, False])
-def test_a_moved_job_loads_its_own_selected_checkpoint_never_another(sweep, tmp_path,
-                                                                     best_kept):
+@pytest.mark.parametrize(("kept", "hint"), [
+    ("all", None),
+    # last.ckpt is there, but it is not the checkpoint the results are of
+    ("last", "to load another, name it: load_run('<job>/checkpoints/last.ckpt')"),
+    ("none", "the folder has no checkpoint (a sweep's record keeps none): load the job from "
+             "the sweep folder that trained it"),
+])
+def test_a_moved_job_loads_its_own_selected_checkpoint_never_another(sweep, tmp_path, kept,
+                                                                     hint):
     import shutil
 
     moved = tmp_path / "moved"
@@ -136,12 +142,14 @@ def test_a_moved_job_loads_its_own_selected_checkpoint_never_another(sweep, tmp_
     best = Path(results["checkpoint"]).name
     results["checkpoint"] = f"/elsewhere/{best}"  # where it was written: gone
     (moved / "results.json").write_text(json.dumps(results))
-    if best_kept:
+    for name in {"all": [], "last": [best], "none": [best, "last.ckpt"]}[kept]:
+        (moved / "checkpoints" / name).unlink()
+    if hint is None:
         assert ds.load_run(moved).checkpoint == moved / "checkpoints" / best
-    else:  # last.ckpt is there, but it is not the checkpoint the results are of
-        (moved / "checkpoints" / best).unlink()
-        with pytest.raises(ResultsError, match=re.escape(f"its selected checkpoint, {best}, is "
-                                                         f"neither in checkpoints/ nor at")):
+    else:
+        with pytest.raises(ResultsError, match=re.escape(
+                f"its selected checkpoint, {best}, is neither in checkpoints/ nor at "
+                f"/elsewhere/{best}; {hint}")):
             _ = ds.load_run(moved).checkpoint
 
 
@@ -253,3 +261,10 @@ def test_a_folder_that_is_no_sweep_is_named_not_read_as_an_empty_one(where, mess
     (tmp_path / "a_file").write_text("results\n")
     with pytest.raises(ResultsError, match=re.escape(message)):
         ds.load_sweep(tmp_path / where)
+
+
+@pytest.mark.parametrize("load", [ds.load_run, ds.load_sweep])
+@pytest.mark.parametrize("value", [None, 3, ""])
+def test_a_path_that_is_no_path_is_named(load, value):
+    with pytest.raises(ResultsError, match=re.escape(f"(a str or Path), got {value!r} (")):
+        load(value)

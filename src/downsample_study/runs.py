@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,10 +95,14 @@ class Run:
                 if candidate.is_file():
                     return candidate
             if self.results.completed:  # not the newest in its place: other weights
+                others = sorted(p.name for p in (self.folder / CHECKPOINTS).glob("*.ckpt"))
+                hint = (f"to load another, name it: load_run('<job>/{CHECKPOINTS}/"
+                        f"{others[-1]}')" if others else "the folder has no checkpoint (a "
+                        "sweep's record keeps none): load the job from the sweep folder "
+                        "that trained it")
                 raise ResultsError(
                     f"{self.folder}: its selected checkpoint, {recorded.name}, is neither in "
-                    f"{CHECKPOINTS}/ nor at {recorded}; to load another, name it: "
-                    f"load_run('<job>/{CHECKPOINTS}/last.ckpt')")
+                    f"{CHECKPOINTS}/ nor at {recorded}; {hint}")
         newest = resume_point(self.folder, tidy=False)
         if newest is None:
             raise ResultsError(f"{self.folder}: no checkpoint that loads in {CHECKPOINTS}/")
@@ -190,11 +195,19 @@ def _device(device) -> str:
     return str(parsed)
 
 
+def _path(value, what: str) -> Path:
+    """``value`` as a path; a ``ResultsError`` saying what to pass when it is not one."""
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise ResultsError(f"expected the path of {what} (a str or Path), got {value!r} "
+                           f"({type(value).__name__})")
+    return Path(value)
+
+
 def load_run(path: str | Path, device: str = "cpu") -> Run:
     """The job in folder ``path`` (one with a ``results.json``), or whose ``results.json`` or
     checkpoint ``path`` is (that checkpoint is then the run's), its network on ``device``."""
     device = _device(device)
-    path = Path(path)
+    path = _path(path, "a job's folder, or one of its .ckpt files")
     folder = (path.parent.parent if path.suffix == ".ckpt" else
               path.parent if path.name == RESULTS_FILE else path)
     if not path.exists():
@@ -224,7 +237,7 @@ def load_sweep(folder: str | Path):
     from downsample_study.sweeps.ownership import running_elsewhere
     from downsample_study.sweeps.summary import job_folders
 
-    folder = Path(folder)
+    folder = _path(folder, "a sweep folder")
     if not folder.is_dir():
         raise ResultsError(f"{folder}: {not_a_folder(folder)} (pass a sweep folder, e.g. "
                            f"multirun/<date>/<time>)")
