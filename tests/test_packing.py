@@ -18,9 +18,9 @@ from downsample_study.nets.operators import available_downsamples, downsample_co
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.nets import PackedNet, member_losses, stack_members
 from downsample_study.report.build import write_report
+from downsample_study.results import read_epochs
 from downsample_study.sweeps.naming import job_dir_name
 from downsample_study.sweeps.packing import plan
-from downsample_study.training.epochs import read_epochs
 from downsample_study.training.module import DownsampleClassifier
 
 SEEDS = (0, 1, 2)

@@ -13,7 +13,7 @@ import time
 import pytest
 from support import launch, results_under, signal_at_step
 
-from downsample_study.training.epochs import read_epochs
+from downsample_study.results import read_epochs
 
 SLOW_CLI_TIMEOUT = 300
 

@@ -41,7 +41,7 @@ def test_mixed_precision_with_clipping_trains_with_the_plain_optimizer(
 
 
 def test_the_epoch_line_shows_the_epochs_mean_training_loss(job, tmp_path, capsys):
-    from downsample_study.training.epochs import read_epochs
+    from downsample_study.results import read_epochs
 
     run = launch(job, capsys)
     assert run.exit_code == 0

@@ -7,8 +7,21 @@ traceback, and exits non-zero.
 
 from __future__ import annotations
 
+import difflib
 import signal
 from pathlib import Path
+
+MAX_LISTED = 12  # longer lists (the Trainer's ~50 arguments) are cut, with a pointer
+
+
+def no_such_key(key: str, keys: list[str], parent: str = "") -> str:
+    """``key`` is none of ``keys``, those of its node ``parent``: the closest, and the list."""
+    close = difflib.get_close_matches(key.rpartition(".")[2], keys, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    listed = ", ".join(keys[:MAX_LISTED]) + (
+        f" and {len(keys) - MAX_LISTED} more (--cfg job shows them)"
+        if len(keys) > MAX_LISTED else "")
+    return f"{key}: no such key{hint}; keys of {parent or 'the top level'}: {listed}"
 
 
 def not_a_folder(path: str | Path) -> str:

@@ -30,13 +30,20 @@ from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.datasets import DATASETS, ImageDataset
 from downsample_study.nets.models import build_model
 from downsample_study.nets.shapes import ModelSummary
-from downsample_study.results import Metrics, Params, Resources, Results, Status, write_results
+from downsample_study.results import (
+    Metrics,
+    Params,
+    Resources,
+    Results,
+    Status,
+    read_epochs,
+    write_results,
+)
 from downsample_study.storage import atomic_write
 from downsample_study.sweeps.launchers import refuse_script_relaunch
 from downsample_study.sweeps.ownership import is_primary
 from downsample_study.sweeps.slots import Slot
 from downsample_study.training.checkpoints import load, resume_point
-from downsample_study.training.epochs import read_epochs
 from downsample_study.training.loggers import LOGGERS, create_logger
 from downsample_study.training.module import (
     DownsampleClassifier,

@@ -1,4 +1,5 @@
-"""``results.json``: the one typed contract for the outcome of a job.
+"""``results.json``: the one typed contract for the outcome of a job; and ``read_epochs``,
+its per-epoch rows (``epochs.csv``) read back.
 
 Written atomically by the job (completed, failed or interrupted) and read by resume (skip
 what is done),
@@ -9,6 +10,7 @@ read with the fields they lack left empty, and their epochs counted from 1 as no
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from typing import Any
 
 from downsample_study.choices import Choice
 from downsample_study.errors import ResultsError
+from downsample_study.layout import EPOCHS_FILE
 from downsample_study.provenance import git_state, versions
 from downsample_study.storage import atomic_write
 
@@ -180,3 +183,22 @@ def read_results(path: Path) -> Results:
         raise ResultsError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
     except ResultsError as err:
         raise ResultsError(f"{path}: {err}") from None
+
+
+# epochs.csv (training/epochs.py writes it): its counting columns, the rest are metrics
+COUNTS = ("epoch", "step")
+
+
+def read_epochs(folder: Path) -> list[dict[str, float]]:
+    """The rows of ``folder/epochs.csv`` as numbers, ``epoch`` and ``step`` as integers
+    (empty when there is none); a ``ResultsError`` naming it when it is not such a table."""
+    path = Path(folder) / EPOCHS_FILE
+    if not path.is_file():
+        return []
+    try:
+        with path.open(newline="") as f:
+            return [{k: int(float(v)) if k in COUNTS else float(v)
+                     for k, v in row.items() if v not in ("", None)}
+                    for row in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as err:
+        raise ResultsError(f"{path}: unreadable ({type(err).__name__}: {err})") from None

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 
 from hydra.errors import (
@@ -18,15 +17,9 @@ from hydra.errors import (
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-MAX_LISTED = 12  # longer lists (the Trainer's ~50 arguments) are cut, with a pointer
+from downsample_study.errors import no_such_key
+
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
-
-
-def _listed(names: list[str]) -> str:
-    if len(names) <= MAX_LISTED:
-        return ", ".join(names)
-    return f"{', '.join(names[:MAX_LISTED])} and {len(names) - MAX_LISTED} more (--cfg job " \
-           f"shows them)"
 
 
 # OmegaConf's wording for a value of the wrong type or outside an enum, in our words
@@ -70,13 +63,6 @@ def node_message(err: OmegaConfBaseException, prefix: str = "") -> str:
             return no_such_key(key, keys, parent=key.rpartition(".")[0] or prefix)
     message = _reworded(err.msg.splitlines()[0])
     return f"{key}: {message}" if key else message
-
-
-def no_such_key(key: str, keys: list[str], parent: str = "") -> str:
-    """``key`` is none of ``keys``, those of its node ``parent``: the closest, and the list."""
-    close = difflib.get_close_matches(key.rpartition(".")[2], keys, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"{key}: no such key{hint}; keys of {parent or 'the top level'}: {_listed(keys)}"
 
 
 def composition_message(err: BaseException) -> str | None:

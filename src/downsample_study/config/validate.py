@@ -13,12 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.analysis.evaluation import EvaluationConfig
-from downsample_study.config.messages import no_such_key, node_message
+from downsample_study.config.messages import node_message
 from downsample_study.config.schema import JobMode, PathsConfig, SpeedConfig
 from downsample_study.config.store import CHOICES, top_level_schema, trainer_arguments
 from downsample_study.config.trainer_checks import check_trainer
 from downsample_study.data.configs import DATASETS, DatasetConfig
-from downsample_study.errors import ConfigError
+from downsample_study.errors import ConfigError, no_such_key
 from downsample_study.registry import Registry
 from downsample_study.training.configs import LoggerConfig, OptimizerConfig
 

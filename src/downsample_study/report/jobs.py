@@ -12,14 +12,20 @@ from typing import Any
 from omegaconf import ListConfig
 
 from downsample_study.errors import ResultsError, UserError
-from downsample_study.results import RESULTS_FILE, Results, Status, read_results, results_files
+from downsample_study.results import (
+    RESULTS_FILE,
+    Results,
+    Status,
+    read_epochs,
+    read_results,
+    results_files,
+)
 from downsample_study.same_job import differences_from_its_job, listed
 from downsample_study.storage import read_yaml
 from downsample_study.sweeps.ownership import running_elsewhere
 from downsample_study.sweeps.plan import Plan
 from downsample_study.sweeps.summary import OTHER_CONFIG
 from downsample_study.sweeps.tuning import TUNING_DIR
-from downsample_study.training.epochs import read_epochs
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from downsample_study import internals
-from downsample_study.errors import ConfigError
+from downsample_study.errors import ConfigError, no_such_key
 
 log = logging.getLogger("downsample_study")
 
@@ -110,8 +110,6 @@ def _plugin_keys(node: DictConfig) -> list[str] | None:
 def _check_keys(node: DictConfig, prefix: str) -> None:
     """A key that the plugin does not take (``+hydra.launcher.n_job=2``): Hydra lets ``+``
     add it to the closed node, and the plugin would drop it or fail with a traceback."""
-    from downsample_study.config.messages import no_such_key
-
     keys = _plugin_keys(node)
     if keys is not None and (extra := [str(key) for key in node if key not in keys]):
         raise ConfigError(no_such_key(f"{prefix}.{extra[0]}", keys, parent=prefix))

@@ -11,8 +11,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from downsample_study.errors import ResultsError, UserError
+from downsample_study.results import read_epochs
 from downsample_study.storage import read_yaml
-from downsample_study.training.epochs import read_epochs
 
 
 @dataclass(frozen=True)

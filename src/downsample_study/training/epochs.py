@@ -14,8 +14,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
-from downsample_study.errors import ResultsError
 from downsample_study.layout import EPOCHS_FILE
+from downsample_study.results import read_epochs
 from downsample_study.storage import atomic_write
 
 EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/acc_top2",
@@ -63,21 +63,3 @@ def write_epoch_row(folder: Path, row: dict[str, float]) -> None:
         writer = csv.DictWriter(f, EPOCH_COLUMNS)
         writer.writeheader()
         writer.writerows([*rows, row])
-
-
-COUNTS = ("epoch", "step")
-
-
-def read_epochs(folder: Path) -> list[dict[str, float]]:
-    """The rows of ``folder/epochs.csv`` as numbers, ``epoch`` and ``step`` as integers
-    (empty when there is none); a ``ResultsError`` naming it when it is not such a table."""
-    path = Path(folder) / EPOCHS_FILE
-    if not path.is_file():
-        return []
-    try:
-        with path.open(newline="") as f:
-            return [{k: int(float(v)) if k in COUNTS else float(v)
-                     for k, v in row.items() if v not in ("", None)}
-                    for row in csv.DictReader(f)]
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as err:
-        raise ResultsError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
