@@ -91,8 +91,10 @@ def test_the_plan_is_the_sweepers_and_the_counts_are_the_folders(sweep):
         "learning-rate trials: 3 of 4 finished (2 completed, 1 failed); 1 running now, at "
         "epoch 1 of 3",
         "test jobs: 0 of 6 finished (0 completed, 1 interrupted); 0 running now",
-        # two of the three finished in this run's 30 minutes: 4 an hour, 1 left
-        "learning-rate trials: 4.0 an hour lately; the 1 left take about 15 min at that pace",
+        # two of the three finished in this run's 30 minutes: 4 an hour, 1 left; the running
+        # one has 2 epochs left at 40 s
+        "learning-rate trials: 4.0 an hour lately; the 1 left take about 15 min at that pace; "
+        "at the running jobs' speed per epoch, the 1 left take about 1 min, training alone",
     ]
 
 
@@ -265,5 +267,5 @@ def test_a_young_run_estimates_from_its_running_jobs(sweep):
         lines = describe(read_progress(sweep), now=STARTED + 100)
     # one trial left, the running one: 2 epochs more at 40 s
     assert lines[-1] == ("learning-rate trials: no pace yet (this run started 2 min ago); at "
-                         "the running jobs' speed per epoch, the 1 left take about 1 min "
-                         "more, training alone")
+                         "the running jobs' speed per epoch, the 1 left take about 1 min, "
+                         "training alone")

@@ -226,19 +226,22 @@ def _eta(stage: Stage, rate: float) -> str:
 
 def _pace_line(progress: Progress, now: float) -> str | None:
     """The pace of the first stage with jobs left (a later one has its own, once it starts)
-    and the time its jobs left take at that pace, or why there is none yet."""
+    and the time its jobs left take at that pace, or why there is none yet; and the time
+    they take at the running jobs' speed per epoch, which a pause or a slow start of the
+    run does not skew."""
     if (stage := progress.current) is None:
         return None
     if (rate := pace(stage, progress.started, now)) is not None:
-        return _eta(stage, rate)
-    age = now - progress.started
-    why = ("none finished in this run's last hour" if age >= MIN_PACE_S else
-           "this run started less than a minute ago" if age < 60 else
-           f"this run started {_duration(age)} ago")
-    line = f"{stage.name}: no pace yet ({why})"
+        line = _eta(stage, rate)
+    else:
+        age = now - progress.started
+        why = ("none finished in this run's last hour" if age >= MIN_PACE_S else
+               "this run started less than a minute ago" if age < 60 else
+               f"this run started {_duration(age)} ago")
+        line = f"{stage.name}: no pace yet ({why})"
     if stage.left and (seconds := seconds_left(stage.running, stage.left)) is not None:
         line += (f"; at the running jobs' speed per epoch, the {stage.left} left take about "
-                 f"{_duration(seconds)} more, training alone")
+                 f"{_duration(seconds)}, training alone")
     return line
 
 
