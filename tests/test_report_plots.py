@@ -93,6 +93,31 @@ def test_a_dozen_variants_get_a_curve_panel_and_a_colour_each(tmp_path, monkeypa
         assert len({to_rgba(p.get_color()) for p in points}) == len(points) == len(operators)
 
 
+@pytest.mark.parametrize("apart", [0.0001, 0.0])  # 0.01 pp apart, or on one point
+def test_names_of_points_close_together_do_not_cover_each_other(apart, tmp_path, monkeypatch):
+    """Accuracy against shift consistency names each point beside it; where points crowd
+    (the same consistency, accuracies a hundredth of a point apart) the names are moved
+    apart, each tied to its point by a line."""
+    from matplotlib.text import Text
+
+    from downsample_study.report import plots
+
+    figures = capture_figures(monkeypatch, plots)
+    sweep = tmp_path / "sweep"
+    operators = [f"op{i:02}" for i in range(12)]
+    for i, op in enumerate(operators):
+        for seed in (0, 1):
+            write_job(sweep, "mnist", op, seed, 0.97 + apart * i + 0.0005 * seed)
+    write_report(sweep, use_wandb=False)
+    [by_shift] = [f for f in figures if "shift consistency" in f.axes[0].get_xlabel()]
+    [ax] = by_shift.axes
+    names = [t for t in ax.texts if t.get_text() in operators]
+    assert sorted(t.get_text() for t in names) == operators
+    boxes = [Text.get_window_extent(t) for t in names]  # the text's, not its leader line's
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert sum(t.arrow_patch is not None for t in names) >= len(operators) // 2
+
+
 def test_the_differences_plot_shows_each_comparison_in_its_verdicts_colour(tmp_path,
                                                                           monkeypatch):
     """The forest plot: per dataset, each comparison's difference and CI, largest on top,

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 from downsample_study.report.contents import Report
+from downsample_study.report.labels import spread_labels
 from downsample_study.report.statistics import CONFIDENCE
 from downsample_study.report.variants import Variant, by_dataset
 from downsample_study.storage import atomic_write
@@ -143,15 +144,16 @@ def plot_accuracy_vs_shift(report: Report, path: Path) -> bool:
     colors = _colors(report)
     k = shifted[0].jobs[0].results.shift.get("max_shift")
     fig, axes = _panels(len(datasets), 10.0 if crowded else 5.0, max(3.8, 0.3 * most))
+    names = []
     for ax, (dataset, variants) in zip(axes, datasets.items()):
         for v, label in zip(variants, distinct_labels(variants), strict=True):
             top1, consistency = v.stat("test", "acc_top1"), v.stat("shift", "zero", "consistency")
             ax.errorbar(consistency.mean, top1.mean, xerr=_interval(consistency),
                         yerr=_interval(top1), fmt="o", color=colors[v.label], capsize=3,
                         label=label)
-            ax.annotate(label, (consistency.mean, top1.mean), xytext=(4, 3),
-                        textcoords="offset points", fontsize=6 if crowded else 7,
-                        color="0.25")  # named where it is: 20 colours are hard to match
+            names.append(ax.annotate(  # named where it is: 20 colours are hard to match
+                label, (consistency.mean, top1.mean), xytext=(4, 3),
+                textcoords="offset points", fontsize=6 if crowded else 7, color="0.25"))
         ax.margins(x=0.15)  # room on the right for the last point's name
         ax.set_xlabel(f"shift consistency (%), random shifts of up to ±{k} px")
         ax.set_ylabel("test top-1 accuracy (%)")
@@ -159,6 +161,7 @@ def plot_accuracy_vs_shift(report: Report, path: Path) -> bool:
                      fontsize=9)
         ax.grid(alpha=0.3)
         _legend(ax, crowded)
+    spread_labels(fig, names)
     save(fig, path)
     return True
 
