@@ -322,6 +322,7 @@ def test_report_is_logged_to_the_sweeps_wandb_group_offline(tmp_path):
     assert run.job_type == "report" and run.group == "multirun_test"
     logged = {k for row in run.history for k in row}
     assert {"report/variants", "report/comparisons", "report/accuracy"} <= logged
+    assert ("report", "report-multirun_test") in run.artifacts  # the report's files
     assert run.exit_code == 0
 
 

@@ -1,7 +1,10 @@
-"""The report in W&B: its tables and plots as a ``report`` run in the sweep's group."""
+"""The report in W&B: its tables and plots as a ``report`` run in the sweep's group, and its
+files (report.md, the CSVs, PNG and SVG plots) as a ``report`` artifact, a version each time
+the report is made again."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +12,13 @@ from omegaconf import OmegaConf
 
 from downsample_study.config.validate import typed_node
 from downsample_study.report.contents import Report
-from downsample_study.report.tables import comparison_rows, variant_rows
+from downsample_study.report.tables import (
+    COMPARISONS_FILE,
+    REPORT_FILE,
+    TABLE_FILE,
+    comparison_rows,
+    variant_rows,
+)
 from downsample_study.training.loggers import LOGGERS
 from downsample_study.training.wandb_tracker import wandb_mode, wandb_project
 
@@ -43,9 +52,21 @@ def log_to_wandb(report: Report, plots: list[Path]) -> str | None:
         for plot in plots:
             logged[f"report/{plot.stem}"] = wandb.Image(str(plot))
         run.log(logged)
+        run.log_artifact(_artifact(wandb, report, plots, run.group))
         where = (f"offline in {Path(run.dir).parent} (upload: wandb sync {Path(run.dir).parent})"
                  if mode == "offline" else run.url)
     finally:
         run.finish()
         wandb.teardown()  # the run's files are complete when the report returns
     return where
+
+
+def _artifact(wandb: Any, report: Report, plots: list[Path], group: str) -> Any:
+    """The report's files; named by the sweep's group (letters, digits, ``-_.`` only)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"report-{group or report.sweep.name}")
+    artifact = wandb.Artifact(name, type="report", description=f"report of {report.sweep}")
+    for path in [report.sweep / f for f in (REPORT_FILE, TABLE_FILE, COMPARISONS_FILE)] + [
+            p for plot in plots for p in (plot, plot.with_suffix(".svg"))]:
+        if path.is_file():
+            artifact.add_file(str(path))
+    return artifact
