@@ -255,7 +255,10 @@ def test_a_running_jobs_speed_is_that_of_its_current_attempt(seconds, per_epoch,
     ([JobEpochs(5, 20, 10.0)] * 2, 6, 150 + 2 * 200),
     # the slower one finishes last; 3 left beyond the two running: 2 rounds of the mean job
     ([JobEpochs(5, 20, 10.0), JobEpochs(10, 20, 30.0)], 5, 300 + 2 * (200 + 600) / 2),
-    ([JobEpochs(5, 20, 10.0), JobEpochs(0, 20)], 4, None),  # one has no speed yet
+    # one has no epoch yet: at the other's 10 s, 20 epochs to go; then 1 round of 200 s
+    ([JobEpochs(5, 20, 10.0), JobEpochs(0, 20)], 4, 200 + 200),
+    ([JobEpochs(5, 20, 10.0), JobEpochs(0)], 4, 200 + 200),  # nor its length
+    ([JobEpochs(0, 20), JobEpochs(0)], 4, None),  # none has a speed yet
     ([], 4, None),
 ])
 def test_the_time_left_before_a_pace_is_the_running_jobs_speed(jobs, left, expected):

@@ -59,13 +59,16 @@ def where(jobs: list[JobEpochs]) -> str:
 def seconds_left(jobs: list[JobEpochs], left: int) -> float | None:
     """The training time of ``left`` unfinished jobs, the running ``jobs`` among them, run as
     many at once as now: the running ones' epochs left, then rounds of as many new jobs, each
-    as long as a running one's planned epochs take at its pace. None before every running job
-    has an epoch and a length."""
-    known = [(job.per_epoch, job.planned) for job in jobs]
-    if not jobs or any(per_epoch is None or planned is None for per_epoch, planned in known):
+    as long as a running one's planned epochs take at its pace (a job that has not finished
+    an epoch yet: at the others' mean pace and length). None before any running job has
+    finished an epoch of a known number."""
+    timed = [job for job in jobs if job.per_epoch is not None and job.planned is not None]
+    if not timed:
         return None
-    finishing = max(per_epoch * (planned - job.trained)
-                    for job, (per_epoch, planned) in zip(jobs, known, strict=True))
-    whole_job = sum(per_epoch * planned for per_epoch, planned in known) / len(jobs)
+    pace = sum(job.per_epoch for job in timed) / len(timed)
+    length = round(sum(job.planned for job in timed) / len(timed))
+    known = [(job.per_epoch or pace, job.planned or length, job.trained) for job in jobs]
+    finishing = max(per_epoch * (planned - trained) for per_epoch, planned, trained in known)
+    whole_job = sum(per_epoch * planned for per_epoch, planned, _ in known) / len(jobs)
     rounds = math.ceil(max(left - len(jobs), 0) / len(jobs))
     return max(finishing, 0.0) + rounds * whole_job
