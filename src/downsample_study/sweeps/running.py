@@ -1,6 +1,7 @@
 """How far a sweep's running jobs have got, from their ``epochs.csv``: where they are (``at
-epoch 9 of 20``) and, before the sweep has a pace of finished jobs, the time its jobs left
-take at the running jobs' speed per epoch (training only: a job's tests come after)."""
+epoch 9 of 20``) and the time the sweep's jobs left take at their speed per epoch, which,
+unlike the pace of finished jobs, is there from a run's first epoch and is not skewed by a
+pause (training only: a job's tests come after)."""
 
 from __future__ import annotations
 
