@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from support.report_sweeps import capture_figures, write_job, write_report_sweep
 
-from downsample_study.report.build import write_report
+from downsample_study.report.build import build_report, write_report
 from downsample_study.report.cli import main
 from downsample_study.report.plots import PLOTS
 
@@ -93,29 +93,43 @@ def test_a_dozen_variants_get_a_curve_panel_and_a_colour_each(tmp_path, monkeypa
         assert len({to_rgba(p.get_color()) for p in points}) == len(points) == len(operators)
 
 
-@pytest.mark.parametrize("apart", [0.0001, 0.0])  # 0.01 pp apart, or on one point
-def test_names_of_points_close_together_do_not_cover_each_other(apart, tmp_path, monkeypatch):
-    """Accuracy against shift consistency names each point beside it; where points crowd
-    (the same consistency, accuracies a hundredth of a point apart) the names are moved
-    apart, each tied to its point by a line."""
+@pytest.mark.parametrize(("apart", "spread"), [
+    (0.0001, 0.0),  # 0.01 pp apart at one consistency
+    (0.0, 0.0),  # on one point
+    (0.0001, 0.04),  # and 4 points of consistency apart, from 50 % to 94 %
+])
+def test_names_of_points_close_together_do_not_cover_each_other(apart, spread, tmp_path,
+                                                                monkeypatch):
+    """Accuracy against shift consistency names each point beside it, inside the axes (on
+    the left of a point near the right edge); where points crowd the names are moved apart,
+    each tied to its point by a line."""
+    import json
+
     from matplotlib.text import Text
 
     from downsample_study.report import plots
 
     figures = capture_figures(monkeypatch, plots)
     sweep = tmp_path / "sweep"
-    operators = [f"op{i:02}" for i in range(12)]
+    operators = [f"op{i:02}_with_a_name_longer_than_the_margins" for i in range(12)]
     for i, op in enumerate(operators):
         for seed in (0, 1):
-            write_job(sweep, "mnist", op, seed, 0.97 + apart * i + 0.0005 * seed)
-    write_report(sweep, use_wandb=False)
-    [by_shift] = [f for f in figures if "shift consistency" in f.axes[0].get_xlabel()]
+            folder = write_job(sweep, "mnist", op, seed, 0.97 + apart * i + 0.0005 * seed)
+            results = json.loads((folder / "results.json").read_text())
+            results["shift"]["zero"]["consistency"] = 0.5 + spread * i
+            (folder / "results.json").write_text(json.dumps(results))
+    assert plots.plot_accuracy_vs_shift(build_report(sweep), tmp_path / "shift.png")
+    [by_shift] = figures
+    by_shift.draw_without_rendering()  # measured at the figure's dpi, not the SVG's last
     [ax] = by_shift.axes
     names = [t for t in ax.texts if t.get_text() in operators]
     assert sorted(t.get_text() for t in names) == operators
     boxes = [Text.get_window_extent(t) for t in names]  # the text's, not its leader line's
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-    assert sum(t.arrow_patch is not None for t in names) >= len(operators) // 2
+    inside = ax.get_window_extent()
+    assert all(inside.x0 <= box.x0 and box.x1 <= inside.x1 for box in boxes)
+    if not spread:
+        assert sum(t.arrow_patch is not None for t in names) >= len(operators) // 2
 
 
 def test_the_differences_plot_shows_each_comparison_in_its_verdicts_colour(tmp_path,

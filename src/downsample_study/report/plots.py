@@ -146,15 +146,19 @@ def plot_accuracy_vs_shift(report: Report, path: Path) -> bool:
     fig, axes = _panels(len(datasets), 10.0 if crowded else 5.0, max(3.8, 0.3 * most))
     names = []
     for ax, (dataset, variants) in zip(axes, datasets.items()):
+        xs = [v.stat("shift", "zero", "consistency").mean for v in variants]
+        right = min(xs) + 0.7 * (max(xs) - min(xs))  # past it, a name goes left of its point
         for v, label in zip(variants, distinct_labels(variants), strict=True):
             top1, consistency = v.stat("test", "acc_top1"), v.stat("shift", "zero", "consistency")
             ax.errorbar(consistency.mean, top1.mean, xerr=_interval(consistency),
                         yerr=_interval(top1), fmt="o", color=colors[v.label], capsize=3,
                         label=label)
+            left = max(xs) > min(xs) and consistency.mean > right
             names.append(ax.annotate(  # named where it is: 20 colours are hard to match
-                label, (consistency.mean, top1.mean), xytext=(4, 3),
-                textcoords="offset points", fontsize=6 if crowded else 7, color="0.25"))
-        ax.margins(x=0.15)  # room on the right for the last point's name
+                label, (consistency.mean, top1.mean), xytext=(-4 if left else 4, 3),
+                textcoords="offset points", ha="right" if left else "left",
+                fontsize=6 if crowded else 7, color="0.25"))
+        ax.margins(x=0.15)
         ax.set_xlabel(f"shift consistency (%), random shifts of up to ±{k} px")
         ax.set_ylabel("test top-1 accuracy (%)")
         ax.set_title(f"{dataset}: accuracy vs shift consistency, mean and {CONFIDENCE:.0%} CI",
