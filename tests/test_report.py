@@ -377,3 +377,12 @@ def test_a_baseline_can_fix_several_keys(sweep):
     }
 
 
+
+
+def test_a_variant_that_is_the_baseline_of_two_comparisons_is_marked_in_both_columns(sweep):
+    write_report(sweep, [{"downsample": "maxpool"}, {"dataset": "fashion_mnist"}],
+                 use_wandb=False, draw_plots=False)
+    table = (sweep / "report.md").read_text().split("Every variant:")[1].split("##")[0]
+    [row] = [line for line in table.splitlines()
+             if "maxpool" in line and "fashion_mnist" in line]
+    assert "fashion_mnist (baseline)" in row and "maxpool (baseline)" in row

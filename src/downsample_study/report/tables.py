@@ -94,18 +94,21 @@ def _variants_section(report: Report) -> list[str]:
     tuned = sorted({k for v in report.variants for k in v.tuned})
     header = [*(column(k) for k in report.keys), *(f"{column(k)} (tuned)" for k in tuned),
               "n", "test top-1 %", "test top-2 %", "params", "MFLOPs", "train s"]
-    # a baseline's mark goes on the column its spec names (downsample=maxpool: downsample)
-    baselines = {id(c.baseline): next((k if "." in k else f"{k}.name" for k in c.spec), "")
-                 for c in report.comparisons}
+    # a baseline's mark goes on the column its spec names (downsample=maxpool: downsample),
+    # on each of them for a variant that is the baseline of several comparisons
+    baselines: dict[int, set[str]] = {}
+    for c in report.comparisons:
+        baselines.setdefault(id(c.baseline), set()).add(
+            next((k if "." in k else f"{k}.name" for k in c.spec), ""))
     rows = []
     for v in report.variants:  # by dataset, best first
         seconds = v.stat("train_seconds", scale=1.0)
         n = f"{len(v.jobs)}" + (f" (+{len(v.failed)} failed)" if v.failed else "")
         keys = [text(v.flat.get(k, "—")) for k in report.keys]
-        if id(v) in baselines and keys:
-            spec_key = baselines[id(v)]
+        for spec_key in sorted(baselines.get(id(v), ())) if keys else ():
             at = report.keys.index(spec_key) if spec_key in report.keys else len(keys) - 1
-            keys[at] += " (baseline)"
+            if not keys[at].endswith(" (baseline)"):
+                keys[at] += " (baseline)"
         keys += [f"{v.tuned[k]:.3g}" if isinstance(v.tuned.get(k), float)
                  else text(v.tuned.get(k, "—")) for k in tuned]
         rows.append([*keys, n,
