@@ -377,8 +377,6 @@ def test_a_baseline_can_fix_several_keys(sweep):
     }
 
 
-
-
 def test_a_variant_that_is_the_baseline_of_two_comparisons_is_marked_in_both_columns(sweep):
     write_report(sweep, [{"downsample": "maxpool"}, {"dataset": "fashion_mnist"}],
                  use_wandb=False, draw_plots=False)

@@ -3,6 +3,8 @@ forest plot in its verdicts' colours, PNG with SVG beside, none left stale."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from PIL import Image
 from support.report_sweeps import capture_figures, write_job, write_report_sweep
@@ -103,8 +105,6 @@ def test_names_of_points_close_together_do_not_cover_each_other(apart, spread, t
     """Accuracy against shift consistency names each point beside it, inside the axes (on
     the left of a point near the right edge); where points crowd the names are moved apart,
     each tied to its point by a line."""
-    import json
-
     from matplotlib.text import Text
 
     from downsample_study.report import plots

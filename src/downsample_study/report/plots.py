@@ -153,7 +153,7 @@ def plot_accuracy_vs_shift(report: Report, path: Path) -> bool:
             ax.errorbar(consistency.mean, top1.mean, xerr=_interval(consistency),
                         yerr=_interval(top1), fmt="o", color=colors[v.label], capsize=3,
                         label=label)
-            left = max(xs) > min(xs) and consistency.mean > right
+            left = consistency.mean > right
             names.append(ax.annotate(  # named where it is: 20 colours are hard to match
                 label, (consistency.mean, top1.mean), xytext=(-4 if left else 4, 3),
                 textcoords="offset points", ha="right" if left else "left",

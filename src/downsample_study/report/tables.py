@@ -105,10 +105,10 @@ def _variants_section(report: Report) -> list[str]:
         seconds = v.stat("train_seconds", scale=1.0)
         n = f"{len(v.jobs)}" + (f" (+{len(v.failed)} failed)" if v.failed else "")
         keys = [text(v.flat.get(k, "—")) for k in report.keys]
-        for spec_key in sorted(baselines.get(id(v), ())) if keys else ():
-            at = report.keys.index(spec_key) if spec_key in report.keys else len(keys) - 1
-            if not keys[at].endswith(" (baseline)"):
-                keys[at] += " (baseline)"
+        marked = {report.keys.index(k) if k in report.keys else len(keys) - 1
+                  for k in baselines.get(id(v), ())} if keys else set()
+        for at in marked:
+            keys[at] += " (baseline)"
         keys += [f"{v.tuned[k]:.3g}" if isinstance(v.tuned.get(k), float)
                  else text(v.tuned.get(k, "—")) for k in tuned]
         rows.append([*keys, n,

@@ -8,8 +8,8 @@ has got, from its ``epochs.csv`` (``running.py``). The pace is that of the resul
 in the last hour of the sweep's current run (the sweeper saves ``multirun.yaml`` when it
 starts), or in its last two rounds of as many jobs as run at once if those took longer, so
 an estimate of the time left reflects this machine as it is now, not an earlier run's;
-beside it, the running jobs' speed per epoch gives one that a pause does not skew. A sweep that is
-not finished but has no job running has stopped: its own command goes on with it.
+beside it, the running jobs' speed per epoch gives one that a pause does not skew. A sweep
+that is not finished but has no job running has stopped: its own command goes on with it.
 
     python -m downsample_study.sweeps.progress SWEEP
 """
