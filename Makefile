@@ -44,7 +44,7 @@ report: install
 # DATA_DIR=/path/to/data make bench [ARGS="--device cuda --batch-sizes 64 256"]: framework vs
 # hand-written loops (the data folder as for make run: DATA_DIR, else ./data)
 bench: install
-	$(PY) -m downsample_study.bench $(ARGS)
+	$(PY) -m benchmarks $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

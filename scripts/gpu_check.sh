@@ -132,7 +132,7 @@ fi
 [ "$DEVICE" = cuda ] && step install install
 step versions versions
 step tests "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}"
-step bench "$PY" -m downsample_study.bench --device "$DEVICE" --dataset mnist \
+step bench "$PY" -m benchmarks --device "$DEVICE" --dataset mnist \
     --data-dir "$DATA_DIR" "${BENCH[@]}"
 step seed000 "$PY" -m downsample_study accelerator=$ACCEL dataset=mnist model=lenet5 \
     downsample=maxpool dataset.batch_size=64 trainer.max_epochs=10 logger=none \

@@ -7,7 +7,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from support import launch, results_under
 
-from downsample_study import bench
+import benchmarks as bench
 from downsample_study.config.store import CONFIG_DIR, register_configs
 from downsample_study.config.validate import validate
 from downsample_study.training.speed import NoProfiler, use_channels_last

@@ -7,7 +7,7 @@ job); ``job.build_job`` is the one composition root. The Python API (``runs``):
 The wings of the package: ``config`` (schema, ConfigStore, checks), ``nets`` (operators,
 models, shapes), ``data``, ``training`` (LightningModule, Trainer, optimizers, loggers),
 ``analysis`` (shift robustness, feature maps), ``sweeps`` (names, launchers, slots, signals,
-summary), ``report`` and ``bench``. On the ground floor: ``errors``, ``choices``, ``checks``,
+summary) and ``report``. On the ground floor: ``errors``, ``choices``, ``checks``,
 ``registry``, ``storage``, ``results`` and ``provenance``; every touch of a library's internals
 is in ``internals``.
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from downsample_study.bench.loops import WARMUP_STEPS, Timer, compose, model_and_optimizer
+from benchmarks.loops import WARMUP_STEPS, Timer, compose, model_and_optimizer
 
 
 def train_images(args) -> int:

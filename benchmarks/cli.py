@@ -1,4 +1,4 @@
-"""``python -m downsample_study.bench``: the framework's training throughput against its floors.
+"""``python -m benchmarks``: the framework's training throughput against its floors.
 
 The four loops of ``loops`` train the same model (LeNet-5 + max pool by default) on the same
 data, batch size and number of steps, interleaved round by round so that machine noise hits
@@ -16,9 +16,8 @@ from pathlib import Path
 
 import torch
 
-from downsample_study import internals
-from downsample_study.bench.loops import LOOPS, RUNNERS, WARMUP_STEPS, compose
-from downsample_study.bench.measure import (
+from benchmarks.loops import LOOPS, RUNNERS, WARMUP_STEPS, compose
+from benchmarks.measure import (
     SWEEP_OPERATORS,
     peak_gflops,
     startup_seconds,
@@ -26,6 +25,7 @@ from downsample_study.bench.measure import (
     train_flops_per_image,
     train_images,
 )
+from downsample_study import internals
 from downsample_study.config.messages import composition_message
 from downsample_study.config.validate import validate
 from downsample_study.console import quiet_library_noise
@@ -50,7 +50,7 @@ def _count(low: int):
 def _parser() -> argparse.ArgumentParser:
     # datasets that have the per-sample form the DataLoader loop needs
     datasets = [name for name in DATASETS.names() if DATASETS[name].per_sample is not None]
-    parser = argparse.ArgumentParser(prog="python -m downsample_study.bench",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=_count(1), nargs="+", default=[64, 256])
@@ -93,7 +93,7 @@ def _print_batch(batch_size: int, steps: int, samples: dict[str, list[float]],
 def _packing(args, medians: dict) -> dict[int, float]:
     """Images/s of packs of K seeds (all members together) against the framework's solo job
     (K of them one after another train at its rate), interleaved round by round."""
-    from downsample_study.bench.loops import framework, packed
+    from benchmarks.loops import framework, packed
 
     batch_size = args.batch_sizes[0]
     solo = argparse.Namespace(**{**vars(args), "steps": args.pack_steps})
