@@ -21,7 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if workers > 1:
         import torch
 
-        from downsample_study.sweeps.slots import available_cores
+        from downsample_study.runtime.slots import available_cores
 
         share = str(max(1, available_cores() // workers))
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -175,7 +175,7 @@ def test_a_sweep_is_one_row_per_job(sweep):
 def test_a_job_without_results_is_a_row_saying_whether_it_runs_now(tmp_path, running):
     import contextlib
 
-    from downsample_study.sweeps.ownership import job_lock
+    from downsample_study.runtime.locks import job_lock
 
     job = tmp_path / "sweep" / "downsample=maxpool,seed=0"
     (job / ".hydra").mkdir(parents=True)

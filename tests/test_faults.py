@@ -16,12 +16,13 @@ from PIL import Image
 from support import Launch, launch, read_wandb_runs, results_under, summarize_sweep
 from support.report_sweeps import write_report_sweep
 
+from downsample_study.config.defining import config_differences
 from downsample_study.errors import OtherJobError, StorageError
 from downsample_study.report.build import write_report
 from downsample_study.report.cli import main as report_main
 from downsample_study.report.plots import PLOTS
 from downsample_study.results import Results, Status, write_results
-from downsample_study.same_job import completed_results, config_differences
+from downsample_study.runtime.same_job import completed_results
 from downsample_study.training.checkpoints import AtomicCheckpointIO, resume_point
 
 
@@ -77,7 +78,7 @@ def test_a_broken_last_checkpoint_is_set_aside_and_the_job_resumes_from_the_newe
 def hold_lock(folder: Path, seconds: float) -> subprocess.Popen:
     """Another process that runs the job in ``folder`` (holds its lock) for ``seconds``, or
     until it is killed."""
-    code = (f"import pathlib, time; from downsample_study.sweeps.ownership import job_lock\n"
+    code = (f"import pathlib, time; from downsample_study.runtime.locks import job_lock\n"
             f"with job_lock(pathlib.Path({str(folder)!r})):\n"
             f"    print('locked', flush=True); time.sleep({seconds})\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -16,7 +16,7 @@ from lightning import Trainer
 from lightning.pytorch.loggers import WandbLogger
 
 from downsample_study import internals
-from downsample_study.sweeps.slots import fork_workers
+from downsample_study.sweeps.launchers import fork_workers
 
 
 def test_lightning_still_sets_the_nvml_check_that_the_probe_fix_answers():

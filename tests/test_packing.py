@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from support import cli, launch, read_wandb_runs, results_under, signal_at_step
 
 from downsample_study import load_run
+from downsample_study.layout import job_dir_name
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.nets import PackedNet, member_losses, stack_members
 from downsample_study.report.build import write_report
 from downsample_study.results import read_epochs
-from downsample_study.sweeps.naming import job_dir_name
 from downsample_study.sweeps.packing import plan
 from downsample_study.training.module import DownsampleClassifier
 

@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from downsample_study.results import Results, Status, write_results
-from downsample_study.sweeps.ownership import job_lock
+from downsample_study.runtime.locks import job_lock
 from downsample_study.sweeps.progress import (
     MIN_PACE_S,
     PACE_WINDOW_S,

@@ -50,7 +50,7 @@ def test_an_interrupted_job_is_listed_as_resumable_not_failed(sweep):
 def test_a_job_another_process_runs_now_is_listed_as_running(sweep, last_run):
     """Its lock held: running now, not lost; an interrupted or failed run of it being run
     again is not counted as a failed seed."""
-    from downsample_study.sweeps.ownership import job_lock
+    from downsample_study.runtime.locks import job_lock
 
     folder = sweep / "dataset=mnist,downsample=maxpool,seed=3"  # started, no results.json
     if last_run is not None:

@@ -7,13 +7,11 @@ import contextlib
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from downsample_study.errors import ConfigError
-from downsample_study.sweeps.slots import (
+from downsample_study.runtime.slots import (
     ShareIdleCores,
     Slot,
-    apply_slot,
     available_cores,
     claim_slot,
 )
@@ -30,7 +28,7 @@ def test_slots_are_exclusive_while_held_and_free_again_after(tmp_path):
 def test_a_job_takes_the_cores_of_idle_slots_after_two_checks_and_gives_them_back(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("downsample_study.sweeps.slots.available_cores", lambda: 4)
+    monkeypatch.setattr("downsample_study.runtime.slots.available_cores", lambda: 4)
     threads = torch.get_num_threads()
     try:
         with claim_slot(tmp_path, 2, 0) as mine:
@@ -71,9 +69,9 @@ def test_no_gpu_gets_a_second_job_while_another_is_idle(tmp_path):
 
 
 def test_a_slot_pins_the_trainer_to_its_gpu_and_refuses_multi_device_jobs():
-    cfg = OmegaConf.create({"trainer": {"accelerator": "auto", "devices": 1}})
-    apply_slot(cfg, Slot(index=3, gpu=1, threads=1))
-    assert cfg.trainer.accelerator == "gpu" and list(cfg.trainer.devices) == [1]
-    cfg = OmegaConf.create({"trainer": {"accelerator": "gpu", "devices": 2}})
+    trainer = {"accelerator": "auto", "devices": 1}
+    settings = Slot(index=3, gpu=1, threads=1).trainer_settings(trainer)
+    assert settings == {"accelerator": "gpu", "devices": [1]}
+    assert Slot(index=0, gpu=None, threads=1).trainer_settings(trainer) == {}  # CPU: as set
     with pytest.raises(ConfigError, match=r"trainer\.devices"):
-        apply_slot(cfg, Slot(index=0, gpu=0, threads=1))
+        Slot(index=0, gpu=0, threads=1).trainer_settings({"accelerator": "gpu", "devices": 2})

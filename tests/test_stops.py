@@ -145,7 +145,7 @@ def test_a_job_requeued_by_its_launcher_is_not_recorded_as_stopped_by_the_sigter
     """submitit's USR2 handler requeues the task and exits it; SLURM's SIGTERM for the requeue
     then reaches a job already unwinding. Recorded as interrupted, the task would end for its
     sweep (its result written); it must exit to run again, and the rerun resumes."""
-    from downsample_study.training.stops import StopAtStepBoundary
+    from downsample_study.runtime.stops import StopAtStepBoundary
 
     def requeue(signum, frame):  # what submitit does: scontrol requeue, then exit
         raise SystemExit(-1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support import launch, read_wandb_runs, results_under
 
-from downsample_study.sweeps.naming import job_dir_name
+from downsample_study.layout import job_dir_name
 
 
 @pytest.mark.slow

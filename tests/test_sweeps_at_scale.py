@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from support import cli, launch, read_wandb_runs, results_under
 
-from downsample_study.sweeps.launchers import slurm_gpus, slurm_tasks
-from downsample_study.sweeps.naming import sweep_id, variant_name
-from downsample_study.sweeps.slots import (
+from downsample_study.runtime.slots import (
     available_cores,
 )
+from downsample_study.sweeps.launchers import slurm_gpus, slurm_tasks
+from downsample_study.sweeps.naming import sweep_id, variant_name
 
 SLOW_CLI_TIMEOUT = 300
 
@@ -99,7 +99,8 @@ def test_more_cpu_jobs_side_by_side_than_cores_is_pointed_out(n_jobs, seeds, war
     from omegaconf import open_dict
 
     from downsample_study.config.store import CONFIG_DIR, register_configs
-    from downsample_study.sweeps import launchers, slots
+    from downsample_study.runtime import slots
+    from downsample_study.sweeps import launchers
 
     register_configs()
     monkeypatch.setattr(slots, "available_cores", lambda: 2)

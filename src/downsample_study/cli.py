@@ -89,12 +89,14 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
     from downsample_study.config.store import register_configs
     from downsample_study.console import quiet_library_noise
     from downsample_study.errors import Interrupted, StorageError, UserError
+    from downsample_study.runtime.signals import STOPS
     from downsample_study.storage import is_storage_error, storage_error
-    from downsample_study.sweeps.signals import STOPS
+    from downsample_study.sweeps.launchers import register_resolvers
 
     quiet_library_noise()
     internals.share_config_store_in_copies()
     register_configs()
+    register_resolvers()
     saved, sys.argv = sys.argv, [prog, *argv]
     try:
         with _hydra_raises(), STOPS.handling():

@@ -1,10 +1,5 @@
-"""One job, and the one place that builds it: config → data + model → LightningModule →
-Trainer → results.
-
-``build_job`` makes every part of a job from a composed config (the command line, the bench
-and the tests all use it); ``Job.run`` reads top to bottom as announce → fit → evaluate →
-record. An interrupted earlier run of the job (``checkpoints/last.ckpt``) is resumed.
-"""
+"""One job, and the one place that builds it (``build_job``): config → data + model →
+LightningModule → Trainer → results; ``Job.run`` reads announce → fit → evaluate → record."""
 
 from __future__ import annotations
 
@@ -39,11 +34,13 @@ from downsample_study.results import (
     read_epochs,
     write_results,
 )
+from downsample_study.runtime.locks import is_primary, refuse_script_relaunch
+from downsample_study.runtime.same_job import SameJob
+from downsample_study.runtime.slots import ShareIdleCores, Slot
+from downsample_study.runtime.stops import StopAtStepBoundary, fit_to_the_end_or_a_stop
 from downsample_study.storage import atomic_write
-from downsample_study.sweeps.launchers import refuse_script_relaunch
-from downsample_study.sweeps.ownership import is_primary
-from downsample_study.sweeps.slots import Slot
 from downsample_study.training.checkpoints import load, resume_point
+from downsample_study.training.epochs import EpochMetricsWriter
 from downsample_study.training.loggers import LOGGERS, create_logger
 from downsample_study.training.module import (
     DownsampleClassifier,
@@ -51,8 +48,7 @@ from downsample_study.training.module import (
     solo_hyper_parameters,
 )
 from downsample_study.training.optimizers import unfuse_to_clip
-from downsample_study.training.resume import epochs_trained
-from downsample_study.training.stops import fit_to_the_end_or_a_stop
+from downsample_study.training.resume import LAST_CHECKPOINT, RngState, epochs_trained
 from downsample_study.training.tracking import RunIdentity, Tracker, run_id_of
 from downsample_study.training.trainer import best_checkpoint, best_epoch, build_trainer
 
@@ -211,6 +207,8 @@ def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = 
               slot: Slot | None = None) -> Job:
     """Every part of the job ``cfg`` describes; raises a ``UserError`` for bad input."""
     run_cfg = validate(cfg)
+    if slot is not None:
+        run_cfg.trainer = {**run_cfg.trainer, **slot.trainer_settings(run_cfg.trainer)}
     dataset = DATASETS[run_cfg.dataset.name]
     L.seed_everything(run_cfg.seed, verbose=False)
     net = build_model(run_cfg.model, run_cfg.downsample, dataset.input_shape,
@@ -235,8 +233,12 @@ def build_job(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = 
     job.tracker, job.logger = start_tracking(identity, cfg, run_cfg, job.output_dir, summary,
                                              job.resumed_from, primary=is_primary())
     job.checkpoint = best_checkpoint(job.output_dir)
-    job.trainer = build_trainer(identity.config, run_cfg.trainer, job.output_dir, job.logger,
-                                job.checkpoint, slot)
+    callbacks = [job.checkpoint, EpochMetricsWriter(job.output_dir), RngState(),
+                 StopAtStepBoundary(job.output_dir / LAST_CHECKPOINT),
+                 SameJob(identity.config, job.output_dir)]
+    if slot is not None:  # a slot exists only when jobs run side by side
+        callbacks.append(ShareIdleCores(slot))
+    job.trainer = build_trainer(run_cfg.trainer, job.output_dir, job.logger, callbacks)
     return job
 
 

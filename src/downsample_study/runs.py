@@ -234,7 +234,7 @@ def load_sweep(folder: str | Path):
     import pandas as pd
 
     from downsample_study.report.variants import flatten
-    from downsample_study.sweeps.ownership import running_elsewhere
+    from downsample_study.runtime.locks import running_elsewhere
     from downsample_study.sweeps.summary import job_folders
 
     folder = _path(folder, "a sweep folder")

@@ -29,16 +29,17 @@ from omegaconf import DictConfig, OmegaConf
 from downsample_study.config.schema import JobMode
 from downsample_study.errors import Interrupted, JobBusy, OtherJobError, StorageError, UserError
 from downsample_study.job import build_job
-from downsample_study.outcomes import after_stop, failure, interrupted, record, runs_here
-from downsample_study.packing.run import run_pack
+from downsample_study.packing.run import after_stop, run_pack, runs_here
 from downsample_study.results import Results, Status
 from downsample_study.runs import evaluate_checkpoint
-from downsample_study.same_job import completed_results
+from downsample_study.runtime.locks import job_lock
+from downsample_study.runtime.outcomes import failure, interrupted, record
+from downsample_study.runtime.same_job import completed_results
+from downsample_study.runtime.signals import STOPS, sweep_stopped
+from downsample_study.runtime.slots import job_slot
 from downsample_study.storage import is_storage_error, storage_error
+from downsample_study.sweeps.launchers import concurrent_jobs
 from downsample_study.sweeps.naming import override_dirname, sweep_id, variant_name
-from downsample_study.sweeps.ownership import job_lock
-from downsample_study.sweeps.signals import STOPS, sweep_stopped
-from downsample_study.sweeps.slots import concurrent_jobs, job_slot
 from downsample_study.sweeps.summary import summarize
 from downsample_study.training.loggers import finish_wandb
 from downsample_study.training.tracking import RunIdentity
@@ -121,12 +122,12 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
     STOPS.running_job = True
     try:
         n_slots = concurrent_jobs(hydra_cfg.launcher) if multirun else 1
-        with job_slot(cfg, n_slots, Path(hydra_cfg.sweep.dir)) as slot:
+        with job_slot(cfg.trainer, n_slots, Path(hydra_cfg.sweep.dir)) as slot:
             job = build_job(cfg, output_dir, identity, slot)
             results = job.run()
     except Interrupted as stop:
         results = interrupted(cfg, identity, stop, job.stopped_at() if job else None,
-                               slot and slot.index)
+                               slot and slot.index, output_dir)
         log.error("%s: run the same command again to resume%s", results.error,
                   f" (from {results.resume_checkpoint})" if results.resume_checkpoint else "")
         finish_wandb(exit_code=stop.exit_status)  # after the line: W&B keeps the console

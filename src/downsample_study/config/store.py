@@ -29,11 +29,10 @@ from downsample_study.config.schema import Config
 from downsample_study.config.trainer_checks import plain_values
 from downsample_study.data.configs import DATASETS
 from downsample_study.errors import StorageError
+from downsample_study.layout import job_dir_name
 from downsample_study.nets.configs import DOWNSAMPLES, MODELS
 from downsample_study.registry import Registry
 from downsample_study.storage import atomic_write
-from downsample_study.sweeps.launchers import ddp_strategy, slurm_gpus, slurm_tasks
-from downsample_study.sweeps.naming import job_dir_name
 from downsample_study.training.configs import LOGGERS, OPTIMIZERS
 
 
@@ -135,21 +134,9 @@ def top_level_schema() -> type:
                           bases=(Config,))
 
 
-def _app(root: Any, key: str, default: Any) -> Any:
-    """An app config value for a launcher preset's resolver. ``--cfg hydra`` shows the hydra
-    node alone, without the app's keys: the resolver then gets their defaults."""
-    return OmegaConf.select(root, key, default=default)
-
-
 def presets(kind: str) -> str:
     """The project's ``hydra/<kind>`` presets (launcher, sweeper), for ``--help``."""
     return ", ".join(sorted(p.stem for p in (CONFIG_DIR / "hydra" / kind).glob("*.yaml")))
-
-
-def _parallel_jobs(*, _root_: Any) -> int:
-    from downsample_study.sweeps.slots import default_parallel_jobs  # torch: at launch only
-
-    return default_parallel_jobs(_app(_root_, "parallel.jobs_per_gpu", 1))
 
 
 def env_or(name: str, default: str) -> str:
@@ -157,19 +144,21 @@ def env_or(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def ddp_strategy() -> str:
+    """``ddp`` where SLURM already started one process per device (``tasks_per_node``), else
+    ``ddp_spawn``: plain ``ddp`` re-runs the command line for its extra processes, which in a
+    multirun re-runs the whole sweep."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    many_tasks = int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    return "ddp" if many_tasks and SLURMEnvironment.detect() else "ddp_spawn"
+
+
 RESOLVERS = {
     "env_or": env_or,
     "job_dir": job_dir_name,
     "presets": presets,
-    "parallel_jobs": _parallel_jobs,
-    "slurm_tasks": lambda *, _root_: slurm_tasks(_app(_root_, "trainer.devices", 1)),
-    "slurm_gpus": lambda *, _root_: slurm_gpus(_app(_root_, "trainer.accelerator", "auto"),
-                                               _app(_root_, "trainer.devices", 1)),
     "ddp_strategy": ddp_strategy,
-    # the lr_search preset's Optuna study: one per variant
-    "study_name": lambda *, _root_: "lr-" + "-".join(
-        str(_app(_root_, f"{group}.name", "default")) for group in ("dataset", "model",
-                                                                     "downsample")),
 }
 
 

@@ -25,7 +25,7 @@ from downsample_study.console import quiet_lightning, say
 from downsample_study.data.datasets import DATASETS
 from downsample_study.errors import ConfigError, JobBusy, OtherJobError
 from downsample_study.job import build_evaluation, start_tracking, stopped_at
-from downsample_study.layout import CHECKPOINTS, LAST
+from downsample_study.layout import CHECKPOINTS, LAST, job_dir_name
 from downsample_study.nets.models import build_model
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.packing.checks import refusal
@@ -33,16 +33,15 @@ from downsample_study.packing.data import PackedDataModule
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.outputs import Member, MemberOutputs
 from downsample_study.results import Results
-from downsample_study.same_job import completed_results
+from downsample_study.runtime.locks import job_lock
+from downsample_study.runtime.same_job import SameJob, completed_results
+from downsample_study.runtime.slots import ShareIdleCores, Slot
+from downsample_study.runtime.stops import StopAtStepBoundary, fit_to_the_end_or_a_stop
 from downsample_study.storage import write_yaml
-from downsample_study.sweeps.naming import job_dir_name, override_dirname, override_key
-from downsample_study.sweeps.ownership import job_lock
-from downsample_study.sweeps.slots import ShareIdleCores, Slot
+from downsample_study.sweeps.naming import override_dirname, override_key
 from downsample_study.training.checkpoints import resume_point
 from downsample_study.training.module import DownsampleClassifier, solo_hyper_parameters
 from downsample_study.training.optimizers import unfuse_to_clip
-from downsample_study.training.resume import SameJob
-from downsample_study.training.stops import StopAtStepBoundary, fit_to_the_end_or_a_stop
 from downsample_study.training.tracking import RunIdentity
 from downsample_study.training.trainer import evaluation_trainer, pack_trainer
 
@@ -117,6 +116,8 @@ class Pack:
                 continue
             _write_hydra_files(folder, member_cfg, overrides)
             run = validate(member_cfg)
+            if slot is not None:
+                run.trainer = {**run.trainer, **slot.trainer_settings(run.trainer)}
             if reason := refusal(run):
                 raise ConfigError(reason)
             identity = identity_of(member_cfg, overrides)

@@ -13,12 +13,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from downsample_study.errors import Interrupted, UserError
-from downsample_study.outcomes import after_stop, failure, interrupted, record
 from downsample_study.packing.job import Pack
 from downsample_study.results import Status
+from downsample_study.runtime.outcomes import failure, interrupted, record
+from downsample_study.runtime.signals import STOPS, mark_sweep_stopped
+from downsample_study.runtime.slots import job_slot
 from downsample_study.storage import is_storage_error, storage_error
-from downsample_study.sweeps.signals import STOPS
-from downsample_study.sweeps.slots import concurrent_jobs, job_slot
+from downsample_study.sweeps.launchers import concurrent_jobs
+from downsample_study.sweeps.summary import summarize
 from downsample_study.training.module import diverged
 
 log = logging.getLogger("downsample_study")
@@ -77,4 +79,23 @@ def run_pack(cfg: DictConfig, output_dir: Path, multirun: bool, identity_of) -> 
             sys.exit(1)
     finally:
         STOPS.running_job = False
+    return None
+
+
+def runs_here(hydra_cfg) -> bool:
+    """Whether the sweep's jobs run one after another in this process (Hydra's basic launcher)."""
+    return str(hydra_cfg.launcher.get("_target_", "")).endswith("BasicLauncher")
+
+
+def after_stop(stop: Interrupted, multirun: bool) -> None:
+    """After a stopped job is recorded: exit, or stop the sweep."""
+    hydra_cfg = HydraConfig.get()
+    if not multirun:
+        sys.exit(stop.exit_status)
+    if runs_here(hydra_cfg):  # this process is the sweep's: the sweep stops with it
+        mark_sweep_stopped(Path(hydra_cfg.sweep.dir), stop.signum)
+        summarize(Path(hydra_cfg.sweep.dir))
+        raise SystemExit(stop.exit_status) from None
+    # a worker or a SLURM task: the sweep stops when its own process gets the signal (a
+    # task requeued or preempted alone resumes on its next start)
     return None

@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import ListConfig
 
+from downsample_study.config.defining import listed
 from downsample_study.errors import ResultsError, UserError
 from downsample_study.results import (
     RESULTS_FILE,
@@ -20,9 +21,9 @@ from downsample_study.results import (
     read_results,
     results_files,
 )
-from downsample_study.same_job import differences_from_its_job, listed
+from downsample_study.runtime.locks import running_elsewhere
+from downsample_study.runtime.same_job import differences_from_its_job
 from downsample_study.storage import read_yaml
-from downsample_study.sweeps.ownership import running_elsewhere
 from downsample_study.sweeps.plan import Plan
 from downsample_study.sweeps.summary import OTHER_CONFIG
 from downsample_study.sweeps.tuning import TUNING_DIR

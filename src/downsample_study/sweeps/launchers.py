@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-import os
 import shutil
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,77 @@ from downsample_study import internals
 from downsample_study.errors import ConfigError, no_such_key
 
 log = logging.getLogger("downsample_study")
+
+
+def default_parallel_jobs(jobs_per_gpu: int) -> int:
+    """``n_jobs`` of the parallel preset: every GPU ``jobs_per_gpu`` times, else every core."""
+    if jobs_per_gpu < 1:
+        raise ConfigError(f"parallel.jobs_per_gpu: must be >= 1, got {jobs_per_gpu}")
+    import torch  # at launch only: composing a config loads no torch
+
+    from downsample_study.runtime.slots import available_cores
+
+    gpus = torch.cuda.device_count()
+    return gpus * jobs_per_gpu if gpus else available_cores()
+
+
+def fork_workers() -> bool:
+    """Make joblib's loky workers forks of this process rather than fresh interpreters.
+
+    A fresh worker spends ~5 s importing torch and Lightning before its first job, which on
+    short jobs eats the gain of running them side by side; a fork inherits them already
+    imported. Done only where forking is safe: on Linux, and while this process has not
+    initialised CUDA (a forked child could not use it). Returns whether it was done.
+    """
+    import torch
+
+    if sys.platform != "linux" or torch.cuda.is_initialized():
+        return False
+    if not internals.fork_joblib_workers():
+        return False
+    # loky warns that fork is "not POSIX": this process has started no threads yet
+    warnings.filterwarnings("ignore", message="`fork` start method should not be used")
+    return True
+
+
+def runs_jobs_side_by_side(launcher: DictConfig) -> bool:
+    """Whether the launcher runs several jobs at once on this machine (joblib's)."""
+    return str(launcher.get("_target_", "")).endswith("JoblibLauncher")
+
+
+def concurrent_jobs(launcher: DictConfig) -> int:
+    """How many jobs of this sweep run at the same time on this machine."""
+    if not runs_jobs_side_by_side(launcher):
+        return 1
+    from joblib import effective_n_jobs
+
+    return effective_n_jobs(launcher.n_jobs)
+
+
+def _app(root: Any, key: str, default: Any) -> Any:
+    """An app config value for a launcher preset's resolver. ``--cfg hydra`` shows the hydra
+    node alone, without the app's keys: the resolver then gets their defaults."""
+    return OmegaConf.select(root, key, default=default)
+
+
+RESOLVERS = {  # what the launcher and sweeper presets in conf/hydra/ resolve
+    "parallel_jobs": lambda *, _root_: default_parallel_jobs(
+        _app(_root_, "parallel.jobs_per_gpu", 1)),
+    "slurm_tasks": lambda *, _root_: slurm_tasks(_app(_root_, "trainer.devices", 1)),
+    "slurm_gpus": lambda *, _root_: slurm_gpus(_app(_root_, "trainer.accelerator", "auto"),
+                                               _app(_root_, "trainer.devices", 1)),
+    # the lr_search preset's Optuna study: one per variant
+    "study_name": lambda *, _root_: "lr-" + "-".join(
+        str(_app(_root_, f"{group}.name", "default")) for group in ("dataset", "model",
+                                                                     "downsample")),
+}
+
+
+def register_resolvers() -> None:
+    """Register the presets' resolvers (the command line does, before composing)."""
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 def slurm_tasks(devices: Any) -> int:
@@ -40,38 +112,6 @@ def slurm_tasks(devices: Any) -> int:
 def slurm_gpus(accelerator: Any, devices: Any) -> int | None:
     """``gpus_per_node`` for a job: its devices when it asks for GPUs, else none."""
     return slurm_tasks(devices) if str(accelerator) in ("gpu", "cuda") else None
-
-
-def ddp_strategy() -> str:
-    """``ddp`` where SLURM already started one process per device (``tasks_per_node``), else
-    ``ddp_spawn``: plain ``ddp`` re-runs the command line for its extra processes, which in a
-    multirun re-runs the whole sweep."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-
-    many_tasks = int(os.environ.get("SLURM_NTASKS", "1")) > 1
-    return "ddp" if many_tasks and SLURMEnvironment.detect() else "ddp_spawn"
-
-
-def refuse_script_relaunch(trainer: Any) -> None:
-    """Stop a multirun job whose strategy would start its extra processes by re-running the
-    command line (``ddp``): each of them would run the whole sweep again."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    launcher = getattr(trainer.strategy, "launcher", None)
-    if (
-        HydraConfig.initialized()
-        and HydraConfig.get().mode == RunMode.MULTIRUN
-        and internals.relaunches_command_line(trainer.strategy)
-        and launcher.num_processes > 1
-        and not trainer.strategy.cluster_environment.creates_processes_externally
-    ):
-        raise ConfigError(
-            f"trainer.strategy: {type(trainer.strategy).__name__} starts its "
-            f"{launcher.num_processes} processes by re-running the command line, which in a "
-            f"multirun re-runs the whole sweep; use accelerator=ddp (ddp_spawn), or SLURM with "
-            f"one task per device (hydra/launcher=slurm)"
-        )
 
 
 # Launcher and sweeper settings that their plugins take but that run nothing (the lowest that
@@ -155,13 +195,8 @@ def _check_jobs(hydra: DictConfig) -> None:
 def _warn_more_jobs_than_cores(config: DictConfig) -> None:
     """Jobs side by side on the CPU beyond one a core train no faster (each gets one thread,
     sharing a core) and each holds its own memory: said before they start."""
+    from downsample_study.runtime.slots import available_cores, uses_gpu
     from downsample_study.sweeps.packing import planned_jobs
-    from downsample_study.sweeps.slots import (
-        available_cores,
-        concurrent_jobs,
-        runs_jobs_side_by_side,
-        uses_gpu,
-    )
 
     if not runs_jobs_side_by_side(config.hydra.launcher) or uses_gpu(config.trainer):
         return
@@ -183,8 +218,7 @@ class LauncherCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         internals.before_jobs(wandb=config.logger.name == "wandb")  # before slots import torch
-        from downsample_study.sweeps.signals import STOPS, clear_sweep_stopped
-        from downsample_study.sweeps.slots import fork_workers, runs_jobs_side_by_side
+        from downsample_study.runtime.signals import STOPS, clear_sweep_stopped
 
         STOPS.sweep_dir = Path(config.hydra.sweep.dir)
         clear_sweep_stopped(STOPS.sweep_dir)

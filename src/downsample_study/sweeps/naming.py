@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-MAX_DIR_NAME = 150
+from downsample_study.layout import shorten
+
 # W&B limits a group to 128 characters and a job type to 64.
 MAX_GROUP, MAX_JOB_TYPE = 128, 64
-
-
-def _shorten(name: str, limit: int) -> str:
-    """``name`` cut to ``limit`` characters, kept unique with a hash of the whole."""
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-    return f"{name[: limit - 11]}-{digest}"
-
-
-def job_dir_name(override_dirname: str) -> str:
-    """A job's folder inside a sweep: its overrides, so a re-run maps to the same folder.
-
-    Long names are cut and made unique with a hash of the whole (file names stop at 255).
-    """
-    return _shorten(override_dirname.replace("/", "_") or "default", MAX_DIR_NAME)
 
 
 def sweep_id(sweep_dir: str | Path) -> str:
@@ -36,7 +20,7 @@ def sweep_id(sweep_dir: str | Path) -> str:
     path = Path(sweep_dir).absolute()
     with contextlib.suppress(ValueError):  # outside the working directory: keep it whole
         path = path.relative_to(Path.cwd())
-    return _shorten(path.as_posix().replace("/", "_").strip("_."), MAX_GROUP)
+    return shorten(path.as_posix().replace("/", "_").strip("_."), MAX_GROUP)
 
 
 def variant_name(task_overrides: list[str], exclude_keys: list[str]) -> str:
@@ -45,7 +29,7 @@ def variant_name(task_overrides: list[str], exclude_keys: list[str]) -> str:
     lines = sorted(
         o.input_line for o in overrides if o.key_or_group not in {*exclude_keys, "seed"}
     )
-    return _shorten(",".join(lines) or "default", MAX_JOB_TYPE)
+    return shorten(",".join(lines) or "default", MAX_JOB_TYPE)
 
 
 def override_dirname(overrides: list[str], exclude_keys: list[str], item_sep: str,

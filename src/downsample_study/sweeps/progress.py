@@ -31,8 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 from downsample_study.console import side_command
 from downsample_study.errors import UserError, not_a_folder
 from downsample_study.results import RESULTS_FILE, Status, read_status
+from downsample_study.runtime.locks import is_primary, running_elsewhere
 from downsample_study.storage import read_yaml
-from downsample_study.sweeps.ownership import is_primary, running_elsewhere
 from downsample_study.sweeps.packing import alone
 from downsample_study.sweeps.plan import Plan, sweep_jobs, tuned_search
 from downsample_study.sweeps.record import SWEEP_FILE

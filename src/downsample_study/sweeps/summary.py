@@ -19,16 +19,17 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from downsample_study.config.defining import listed
 from downsample_study.console import counted
 from downsample_study.errors import ResultsError, UserError
 from downsample_study.layout import CHECKPOINTS
 from downsample_study.results import RESULTS_FILE, Status, read_results
-from downsample_study.same_job import differences_from_its_job, listed
+from downsample_study.runtime.locks import wait_for_others
+from downsample_study.runtime.same_job import differences_from_its_job
+from downsample_study.runtime.signals import sweep_stopped
 from downsample_study.storage import read_yaml
-from downsample_study.sweeps.ownership import wait_for_others
 from downsample_study.sweeps.plan import Plan
 from downsample_study.sweeps.record import SWEEP_FILE
-from downsample_study.sweeps.signals import sweep_stopped
 from downsample_study.sweeps.tuning import TUNING_DIR
 
 log = logging.getLogger("downsample_study")

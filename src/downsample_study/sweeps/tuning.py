@@ -29,13 +29,15 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from downsample_study.checks import above, at_least
+from downsample_study.config.defining import config_differences, listed
 from downsample_study.errors import ConfigError, OtherJobError, ResultsError, UserError
+from downsample_study.layout import job_dir_name
 from downsample_study.results import RESULTS_FILE, read_results
-from downsample_study.same_job import completed_results, config_differences, listed
+from downsample_study.runtime.locks import wait_for_others
+from downsample_study.runtime.same_job import completed_results
+from downsample_study.runtime.signals import sweep_stopped
 from downsample_study.storage import read_yaml, write_yaml
-from downsample_study.sweeps.naming import job_dir_name, override_key
-from downsample_study.sweeps.ownership import wait_for_others
-from downsample_study.sweeps.signals import sweep_stopped
+from downsample_study.sweeps.naming import override_key
 
 log = logging.getLogger("downsample_study")
 

@@ -17,9 +17,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from downsample_study.errors import OtherJobError
 from downsample_study.layout import CHECKPOINTS, LAST
-from downsample_study.same_job import config_differences, listed
 from downsample_study.training.checkpoints import load
 
 LAST_CHECKPOINT = Path(CHECKPOINTS) / LAST
@@ -50,24 +48,3 @@ class RngState(Callback):
         cuda = state_dict.get("cuda")
         if cuda is not None and len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
-
-
-class SameJob(Callback):
-    """Keeps the job's configuration in its checkpoints, and refuses to resume from one that
-    a run of another configuration saved: a job killed before it wrote ``results.json``
-    (``same_job.py`` compares that) and run again after its YAML was edited. A longer
-    training (``trainer.max_epochs``) goes on from a shorter one's checkpoint."""
-
-    def __init__(self, config: dict[str, Any], output_dir: Path):
-        """``config``: the job's (a pack's) resolved configuration, as plain data."""
-        self.config, self.output_dir = config, output_dir
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"config": self.config}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        earlier = state_dict.get("config") or {}
-        if differences := config_differences(earlier, self.config, training_length=False):
-            raise OtherJobError(
-                f"{self.output_dir / CHECKPOINTS}: saved by a run of another configuration "
-                f"({listed(differences)}); delete it to train this job from the start")

@@ -17,12 +17,9 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from downsample_study.console import say
 from downsample_study.errors import ConfigError
-from downsample_study.sweeps.slots import ShareIdleCores, Slot
 from downsample_study.training.checkpoints import AtomicCheckpointIO
-from downsample_study.training.epochs import EpochMetricsWriter
-from downsample_study.training.resume import LAST_CHECKPOINT, RngState, SameJob
+from downsample_study.training.resume import LAST_CHECKPOINT
 from downsample_study.training.speed import NoProfiler
-from downsample_study.training.stops import StopAtStepBoundary
 
 MONITOR = "val/acc_top1"  # model selection: the checkpoint of the best epoch on it
 
@@ -80,17 +77,13 @@ def best_checkpoint(output_dir: Path) -> ModelCheckpoint:
     )
 
 
-def build_trainer(config: dict[str, Any], trainer: dict[str, Any], output_dir: Path, logger,
-                  checkpoint: ModelCheckpoint, slot: Slot | None = None) -> L.Trainer:
-    """The job's Trainer; ``config``: the job's resolved configuration, kept in its
-    checkpoints (``SameJob``)."""
+def build_trainer(trainer: dict[str, Any], output_dir: Path, logger,
+                  callbacks: list[Callback]) -> L.Trainer:
+    """The job's Trainer, with the framework's ``callbacks`` (and an epoch line where there
+    is no progress bar)."""
     args = trainer_args(trainer)
-    callbacks = [checkpoint, EpochMetricsWriter(output_dir), RngState(),
-                 StopAtStepBoundary(output_dir / LAST_CHECKPOINT), SameJob(config, output_dir)]
     if not args["enable_progress_bar"]:
-        callbacks.append(EpochProgress())
-    if slot is not None:  # a slot exists only when jobs run side by side
-        callbacks.append(ShareIdleCores(slot))
+        callbacks = [*callbacks, EpochProgress()]
     return _trainer(args, logger, callbacks, output_dir)
 
 

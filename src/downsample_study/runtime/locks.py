@@ -12,8 +12,10 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from downsample_study.errors import JobBusy
+from downsample_study import internals
+from downsample_study.errors import ConfigError, JobBusy
 from downsample_study.storage import storage_error
 
 LOCK_FILE = ".lock"
@@ -88,3 +90,25 @@ def wait_for_others(folders: Sequence[Path]) -> None:
     while busy:
         time.sleep(WAIT_POLL_S)
         busy = [f for f in busy if running_elsewhere(f)]
+
+
+def refuse_script_relaunch(trainer: Any) -> None:
+    """Stop a multirun job whose strategy would start its extra processes by re-running the
+    command line (``ddp``): each of them would run the whole sweep again."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    launcher = getattr(trainer.strategy, "launcher", None)
+    if (
+        HydraConfig.initialized()
+        and HydraConfig.get().mode == RunMode.MULTIRUN
+        and internals.relaunches_command_line(trainer.strategy)
+        and launcher.num_processes > 1
+        and not trainer.strategy.cluster_environment.creates_processes_externally
+    ):
+        raise ConfigError(
+            f"trainer.strategy: {type(trainer.strategy).__name__} starts its "
+            f"{launcher.num_processes} processes by re-running the command line, which in a "
+            f"multirun re-runs the whole sweep; use accelerator=ddp (ddp_spawn), or SLURM with "
+            f"one task per device (hydra/launcher=slurm)"
+        )

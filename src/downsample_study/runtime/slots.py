@@ -1,32 +1,23 @@
-"""Per-job resources when a sweep runs several jobs at once on one machine.
-
-With ``hydra/launcher=parallel`` joblib runs ``n_jobs`` jobs at a time in reused worker
-processes that have already imported torch, so setting ``CUDA_VISIBLE_DEVICES`` there would
-change nothing. Each job instead claims a *slot*: a lock file in the sweep folder, held with
-``fcntl.flock`` while the job runs and released by the OS if its process dies. The slot gives
-the job a GPU index for Lightning (``trainer.devices=[i]``) and its share of the CPU cores as
-torch threads.
-"""
+"""Per-job resources when a sweep runs several jobs at once on one machine: each job claims
+a *slot*, a lock file in the sweep folder held while it runs (released by the OS if its
+process dies), which gives it a GPU index and its share of the CPU cores as torch threads.
+(Workers that imported torch already cannot be steered by ``CUDA_VISIBLE_DEVICES``.)"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
-import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig, open_dict
 
-from downsample_study import internals
 from downsample_study.errors import ConfigError
 
 SLOTS_DIR = ".slots"
@@ -41,6 +32,17 @@ class Slot:
     lock_dir: Path | None = None  # where the sweep's slots are (None: not shared)
     n_slots: int = 1
 
+    def trainer_settings(self, trainer: dict[str, Any]) -> dict[str, Any]:
+        """The ``trainer.*`` values that pin the job to the slot's GPU (none on CPU); a
+        ``ConfigError`` for a job of several devices, which a slot cannot hold."""
+        devices = trainer.get("devices")
+        if devices not in (None, 1, "1", "auto"):
+            raise ConfigError(
+                f"trainer.devices: hydra/launcher=parallel runs one single-device job per slot, "
+                f"got devices={devices}; run multi-device jobs with the default launcher or on "
+                f"SLURM")
+        return {} if self.gpu is None else {"accelerator": "gpu", "devices": [self.gpu]}
+
     def fair_threads(self) -> int:
         """This job's share of the cores among the slots held right now."""
         busy = busy_slots(self.lock_dir, self.n_slots) if self.lock_dir else 1
@@ -51,45 +53,6 @@ def available_cores() -> int:
     with contextlib.suppress(AttributeError):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def default_parallel_jobs(jobs_per_gpu: int) -> int:
-    """``n_jobs`` of the parallel preset: every GPU ``jobs_per_gpu`` times, else every core."""
-    if jobs_per_gpu < 1:
-        raise ConfigError(f"parallel.jobs_per_gpu: must be >= 1, got {jobs_per_gpu}")
-    gpus = torch.cuda.device_count()
-    return gpus * jobs_per_gpu if gpus else available_cores()
-
-
-def fork_workers() -> bool:
-    """Make joblib's loky workers forks of this process rather than fresh interpreters.
-
-    A fresh worker spends ~5 s importing torch and Lightning before its first job, which on
-    short jobs eats the gain of running them side by side; a fork inherits them already
-    imported. Done only where forking is safe: on Linux, and while this process has not
-    initialised CUDA (a forked child could not use it). Returns whether it was done.
-    """
-    if sys.platform != "linux" or torch.cuda.is_initialized():
-        return False
-    if not internals.fork_joblib_workers():
-        return False
-    # loky warns that fork is "not POSIX": this process has started no threads yet
-    warnings.filterwarnings("ignore", message="`fork` start method should not be used")
-    return True
-
-
-def runs_jobs_side_by_side(launcher: DictConfig) -> bool:
-    """Whether the launcher runs several jobs at once on this machine (joblib's)."""
-    return str(launcher.get("_target_", "")).endswith("JoblibLauncher")
-
-
-def concurrent_jobs(launcher: DictConfig) -> int:
-    """How many jobs of this sweep run at the same time on this machine."""
-    if not runs_jobs_side_by_side(launcher):
-        return 1
-    from joblib import effective_n_jobs
-
-    return effective_n_jobs(launcher.n_jobs)
 
 
 def _try_lock(path: Path) -> IO | None:
@@ -181,35 +144,19 @@ def claim_slot(lock_dir: Path, n_slots: int, n_gpus: int, poll_s: float = 1.0) -
 
 
 @contextlib.contextmanager
-def job_slot(cfg: DictConfig, n_slots: int, sweep_dir: Path) -> Iterator[Slot | None]:
-    """This job's slot while it runs (None when jobs run one at a time)."""
+def job_slot(trainer: Any, n_slots: int, sweep_dir: Path) -> Iterator[Slot | None]:
+    """This job's slot while it runs, its threads its share of the cores (None when jobs run
+    one at a time); ``trainer``: its ``trainer.*``."""
     if n_slots <= 1:
         yield None
         return
-    n_gpus = torch.cuda.device_count() if uses_gpu(cfg.trainer) else 0
+    n_gpus = torch.cuda.device_count() if uses_gpu(trainer) else 0
     with claim_slot(sweep_dir / SLOTS_DIR, n_slots, n_gpus) as slot:
-        apply_slot(cfg, slot)
+        torch.set_num_threads(slot.threads)
         yield slot
 
 
-def uses_gpu(trainer: DictConfig) -> bool:
+def uses_gpu(trainer: Any) -> bool:
     return str(trainer.get("accelerator") or "auto") in GPU_ACCELERATORS and (
         torch.cuda.is_available()
     )
-
-
-def apply_slot(cfg: DictConfig, slot: Slot) -> None:
-    """Point this job's Trainer at the slot's GPU and limit its CPU threads."""
-    devices = cfg.trainer.get("devices")
-    if devices not in (None, 1, "1", "auto"):
-        raise ConfigError(
-            f"trainer.devices: hydra/launcher=parallel runs one single-device job per slot, got "
-            f"devices={devices}; run multi-device jobs with the default launcher or on SLURM"
-        )
-    if slot.gpu is not None:
-        with open_dict(cfg.trainer):
-            cfg.trainer.accelerator = "gpu"
-            cfg.trainer.devices = [slot.gpu]
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(slot.threads)
-    torch.set_num_threads(slot.threads)

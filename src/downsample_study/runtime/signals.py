@@ -1,22 +1,8 @@
-"""Stopping a job cleanly on SIGTERM (kill, timeout, SLURM's scancel, preemption), SIGINT
-(Ctrl-C) or SIGHUP (its terminal closed: an ssh connection dropped; unless the job ignores it,
-as under ``nohup``).
+"""Stopping a job cleanly on SIGTERM, SIGINT or SIGHUP: the signal is recorded, and the
+job stops at its next training step (``stops.py``) or at once outside training.
 
-The first signal is recorded; during training the job stops at the next step boundary (the
-start of the next training batch, or where Lightning's own SIGTERM handling stops it, at the
-end of the current one) and saves a resumable checkpoint there; outside training it stops at
-once (nothing is lost: the last checkpoint is on disk). A second signal stops it at once,
-wherever it is. Either way ``Interrupted`` reaches the task, which records the job as
-interrupted and exits with 128 + the signal's number.
-
-A process of a multirun that is not running a job (the sweep's own process while workers
-run the jobs, an idle worker) does not stop on the signal: it marks the sweep as stopped
-(``STOPPED_FILE``), so that no new job starts, and the sweep ends with its summary.
-
-A job whose launcher requeues it on a user signal (submitit binds SIGUSR2: checkpoint,
-``scontrol requeue``, exit) is not stopped by the SIGTERM with which SLURM then ends the
-requeued task: that task is exiting to run again, and recording it as interrupted would end it
-for its sweep.
+A second signal stops at once. A process of a multirun not running a job marks the sweep
+stopped instead (no new job starts); a task a launcher requeues (SIGUSR1/2) is not stopped.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The training side of a stop (``sweeps/signals.py``): the fit ends at the next step
+"""The training side of a stop (``signals.py``): the fit ends at the next step
 boundary with a resumable checkpoint of that step."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from downsample_study.console import say
 from downsample_study.errors import Interrupted
-from downsample_study.sweeps.signals import STOPS
+from downsample_study.runtime.signals import STOPS
 
 
 class StopAtStepBoundary(Callback):

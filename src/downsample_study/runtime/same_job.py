@@ -1,0 +1,78 @@
+"""Whether what a job's folder holds is this job's: a completed ``results.json`` a re-run
+skips, a checkpoint it resumes from (``SameJob``), each refused when a run of another
+configuration wrote it (``config/defining.py`` says which keys count)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from downsample_study.config.defining import config_differences, listed
+from downsample_study.errors import OtherJobError, ResultsError, UserError
+from downsample_study.layout import CHECKPOINTS
+from downsample_study.results import RESULTS_FILE, Results, read_results
+from downsample_study.storage import read_yaml
+
+
+def completed_results(folder: Path, config: dict[str, Any]) -> Results | None:
+    """The results in ``folder`` when an earlier run of this job, ``config`` (resolved, as
+    plain data), completed there: what a re-run skips. None when no run completed there;
+    ``OtherJobError`` when the run that did was of another configuration in what it trains
+    or measures. A run that failed or was stopped is run again, from its checkpoint where it
+    has one, which keeps its own configuration (``training.resume.SameJob`` compares that)."""
+    try:
+        results = read_results(Path(folder) / RESULTS_FILE)
+    except ResultsError:
+        return None
+    if not results.completed:
+        return None
+    earlier = results.config
+    differences = config_differences(earlier, config)
+    if differences and not config_differences(earlier, config, training_length=False):
+        raise OtherJobError(f"{folder}: holds the results of this job trained for another "
+                            f"length ({listed(differences)}); delete its {RESULTS_FILE} to "
+                            f"train it on from its last checkpoint, or run it into another "
+                            f"folder")
+    if differences:
+        raise OtherJobError(f"{folder}: holds the results of a run of another configuration "
+                            f"({listed(differences)}); run this job into another folder, or "
+                            f"delete that one to run it here")
+    return results
+
+
+def differences_from_its_job(folder: Path, earlier: dict[str, Any]) -> list[str]:
+    """How the config of the run recorded in ``folder`` (``earlier``, its ``results.json``'s)
+    differs from the folder's job as the last run into it composed it (``.hydra/config.yaml``,
+    which Hydra writes as each job starts): a re-run with another configuration that refused
+    the folder leaves exactly that. Empty where the job's config cannot be read or resolved."""
+    try:
+        job = OmegaConf.to_container(read_yaml(Path(folder) / ".hydra" / "config.yaml"),
+                                     resolve=True, enum_to_str=True)
+    except (UserError, OmegaConfBaseException):
+        return []
+    return config_differences(earlier, job) if isinstance(job, dict) else []
+
+
+class SameJob(Callback):
+    """Keeps the job's configuration in its checkpoints, and refuses to resume from one that
+    a run of another configuration saved: a job killed before it wrote ``results.json``
+    (``same_job.py`` compares that) and run again after its YAML was edited. A longer
+    training (``trainer.max_epochs``) goes on from a shorter one's checkpoint."""
+
+    def __init__(self, config: dict[str, Any], output_dir: Path):
+        """``config``: the job's (a pack's) resolved configuration, as plain data."""
+        self.config, self.output_dir = config, output_dir
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        earlier = state_dict.get("config") or {}
+        if differences := config_differences(earlier, self.config, training_length=False):
+            raise OtherJobError(
+                f"{self.output_dir / CHECKPOINTS}: saved by a run of another configuration "
+                f"({listed(differences)}); delete it to train this job from the start")
