@@ -182,7 +182,7 @@ def test_a_job_without_results_is_a_row_saying_whether_it_runs_now(tmp_path, run
     (job / ".hydra" / "overrides.yaml").write_text("- downsample=maxpool\n- seed=0\n")
     with job_lock(job) if running else contextlib.nullcontext():
         [status] = ds.load_sweep(tmp_path / "sweep")["status"]
-    assert status == ("running" if running else "no results")
+    assert status == ("running" if running else "not run")
 
 
 def test_a_config_composes_validated_without_setup():

@@ -94,4 +94,4 @@ def test_short_version_runs_and_reports(preset, quick, tmp_path):
     # every non-baseline variant is compared with a baseline (n = 1: difference, no test)
     assert report.comparisons and all(c.test == "none" for c in report.comparisons)
     text = (tmp_path / "sweep" / "report.md").read_text()
-    assert f"{variants} jobs: {variants} completed, 0 failed, 0 missing" in text
+    assert f"{variants} jobs: {variants} completed, 0 failed, 0 not run" in text

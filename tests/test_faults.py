@@ -18,9 +18,9 @@ from support.report_sweeps import write_report_sweep
 
 from downsample_study.config.defining import config_differences
 from downsample_study.errors import OtherJobError, StorageError
+from downsample_study.layout import PLOTS
 from downsample_study.report.build import write_report
 from downsample_study.report.cli import main as report_main
-from downsample_study.report.plots import PLOTS
 from downsample_study.results import Results, Status, write_results
 from downsample_study.runtime.same_job import completed_results
 from downsample_study.training.checkpoints import AtomicCheckpointIO, resume_point
@@ -157,7 +157,7 @@ def test_a_folder_holding_another_configurations_run_is_kept_and_not_taken_as_th
     if sweeper is not None:
         assert "0 completed, 0 failed, 2 of another configuration" in run.output
         write_report(tmp_path / "out", use_wandb=False, draw_plots=False)
-        assert "2 jobs: 0 completed, 0 failed, 0 missing, 2 of another configuration; 0 " \
+        assert "2 jobs: 0 completed, 0 failed, 0 not run, 2 of another configuration; 0 " \
                "variants" in (tmp_path / "out" / "report.md").read_text()
     assert {p: p.read_bytes() for p in recorded} == recorded  # kept, not replaced
     for path in recorded:  # as jobs killed after a checkpoint, before their results
@@ -414,7 +414,7 @@ def test_an_unreadable_results_file_is_listed_by_the_summary_and_the_report(
     assert "2 jobs with results, 1 completed, 0 failed, 1 unreadable" in logged
     report = write_report(tmp_path / "sweep", use_wandb=False, draw_plots=False)
     [unreadable] = report.unfinished
-    assert unreadable.status == "failed" and "unreadable" in unreadable.error
+    assert unreadable.status == "unreadable" and "unreadable" in unreadable.error
     assert "unreadable" in (tmp_path / "sweep" / "report.md").read_text()
 
 

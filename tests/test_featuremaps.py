@@ -9,7 +9,6 @@ from PIL import Image
 from support import launch, read_wandb_runs, results_under
 
 from downsample_study.analysis.featuremaps import (
-    FEATURE_MAPS_FILE,
     capture,
     downsampling_stages,
     feature_map_figure,
@@ -17,6 +16,7 @@ from downsample_study.analysis.featuremaps import (
 )
 from downsample_study.data.batches import Split
 from downsample_study.data.datasets import DATASETS
+from downsample_study.layout import FEATURE_MAPS_FILE
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
 

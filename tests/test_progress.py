@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from downsample_study.results import Results, Status, write_results
+from downsample_study.results import Results, Status, write_epoch_row, write_results
 from downsample_study.runtime.locks import job_lock
 from downsample_study.sweeps.progress import (
     MIN_PACE_S,
@@ -25,7 +25,6 @@ from downsample_study.sweeps.progress import (
 )
 from downsample_study.sweeps.running import JobEpochs, job_epochs, seconds_left, where
 from downsample_study.sweeps.summary import summarize
-from downsample_study.training.epochs import write_epoch_row
 
 TUNED = "hydra_plugins.downsample_study_sweeper.tuned_sweeper.TunedSweeper"
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"

@@ -13,11 +13,11 @@ from scipy import stats
 from support import read_wandb_runs
 from support.report_sweeps import TOP1, job_config, percent, write_job, write_report_sweep
 
+from downsample_study.layout import EPOCHS_FILE, PLOTS
 from downsample_study.report.build import write_report
 from downsample_study.report.cli import main
-from downsample_study.report.plots import PLOTS
 from downsample_study.report.variants import FRACTION_DECIMALS
-from downsample_study.training.epochs import EPOCH_COLUMNS, EPOCHS_FILE
+from downsample_study.results import EPOCH_COLUMNS
 
 
 @pytest.fixture
@@ -265,8 +265,8 @@ def test_accuracies_are_compared_as_the_counts_they_are(stride2, verdict, tmp_pa
 
 
 @pytest.mark.parametrize(("seeds", "header"), [
-    (1, "1 job: 1 completed, 0 failed, 0 missing; 1 variant."),
-    (2, "2 jobs: 2 completed, 0 failed, 0 missing; 1 variant."),
+    (1, "1 job: 1 completed, 0 failed, 0 not run; 1 variant."),
+    (2, "2 jobs: 2 completed, 0 failed, 0 not run; 1 variant."),
 ])
 def test_the_header_counts_in_words(seeds, header, tmp_path):
     for seed in range(seeds):

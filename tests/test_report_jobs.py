@@ -23,11 +23,11 @@ def sweep(tmp_path):
 def test_failed_and_missing_jobs_are_listed_not_dropped(sweep):
     write_report(sweep, use_wandb=False, draw_plots=False)
     text = (sweep / "report.md").read_text()
-    assert "16 jobs: 14 completed, 1 failed, 1 missing; 5 variants" in text
+    assert "16 jobs: 14 completed, 1 failed, 1 not run; 5 variants" in text
     section = text.split("## Jobs without results")[1]
     assert "dataset=mnist,downsample=stride2,seed=3` | failed | training loss is nan" in section
-    assert ("dataset=mnist,downsample=maxpool,seed=3` | missing | no results.json and no "
-            "process running it: killed or lost (the sweep's command runs it again)") in section
+    assert ("dataset=mnist,downsample=maxpool,seed=3` | not run | killed before its first "
+            "epoch, or not started") in section
     assert "| 3 (+1 failed) |" in text
 
 
@@ -38,7 +38,7 @@ def test_an_interrupted_job_is_listed_as_resumable_not_failed(sweep):
     (folder / "results.json").write_text(json.dumps(results))
     report = write_report(sweep, use_wandb=False, draw_plots=False)
     text = (sweep / "report.md").read_text()
-    assert "17 jobs: 14 completed, 1 failed, 1 missing, 1 interrupted; 5 variants" in text
+    assert "17 jobs: 14 completed, 1 failed, 1 not run, 1 interrupted; 5 variants" in text
     assert (f"`{folder.name}` | interrupted | stopped by SIGTERM at epoch 2, step 20 (the "
             f"sweep's command resumes it)") in text
     [stride2] = [v for v in report.variants if v.label == "lenet5 · stride2"
@@ -99,13 +99,13 @@ def test_jobs_that_never_started_are_listed_a_row_per_variant(tmp_path):
     report = write_report(sweep, use_wandb=False, draw_plots=False)
     never = [(j.status, j.name, j.error) for j in report.unfinished]
     assert sorted(never) == sorted(
-        [("missing", f"downsample=avgpool,seed={seed}", "never started") for seed in range(6)]
-        + [("missing", f"downsample=maxpool,seed={seed}", "never started") for seed in (2, 4, 5)])
+        [("not run", f"downsample=avgpool,seed={seed}", "never started") for seed in range(6)]
+        + [("not run", f"downsample=maxpool,seed={seed}", "never started") for seed in (2, 4, 5)])
     table = (sweep / "report.md").read_text().split("## Jobs without results")[1]
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert sorted(rows) == [
-        "| `downsample=avgpool`, seed 0–5 | missing | never started (6 jobs) |",
-        "| `downsample=maxpool`, seed 2, 4–5 | missing | never started (3 jobs) |"]
+        "| `downsample=avgpool`, seed 0–5 | not run | never started (6 jobs) |",
+        "| `downsample=maxpool`, seed 2, 4–5 | not run | never started (3 jobs) |"]
 
 
 @pytest.mark.parametrize(("content", "what"), [

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 from support.report_sweeps import capture_figures, write_job, write_report_sweep
 
+from downsample_study.layout import PLOTS
 from downsample_study.report.build import build_report, write_report
 from downsample_study.report.cli import main
-from downsample_study.report.plots import PLOTS
 
 
 @pytest.fixture
@@ -76,18 +76,18 @@ def test_a_dozen_variants_get_a_curve_panel_and_a_colour_each(tmp_path, monkeypa
             for seed in (0, 1):
                 write_job(sweep, dataset, op, seed, level + 0.001 * i + 0.0005 * seed)
     write_report(sweep, use_wandb=False)
-    svg = (sweep / plots.PLOTS["curves"]).with_suffix(".svg").read_text()
+    svg = (sweep / PLOTS["curves"]).with_suffix(".svg").read_text()
     assert all(f"{op} (n = 2)" in svg for op in operators)
     assert "lenet5 · op00 (n = 2)" not in svg  # what every variant shares is left out
-    height, width = imread(sweep / plots.PLOTS["curves"]).shape[:2]
+    height, width = imread(sweep / PLOTS["curves"]).shape[:2]
     assert height > 800 and width > 1000  # a grid, not one crowded panel
     [curves] = [f for f in figures if f.subfigs]
     tops = [max(ax.get_ylim()[1] for ax in part.axes) for part in curves.subfigs]
     bottoms = [min(ax.get_ylim()[0] for ax in part.axes) for part in curves.subfigs]
     assert min(tops) < max(bottoms)  # each dataset's panels on a range of their own
-    params = (sweep / plots.PLOTS["params"]).with_suffix(".svg").read_text()
+    params = (sweep / PLOTS["params"]).with_suffix(".svg").read_text()
     assert all(f"{op} (61,706)" in params for op in operators)  # each in the legend
-    assert imread(sweep / plots.PLOTS["params"]).shape[1] >= 1150  # room for the legend beside it
+    assert imread(sweep / PLOTS["params"]).shape[1] >= 1150  # room for the legend beside it
     [by_params] = [f for f in figures if "parameters" in f.axes[0].get_xlabel()]
     for ax in by_params.axes:  # one count, one tick: no spread of counts that are not there
         assert list(ax.get_xticks()) == [61_706]

@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from downsample_study.analysis.featuremaps import FEATURE_MAPS_FILE, feature_map_figure
+from downsample_study.analysis.featuremaps import feature_map_figure
 from downsample_study.analysis.shift import shift_metrics, shift_robustness
 from downsample_study.config.schema import JobMode
 from downsample_study.config.validate import RunConfig, validate
@@ -23,6 +23,7 @@ from downsample_study.console import say
 from downsample_study.data.batches import TensorBatches
 from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.datasets import DATASETS, ImageDataset
+from downsample_study.layout import FEATURE_MAPS_FILE
 from downsample_study.nets.models import build_model
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.results import (

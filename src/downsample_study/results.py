@@ -1,12 +1,8 @@
-"""``results.json``: the one typed contract for the outcome of a job; and ``read_epochs``,
-its per-epoch rows (``epochs.csv``) read back.
+"""``results.json``: the one typed contract for the outcome of a job, and ``epochs.csv``, its
+per-epoch rows; ``Status``: the one vocabulary of a job's state, in every output.
 
-Written atomically by the job (completed, failed or interrupted) and read by resume (skip
-what is done),
-the sweep summary, the tuning objective and the report. ``SCHEMA_VERSION`` says which
-version of this contract a file follows; files of earlier versions (no version field) are
-read with the fields they lack left empty, and their epochs counted from 1 as now.
-"""
+``SCHEMA_VERSION`` says which version of the contract a file follows; files of earlier
+versions are read with the fields they lack left empty, their epochs counted from 1 as now."""
 
 from __future__ import annotations
 
@@ -19,11 +15,10 @@ from typing import Any
 
 from downsample_study.choices import Choice
 from downsample_study.errors import ResultsError
-from downsample_study.layout import EPOCHS_FILE
+from downsample_study.layout import EPOCHS_FILE, RESULTS_FILE
 from downsample_study.provenance import git_state, versions
 from downsample_study.storage import atomic_write
 
-RESULTS_FILE = "results.json"
 # 1: no schema_version, provenance or typed reader (before 2026-12-01); 2: those; 3: the
 # interrupted status with its signal, stopping point and checkpoint to resume from; 4: epochs
 # counted from 1 (best_epoch, stopped_at), smoke_test
@@ -31,9 +26,22 @@ SCHEMA_VERSION = 4
 
 
 class Status(Choice):
+    """A job's state: ``results.json`` records the first three; a sweep's folder tells the
+    rest (``sweeps/folder.py``)."""
+
     completed = "completed"
     failed = "failed"
     interrupted = "interrupted"  # stopped by a signal; the same command resumes it
+    running = "running"  # another process holds its lock
+    killed = "killed"  # no results.json but a checkpoint: the same command resumes it
+    not_run = "not run"  # no results.json, no checkpoint: not started, or killed before
+    unreadable = "unreadable"  # a results.json that cannot be read
+    other_config = "of another configuration"  # its results.json is another job's
+    smoke_test = "smoke test"  # completed under trainer.fast_dev_run: not a result
+    duplicate = "duplicate"  # the same variant and seed as another job (the report)
+
+
+RECORDED = (Status.completed, Status.failed, Status.interrupted)
 
 
 @dataclass
@@ -119,7 +127,7 @@ class Results:
     @classmethod
     def from_dict(cls, data: Any) -> Results:
         """Read a decoded ``results.json`` of this or an earlier schema version."""
-        if not isinstance(data, dict) or data.get("status") not in set(Status):
+        if not isinstance(data, dict) or data.get("status") not in set(RECORDED):
             raise ResultsError("not the results of a job (no status completed, failed or "
                                "interrupted)")
         try:
@@ -145,25 +153,6 @@ class Results:
             raise ResultsError(f"unexpected fields: {err}") from None
 
 
-# copies of a job's files that trackers keep (W&B saves results.json with its run)
-TRACKER_FOLDERS = frozenset({"wandb", "wandb-superseded", "csv", "tensorboard"})
-
-
-def results_files(root: Path) -> list[Path]:
-    """Every job's ``results.json`` below ``root`` (not the copies trackers keep)."""
-    return sorted(p for p in Path(root).rglob(RESULTS_FILE)
-                  if not TRACKER_FOLDERS & set(p.relative_to(root).parts[:-1]))
-
-
-def read_status(path: Path) -> Status | None:
-    """The status in the ``results.json`` at ``path``; None if there is none or it cannot be
-    read (a job still running, killed, or a file damaged)."""
-    try:
-        return read_results(path).status if Path(path).is_file() else None
-    except ResultsError:
-        return None
-
-
 def write_results(output_dir: Path, results: Results) -> Path:
     """Write ``results.json`` so that a reader never sees a half-written file; a
     ``StorageError`` naming it when it cannot be written."""
@@ -185,7 +174,9 @@ def read_results(path: Path) -> Results:
         raise ResultsError(f"{path}: {err}") from None
 
 
-# epochs.csv (training/epochs.py writes it): its counting columns, the rest are metrics
+EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/acc_top2",
+                 "train/loss_epoch")
+# its counting columns; the rest are metrics
 COUNTS = ("epoch", "step")
 
 
@@ -202,3 +193,15 @@ def read_epochs(folder: Path) -> list[dict[str, float]]:
                     for row in csv.DictReader(f)]
     except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as err:
         raise ResultsError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
+
+
+def write_epoch_row(folder: Path, row: dict[str, float]) -> None:
+    """Write ``row`` as the last of ``folder/epochs.csv``, after the rows of earlier epochs
+    (a resumed job replaces those of the epochs it trains again)."""
+    path = Path(folder) / EPOCHS_FILE
+    rows = [r for r in read_epochs(folder) if r["epoch"] < row["epoch"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, newline="") as f:
+        writer = csv.DictWriter(f, EPOCH_COLUMNS)
+        writer.writeheader()
+        writer.writerows([*rows, row])

@@ -24,11 +24,14 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from downsample_study.errors import ConfigError, ResultsError, not_a_folder
-from downsample_study.layout import CHECKPOINTS
-from downsample_study.results import RESULTS_FILE, Results, read_results
-from downsample_study.sweeps.packing import PACKS_DIR
-
-EVALUATION_FILE = "evaluation.json"  # what mode=eval writes into its own folder
+from downsample_study.layout import (
+    CHECKPOINTS,
+    EVALUATION_FILE,
+    PACKS_DIR,
+    RESULTS_FILE,
+    SWEEP_FILE,
+)
+from downsample_study.results import Results, read_results
 
 
 def compose(overrides: Sequence[str] | str = ()) -> DictConfig:
@@ -234,31 +237,27 @@ def load_sweep(folder: str | Path):
     import pandas as pd
 
     from downsample_study.report.variants import flatten
-    from downsample_study.runtime.locks import running_elsewhere
-    from downsample_study.sweeps.summary import job_folders
+    from downsample_study.sweeps.folder import SweepFolder
 
     folder = _path(folder, "a sweep folder")
     if not folder.is_dir():
         raise ResultsError(f"{folder}: {not_a_folder(folder)} (pass a sweep folder, e.g. "
                            f"multirun/<date>/<time>)")
-    jobs = job_folders(folder)
-    if not jobs and not (folder / "multirun.yaml").is_file():
-        raise ResultsError(f"{folder}: not a sweep folder (no multirun.yaml and no job "
+    sweep = SweepFolder(folder)
+    if not sweep.is_sweep():
+        raise ResultsError(f"{folder}: not a sweep folder (no {SWEEP_FILE} and no job "
                            f"folders in it)")
     rows = []
-    for job in jobs:
-        try:
-            results = read_results(job / RESULTS_FILE)
-        except ResultsError as err:
-            status = ("unreadable" if (job / RESULTS_FILE).is_file() else
-                      "running" if running_elsewhere(job) else "no results")
-            rows.append({"job": job.name, "status": status, "error": str(err)})
-            continue
-        data = results.to_dict()
-        config = data.pop("config")
-        for key in ("provenance", "traceback", "schema_version"):
-            data.pop(key)
-        rows.append({"job": job.name, **flatten(data), **flatten(config, "config.")})
+    for job in sweep.jobs():
+        row = {"job": job.name, "status": str(job.status), "error": job.error}
+        if job.results is not None:
+            data = job.results.to_dict()
+            config = data.pop("config")
+            for key in ("provenance", "traceback", "schema_version", "status"):
+                data.pop(key)
+            row = {**row, **flatten(data), **flatten(config, "config."),
+                   "error": job.error or data.get("error")}
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

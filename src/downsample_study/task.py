@@ -84,6 +84,8 @@ def run_job(cfg: DictConfig) -> Results | None:
                     sys.exit(1)
                 return run_pack(cfg, output_dir, multirun, run_identity)
             return _run_locked(cfg, output_dir, multirun, summary_only)
+    except Interrupted as stop:  # recorded: exit, or stop the sweep, its lock released
+        return after_stop(stop, multirun)
     except JobBusy as err:
         if not multirun:
             log.error("error: %s", err)
@@ -133,7 +135,7 @@ def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
         finish_wandb(exit_code=stop.exit_status)  # after the line: W&B keeps the console
         if not summary_only:
             record(output_dir, results)
-        return after_stop(stop, multirun)
+        raise
     except (Exception, KeyboardInterrupt) as err:
         if is_storage_error(err):
             err = storage_error(err)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from downsample_study.training.epochs import EPOCH_COLUMNS, EPOCHS_FILE
+from downsample_study.layout import EPOCHS_FILE
+from downsample_study.results import EPOCH_COLUMNS
 
 OPTIONS = {"maxpool": {"kernel_size": 2, "stride": 2}, "avgpool": {"kernel_size": 2, "stride": 2},
            "stride2": {"kernel_size": 3}}

@@ -62,9 +62,11 @@ def signal_at_step(monkeypatch, step: int, signum: int, module_class=None) -> No
 def results_under(folder: Path) -> list[dict]:
     """Every job's ``results.json`` below ``folder``, decoded, in path order (not the copies
     W&B keeps with its runs)."""
-    from downsample_study.results import results_files
+    from downsample_study.layout import RESULTS_FILE
+    from downsample_study.sweeps.folder import job_folders
 
-    return [json.loads(p.read_text()) for p in results_files(Path(folder))]
+    return [json.loads((job / RESULTS_FILE).read_text()) for job in job_folders(Path(folder))
+            if (job / RESULTS_FILE).is_file()]
 
 
 def summarize_sweep(sweep_dir: Path, caplog) -> tuple[int, str]:

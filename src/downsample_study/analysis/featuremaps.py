@@ -19,8 +19,6 @@ from torchvision.utils import make_grid
 from downsample_study.data.batches import Split, TensorBatches
 from downsample_study.nets.layers import DownsampleLayer
 
-FEATURE_MAPS_FILE = "feature_maps.png"
-
 
 def downsampling_stages(net: nn.Module) -> list[tuple[str, nn.Module]]:
     """Each ``DownsampleLayer``, and each strided conv that is not inside one, in order."""

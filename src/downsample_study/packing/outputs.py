@@ -25,8 +25,8 @@ from downsample_study.console import say
 from downsample_study.layout import CHECKPOINTS, LAST
 from downsample_study.packing.module import PackedClassifier
 from downsample_study.packing.nets import PackedNet
+from downsample_study.results import write_epoch_row
 from downsample_study.runtime.same_job import SameJob
-from downsample_study.training.epochs import write_epoch_row
 from downsample_study.training.module import TRAIN_LOSS_SUMS
 from downsample_study.training.resume import RngState
 from downsample_study.training.trainer import MONITOR, best_checkpoint

@@ -61,7 +61,7 @@ def run_pack(cfg: DictConfig, output_dir: Path, multirun: bool, identity_of) -> 
             pack.finish(k, stop.exit_status)
         log.error("pack %s stopped by %s: run the same command again to resume",
                   cfg.pack.id, stop.name)
-        return after_stop(stop, multirun)
+        raise
     except (Exception, KeyboardInterrupt) as err:
         if is_storage_error(err):
             err = storage_error(err)

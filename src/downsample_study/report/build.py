@@ -10,37 +10,34 @@ from pathlib import Path
 from downsample_study.config.schema import ReportConfig
 from downsample_study.console import counted
 from downsample_study.errors import ReportError, not_a_folder
+from downsample_study.layout import (
+    COMPARISONS_FILE,
+    PLOTS,
+    REPORT_FILE,
+    RESULTS_FILE,
+    TABLE_FILE,
+    TUNING_PLOT,
+)
 from downsample_study.report.comparisons import adjust, compare, find_baseline, unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.differences import plot_differences
-from downsample_study.report.jobs import JobOutcome, load_jobs
 from downsample_study.report.plots import (
-    PLOTS,
     plot_accuracy,
     plot_accuracy_vs_params,
     plot_accuracy_vs_shift,
     plot_curves,
 )
-from downsample_study.report.tables import (
-    COMPARISONS_FILE,
-    REPORT_FILE,
-    TABLE_FILE,
-    comparison_rows,
-    markdown,
-    variant_rows,
-    write_csv,
-)
+from downsample_study.report.tables import comparison_rows, markdown, variant_rows, write_csv
 from downsample_study.report.tracking import log_to_wandb
 from downsample_study.report.tuning import (
-    TUNING_PLOT,
     Study,
     load_studies,
     plot_tuning,
     tuning_section,
 )
 from downsample_study.report.variants import group_variants, label_variants, shown_keys, text
-from downsample_study.results import RESULTS_FILE
 from downsample_study.storage import atomic_write
+from downsample_study.sweeps.folder import JobFolder, SweepFolder
 
 log = logging.getLogger("downsample_study.report")
 
@@ -53,7 +50,7 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     if not sweep.is_dir():
         raise ReportError(f"{sweep}: {not_a_folder(sweep)} (pass a sweep folder, e.g. "
                           f"multirun/<date>/<time>)")
-    jobs = load_jobs(sweep)
+    jobs = SweepFolder(sweep).jobs(never_started=True)
     if not jobs:
         raise ReportError(f"{sweep}: no jobs found (no {RESULTS_FILE} and no .hydra folders)")
     variants, no_seed_completed = group_variants(jobs)
@@ -78,14 +75,14 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     return Report(sweep, jobs, variants, keys, baselines, comparisons, no_seed_completed)
 
 
-def _configured_baselines(jobs: list[JobOutcome]) -> list[dict[str, str]]:
+def _configured_baselines(jobs: list[JobFolder]) -> list[dict[str, str]]:
     found = _configured(jobs, "baselines", None)
     if found:
         return [{k: text(v) for k, v in spec.items()} for spec in found]
     return ReportConfig().baselines
 
 
-def _configured(jobs: list[JobOutcome], key: str, default):
+def _configured(jobs: list[JobFolder], key: str, default):
     for job in jobs:
         found = (job.results.config if job.results else {}).get("report", {}).get(key)
         if found is not None:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from downsample_study.console import side_command
 from downsample_study.errors import ReportError
+from downsample_study.layout import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE
 from downsample_study.report.build import write_report
 from downsample_study.report.comparisons import parse_baseline
-from downsample_study.report.tables import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE, markdown
+from downsample_study.report.tables import markdown
 
 
 def main(argv: list[str] | None = None) -> int:

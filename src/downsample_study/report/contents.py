@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from downsample_study.report.comparisons import Comparison
-from downsample_study.report.jobs import JobOutcome
 from downsample_study.report.variants import Variant
+from downsample_study.sweeps.folder import JobFolder
 
 
 @dataclass
 class Report:
     sweep: Path
-    jobs: list[JobOutcome]
+    jobs: list[JobFolder]
     variants: list[Variant]
     keys: list[str]  # the config keys the tables show
     baselines: list[dict[str, str]]
@@ -28,5 +28,5 @@ class Report:
                 if self.baselines and c.spec == self.baselines[0]}
 
     @property
-    def unfinished(self) -> list[JobOutcome]:
+    def unfinished(self) -> list[JobFolder]:
         return [job for job in self.jobs if job.status != "completed"]

@@ -23,13 +23,6 @@ from downsample_study.storage import atomic_write
 SMALL_MULTIPLES = 6  # more variants than this in a dataset: one panel each, shared axes
 log = logging.getLogger("downsample_study.report")
 
-PLOTS = {
-    "differences": "differences.png",  # differences.py
-    "accuracy": "accuracy.png",
-    "params": "accuracy_vs_params.png",
-    "shift": "accuracy_vs_shift.png",
-    "curves": "val_curves.png",
-}
 
 
 def save(fig: Figure, path: Path) -> None:

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.console import counted
+from downsample_study.layout import COMPARISONS_FILE, PLOTS, TABLE_FILE
 from downsample_study.report.comparisons import unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.glance import glance, variants_glance
-from downsample_study.report.jobs import NEVER_STARTED, OTHER_CONFIG, JobOutcome
 from downsample_study.report.plateau import plateau_section
-from downsample_study.report.plots import PLOTS
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
 from downsample_study.report.variants import Variant, column, text
+from downsample_study.results import Status
 from downsample_study.storage import atomic_write
+from downsample_study.sweeps.folder import NEVER_STARTED, JobFolder
 
-REPORT_FILE, TABLE_FILE, COMPARISONS_FILE = "report.md", "results.csv", "comparisons.csv"
 SHIFT_COLUMNS = [(f"{mode}.{key}", f"shift {'top-1' if key == 'acc_top1' else key} ({mode})")
                  for mode in map(str, ShiftFill) for key in ("acc_top1", "consistency")]
 
@@ -189,16 +190,14 @@ def _shift_section(report: Report) -> list[str]:
 
 def markdown(report: Report, tuning: list[str] = ()) -> str:
     """``report.md``; ``tuning``: the lines of a tuned sweep's learning-rate section."""
-    counts = {status: sum(job.status == status for job in report.jobs)
-              for status in ("completed", "failed", "interrupted", "running", "missing",
-                             "duplicate", OTHER_CONFIG)}
-    others = "".join(f", {counts[s]} {s}" for s in ("interrupted", "running", "duplicate",
-                                                    OTHER_CONFIG) if counts[s])
+    counts = Counter(job.status for job in report.jobs)
+    others = "".join(f", {counts[s]} {s}" for s in Status if counts[s] and s not in (
+        Status.completed, Status.failed, Status.not_run))
     lines = [
         f"# Sweep report: `{report.sweep.name}`",
         "",
-        f"{counted(len(report.jobs), 'job')}: {counts['completed']} completed, "
-        f"{counts['failed']} failed, {counts['missing']} missing{others}; "
+        f"{counted(len(report.jobs), 'job')}: {counts[Status.completed]} completed, "
+        f"{counts[Status.failed]} failed, {counts[Status.not_run]} not run{others}; "
         f"{counted(len(report.variants), 'variant')}. Test metrics come from each job's "
         f"best-validation checkpoint, in percent: mean ± standard deviation over seeds [Student-t "
         f"{CONFIDENCE:.0%} confidence interval of the mean].",
@@ -222,7 +221,7 @@ def markdown(report: Report, tuning: list[str] = ()) -> str:
     return "\n".join(lines)
 
 
-def _unfinished_rows(jobs: list[JobOutcome]) -> list[list[str]]:
+def _unfinished_rows(jobs: list[JobFolder]) -> list[list[str]]:
     """A row per job; the jobs of a variant that never started, one row with their seeds (a
     sweep under way has hundreds)."""
     rows, never = [], {}
@@ -233,10 +232,10 @@ def _unfinished_rows(jobs: list[JobOutcome]) -> list[list[str]]:
             never.setdefault(",".join(p for p in parts if not p.startswith("seed=")),
                              []).append(int(seeds[0]))
             continue
-        rows.append([f"`{job.name}`", job.status, job.error.replace("|", "\\|")])
+        rows.append([f"`{job.name}`", str(job.status), job.error.replace("|", "\\|")])
     for variant, numbers in never.items():
         jobs_text = f" ({len(numbers)} jobs)" if len(numbers) > 1 else ""
-        rows.append([f"`{variant}`, seed {_ranges(sorted(numbers))}", "missing",
+        rows.append([f"`{variant}`, seed {_ranges(sorted(numbers))}", str(Status.not_run),
                      f"{NEVER_STARTED}{jobs_text}"])
     return rows
 

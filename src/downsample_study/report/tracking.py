@@ -11,14 +11,10 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from downsample_study.config.validate import typed_node
+from downsample_study.layout import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE
 from downsample_study.report.contents import Report
-from downsample_study.report.tables import (
-    COMPARISONS_FILE,
-    REPORT_FILE,
-    TABLE_FILE,
-    comparison_rows,
-    variant_rows,
-)
+from downsample_study.report.tables import comparison_rows, variant_rows
+from downsample_study.results import Status
 from downsample_study.training.loggers import LOGGERS
 from downsample_study.training.wandb_tracker import wandb_mode, wandb_project
 
@@ -26,7 +22,7 @@ from downsample_study.training.wandb_tracker import wandb_mode, wandb_project
 def log_to_wandb(report: Report, plots: list[Path]) -> str | None:
     """Log the tables and plots as a ``report`` run in the jobs' W&B group; None when the
     jobs did not use W&B. Offline (into ``SWEEP/wandb``) when there are no credentials."""
-    job = next((j for j in report.jobs if j.status == "completed"), None)
+    job = next((j for j in report.jobs if j.status == Status.completed), None)
     if job is None or job.results.config.get("logger", {}).get("name") != "wandb":
         return None
     cfg = typed_node(OmegaConf.create(job.results.config["logger"]), "logger", LOGGERS)

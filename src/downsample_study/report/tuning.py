@@ -11,12 +11,12 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from omegaconf import ListConfig, OmegaConf
 
-from downsample_study.report.jobs import load_yaml
+from downsample_study.layout import BEST_FILE, TUNING_DIR, TUNING_PLOT
 from downsample_study.report.variants import short
+from downsample_study.sweeps.folder import read_sweep_file
 from downsample_study.sweeps.naming import override_key
-from downsample_study.sweeps.tuning import BEST_FILE, LR_KEY, TUNING_DIR, Tuned, read_best
+from downsample_study.sweeps.tuning import LR_KEY, Tuned, read_best
 
-TUNING_PLOT = "lr_tuning.png"
 COLUMNS = 5
 LOW, HIGH = 1e-4, 1e-1  # the x range of a plot without a completed trial
 
@@ -54,7 +54,7 @@ def load_studies(sweep: Path) -> list[Study]:
 
 def _trial_epochs(folder: Path) -> int | None:
     for record in sorted(folder.glob("trial*/.hydra/config.yaml")):
-        config = load_yaml(record, "the study's epochs are not stated")
+        config = read_sweep_file(record, "the study's epochs are not stated")
         epochs = OmegaConf.select(config, "trainer.max_epochs") if config is not None else None
         return epochs if isinstance(epochs, int) else None
     return None
@@ -64,7 +64,7 @@ def _overrides(folder: Path) -> dict[str, str]:
     """A study's variant, as its trials' overrides (Hydra's record of a trial) without the
     rate; from the folder's name if no trial has one (a long name is shortened with a hash)."""
     for record in sorted(folder.glob("trial*/.hydra/overrides.yaml")):
-        found = load_yaml(record, "the study is known by its folder's name")
+        found = read_sweep_file(record, "the study is known by its folder's name")
         if isinstance(found, ListConfig):
             return {override_key(o): o.split("=", 1)[1] for o in map(str, found)
                     if "=" in o and override_key(o) != LR_KEY}

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from downsample_study.report.jobs import JobOutcome
 from downsample_study.report.statistics import Stat
+from downsample_study.results import Status
+from downsample_study.sweeps.folder import JobFolder
 
 # Config keys that do not make a different variant: where and how a job ran, not what it ran.
 _IGNORED = ("seed", "mode", "paths.", "logger.", "report.", "parallel.", "speed.",
@@ -75,8 +76,8 @@ def _walk(node: Any, path: tuple[str, ...]) -> Any:
 @dataclass
 class Variant:
     key: tuple[tuple[str, Any], ...]
-    jobs: list[JobOutcome]  # completed, sorted by seed
-    failed: list[JobOutcome]
+    jobs: list[JobFolder]  # completed, sorted by seed
+    failed: list[JobFolder]
     label: str = ""
 
     @property
@@ -135,21 +136,21 @@ def by_dataset(variants: list[Variant]) -> dict[str, list[Variant]]:
     return found
 
 
-def group_variants(jobs: list[JobOutcome]) -> tuple[list[Variant], list[Variant]]:
+def group_variants(jobs: list[JobFolder]) -> tuple[list[Variant], list[Variant]]:
     """The variants with a completed seed, by dataset and best first; and those whose every
     seed failed (diverged at their rate, say: a finding too, not to be left out)."""
     grouped: dict[tuple, Variant] = {}
     for job in jobs:
-        if (job.status in ("missing", "interrupted", "running") or job.results is None
+        if (job.status not in (Status.completed, Status.failed) or job.results is None
                 or not job.results.config):  # an interrupted job resumes: not a failure
             continue
         key = variant_key(job.results.config)
         variant = grouped.setdefault(key, Variant(key, [], []))
-        if job.status != "completed":
+        if job.status != Status.completed:
             variant.failed.append(job)
         elif job.seed in variant.seeds:  # e.g. two sweeps of the same preset under one folder
             first = next(j for j in variant.jobs if j.seed == job.seed)
-            job.status = "duplicate"
+            job.status = Status.duplicate
             job.error = f"same variant and seed as {first.name}: not counted"
         else:
             variant.jobs.append(job)

@@ -16,9 +16,9 @@ from typing import Any
 
 from downsample_study import internals
 from downsample_study.errors import ConfigError, JobBusy
+from downsample_study.layout import LOCK_FILE
 from downsample_study.storage import storage_error
 
-LOCK_FILE = ".lock"
 WAIT_POLL_S = 2.0
 
 log = logging.getLogger("downsample_study")

@@ -13,8 +13,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.config.defining import config_differences, listed
 from downsample_study.errors import OtherJobError, ResultsError, UserError
-from downsample_study.layout import CHECKPOINTS
-from downsample_study.results import RESULTS_FILE, Results, read_results
+from downsample_study.layout import CHECKPOINTS, CONFIG_FILE, RESULTS_FILE
+from downsample_study.results import Results, read_results
 from downsample_study.storage import read_yaml
 
 
@@ -50,7 +50,7 @@ def differences_from_its_job(folder: Path, earlier: dict[str, Any]) -> list[str]
     which Hydra writes as each job starts): a re-run with another configuration that refused
     the folder leaves exactly that. Empty where the job's config cannot be read or resolved."""
     try:
-        job = OmegaConf.to_container(read_yaml(Path(folder) / ".hydra" / "config.yaml"),
+        job = OmegaConf.to_container(read_yaml(Path(folder) / CONFIG_FILE),
                                      resolve=True, enum_to_str=True)
     except (UserError, OmegaConfBaseException):
         return []

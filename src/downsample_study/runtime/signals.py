@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from downsample_study.errors import Interrupted
+from downsample_study.layout import STOPPED_FILE
 
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HANG_UP = signal.SIGHUP  # handled as those where it would end the process: not under nohup
 REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # a launcher's handler there requeues the job
-STOPPED_FILE = ".stopped"  # in a sweep folder: the sweep was stopped by this signal
 
 
 def sweep_stopped(sweep_dir: Path) -> int | None:

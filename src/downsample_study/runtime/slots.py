@@ -19,8 +19,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from downsample_study.errors import ConfigError
+from downsample_study.layout import SLOTS_DIR
 
-SLOTS_DIR = ".slots"
 GPU_ACCELERATORS = ("auto", "gpu", "cuda")
 
 

@@ -16,10 +16,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from downsample_study import internals
-from downsample_study.sweeps.naming import override_key
+from omegaconf import OmegaConf
 
-PACKS_DIR = "packs"  # in a sweep folder: one folder per pack (its log and checkpoint)
+from downsample_study import internals
+from downsample_study.layout import PACKS_DIR
+from downsample_study.sweeps.naming import override_key
 
 
 def planned_jobs(hydra: Any) -> list[list[str]] | None:
@@ -31,7 +32,7 @@ def planned_jobs(hydra: Any) -> list[list[str]] | None:
     these jobs): ``hydra.sweeper.params``, then the command line's overrides. None for other
     sweepers (Optuna's plans as it goes) or overrides it cannot expand.
     """
-    target = str(hydra.sweeper.get("_target_", ""))
+    target = str(OmegaConf.select(hydra, "sweeper._target_", default="") or "")
     if not target.endswith(("BasicSweeper", "PackedSweeper", "TunedSweeper")):
         return None
     return internals.basic_sweep_jobs(sweep_overrides(hydra))

@@ -5,10 +5,8 @@ and the report count a sweep's jobs against (a folder of an earlier sweep into t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import OmegaConf
 
 from downsample_study.errors import UserError
@@ -70,22 +68,8 @@ class Plan:
         return frozenset(o for o in _untuned(overrides, tuned)
                          if override_key(o) not in self.exclude)
 
-    def has(self, folder: Path) -> bool:
-        """Whether the job started in ``folder`` is one of the plan's; True where its
-        overrides cannot be read."""
-        started = started_overrides(folder)
-        return started is None or self.named(started) in self._members
-
-
-def started_overrides(folder: Path) -> list[str] | None:
-    """The overrides of the job started in ``folder`` (its ``.hydra/overrides.yaml``); None
-    where they cannot be read."""
-    try:
-        overrides = yaml.load((folder / ".hydra" / "overrides.yaml").read_text(),
-                              Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    return [str(o) for o in overrides] if isinstance(overrides, list) else None
+    def __contains__(self, named: frozenset[str]) -> bool:
+        return named in self._members
 
 
 def _untuned(overrides: Sequence[str], tuned: list[str]) -> list[str]:

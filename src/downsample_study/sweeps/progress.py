@@ -30,19 +30,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.console import side_command
 from downsample_study.errors import UserError, not_a_folder
-from downsample_study.results import RESULTS_FILE, Status, read_status
-from downsample_study.runtime.locks import is_primary, running_elsewhere
-from downsample_study.storage import read_yaml
+from downsample_study.layout import BEST_FILE, RESULTS_FILE, SWEEP_FILE, TUNING_DIR
+from downsample_study.results import Status
+from downsample_study.runtime.locks import is_primary
+from downsample_study.sweeps.folder import JobFolder, SweepFolder
 from downsample_study.sweeps.packing import alone
-from downsample_study.sweeps.plan import Plan, sweep_jobs, tuned_search
-from downsample_study.sweeps.record import SWEEP_FILE
+from downsample_study.sweeps.plan import sweep_jobs, tuned_search
 from downsample_study.sweeps.running import JobEpochs, job_epochs, seconds_left, where
-from downsample_study.sweeps.summary import job_folders
-from downsample_study.sweeps.tuning import (
-    BEST_FILE,
-    TUNING_DIR,
-    variants,
-)
+from downsample_study.sweeps.tuning import variants
 
 log = logging.getLogger("downsample_study")
 
@@ -63,14 +58,14 @@ class Stage:
     # job folders in the sweep folder that its plan does not have (an earlier sweep's)
     not_planned: int = 0
 
-    def add(self, folder: Path) -> None:
-        status = read_status(folder / RESULTS_FILE)
-        if status is not None:
+    def add(self, job: JobFolder) -> None:
+        if job.results is not None:
+            status = job.results.status
             self.counts[status] = self.counts.get(status, 0) + 1
             if status != Status.interrupted:
-                self.finished_at.append((folder / RESULTS_FILE).stat().st_mtime)
-        if running_elsewhere(folder):
-            self.running.append(job_epochs(folder))
+                self.finished_at.append((job.folder / RESULTS_FILE).stat().st_mtime)
+        if job.status == Status.running:
+            self.running.append(job_epochs(job.folder))
 
     @property
     def finished(self) -> int:
@@ -108,46 +103,40 @@ def _sweeper_class(config: DictConfig) -> str:
     return OmegaConf.select(config, SWEEPER_CLASS)
 
 
-def _sweep_config(sweep: Path) -> DictConfig:
+def read_progress(sweep: Path) -> Progress:
+    """The sweep's progress; a ``UserError`` if ``sweep`` is not a sweep folder."""
+    sweep = Path(sweep)
     path = sweep / SWEEP_FILE
     if not sweep.is_dir():
         raise UserError(f"{sweep}: {not_a_folder(sweep)} (a sweep folder: hydra.sweep.dir)")
     if not path.is_file():
         raise UserError(f"{sweep}: no {SWEEP_FILE}, so not a sweep folder (the folder a "
                         "multirun writes, hydra.sweep.dir), or its sweep has not started")
-    config = read_yaml(path)
+    folder = SweepFolder(sweep, strict=True)
+    config = folder.config
     for key in (SWEEPER_CLASS, "hydra.overrides.task"):
         if not isinstance(config, DictConfig) or OmegaConf.select(config, key) is None:
             raise UserError(f"{path}: no {key}, so not the config a multirun saves")
-    return config
-
-
-def read_progress(sweep: Path) -> Progress:
-    """The sweep's progress; a ``UserError`` if ``sweep`` is not a sweep folder."""
-    sweep = Path(sweep)
-    config = _sweep_config(sweep)
-    jobs = sweep_jobs(config)
+    plan = folder.plan
     target = _sweeper_class(config).rsplit(".", 1)[-1]
-    sweeper = target.removesuffix("Sweeper").lower() if jobs is not None else target
+    sweeper = target.removesuffix("Sweeper").lower() if plan is not None else target
     stages, studies = [], None
     if (search := tuned_search(config)) is not None:
-        n_studies = None if jobs is None else len(variants(jobs))
+        n_studies = None if plan is None else len(variants(sweep_jobs(config)))
         trials = Stage("learning-rate trials",
                        None if n_studies is None else n_studies * search.trials)
-        for study in sorted(sweep.glob(f"{TUNING_DIR}/*/")):
-            for folder in job_folders(study):
-                trials.add(folder)
-        studies = (len(list(sweep.glob(f"{TUNING_DIR}/*/{BEST_FILE}"))), n_studies)
+        for trial in folder.trials():
+            trials.add(trial)
+        studies = (len(folder.studies()), n_studies)
         stages.append(trials)
-    tests = Stage("test jobs" if search else "jobs", None if jobs is None else len(jobs))
-    plan = None if jobs is None else Plan(config.hydra, jobs)
-    for folder in job_folders(sweep):  # a pack's own folder is packs/<id>/, one deeper
-        if plan is None or plan.has(folder):
-            tests.add(folder)
+    tests = Stage("test jobs" if search else "jobs", None if plan is None else len(plan.jobs))
+    for job in folder.jobs():
+        if job.planned:
+            tests.add(job)
         else:
             tests.not_planned += 1
     stages.append(tests)
-    return Progress(sweep, sweeper, (sweep / SWEEP_FILE).stat().st_mtime, studies, stages)
+    return Progress(sweep, sweeper, path.stat().st_mtime, studies, stages)
 
 
 def _duration(seconds: float) -> str:

@@ -22,14 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from downsample_study.console import side_command
-from downsample_study.errors import UserError, not_a_folder
-from downsample_study.layout import EPOCHS_FILE
-from downsample_study.results import RESULTS_FILE, Status, read_status, results_files
+from downsample_study.errors import ResultsError, UserError, not_a_folder
+from downsample_study.layout import (
+    BEST_FILE,
+    CONFIG_FILE,
+    EPOCHS_FILE,
+    OVERRIDES_FILE,
+    RESULTS_FILE,
+    SWEEP_FILE,
+    TUNING_DIR,
+)
+from downsample_study.results import Status, read_results
 from downsample_study.storage import atomic_write
-from downsample_study.sweeps.tuning import BEST_FILE, TUNING_DIR
+from downsample_study.sweeps.folder import SweepFolder
 
-SWEEP_FILE = "multirun.yaml"
-JOB_FILES = (RESULTS_FILE, EPOCHS_FILE, ".hydra/config.yaml", ".hydra/overrides.yaml")
+JOB_FILES = (RESULTS_FILE, EPOCHS_FILE, CONFIG_FILE, OVERRIDES_FILE)
 FINISHED = (Status.completed, Status.failed)
 
 
@@ -41,22 +48,30 @@ class Copied:
     size: int  # bytes of the record
 
 
+def _recorded(path: Path) -> Status | None:
+    try:
+        return read_results(path).status if path.is_file() else None
+    except ResultsError:
+        return None
+
+
 def record_files(sweep: Path, dest: Path) -> tuple[list[Path], int, int]:
     """The record's files (relative to ``sweep``), its jobs and its studies; a job that
     completed in ``dest`` but not in ``sweep`` is left out."""
+    folder = SweepFolder(sweep)
     files = [Path(SWEEP_FILE)] if (sweep / SWEEP_FILE).is_file() else []
     jobs = 0
-    for path in results_files(sweep):
-        status = read_status(path)
+    for job in [*folder.jobs(), *folder.trials()]:
+        status = job.results.status if job.results is not None else None
         if status not in FINISHED:
             continue
-        folder = path.parent.relative_to(sweep)
-        if status != Status.completed and read_status(dest / folder / RESULTS_FILE) == (
+        relative = job.folder.relative_to(sweep)
+        if status != Status.completed and _recorded(dest / relative / RESULTS_FILE) == (
                 Status.completed):
             continue
-        files += [folder / name for name in JOB_FILES if (path.parent / name).is_file()]
+        files += [relative / name for name in JOB_FILES if (job.folder / name).is_file()]
         jobs += 1
-    studies = sorted(sweep.glob(f"{TUNING_DIR}/*/{BEST_FILE}"))
+    studies = folder.studies()
     files += [p.relative_to(sweep) for p in studies]
     return files, jobs, len(studies)
 

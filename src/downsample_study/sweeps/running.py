@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from downsample_study.errors import ResultsError, UserError
+from downsample_study.layout import CONFIG_FILE
 from downsample_study.results import read_epochs
 from downsample_study.storage import read_yaml
 
@@ -30,7 +31,7 @@ def job_epochs(folder: Path) -> JobEpochs:
     """How far the job running in ``folder`` has got."""
     try:
         rows = read_epochs(folder)
-        config = read_yaml(folder / ".hydra" / "config.yaml")
+        config = read_yaml(folder / CONFIG_FILE)
     except (ResultsError, UserError):  # being written: the job says more at its next epoch
         return JobEpochs()
     planned = OmegaConf.select(config, "trainer.max_epochs")

@@ -31,8 +31,8 @@ from omegaconf import OmegaConf
 from downsample_study.checks import above, at_least
 from downsample_study.config.defining import config_differences, listed
 from downsample_study.errors import ConfigError, OtherJobError, ResultsError, UserError
-from downsample_study.layout import job_dir_name
-from downsample_study.results import RESULTS_FILE, read_results
+from downsample_study.layout import BEST_FILE, RESULTS_FILE, TUNING_DIR, job_dir_name
+from downsample_study.results import read_results
 from downsample_study.runtime.locks import wait_for_others
 from downsample_study.runtime.same_job import completed_results
 from downsample_study.runtime.signals import sweep_stopped
@@ -41,8 +41,6 @@ from downsample_study.sweeps.naming import override_key
 
 log = logging.getLogger("downsample_study")
 
-TUNING_DIR = "tuning"
-BEST_FILE = "best.yaml"
 LR_KEY = "optimizer.lr"
 # the trials select a learning rate on validation: what only the test seeds need is off
 TRIAL_OVERRIDES = ("evaluation.shift=false", "evaluation.feature_maps=false")

@@ -12,12 +12,11 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from downsample_study.layout import CHECKPOINTS, LAST
+from downsample_study.layout import BROKEN, CHECKPOINTS, LAST
 from downsample_study.storage import is_storage_error, storage_error
 
 log = logging.getLogger(__name__)
 
-BROKEN = ".broken"  # suffix of a checkpoint set aside because it does not load
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -6,7 +6,6 @@ need no W&B or TensorBoard reader.
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
@@ -15,11 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
 from downsample_study.layout import EPOCHS_FILE
-from downsample_study.results import read_epochs
-from downsample_study.storage import atomic_write
-
-EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/acc_top2",
-                 "train/loss_epoch")
+from downsample_study.results import EPOCH_COLUMNS, write_epoch_row
 
 
 class EpochMetricsWriter(Callback):
@@ -51,15 +46,3 @@ class EpochMetricsWriter(Callback):
             "train/loss_epoch": float(module.mean_train_loss()),
         }
         write_epoch_row(self.path.parent, row)
-
-
-def write_epoch_row(folder: Path, row: dict[str, float]) -> None:
-    """Write ``row`` as the last of ``folder/epochs.csv``, after the rows of earlier epochs
-    (a resumed job replaces those of the epochs it trains again)."""
-    path = Path(folder) / EPOCHS_FILE
-    rows = [r for r in read_epochs(folder) if r["epoch"] < row["epoch"]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, newline="") as f:
-        writer = csv.DictWriter(f, EPOCH_COLUMNS)
-        writer.writeheader()
-        writer.writerows([*rows, row])

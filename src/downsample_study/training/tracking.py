@@ -11,11 +11,10 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 from matplotlib.figure import Figure
 
+from downsample_study.layout import RUN_ID_FILE
 from downsample_study.results import Results
 from downsample_study.storage import atomic_write
 from downsample_study.training.configs import LoggerConfig
-
-RUN_ID_FILE = ".run_id"  # in the job folder: the tracker's run id, the same for every attempt
 
 
 @dataclass

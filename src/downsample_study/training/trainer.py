@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from downsample_study.console import say
 from downsample_study.errors import ConfigError
+from downsample_study.layout import BEST_PREFIX
 from downsample_study.training.checkpoints import AtomicCheckpointIO
 from downsample_study.training.resume import LAST_CHECKPOINT
 from downsample_study.training.speed import NoProfiler
@@ -67,7 +68,7 @@ def best_checkpoint(output_dir: Path) -> ModelCheckpoint:
     """Keeps the best epoch on ``val/acc_top1`` and, for resume, the last one."""
     return ModelCheckpoint(
         dirpath=output_dir / LAST_CHECKPOINT.parent,
-        filename="best-epoch{epoch}",
+        filename=BEST_PREFIX + "{epoch}",
         auto_insert_metric_name=False,
         monitor=MONITOR,
         mode="max",
@@ -123,5 +124,5 @@ def evaluation_trainer(trainer: dict[str, Any], output_dir: Path) -> L.Trainer:
 def best_epoch(checkpoint: ModelCheckpoint) -> int | None:
     """The selected checkpoint's epoch, counted from 1 (its file name has it)."""
     path = Path(checkpoint.best_model_path or "")
-    digits = path.stem.removeprefix("best-epoch")
+    digits = path.stem.removeprefix(BEST_PREFIX)
     return int(digits) if digits.isdigit() else None

@@ -21,9 +21,8 @@ from lightning.pytorch.loggers import WandbLogger
 
 from downsample_study import internals
 from downsample_study.errors import ConfigError, first_line
-from downsample_study.results import RESULTS_FILE
+from downsample_study.layout import EPOCHS_FILE, RESULTS_FILE, SUPERSEDED
 from downsample_study.training.configs import WandbConfig, WandbMode
-from downsample_study.training.epochs import EPOCHS_FILE
 from downsample_study.training.tracking import (
     RunIdentity,
     Tracker,
@@ -33,7 +32,6 @@ from downsample_study.training.tracking import (
 
 log = logging.getLogger(__name__)
 
-SUPERSEDED = "wandb-superseded"  # earlier attempts' offline runs, out of the sync path
 
 
 DEFAULT_PROJECT = "downsample_study"

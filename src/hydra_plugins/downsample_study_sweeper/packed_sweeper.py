@@ -37,6 +37,7 @@ class PackedSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from downsample_study import internals
         from downsample_study.errors import ConfigError
+        from downsample_study.layout import SWEEP_FILE
         from downsample_study.packing.sizes import pack_size
         from downsample_study.storage import write_yaml
         from downsample_study.sweeps.packing import alone, plan
@@ -50,7 +51,7 @@ class PackedSweeper(Sweeper):
                               "key=range(n))")
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        write_yaml(sweep_dir / "multirun.yaml", config)
+        write_yaml(sweep_dir / SWEEP_FILE, config)
         jobs = self.prepare(jobs, sweep_dir)
         size = pack_size(config.pack.size, config.trainer.get("accelerator", "auto"))
         if (alone_because := alone(config)) is not None:

@@ -1,0 +1,186 @@
+"""The one reader of a sweep folder: its plan (``multirun.yaml``), its jobs, its learning-rate
+trials and studies, each job in one ``Status``. The sweep summary, progress, the report,
+``load_sweep`` and the record all read a sweep through it."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig
+
+from downsample_study.config.defining import listed
+from downsample_study.errors import ResultsError, UserError
+from downsample_study.layout import (
+    BEST_FILE,
+    CHECKPOINTS,
+    OVERRIDES_FILE,
+    PACKS_DIR,
+    RESULTS_FILE,
+    SWEEP_FILE,
+    TRACKER_FOLDERS,
+    TUNING_DIR,
+)
+from downsample_study.results import Results, Status, read_epochs, read_results
+from downsample_study.runtime.locks import running_elsewhere
+from downsample_study.runtime.same_job import differences_from_its_job
+from downsample_study.storage import read_yaml
+from downsample_study.sweeps.plan import Plan
+
+log = logging.getLogger(__name__)
+
+NEVER_STARTED = "never started"
+SMOKE_TEST = "a smoke test (trainer.fast_dev_run), not a result to report"
+
+
+@dataclass
+class JobFolder:
+    """One job of a sweep, as its folder shows it."""
+
+    name: str  # its folder, relative to the sweep (a job that never started: its overrides)
+    status: Status
+    error: str = ""  # why it is in that state, in a line
+    results: Results | None = None
+    folder: Path | None = None  # None: planned, never started
+    planned: bool = True  # False: a job of an earlier sweep into the same folder
+
+    @property
+    def seed(self) -> int:
+        return self.results.seed
+
+    @functools.cached_property
+    def epochs(self) -> list[dict[str, float]]:
+        """Its ``epochs.csv`` rows; none, with a warning, where the file cannot be read (the
+        results are the record: the curve is a view of it)."""
+        try:
+            return read_epochs(self.folder) if self.folder is not None else []
+        except ResultsError as err:
+            log.warning("%s: its validation curve is left out", err)
+            return []
+
+
+def read_job(folder: Path, name: str | None = None) -> JobFolder:
+    """The state of the job in ``folder``, named ``name`` (by default the folder's)."""
+    name = folder.name if name is None else name
+    if not (folder / RESULTS_FILE).is_file():
+        if running_elsewhere(folder):
+            return JobFolder(name, Status.running, "running now", folder=folder)
+        if any((folder / CHECKPOINTS).glob("*.ckpt")):
+            return JobFolder(name, Status.killed, "killed (the same command resumes it from "
+                             "its checkpoint)", folder=folder)
+        return JobFolder(name, Status.not_run, "killed before its first epoch, or not "
+                         "started", folder=folder)
+    try:
+        results = read_results(folder / RESULTS_FILE)
+    except ResultsError as err:
+        return JobFolder(name, Status.unreadable, str(err), folder=folder)
+    state, error = results.status, (str(results.error or "").strip().splitlines() or ["?"])[0]
+    if not results.completed and running_elsewhere(folder):  # resumed, or run again
+        state, error = Status.running, f"running now (its last run: {results.status})"
+    elif results.status == Status.interrupted:
+        error = f"{error} (the sweep's command resumes it)"
+    elif results.smoke_test:
+        state, error = Status.smoke_test, SMOKE_TEST
+    elif results.completed and (differences := differences_from_its_job(folder,
+                                                                         results.config)):
+        state, error = Status.other_config, (
+            f"its results.json is a run of another configuration ({listed(differences)}), "
+            f"kept; this sweep's job did not run")
+    elif results.completed:
+        error = ""
+    return JobFolder(name, state, error, results, folder)
+
+
+def job_folders(root: Path) -> list[Path]:
+    """Every job folder at or below ``root`` (one with a ``results.json`` or Hydra's record of
+    its overrides), in path order; trackers' and hidden folders are not entered."""
+    found = []
+
+    def visit(folder: Path) -> None:
+        if (folder / RESULTS_FILE).is_file() or (folder / OVERRIDES_FILE).is_file():
+            found.append(folder)
+            return
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if (entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".")
+                    and entry.name not in TRACKER_FOLDERS):
+                visit(Path(entry.path))
+
+    visit(Path(root))
+    return sorted(found)
+
+
+def read_sweep_file(path: Path, without_it: str) -> Any:
+    """A YAML file of a sweep's besides the results, or None (with a warning saying what is
+    done without it) where there is none or it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        return read_yaml(path)
+    except UserError as err:
+        log.warning("%s: %s", err, without_it)
+        return None
+
+
+class SweepFolder:
+    """A sweep folder, or the record of one: its plan and its jobs, trials and studies."""
+
+    def __init__(self, path: Path, strict: bool = False):
+        """``strict``: a ``multirun.yaml`` that cannot be read is a ``UserError``, not a
+        warning."""
+        self.path = Path(path)
+        plan_file = self.path / SWEEP_FILE
+        self.config = (read_yaml(plan_file) if strict and plan_file.is_file() else
+                       read_sweep_file(plan_file, "the jobs that never started are not listed"))
+        has_plan = isinstance(self.config, DictConfig) and "hydra" in self.config
+        self.plan = Plan.of(self.config) if has_plan else None
+
+    def _parts(self) -> tuple[list[Path], list[Path]]:
+        """The sweep's job folders and its trials' (a pack's own folder is neither)."""
+        jobs, trials = [], []
+        for folder in job_folders(self.path):
+            top = folder.relative_to(self.path).parts[:1]
+            if top == (TUNING_DIR,):
+                trials.append(folder)
+            elif top != (PACKS_DIR,):
+                jobs.append(folder)
+        return jobs, trials
+
+    def jobs(self, never_started: bool = False) -> list[JobFolder]:
+        """Every job folder of the sweep, marked planned or not; with ``never_started``, a
+        ``not run`` entry for each job of the plan that has no folder."""
+        found, started = [], set()
+        for folder in self._parts()[0]:
+            job = read_job(folder, folder.relative_to(self.path).as_posix())
+            overrides = read_sweep_file(folder / OVERRIDES_FILE,
+                                        "its job is known by its results alone")
+            if self.plan is not None and isinstance(overrides, ListConfig):
+                named = self.plan.named([str(o) for o in overrides])
+                started.add(named)
+                job.planned = named in self.plan
+            found.append(job)
+        if never_started and self.plan is not None:
+            found += [JobFolder(",".join(sorted(job)), Status.not_run, NEVER_STARTED)
+                      for job in self.plan.jobs if job not in started]
+        return found
+
+    def trials(self) -> list[JobFolder]:
+        """The learning-rate trials of a tuned sweep (``hydra/sweeper=tuned``)."""
+        return [read_job(folder, folder.relative_to(self.path).as_posix())
+                for folder in self._parts()[1]]
+
+    def studies(self) -> list[Path]:
+        """The ``best.yaml`` of each learning-rate study that has ended."""
+        return sorted(self.path.glob(f"{TUNING_DIR}/*/{BEST_FILE}"))
+
+    def is_sweep(self) -> bool:
+        """Whether the folder holds a sweep: its ``multirun.yaml``, or any job folder."""
+        return (self.path / SWEEP_FILE).is_file() or bool(job_folders(self.path))
+
