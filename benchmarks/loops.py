@@ -11,8 +11,8 @@ batch size and number of steps:
   is the framework's per-step cost (Lightning's loop, logging, callbacks);
 - ``framework``: the job as ``python -m downsample_study`` builds it (``build_job``: the
   DataModule, LightningModule, Trainer and default logger of the app's Hydra config);
-- ``packed``: K seeds of that job as one pack (``packing/``), against ``framework`` run K
-  times one after another.
+- ``packed``: K seeds of that job as one job of K members (a pack), against ``framework``
+  run K times one after another.
 """
 
 from __future__ import annotations
@@ -95,30 +95,35 @@ def timed(trainer, device: str, steps: int) -> Timer:
 
 
 def framework(args, batch_size: int) -> float:
-    from downsample_study.job import build_job
-    from downsample_study.training.loggers import finish_wandb
+    from downsample_study.job.build import build_job, member
     from downsample_study.training.tracking import RunIdentity
 
     with tempfile.TemporaryDirectory() as tmp:
-        job = build_job(compose(args, batch_size), Path(tmp), RunIdentity("bench", ["bench"]))
+        job = build_job([member(compose(args, batch_size), Path(tmp),
+                                RunIdentity("bench", ["bench"]))], Path(tmp))
         timer = timed(job.trainer, args.device, args.steps)
+        job.start_tracking()  # its logger, as every job has
         job.fit()
-        finish_wandb(exit_code=0)
+        job.members[0].finish(exit_code=0)
     return args.steps * batch_size / timer.seconds
 
 
 def packed(args, batch_size: int, members: int) -> float:
-    """Images/s of all the members of a pack of ``members`` seeds together."""
-    from downsample_study.packing.job import Pack
+    """Images/s of all the members of a job of ``members`` seeds (a pack) together."""
+    from omegaconf import OmegaConf
+
+    from downsample_study.job.build import build_job, member
 
     with tempfile.TemporaryDirectory() as tmp:
         steps = argparse.Namespace(**{**vars(args), "steps": args.pack_steps})
         cfg = compose(steps, batch_size, logger="logger=none")
-        pack = Pack.of_seeds(cfg, list(range(members)), Path(tmp))
-        pack.build()
-        timer = timed(pack.trainer, args.device, args.pack_steps)
+        seeds = []
+        for seed in range(members):
+            seeds.append(member(OmegaConf.merge(cfg, {"seed": seed}), Path(tmp) / f"seed{seed}"))
+        job = build_job(seeds, Path(tmp), pack_id="bench")
+        timer = timed(job.trainer, args.device, args.pack_steps)
         with contextlib.redirect_stdout(io.StringIO()):  # its layer table and epoch line
-            pack.fit()
+            job.fit()
     return members * args.pack_steps * batch_size / timer.seconds
 
 

@@ -18,7 +18,7 @@ from support import launch, results_under
 
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import downsample_config
-from downsample_study.packing.nets import PackedNet, member_losses, stack_members
+from downsample_study.nets.packed import PackedNet, member_losses, stack_members
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

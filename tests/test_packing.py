@@ -16,8 +16,7 @@ from downsample_study import load_run
 from downsample_study.layout import job_dir_name
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
-from downsample_study.packing.module import PackedClassifier
-from downsample_study.packing.nets import PackedNet, member_losses, stack_members
+from downsample_study.nets.packed import PackedNet, member_losses, stack_members
 from downsample_study.report.build import write_report
 from downsample_study.results import read_epochs
 from downsample_study.sweeps.packing import plan
@@ -214,7 +213,7 @@ def test_a_stopped_pack_resumes_packed_or_as_solo_jobs(job, solo, resume, monkey
     (solo) checkpoint: either way the jobs end as if never stopped."""
     packed = ["-m", *job, "hydra/sweeper=packed", "hydra.sweep.dir=sweep"]
     with monkeypatch.context() as patch:
-        signal_at_step(patch, 15, signal.SIGTERM, PackedClassifier)
+        signal_at_step(patch, 15, signal.SIGTERM)
         run = launch(packed, capsys)
     assert run.exit_code == 128 + signal.SIGTERM, run.output
     stopped = results_under(tmp_path / "sweep")

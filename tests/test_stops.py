@@ -117,7 +117,7 @@ def test_a_parallel_sweep_stops_its_running_jobs_and_starts_no_new_one(quick, tm
 def test_a_signal_after_training_stops_at_once_and_the_rerun_trains_no_more(
     job, monkeypatch, tmp_path, capsys
 ):
-    import downsample_study.job as job_module
+    import downsample_study.job.run as job_module
 
     original = job_module.shift_robustness
 

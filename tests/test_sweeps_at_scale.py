@@ -179,11 +179,11 @@ def _test_in_one_process(overrides: list[str], checkpoint: str, folder: Path
     from hydra import compose, initialize_config_dir
 
     from downsample_study.config.store import CONFIG_DIR, register_configs
-    from downsample_study.job import build_job
+    from downsample_study.job.build import build_job, member
 
     register_configs()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        job = build_job(compose("config", overrides=overrides), folder)
+        job = build_job([member(compose("config", overrides=overrides), folder)], folder)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     return trainer.test(job.module, datamodule=job.datamodule, ckpt_path=checkpoint,
                         verbose=False)[0]

@@ -15,10 +15,14 @@ is in ``internals``.
 __all__ = ["Run", "compose", "load_run", "load_sweep"]
 
 
+_HOMES = {"Run": "job.finished", "load_run": "job.finished", "compose": "runs",
+          "load_sweep": "runs"}
+
+
 def __getattr__(name: str):
     # imported when first used: the command line imports this package before torch (cli.py)
-    if name in __all__:
-        from downsample_study import runs
+    if name in _HOMES:
+        import importlib
 
-        return getattr(runs, name)
+        return getattr(importlib.import_module(f"downsample_study.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'downsample_study' has no attribute {name!r}")

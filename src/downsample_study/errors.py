@@ -8,6 +8,7 @@ traceback, and exits non-zero.
 from __future__ import annotations
 
 import difflib
+import os
 import signal
 from pathlib import Path
 
@@ -27,6 +28,14 @@ def no_such_key(key: str, keys: list[str], parent: str = "") -> str:
 def not_a_folder(path: str | Path) -> str:
     """Why ``path``, asked for as a folder, is not one: missing, or a file."""
     return "a file, not a folder" if Path(path).exists() else "no such folder"
+
+
+def path_of(value: object, what: str) -> Path:
+    """``value`` as a path; a ``ResultsError`` saying what to pass when it is not one."""
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise ResultsError(f"expected the path of {what} (a str or Path), got {value!r} "
+                           f"({type(value).__name__})")
+    return Path(value)
 
 
 def first_line(err: BaseException) -> str:

@@ -1,23 +1,16 @@
 """The Hydra task: what runs for each job of ``python -m downsample_study [-m] ...``.
 
-A job runs holding its folder's lock (``sweeps/ownership.py``: a job another process is
-running is skipped). A job whose folder already holds a completed ``results.json`` is skipped
-(re-running a sweep into its folder finishes only what is missing; an interrupted job resumes
-from its checkpoint), unless a run of another configuration wrote it (``same_job.py``): then
-the job stops, and the folder is left as it is. When the launcher runs jobs side by side,
-each job first claims a slot (``sweeps/slots.py``). Every outcome is written to the job's
-``results.json`` and ends its W&B run with the matching exit code: completed; failed (a user
-error — bad config, missing data, collapsing shapes, diverged loss, a full disk — in one
-line); interrupted by SIGTERM/SIGINT (``sweeps/signals.py``). A single run then exits with
-its status; in a multirun the other jobs go on after a failure, a stop ends the sweep, and
-the summary (``sweeps/summary.py``) ends it with a non-zero status.
-
-The task returns the job's ``val/acc_top1`` (None if it did not complete): the objective that
-``hydra/sweeper=lr_search`` (Optuna) maximises.
+A job has K ≥ 1 members: itself, or the seeds of a pack (``pack.seeds``, set by
+``hydra/sweeper=packed``), each a job of its own folder. A member runs holding its folder's
+lock, and is skipped when its folder holds its completed ``results.json``; each outcome is
+recorded there, then the exit or the sweep's stop follows. The task returns the job's
+``val/acc_top1`` (None if it did not complete): the objective tuning maximises.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import sys
 from pathlib import Path
@@ -28,23 +21,190 @@ from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.schema import JobMode
 from downsample_study.errors import Interrupted, JobBusy, OtherJobError, StorageError, UserError
-from downsample_study.job import build_job
-from downsample_study.packing.run import after_stop, run_pack, runs_here
+from downsample_study.job.build import build_job
+from downsample_study.job.finished import evaluate_checkpoint
+from downsample_study.layout import CONFIG_FILE, OVERRIDES_FILE, job_dir_name
 from downsample_study.results import Results, Status
-from downsample_study.runs import evaluate_checkpoint
 from downsample_study.runtime.locks import job_lock
 from downsample_study.runtime.outcomes import failure, interrupted, record
 from downsample_study.runtime.same_job import completed_results
-from downsample_study.runtime.signals import STOPS, sweep_stopped
+from downsample_study.runtime.signals import STOPS, mark_sweep_stopped, sweep_stopped
 from downsample_study.runtime.slots import job_slot
-from downsample_study.storage import is_storage_error, storage_error
+from downsample_study.storage import is_storage_error, storage_error, write_yaml
 from downsample_study.sweeps.launchers import concurrent_jobs
-from downsample_study.sweeps.naming import override_dirname, sweep_id, variant_name
+from downsample_study.sweeps.naming import override_dirname, override_key, sweep_id, variant_name
 from downsample_study.sweeps.summary import summarize
-from downsample_study.training.loggers import finish_wandb
+from downsample_study.training.members import Member
 from downsample_study.training.tracking import RunIdentity
 
 log = logging.getLogger("downsample_study")
+
+PACK_KEYS = ("pack.seeds", "pack.id")  # set by the sweeper on a pack's job
+
+
+def run_task(cfg: DictConfig) -> float | None:
+    """One job, as the Hydra app runs it (``cli.hydra_app``)."""
+    with STOPS.handling():
+        return objective(run_job(cfg))
+
+
+def objective(results: Results | None) -> float | None:
+    """What a tuning sweeper optimises: the selected checkpoint's ``val/acc_top1``."""
+    if results is None or not results.completed:
+        return None
+    return results.val.acc_top1
+
+
+def run_job(cfg: DictConfig) -> Results | None:
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    if multirun:
+        STOPS.sweep_dir = sweep_dir
+        if (signum := STOPS.signum or sweep_stopped(sweep_dir)) is not None:
+            return _not_run(hydra_cfg, sweep_dir, signum)
+    try:
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(job_lock(output_dir))
+            if cfg.get("mode") == JobMode.eval:
+                evaluate_checkpoint(cfg, output_dir)
+                return None
+            if not cfg.pack.seeds:
+                alone = Member(int(cfg.seed), output_dir, run_identity(cfg), cfg)
+                done = _done(alone)
+                return done if done is not None else _run([alone], output_dir, multirun)
+            if not multirun:
+                raise UserError("pack.seeds: set by hydra/sweeper=packed on the job of a "
+                                "pack; to pack seeds, sweep them: -m hydra/sweeper=packed "
+                                "'seed=range(8)'")
+            members = [one for one in _pack_members(cfg) if _ready(one, locks)]
+            if members:
+                _run(members, output_dir, multirun, str(cfg.pack.id))
+            return None
+    except Interrupted as stop:  # recorded: exit, or stop the sweep, its lock released
+        return after_stop(stop, multirun)
+    except JobBusy as err:
+        if not multirun:
+            log.error("error: %s", err)
+            sys.exit(1)
+        log.info("%s: skipped here (the summary waits for it)", err)
+        return None
+    except (StorageError, OtherJobError, UserError) as err:
+        log.error("error: %s", err)
+        if not multirun:
+            sys.exit(1)
+        return None
+
+
+def _done(one: Member) -> Results | None:
+    """The member's results when an earlier run of it completed (it is skipped then); an
+    ``OtherJobError`` when its folder holds another configuration's."""
+    if one.cfg.get("mode") == JobMode.summary:
+        return None
+    resolved = OmegaConf.to_container(one.cfg, resolve=True, enum_to_str=True)
+    if (done := completed_results(one.output_dir, resolved)) is not None:
+        log.info("%s: completed by an earlier run, skipped (delete its results.json to run it "
+                 "again)", one.output_dir)
+    return done
+
+
+def _pack_members(cfg: DictConfig) -> list[Member]:
+    """The members of the pack ``cfg`` describes, each the job the sweep would have run for
+    its seed: its config, folder (named from its own overrides) and tracker identity."""
+    hydra_cfg = HydraConfig.get()
+    names = hydra_cfg.job.config.override_dirname
+    task = [o for o in hydra_cfg.overrides.task if override_key(o) not in (*PACK_KEYS, "seed")]
+    members = []
+    for seed in cfg.pack.seeds:
+        overrides = [*task, f"seed={seed}"]
+        name = override_dirname(overrides, list(names.exclude_keys), names.item_sep,
+                                names.kv_sep)
+        member_cfg = copy.deepcopy(cfg)
+        OmegaConf.update(member_cfg, "seed", seed)
+        OmegaConf.update(member_cfg, "pack.seeds", [])
+        OmegaConf.update(member_cfg, "pack.id", None)
+        folder = Path(hydra_cfg.sweep.dir).absolute() / job_dir_name(name)  # as Hydra's
+        members.append(Member(int(seed), folder, run_identity(member_cfg, overrides),
+                              member_cfg, overrides=overrides))
+    return members
+
+
+def _ready(one: Member, locks: contextlib.ExitStack) -> bool:
+    """Whether a pack's member is to run here: not done, not another's, not running elsewhere
+    (its lock held from now on, its ``.hydra/`` written as Hydra writes a job's)."""
+    try:
+        done = _done(one)
+    except OtherJobError as err:
+        log.error("error: %s", err)
+        write_yaml(one.output_dir / CONFIG_FILE, one.cfg)  # so the summary counts it
+        write_yaml(one.output_dir / OVERRIDES_FILE, one.overrides)
+        return False
+    if done is not None:
+        return False
+    try:
+        locks.enter_context(job_lock(one.output_dir))
+    except JobBusy as err:
+        log.info("%s: skipped here", err)
+        return False
+    write_yaml(one.output_dir / CONFIG_FILE, one.cfg)
+    write_yaml(one.output_dir / OVERRIDES_FILE, one.overrides)
+    return True
+
+
+def _run(members: list[Member], folder: Path, multirun: bool,
+         pack_id: str | None = None) -> Results | None:
+    """Build and run the job of ``members``, and record each one's outcome: completed,
+    failed (a user error in one line; a diverged member, as its own job would) or stopped.
+    Returns the results of a job of one member."""
+    hydra_cfg = HydraConfig.get()
+    slot = job = None
+    STOPS.running_job = True
+    try:
+        n_slots = concurrent_jobs(hydra_cfg.launcher) if multirun else 1
+        with job_slot(members[0].cfg.trainer, n_slots, Path(hydra_cfg.sweep.dir)) as slot:
+            job = build_job(members, folder, slot, pack_id)
+            outcomes = job.run()
+    except Interrupted as stop:
+        for one in job.members if job else members:
+            results = interrupted(one.cfg, one.identity, stop, job.stopped_at() if job else None,
+                                  slot and slot.index, one.output_dir,
+                                  pack=job.pack if job else None)
+            log.error("%s: run the same command again to resume%s", results.error,
+                      f" (from {results.resume_checkpoint})" if results.resume_checkpoint
+                      else "")
+            _record(one, results)
+            one.finish(stop.exit_status)  # after the line: W&B keeps the console
+        raise
+    except (Exception, KeyboardInterrupt) as err:
+        if is_storage_error(err):
+            err = storage_error(err)
+        log.error("error: %s", failure(members[0].cfg, members[0].identity, err, None,
+                                       status=Status.failed).error)
+        for one in job.members if job else members:
+            _record(one, failure(one.cfg, one.identity, err, slot and slot.index,
+                                 status=Status.failed, pack=job.pack if job else None))
+            one.finish(1)  # after the line: W&B keeps the console, the error with it
+        if isinstance(err, KeyboardInterrupt) or not (multirun or isinstance(err, UserError)):
+            raise  # a bug: its traceback follows
+        if not multirun:
+            sys.exit(1)
+        return None
+    finally:
+        STOPS.running_job = False
+    for one, outcome in zip(job.members, outcomes or [], strict=False):
+        if isinstance(outcome, UserError):  # a diverged member, failed as its own job would
+            log.error("error: %s: %s", one.output_dir.name, outcome)
+            _record(one, failure(one.cfg, one.identity, outcome, slot and slot.index,
+                                 status=Status.failed, pack=job.pack))
+        one.finish(1 if isinstance(outcome, UserError) else 0)
+    return outcomes[0] if outcomes and len(outcomes) == 1 else None
+
+
+def _record(one: Member, results: Results) -> None:
+    """A member's outcome in its ``results.json`` (``mode=summary`` writes none)."""
+    if one.cfg.get("mode") != JobMode.summary:
+        record(one.output_dir, results)
 
 
 def run_identity(cfg: DictConfig, overrides: list[str] | None = None) -> RunIdentity:
@@ -64,41 +224,6 @@ def run_identity(cfg: DictConfig, overrides: list[str] | None = None) -> RunIden
     return RunIdentity(name=name, tags=[t for t in tags if t], group=group, job_type=job_type)
 
 
-def run_job(cfg: DictConfig) -> Results | None:
-    hydra_cfg = HydraConfig.get()
-    output_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    sweep_dir = Path(hydra_cfg.sweep.dir)
-    if multirun:
-        STOPS.sweep_dir = sweep_dir
-        if (signum := STOPS.signum or sweep_stopped(sweep_dir)) is not None:
-            return _not_run(hydra_cfg, sweep_dir, signum)
-    summary_only = cfg.get("mode") == JobMode.summary
-    try:
-        with job_lock(output_dir):
-            if cfg.pack.seeds:
-                if not multirun:
-                    log.error("error: pack.seeds: set by hydra/sweeper=packed on the job of a "
-                              "pack; to pack seeds, sweep them: -m hydra/sweeper=packed "
-                              "'seed=range(8)'")
-                    sys.exit(1)
-                return run_pack(cfg, output_dir, multirun, run_identity)
-            return _run_locked(cfg, output_dir, multirun, summary_only)
-    except Interrupted as stop:  # recorded: exit, or stop the sweep, its lock released
-        return after_stop(stop, multirun)
-    except JobBusy as err:
-        if not multirun:
-            log.error("error: %s", err)
-            sys.exit(1)
-        log.info("%s: skipped here (the summary waits for it)", err)
-        return None
-    except (StorageError, OtherJobError) as err:
-        log.error("error: %s", err)
-        if not multirun:
-            sys.exit(1)
-        return None
-
-
 def _not_run(hydra_cfg, sweep_dir: Path, signum: int) -> None:
     """A job of a sweep that was stopped: not started (the sweep's own process ends it)."""
     log.info("%s: not run, the sweep was stopped", hydra_cfg.runtime.output_dir)
@@ -108,73 +233,20 @@ def _not_run(hydra_cfg, sweep_dir: Path, signum: int) -> None:
     return None
 
 
-def _run_locked(cfg: DictConfig, output_dir: Path, multirun: bool,
-                summary_only: bool) -> Results | None:
+def runs_here(hydra_cfg) -> bool:
+    """Whether the sweep's jobs run one after another in this process (Hydra's basic launcher)."""
+    return str(hydra_cfg.launcher.get("_target_", "")).endswith("BasicLauncher")
+
+
+def after_stop(stop: Interrupted, multirun: bool) -> None:
+    """After a stopped job is recorded: exit, or stop the sweep."""
     hydra_cfg = HydraConfig.get()
-    if cfg.get("mode") == JobMode.eval:
-        return _evaluate(cfg, output_dir, multirun)
-    if not summary_only:
-        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        if (done := completed_results(output_dir, config)) is not None:
-            log.info("%s: completed by an earlier run, skipped (delete its results.json to "
-                     "run it again)", output_dir)
-            return done
-    identity = run_identity(cfg)
-    slot = job = None
-    STOPS.running_job = True
-    try:
-        n_slots = concurrent_jobs(hydra_cfg.launcher) if multirun else 1
-        with job_slot(cfg.trainer, n_slots, Path(hydra_cfg.sweep.dir)) as slot:
-            job = build_job(cfg, output_dir, identity, slot)
-            results = job.run()
-    except Interrupted as stop:
-        results = interrupted(cfg, identity, stop, job.stopped_at() if job else None,
-                               slot and slot.index, output_dir)
-        log.error("%s: run the same command again to resume%s", results.error,
-                  f" (from {results.resume_checkpoint})" if results.resume_checkpoint else "")
-        finish_wandb(exit_code=stop.exit_status)  # after the line: W&B keeps the console
-        if not summary_only:
-            record(output_dir, results)
-        raise
-    except (Exception, KeyboardInterrupt) as err:
-        if is_storage_error(err):
-            err = storage_error(err)
-        failed = failure(cfg, identity, err, slot and slot.index, status=Status.failed)
-        reraise = isinstance(err, KeyboardInterrupt) or not (multirun or isinstance(err, UserError))
-        log.error("error: %s", failed.error)  # a bug's traceback follows, when re-raised
-        finish_wandb(exit_code=1)  # after the line: W&B keeps the console, the error with it
-        if not summary_only:
-            record(output_dir, failed)
-        if reraise:
-            raise
-        if not multirun:
-            sys.exit(1)
-        return None
-    finally:
-        STOPS.running_job = False
-    finish_wandb(exit_code=0)
-    return results
-
-
-def _evaluate(cfg: DictConfig, output_dir: Path, multirun: bool) -> None:
-    """``mode=eval``: a finished job's checkpoint measured again, nothing trained."""
-    try:
-        evaluate_checkpoint(cfg, output_dir)
-    except UserError as err:
-        log.error("error: %s", err)
-        if not multirun:
-            sys.exit(1)
+    if not multirun:
+        sys.exit(stop.exit_status)
+    if runs_here(hydra_cfg):  # this process is the sweep's: the sweep stops with it
+        mark_sweep_stopped(Path(hydra_cfg.sweep.dir), stop.signum)
+        summarize(Path(hydra_cfg.sweep.dir))
+        raise SystemExit(stop.exit_status) from None
+    # a worker or a SLURM task: the sweep stops when its own process gets the signal (a
+    # task requeued or preempted alone resumes on its next start)
     return None
-
-
-def objective(results: Results | None) -> float | None:
-    """What a tuning sweeper optimises: the selected checkpoint's ``val/acc_top1``."""
-    if results is None or not results.completed:
-        return None
-    return results.val.acc_top1
-
-
-def run_task(cfg: DictConfig) -> float | None:
-    """One job, as the Hydra app runs it (``cli.hydra_app``)."""
-    with STOPS.handling():
-        return objective(run_job(cfg))

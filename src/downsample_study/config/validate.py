@@ -4,6 +4,7 @@ typed by the entry its ``name`` selects. Runs before any data is loaded; raises
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class RunConfig:
     mode: JobMode
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    resolved: dict[str, Any] = field(default_factory=dict)  # the whole config, plain data
 
 
 def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
@@ -123,7 +125,9 @@ def _check_report(cfg: DictConfig) -> None:
 
 
 def validate(cfg: DictConfig) -> RunConfig:
-    """Validate a composed config; raise ``ConfigError`` naming the first bad key."""
+    """Validate a composed config (the caller's stays as it is); raise ``ConfigError`` naming
+    the first bad key."""
+    cfg = copy.deepcopy(cfg)
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:
@@ -153,4 +157,5 @@ def validate(cfg: DictConfig) -> RunConfig:
         mode=cfg.mode,
         evaluation=_evaluation(cfg, dataset.num_classes, dataset.size),
         speed=OmegaConf.to_object(cfg.speed),
+        resolved=OmegaConf.to_container(cfg, enum_to_str=True),
     )

@@ -1,8 +1,10 @@
 """The LightningDataModule: train/val/test of one dataset; val is a fixed split of the
-training set, the same for every run seed."""
+training set, the same for every run seed. A job of K members (a pack's seeds) trains on
+each member's batches in its own seed's order, side by side along the channels."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -11,12 +13,15 @@ import torch
 from downsample_study.data.batches import Split, TensorBatches
 from downsample_study.data.datasets import DATASETS, DatasetConfig, load_splits
 from downsample_study.errors import DataError
+from downsample_study.nets.packed import stack_members
 
 
 class DownsampleDataModule(L.LightningDataModule):
-    def __init__(self, cfg: DatasetConfig, data_dir: Path, cache_dir: Path, seed: int):
+    def __init__(self, cfg: DatasetConfig, data_dir: Path, cache_dir: Path, seeds: list[int]):
+        """``seeds``: each member's, which orders its training batches."""
         super().__init__()
-        self.cfg, self.data_dir, self.cache_dir, self.seed = cfg, data_dir, cache_dir, seed
+        self.cfg, self.data_dir, self.cache_dir = cfg, data_dir, cache_dir
+        self.seeds = list(seeds)
         self.info = DATASETS[cfg.name]
         self.splits: dict[str, Split] = {}
 
@@ -41,7 +46,7 @@ class DownsampleDataModule(L.LightningDataModule):
 
     def batches(self, split: str, train: bool = False, seed: int | None = None) -> TensorBatches:
         """The batches of ``split`` (training ones shuffled in the order of ``seed``, by
-        default the job's)."""
+        default the first member's)."""
         trainer = self.trainer
         return TensorBatches(
             self.splits[split],
@@ -49,7 +54,7 @@ class DownsampleDataModule(L.LightningDataModule):
             self.info.mean,
             self.info.std,
             shuffle=train,
-            seed=self.seed if seed is None else seed,
+            seed=self.seeds[0] if seed is None else seed,
             epoch=(lambda: trainer.current_epoch) if trainer else (lambda: 0),
             augment=train and self.cfg.augment,
             rank=trainer.global_rank if trainer else 0,
@@ -58,11 +63,35 @@ class DownsampleDataModule(L.LightningDataModule):
             if trainer else (lambda: 0),
         )
 
-    def train_dataloader(self) -> TensorBatches:
-        return self.batches("train", train=True)
+    def train_dataloader(self) -> TensorBatches | MemberBatches:
+        if len(self.seeds) == 1:
+            return self.batches("train", train=True)
+        return MemberBatches([self.batches("train", train=True, seed=s) for s in self.seeds])
 
     def val_dataloader(self) -> TensorBatches:
         return self.batches("val")
 
     def test_dataloader(self) -> TensorBatches:
         return self.batches("test")
+
+
+class MemberBatches:
+    """The members' ``TensorBatches`` zipped: each step's batch holds every member's along the
+    channels, member by member, with the labels as ``(batch, K)`` (stateful like them)."""
+
+    def __init__(self, members: list[TensorBatches]):
+        self.members = members
+
+    def __len__(self) -> int:
+        return len(self.members[0])
+
+    def state_dict(self) -> dict[str, int]:
+        return self.members[0].state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        for batches in self.members:
+            batches.load_state_dict(state)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in zip(*self.members, strict=True):
+            yield stack_members([x for x, _ in batch]), torch.stack([y for _, y in batch], 1)

@@ -40,11 +40,11 @@ def failure(cfg: DictConfig, identity: RunIdentity, err: BaseException,
 
 
 def interrupted(cfg, identity, stop: Interrupted, stopped_at: dict[str, int] | None,
-                slot_index, output_dir: Path) -> Results:
+                slot_index, output_dir: Path, **fields) -> Results:
     last = Path(output_dir) / CHECKPOINTS / LAST
     results = failure(cfg, identity, stop, slot_index, status=Status.interrupted,
                        signal=stop.name, stopped_at=stopped_at,
-                       resume_checkpoint=str(last) if last.is_file() else None)
+                       resume_checkpoint=str(last) if last.is_file() else None, **fields)
     at = results.stopped_at
     results.error = f"stopped by {stop.name}" + (
         f" at epoch {at['epoch']}, step {at['step']}" if at else " before training")

@@ -1,6 +1,6 @@
 """``hydra/sweeper=packed`` (its plugin: ``hydra_plugins/downsample_study_sweeper``): Hydra's
 basic sweep (every combination), with the jobs that differ only in ``seed`` launched as packs
-of up to ``pack.size`` (``packing/``).
+of up to ``pack.size``: jobs of several members (``job/``).
 
 Packing is the sweeper's business because only the sweeper sees every job before any is
 launched; the launcher below it stays the user's choice (one after another, ``parallel``,
@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from downsample_study import internals
+from downsample_study.config.schema import PackConfig
 from downsample_study.layout import PACKS_DIR
 from downsample_study.sweeps.naming import override_key
 
@@ -79,3 +80,21 @@ def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:
             launched.append([*chunk[0][0], f"pack.seeds=[{','.join(seeds)}]",
                              f"pack.id={pack_id}", f"hydra.sweep.subdir={PACKS_DIR}/{pack_id}"])
     return launched
+
+
+# CPU: the best ratio of the 2-core machine's measurements (benchmarks/RESULTS.md,
+# packed/sequential@K); CUDA: not measured yet, a guess that keeps a GPU busier than one LeNet
+AUTO_SIZE = {"cpu": 8, "cuda": 32}
+
+
+def pack_size(size: Any, accelerator: Any) -> int:
+    """``pack.size`` as a number of members, ``auto`` as the best measured for the device the
+    jobs train on (a ``ConfigError`` if it is neither)."""
+    import torch
+
+    size = PackConfig(size=str(size)).size
+    if size != "auto":
+        return int(size)
+    cuda = str(accelerator) in ("gpu", "cuda") or (
+        str(accelerator) == "auto" and torch.cuda.is_available())
+    return AUTO_SIZE["cuda" if cuda else "cpu"]

@@ -8,7 +8,6 @@ one is a ``Tracker`` subclass registered with its config dataclass and one YAML 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -69,10 +68,3 @@ def create_logger(cfg: LoggerConfig, run: RunIdentity, output_dir: Path) -> Logg
         if run.earlier_epochs:
             tracker.replay(logger, run.earlier_epochs)
     return logger
-
-
-def finish_wandb(exit_code: int) -> None:
-    """End the W&B run of this job (if any), so the next job of a sweep gets its own run."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        wandb.finish(exit_code=exit_code)

@@ -1,4 +1,6 @@
-"""The LightningModule: cross-entropy training, top-1/top-2 accuracy on validation and test."""
+"""The LightningModule of a job: its K ≥ 1 members' networks (a pack's seeds, K > 1, as one
+``PackedNet``) trained on the sum of their cross-entropies, so each member's gradient is its
+own; each member's validation metrics and divergence; a member's test metrics."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -19,6 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from downsample_study.errors import DivergedError
 from downsample_study.nets.configs import DOWNSAMPLES, MODELS
 from downsample_study.nets.models import build_model
+from downsample_study.nets.packed import PackedNet, member_losses
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.training.optimizers import OPTIMIZERS, create_optimizer
 from downsample_study.training.speed import ChannelsLast
@@ -62,13 +64,14 @@ def diverged(loss: float, epoch: int, step: int) -> DivergedError:
                          f"diverged (lower optimizer.lr, or enable downsample.batch_norm)")
 
 
-def solo_hyper_parameters(run_cfg: Any, input_shape, num_classes: int) -> dict[str, Any]:
-    """A job's ``DownsampleClassifier`` arguments (its checkpoints' hyper-parameters) from its
-    validated config."""
-    return {"model": plain(run_cfg.model), "downsample": plain(run_cfg.downsample),
-            "optimizer": plain(run_cfg.optimizer), "input_shape": list(input_shape),
-            "num_classes": num_classes, "channels_last": run_cfg.speed.channels_last,
-            "compile_mode": str(run_cfg.speed.compile)}
+def hyper_parameters(settings: Any, input_shape, num_classes: int,
+                     optimizer: Any = None) -> dict[str, Any]:
+    """The ``DownsampleClassifier`` arguments of a job (each member's checkpoint's
+    hyper-parameters) from its validated config; ``optimizer``: its node as it trains."""
+    return {"model": plain(settings.model), "downsample": plain(settings.downsample),
+            "optimizer": plain(optimizer or settings.optimizer), "input_shape": list(input_shape),
+            "num_classes": num_classes, "channels_last": settings.speed.channels_last,
+            "compile_mode": str(settings.speed.compile)}
 
 
 def plain(config: Any) -> Any:
@@ -107,17 +110,29 @@ class TrainLossSums:
         self._restored_sums = checkpoint.get(TRAIN_LOSS_SUMS)
 
     def mean_train_loss(self) -> torch.Tensor:
-        """This epoch's mean training loss so far (this process's batches)."""
+        """This epoch's mean training loss so far (this process's batches), per member."""
         total = self._epoch_loss + self._loss_window
         return total[0] / total[1].clamp(min=1)
 
+    def take_loss_window(self) -> torch.Tensor:
+        """The mean training loss since the last call, per member (added to the epoch's)."""
+        window = self._loss_window
+        self._epoch_loss += window
+        mean = window[0] / window[1].clamp(min=1)
+        window.zero_()
+        return mean
+
+
+MEMBER_RNG = "member_rng"  # in a pack's checkpoint: each member's dropout generator
+VAL_METRICS = ("val/loss", "val/acc_top1", "val/acc_top2")
+
 
 class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
-    """The network of one job, trained on cross-entropy.
+    """The networks of one job's members, trained on cross-entropy.
 
     Its hyper-parameters are the job's ``model``, ``downsample`` and ``optimizer`` nodes as
-    plain data, with the input shape and the number of classes: every checkpoint carries them,
-    and ``DownsampleClassifier.load_from_checkpoint(path)`` rebuilds the network from them.
+    plain data, with the input shape and the number of classes: every member's checkpoint
+    carries them, and ``DownsampleClassifier.load_from_checkpoint(path)`` rebuilds its network.
     """
 
     def __init__(
@@ -130,28 +145,38 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         *,
         channels_last: bool | None = None,
         compile_mode: str = "none",
-        net: nn.Module | None = None,
-        summary: ModelSummary | None = None,
+        seeds: list[int] | None = None,
     ):
         """``channels_last`` and ``compile_mode`` as ``speed.channels_last`` and
-        ``speed.compile`` (``training/speed.py``); ``net`` (and its ``summary``): the network
-        already built from those configs, as the job builds it."""
+        ``speed.compile`` (``training/speed.py``); ``seeds``: each member's, which initialises
+        its network as a job seeds itself (none: one network, as a checkpoint holds it)."""
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "summary"], logger=False)
-        if net is None:
-            net = build_model(MODELS.schema(model["name"])(**model),
-                              DOWNSAMPLES.schema(downsample["name"])(**downsample),
-                              tuple(input_shape), num_classes)
-        self.net = net
-        self.summary = summary or ModelSummary.of(net, tuple(input_shape))
+        self.save_hyperparameters(ignore=["seeds"], logger=False)
+        configs = (MODELS.schema(model["name"])(**model),
+                   DOWNSAMPLES.schema(downsample["name"])(**downsample))
+        nets, generators = [], []
+        for seed in seeds or [None]:
+            if seed is not None:
+                L.seed_everything(seed, verbose=False)
+            nets.append(build_model(*configs, tuple(input_shape), num_classes))
+            # a pack's member draws its dropout masks from a generator of its own
+            generators.append(torch.Generator().set_state(torch.get_rng_state()))
+        self.members = len(nets)
+        self.summary = ModelSummary.of(nets[0], tuple(input_shape))  # one member's
+        self.net = nets[0] if self.members == 1 else PackedNet(nets, generators)
+        self.loss_sums_shape = (2,) if self.members == 1 else (2, self.members)
         self.optimizer_cfg = OPTIMIZERS.schema(optimizer["name"])(**optimizer)
         self.channels_last_setting = channels_last
         self.channels_last = False  # decided in setup(), once the device is known
         if compile_mode != "none":
             self.net.compile(mode=compile_mode)  # in place: state_dict keys unchanged
-        self.val_acc = accuracy_metrics(num_classes, "val/")
+        self.val_acc = nn.ModuleList(accuracy_metrics(num_classes, "val/") for _ in nets)
+        self.val_loss = nn.ModuleList(MeanMetric() for _ in nets)
         self.test_acc = accuracy_metrics(num_classes, "test/")
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.test_loss = MeanMetric()
+        # each member's first non-finite training loss: (loss, epoch from 0, step)
+        self.diverged: dict[int, tuple[float, int, int]] = {}
+        self.validation_rows: list[dict[str, float]] = []  # of the pass just ended
 
     def setup(self, stage: str) -> None:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -161,67 +186,85 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.in_memory_format(x))
 
-    def on_fit_start(self) -> None:
-        for logger in self.loggers:
-            logger.log_metrics(
-                {
-                    "params/total": self.summary.params_total,
-                    "params/trainable": self.summary.params_trainable,
-                    "params/downsample": self.summary.params_downsample,
-                    "flops/forward": self.summary.flops_forward,
-                },
-                step=0,
-            )
-
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = F.cross_entropy(self(x), y)
-        # The loss is summed on the device and handed to Lightning's logging only every
-        # log_every_n_steps steps: self.log costs ~1 ms of Python per call, a fifth of a
-        # LeNet step on CPU. The finiteness check is free on CPU; on an accelerator it costs
-        # a sync, so there it runs with the logging.
-        log_now = batch_idx % self.trainer.log_every_n_steps == 0
-        if (log_now or x.device.type == "cpu") and not torch.isfinite(loss):
-            raise diverged(loss.item(), self.current_epoch, self.global_step)
-        window = self._loss_window
-        window[0] += loss.detach() * len(y)
-        window[1] += len(y)
-        if log_now:
-            self._epoch_loss += window
-            self.log("train/loss", window[0] / window[1], on_step=True, on_epoch=False,
-                     prog_bar=True)
-            self._log_epoch(on_step=True)
-            window.zero_()
-        return loss
-
-    def on_train_epoch_end(self) -> None:
-        self.log("train/loss_epoch", self.mean_train_loss(), on_epoch=True, sync_dist=True)
-        self._log_epoch()
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.state.fn == TrainerFn.FITTING:
-            self._log_epoch()
-
-    def _log_epoch(self, on_step: bool = False) -> None:
-        """Log ``epoch`` counted from 1, as the console, ``epochs.csv`` and ``results.json``
-        count it (Lightning adds its own, from 0, to the metrics that lack one); the best
-        checkpoint's file name takes it too."""
-        self.log("epoch", float(self.current_epoch + 1), on_step=on_step, on_epoch=not on_step,
-                 sync_dist=False, rank_zero_only=True)
-
-    def _evaluate(self, batch, loss_metric: MeanMetric, acc: MetricCollection, prefix: str):
-        x, y = batch
         logits = self(x)
-        loss_metric.update(F.cross_entropy(logits, y), weight=len(y))
-        acc.update(logits, y)
-        self.log(f"{prefix}loss", loss_metric, on_step=False, on_epoch=True)
-        self.log_dict(acc, on_step=False, on_epoch=True, prog_bar=True)
+        losses = F.cross_entropy(logits, y) if self.members == 1 else member_losses(logits, y)
+        # The losses are summed on the device and taken every log_every_n_steps steps
+        # (training/members.py): self.log costs ~1 ms of Python per call, a fifth of a LeNet
+        # step on CPU. The finiteness check is free on CPU; on an accelerator it costs a
+        # sync, so there it runs with the logging.
+        log_now = batch_idx % self.trainer.log_every_n_steps == 0
+        detached = losses.detach()
+        if log_now or x.device.type == "cpu":
+            self._note_divergence(detached)
+        window = self._loss_window
+        window[0] += detached * len(y)
+        window[1] += len(y)
+        if log_now:  # the progress bar's (each member's logger: training/members.py)
+            self.log("train/loss", (window[0] / window[1]).mean(), prog_bar=True,
+                     logger=False)
+        return losses if self.members == 1 else losses.sum()
+
+    def _note_divergence(self, losses: torch.Tensor) -> None:
+        """Note each member whose loss is no longer finite; once every member has
+        diverged, training stops with a ``DivergedError``."""
+        finite = torch.isfinite(losses).reshape(-1)
+        if bool(finite.all()):
+            return
+        for k in torch.nonzero(~finite).flatten().tolist():
+            self.diverged.setdefault(k, (float(losses.reshape(-1)[k]), self.current_epoch,
+                                         self.global_step))
+        if len(self.diverged) == self.members:
+            raise diverged(*self.diverged[min(self.diverged)])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)  # the loss sums
+        if self.members > 1:
+            checkpoint[MEMBER_RNG] = [g.get_state() for g in self.net.generators]
+            self.last_checkpoint = checkpoint  # the members' are made from it (members.py)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if self.members > 1:
+            for generator, state in zip(self.net.generators, checkpoint[MEMBER_RNG],
+                                        strict=True):
+                generator.set_state(state)
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_loss, self.val_acc, "val/")
+        x, y = batch
+        if self.members == 1:
+            logits = self(x).unsqueeze(1)
+        else:  # every member on the same images
+            logits = self(x.repeat(1, self.members, 1, 1))
+        for k in range(self.members):
+            if k not in self.diverged:  # failed already (as its solo job stopped there)
+                self.val_loss[k].update(F.cross_entropy(logits[:, k], y), weight=len(y))
+                self.val_acc[k].update(logits[:, k], y)
+
+    def on_validation_epoch_end(self) -> None:
+        """Each member's metrics of the pass (a diverged one's NaN), for ``members.py``;
+        one member's are logged too, for ``trainer.validate`` and the progress bar."""
+        rows = []
+        for k, (loss, acc) in enumerate(zip(self.val_loss, self.val_acc, strict=True)):
+            if k in self.diverged:
+                rows.append(dict.fromkeys(VAL_METRICS, float("nan")))
+                continue
+            rows.append({"val/loss": float(loss.compute()),
+                         **{key: float(value) for key, value in acc.compute().items()}})
+            loss.reset()
+            acc.reset()
+        self.validation_rows = rows
+        if self.members == 1:
+            self.log_dict(rows[0], prog_bar=True)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_loss, self.test_acc, "test/")
+        x, y = batch
+        logits = self(x)
+        self.test_loss.update(F.cross_entropy(logits, y), weight=len(y))
+        self.test_acc.update(logits, y)
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+        self.log_dict(self.test_acc, on_step=False, on_epoch=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return create_optimizer(self.optimizer_cfg, self.parameters())
+        return create_optimizer(self.optimizer_cfg, self.net.parameters())

@@ -4,6 +4,7 @@ YAML file in ``conf/optimizer/``. The built-in optimizers' dataclasses are in ``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -41,12 +42,13 @@ def sgd(cfg: SGDConfig, params) -> torch.optim.Optimizer:
 MIXED_PRECISION = ("16-mixed", "bf16-mixed", "16", 16, "bf16")
 
 
-def unfuse_to_clip(cfg: OptimizerConfig, trainer: dict[str, Any]) -> None:
-    """A fused optimizer unscales its gradients inside its own kernel, so under mixed
-    precision Lightning cannot clip them first: clip with the plain optimizer instead."""
+def unfused_to_clip(cfg: OptimizerConfig, trainer: dict[str, Any]) -> OptimizerConfig:
+    """``cfg``, unfused where it must clip: a fused optimizer unscales its gradients inside its
+    own kernel, so under mixed precision Lightning cannot clip them first."""
     clip = trainer.get("gradient_clip_val")
-    if clip and trainer.get("precision") in MIXED_PRECISION and getattr(cfg, "fused", False):
-        cfg.fused = False
-        say(f"optimizer.fused: off, so that trainer.gradient_clip_val={clip} can clip under "
-            f"trainer.precision={trainer['precision']} (a fused optimizer unscales its "
-            f"gradients itself)")
+    if not (clip and trainer.get("precision") in MIXED_PRECISION and getattr(cfg, "fused", False)):
+        return cfg
+    say(f"optimizer.fused: off, so that trainer.gradient_clip_val={clip} can clip under "
+        f"trainer.precision={trainer['precision']} (a fused optimizer unscales its gradients "
+        f"itself)")
+    return dataclasses.replace(cfg, fused=False)

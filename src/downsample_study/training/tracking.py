@@ -17,9 +17,9 @@ from downsample_study.storage import atomic_write
 from downsample_study.training.configs import LoggerConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunIdentity:
-    """How one job shows up in the tracker."""
+    """How one job shows up in the tracker (completed, as a new one, when its run starts)."""
 
     name: str
     tags: list[str]
@@ -72,6 +72,9 @@ class Tracker:
     def log_summary(self, logger: Logger, results: Results, output_dir: Path) -> None:
         """Record the job's final numbers as the run's summary, where the tracker has one."""
 
+    def checkpoint_saved(self, logger: Logger, path: Path, selected: bool) -> None:
+        """A checkpoint of the job was written at ``path`` (``selected``: its best so far)."""
+
     def replay(self, logger: Logger, rows: list[dict[str, Any]]) -> None:
         """Log again the epochs of earlier attempts, where this attempt's run lacks them."""
 
@@ -87,8 +90,7 @@ class Tracker:
 
 
 def log_epoch_rows(logger: Logger, rows: list[dict[str, Any]]) -> None:
-    """``epochs.csv`` rows as the metrics Lightning logged at each epoch's end (at the index
-    of the epoch's last step, one less than the steps done that the row counts)."""
+    """``epochs.csv`` rows as the metrics logged at each epoch's end (at its steps done)."""
     for row in rows:
         metrics = {k: v for k, v in row.items() if "/" in k}
-        logger.log_metrics({**metrics, "epoch": int(row["epoch"])}, step=int(row["step"]) - 1)
+        logger.log_metrics({**metrics, "epoch": int(row["epoch"])}, step=int(row["step"]))

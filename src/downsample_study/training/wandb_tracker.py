@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from downsample_study import internals
 from downsample_study.errors import ConfigError, first_line
-from downsample_study.layout import EPOCHS_FILE, RESULTS_FILE, SUPERSEDED
+from downsample_study.layout import CHECKPOINTS, EPOCHS_FILE, LAST, RESULTS_FILE, SUPERSEDED
 from downsample_study.training.configs import WandbConfig, WandbMode
 from downsample_study.training.tracking import (
     RunIdentity,
@@ -97,6 +97,16 @@ def supersede(output_dir: Path, pattern: str = "offline-run-*") -> None:
             shutil.move(str(run), aside / run.name)
 
 
+class CheckpointsWandbLogger(WandbLogger):
+    """A ``WandbLogger`` that knows whether its job's checkpoints go to W&B as ``model``
+    artifacts (``logger.log_model``): each member's selection is the framework's own, so the
+    tracker logs them, not Lightning's ``ModelCheckpoint`` hook."""
+
+    def __init__(self, *, checkpoints: bool | str = False, **kwargs):
+        super().__init__(**kwargs)
+        self.checkpoints = checkpoints
+
+
 class WandbTracker(Tracker):
     def _logger(self, cfg: WandbConfig, run: RunIdentity, output_dir: Path,
                 mode: str) -> WandbLogger:
@@ -116,13 +126,12 @@ class WandbTracker(Tracker):
             mode=mode,
             id=run.run_id,
             resume="allow" if mode == "online" else None,
-            log_model=cfg.log_model,
             # console "wrap": what the job prints, its errors too, is in the run
             settings=wandb.Settings(silent=True, console="wrap", init_timeout=cfg.init_timeout,
                                     # a pack's members: one run each, open side by side
                                     **({"reinit": "create_new"} if run.alongside else {})),
         )
-        logger = WandbLogger(**{**arguments, **cfg.options})
+        logger = CheckpointsWandbLogger(checkpoints=cfg.log_model, **{**arguments, **cfg.options})
         internals.drop_wandb_anonymous_setting(logger)
         return logger
 
@@ -175,6 +184,24 @@ class WandbTracker(Tracker):
                 kept = Path(run.dir) / name
                 shutil.copyfile(Path(output_dir) / name, kept)
                 run.save(str(kept), base_path=run.dir, policy="now")
+        if logger.checkpoints is True:  # the last and the selected one, at the end
+            last = Path(output_dir) / CHECKPOINTS / LAST
+            for path, selected in ((last, False), (Path(results.checkpoint or ""), True)):
+                if path.is_file():
+                    self._log_checkpoint(logger, path, selected)
+
+    def checkpoint_saved(self, logger, path, selected):
+        if logger.checkpoints == "all":
+            self._log_checkpoint(logger, path, selected)
+
+    @staticmethod
+    def _log_checkpoint(logger: CheckpointsWandbLogger, path: Path, selected: bool) -> None:
+        import wandb
+
+        run = logger.experiment
+        artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata={"file": path.name})
+        artifact.add_file(str(path), name="model.ckpt")
+        run.log_artifact(artifact, aliases=["best"] if selected else ["latest"])
 
     def replay(self, logger, rows):
         if logger.experiment.offline:  # online, the resumed run has them

@@ -38,9 +38,8 @@ class PackedSweeper(Sweeper):
         from downsample_study import internals
         from downsample_study.errors import ConfigError
         from downsample_study.layout import SWEEP_FILE
-        from downsample_study.packing.sizes import pack_size
         from downsample_study.storage import write_yaml
-        from downsample_study.sweeps.packing import alone, plan
+        from downsample_study.sweeps.packing import alone, pack_size, plan
 
         config = self.config
         overrides = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)

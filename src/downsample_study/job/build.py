@@ -1,0 +1,113 @@
+"""The one composition root of a job: its K ≥ 1 members (a pack's seeds, or one job alone),
+each from its composed config, and what trains them: data + model → LightningModule →
+Trainer, with the runtime's callbacks (stops, same-job checks, slots)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from downsample_study.config.schema import JobMode
+from downsample_study.config.validate import RunConfig, validate
+from downsample_study.data.datamodule import DownsampleDataModule
+from downsample_study.data.datasets import DATASETS
+from downsample_study.errors import ConfigError
+from downsample_study.job.run import Job
+from downsample_study.layout import CHECKPOINTS, LAST
+from downsample_study.runtime.locks import is_primary
+from downsample_study.runtime.same_job import SameJob
+from downsample_study.runtime.slots import ShareIdleCores, Slot
+from downsample_study.runtime.stops import StopAtStepBoundary
+from downsample_study.training.checkpoints import resume_point
+from downsample_study.training.members import Member, MemberOutputs
+from downsample_study.training.module import DownsampleClassifier, hyper_parameters
+from downsample_study.training.optimizers import unfused_to_clip
+from downsample_study.training.resume import RngState
+from downsample_study.training.tracking import RunIdentity
+from downsample_study.training.trainer import build_trainer
+
+# optimizers whose update of a parameter element depends on that element alone
+ELEMENTWISE_OPTIMIZERS = ("adam", "sgd")
+
+
+def member(cfg: DictConfig, output_dir: Path, identity: RunIdentity | None = None) -> Member:
+    """A job's member (a job alone: its only one) as ``cfg`` composes it, in ``output_dir``."""
+    identity = identity or RunIdentity(name="default", tags=[str(cfg.dataset.name)])
+    return Member(int(cfg.seed), Path(output_dir), identity, cfg)
+
+
+def validated(one: Member, slot: Slot | None = None) -> Member:
+    """``one`` with its config validated (a ``ConfigError`` naming the key), its Trainer on
+    the slot's device, and its config resolved once, for its results and checkpoints."""
+    settings = validate(one.cfg)
+    if slot is not None:
+        settings.trainer = {**settings.trainer, **slot.trainer_settings(settings.trainer)}
+    return dataclasses.replace(one, settings=settings,
+                               config={**settings.resolved, "trainer": settings.trainer})
+
+
+def refusal(settings: RunConfig) -> str | None:
+    """Why a job of ``settings`` cannot have several members (None: it can)."""
+    trainer = settings.trainer
+    if settings.mode != JobMode.train:
+        return f"mode={settings.mode.value}: only training jobs are packed"
+    if trainer.get("gradient_clip_val") and trainer.get("gradient_clip_algorithm",
+                                                         "norm") == "norm":
+        return ("trainer.gradient_clip_val: clipping by the global gradient norm would "
+                "couple the members of a pack (one norm over all of them); clip by value "
+                "(trainer.gradient_clip_algorithm=value) or run without packing")
+    if settings.optimizer.name not in ELEMENTWISE_OPTIMIZERS:
+        return (f"optimizer={settings.optimizer.name}: a pack needs an optimizer that updates "
+                f"each parameter on its own ({', '.join(ELEMENTWISE_OPTIMIZERS)})")
+    if trainer.get("fast_dev_run"):
+        return "trainer.fast_dev_run: smoke tests run alone (without hydra/sweeper=packed)"
+    devices = trainer.get("devices", 1)
+    one_device = str(devices) in ("1", "auto") or (isinstance(devices, list)
+                                                   and len(devices) == 1)  # a slot's GPU
+    if not one_device or trainer.get("num_nodes", 1) != 1:
+        return (f"trainer.devices={devices}: a pack trains in one process on one device; "
+                f"pack on one device per job (hydra/launcher=parallel or slurm spread packs)")
+    if settings.speed.compile.value != "none":
+        return "speed.compile: packs are not compiled yet; run them with speed.compile=none"
+    return None
+
+
+def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
+              pack_id: str | None = None) -> Job:
+    """Every part of the job of ``members`` (their configs differ in ``seed`` alone) with its
+    own checkpoint in ``folder``; raises a ``UserError`` for bad input."""
+    members = [validated(one, slot) for one in members]
+    first, folder = members[0].settings, Path(folder)
+    if len(members) > 1 and (reason := refusal(first)) is not None:
+        raise ConfigError(reason)
+    dataset = DATASETS[first.dataset.name]
+    optimizer = unfused_to_clip(first.optimizer, first.trainer)
+    module = DownsampleClassifier(
+        **hyper_parameters(first, dataset.input_shape, dataset.num_classes, optimizer),
+        seeds=[m.seed for m in members])
+    job = Job(members, folder, module, dataset, slot, pack_id)
+    if first.mode == JobMode.summary:
+        return job
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")
+    paths = first.paths
+    job.datamodule = DownsampleDataModule(first.dataset, Path(paths.data_dir),
+                                          Path(paths.cache_dir), [m.seed for m in members])
+    job.resumed_from = resume_point(folder, tidy=is_primary())
+    last = folder / CHECKPOINTS / LAST
+
+    def member_callbacks(k: int, module: DownsampleClassifier) -> dict:
+        """Member k's states of the callbacks a job of its own has."""
+        same_job = SameJob(members[k].config, members[k].output_dir)
+        return {RngState().state_key: {"cpu": module.net.generators[k].get_state()},
+                same_job.state_key: same_job.state_dict()}
+
+    callbacks = [MemberOutputs(members, last, member_callbacks), RngState(),
+                 StopAtStepBoundary(last), SameJob(members[0].config, folder)]
+    if slot is not None:  # a slot exists only when jobs run side by side
+        callbacks.append(ShareIdleCores(slot))
+    job.trainer = build_trainer(first.trainer, folder, callbacks)
+    return job

@@ -1,0 +1,243 @@
+"""A job of K ≥ 1 members, built (``build.py``) and run: announce → fit → each member's
+selected checkpoint evaluated → recorded in its ``results.json``, as a job of its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from downsample_study.analysis.featuremaps import feature_map_figure
+from downsample_study.analysis.shift import shift_metrics, shift_robustness
+from downsample_study.config.schema import JobMode
+from downsample_study.console import quiet_lightning, say
+from downsample_study.data.batches import TensorBatches
+from downsample_study.data.datamodule import DownsampleDataModule
+from downsample_study.data.datasets import ImageDataset
+from downsample_study.errors import UserError
+from downsample_study.layout import FEATURE_MAPS_FILE
+from downsample_study.nets.shapes import ModelSummary
+from downsample_study.results import (
+    Metrics,
+    Params,
+    Resources,
+    Results,
+    Status,
+    read_epochs,
+    write_results,
+)
+from downsample_study.runtime.locks import is_primary, refuse_script_relaunch
+from downsample_study.runtime.slots import Slot
+from downsample_study.runtime.stops import fit_to_the_end_or_a_stop
+from downsample_study.storage import atomic_write
+from downsample_study.training.checkpoints import load
+from downsample_study.training.loggers import LOGGERS, create_logger
+from downsample_study.training.members import Member, best_epoch
+from downsample_study.training.module import DownsampleClassifier, diverged, plain
+from downsample_study.training.resume import epochs_trained
+from downsample_study.training.tracking import run_id_of
+from downsample_study.training.trainer import evaluation_trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    """What a member's selected checkpoint scores (``shift`` is None when switched off)."""
+
+    val: Metrics
+    test: Metrics
+    shift: dict[str, Any] | None
+
+
+@dataclass
+class Job:
+    """The members, their module, data and Trainer; ``folder``: the job's own (its
+    checkpoint), a lone member's folder or a pack's ``packs/<id>/``."""
+
+    members: list[Member]
+    folder: Path
+    module: DownsampleClassifier
+    dataset: ImageDataset
+    slot: Slot | None = None
+    pack_id: str | None = None
+    datamodule: DownsampleDataModule | None = None
+    trainer: L.Trainer | None = None
+    evaluator: L.Trainer | None = None  # what measures a member (default: its own settings')
+    resumed_from: Path | None = None
+    train_seconds: float = 0.0
+
+    @property
+    def settings(self) -> Any:
+        return self.members[0].settings
+
+    @property
+    def pack(self) -> dict[str, Any] | None:
+        """What a member's results say of its pack (None: it trained alone)."""
+        if len(self.members) == 1:
+            return None
+        return {"id": self.pack_id, "size": len(self.members),
+                "seeds": [member.seed for member in self.members]}
+
+    def run(self) -> list[Results | UserError] | None:
+        """Each member's results, or the error it failed with (a diverged member); None for
+        ``mode=summary`` (the layer table only)."""
+        summary_only = self.settings.mode == JobMode.summary
+        if not summary_only:
+            self.start_tracking()  # first: its run's console keeps what the job prints
+        self.announce()
+        if summary_only:
+            return None
+        self.fit()
+        return [diverged(*self.module.diverged[k]) if k in self.module.diverged else
+                self.record(member, self.evaluate(member))
+                for k, member in enumerate(self.members)]
+
+    def announce(self) -> None:
+        cfg, shape = self.settings, "×".join(map(str, self.dataset.input_shape))
+        alone = len(self.members) == 1
+        what = "" if alone else (f": a pack of {len(self.members)} (seeds "
+                                 f"{', '.join(str(m.seed) for m in self.members)}), one "
+                                 f"network in one process")
+        say(f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name} ({shape})"
+            f"{what}:\n{self.module.summary.format()}")
+
+    def start_tracking(self) -> None:
+        """Each member's tracker run: its identity completed (config, run id kept across the
+        attempts, the epochs an earlier attempt logged up to the checkpoint it resumes
+        from), its logger started."""
+        earlier_steps = None if self.resumed_from is None else (
+            load(self.resumed_from)["global_step"])
+        summary = self.module.summary
+        for member in self.members:
+            resumed = earlier_steps is not None
+            earlier = [row for row in read_epochs(member.output_dir)
+                       if row["step"] <= earlier_steps] if resumed else []
+            member.identity = dataclasses.replace(
+                member.identity, config=member.config, resumed=resumed, earlier_epochs=earlier,
+                run_id=run_id_of(member.output_dir, resumed) if is_primary() else None,
+                alongside=len(self.members) > 1)
+            member.tracker = LOGGERS[member.settings.logger.name]
+            member.logger = create_logger(member.settings.logger, member.identity,
+                                          member.output_dir)
+            if member.logger is not None:  # in the run's config, so runs can be grouped so
+                member.tracker.start(member.logger, {"params": plain(params_of(summary)),
+                                                     "flops_forward": summary.flops_forward})
+
+    def fit(self) -> None:
+        """Train (from the checkpoint of an earlier attempt, if there is one); a stop asked
+        for by a signal ends it at a step boundary with ``Interrupted``."""
+        refuse_script_relaunch(self.trainer)
+        fit_to_the_end_or_a_stop(self)
+
+    def stopped_at(self) -> dict[str, int] | None:
+        """How far training got: the epoch it was in (from 1; the last one once training is
+        done) and the optimizer steps done."""
+        if self.trainer is None:
+            return None
+        last, epoch = self.trainer.max_epochs, self.trainer.current_epoch + 1
+        return {"epoch": min(epoch, last) if last and last > 0 else epoch,
+                "step": self.trainer.global_step}
+
+    def evaluate(self, member: Member, module: DownsampleClassifier | None = None
+                 ) -> Evaluation:
+        """Validation and test metrics of ``member``'s selected checkpoint (or ``module``; a
+        smoke run keeps none: its last weights), then, in the main process, shift robustness
+        and the feature maps. They go to its run's summary, not its history."""
+        if module is None and self.trainer is not None and self.trainer.fast_dev_run:
+            module = self.module
+        if module is None:
+            module = DownsampleClassifier.load_from_checkpoint(
+                member.selected(), map_location=self.trainer.strategy.root_device)
+        with quiet_lightning():  # the evaluation Trainer's lines, once per member
+            trainer = self.evaluator or evaluation_trainer(member.settings.trainer,
+                                                           member.output_dir)
+            val = trainer.validate(module, datamodule=self.datamodule, verbose=False)
+            test = trainer.test(module, datamodule=self.datamodule, verbose=False)
+        shift = self._after_test(member, module) if trainer.is_global_zero else None
+        return Evaluation(_metrics(val[0], "val"), _metrics(test[0], "test"), shift)
+
+    def _after_test(self, member: Member, module: DownsampleClassifier) -> dict | None:
+        evaluation, cfg = member.settings.evaluation, member.settings
+        self.datamodule.setup("test")  # a no-op unless the test ran in other processes
+        test, info = self.datamodule.splits["test"], self.dataset
+        step = self.trainer.global_step if self.trainer is not None else 0
+        shift = None
+        if evaluation.shift:
+            batches = TensorBatches(test, cfg.dataset.eval_batch_size, info.mean, info.std)
+            shift = shift_robustness(module.net, batches, evaluation)
+            shown = "  ".join(f"{key.removeprefix('test/')} {value:.4f}"
+                              for key, value in shift_metrics(shift).items())
+            say(f"shifts of up to ±{evaluation.shift_max} px: {shown}")
+        if evaluation.feature_maps:
+            figure = feature_map_figure(
+                module.net, test, info.mean, info.std, evaluation.feature_map_images,
+                evaluation.feature_map_channels,
+                title=f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name}")
+            path = member.output_dir / FEATURE_MAPS_FILE
+            with atomic_write(path, "wb") as f:
+                figure.savefig(f, format="png", dpi=110)
+            if member.logger is not None:
+                member.tracker.log_figure(member.logger, "feature_maps", figure, path, step)
+        return shift
+
+    def record(self, member: Member, evaluation: Evaluation) -> Results:
+        """The member's results, written to its ``results.json`` (by the main process)."""
+        trainer, summary, identity = self.trainer, self.module.summary, member.identity
+        selected = None if trainer.fast_dev_run else member.selected()
+        results = Results(
+            status=Status.completed,
+            config=member.config,
+            overrides=identity.name,
+            group=identity.group,
+            params=params_of(summary),
+            flops_forward=summary.flops_forward,
+            val=evaluation.val,
+            test=evaluation.test,
+            shift=evaluation.shift,
+            epochs=epochs_trained(trainer.current_epoch, self.folder),
+            best_epoch=best_epoch(selected),
+            train_seconds=round(self.train_seconds, 3),
+            checkpoint=str(selected or ""),
+            resumed_from=str(self.resumed_from) if self.resumed_from else None,
+            smoke_test=bool(trainer.fast_dev_run),
+            pack=self.pack,
+            resources=Resources(
+                slot=self.slot.index if self.slot else None,
+                device=str(trainer.strategy.root_device),
+                processes=trainer.world_size,
+                threads=self.slot.threads if self.slot else torch.get_num_threads(),
+                threads_at_end=torch.get_num_threads(),
+                channels_last=self.module.channels_last,
+            ),
+        )
+        if trainer.is_global_zero:
+            path = write_results(member.output_dir, results)
+            if member.logger is not None:
+                member.tracker.log_summary(member.logger, results, member.output_dir)
+            log.info("%s", test_line(results.best_epoch, evaluation, results.smoke_test))
+            log.info("results: %s", path)
+            log.info("metrics: %s", member.tracker.describe(member.logger))
+        return results
+
+
+def test_line(epoch: int | None, evaluation: Evaluation, smoke_test: bool = False) -> str:
+    test = evaluation.test
+    which = ("the last weights of a smoke run (trainer.fast_dev_run)" if smoke_test else
+             f"the checkpoint of epoch {'?' if epoch is None else epoch}")
+    return (f"test, on {which} (val acc_top1 {evaluation.val.acc_top1:.4f}): acc_top1 "
+            f"{test.acc_top1:.4f}  acc_top2 {test.acc_top2:.4f}  loss {test.loss:.4f}")
+
+
+def _metrics(metrics: dict[str, float], split: str) -> Metrics:
+    return Metrics(**{name: float(metrics[f"{split}/{name}"])
+                      for name in ("acc_top1", "acc_top2", "loss")})
+
+
+def params_of(summary: ModelSummary) -> Params:
+    return Params(summary.params_total, summary.params_trainable, summary.params_downsample)

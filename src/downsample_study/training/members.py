@@ -1,0 +1,254 @@
+"""What each member of a job writes while it trains, as a job of its own would: its model
+selection on its own ``val/acc_top1`` (``best-epoch<N>.ckpt``), its ``last.ckpt``, its
+``epochs.csv`` rows and its logger's metrics; and one console line per epoch.
+
+A member's checkpoint is a one-member job's (its network, its part of the optimizer state,
+its generator, these callbacks' states): it resumes alone and loads with ``load_run``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.trainer.states import TrainerFn
+
+from downsample_study.console import say
+from downsample_study.layout import BEST_PREFIX, CHECKPOINTS, LAST, best_checkpoint_name
+from downsample_study.nets.packed import PackedNet
+from downsample_study.results import write_epoch_row
+from downsample_study.storage import atomic_write
+from downsample_study.training.module import TRAIN_LOSS_SUMS, DownsampleClassifier
+from downsample_study.training.tracking import RunIdentity, Tracker
+
+MONITOR = "val/acc_top1"  # model selection: the checkpoint of the best epoch on it
+
+
+@dataclass
+class Member:
+    """One member of a job: its seed, folder, composed and validated config, tracker run."""
+
+    seed: int
+    output_dir: Path
+    identity: RunIdentity
+    cfg: Any = None  # its composed config (DictConfig), as a failure records it
+    settings: Any = None  # its validated config (config.validate.RunConfig)
+    config: dict[str, Any] = field(default_factory=dict)  # resolved: its results' and SameJob's
+    overrides: list[str] = field(default_factory=list)  # a pack's member's, as Hydra's job's
+    logger: Logger | None = None
+    tracker: Tracker = field(default_factory=Tracker)
+
+    @property
+    def last(self) -> Path:
+        return self.output_dir / CHECKPOINTS / LAST
+
+    def selected(self) -> Path | None:
+        """Its selected checkpoint (the newest ``best-epoch<N>.ckpt``), None before one."""
+        found = sorted((self.output_dir / CHECKPOINTS).glob(f"{BEST_PREFIX}*.ckpt"),
+                       key=lambda p: p.stat().st_mtime_ns)
+        return found[-1] if found else None
+
+    def finish(self, exit_code: int) -> None:
+        """End its tracker run (the members' runs are open side by side)."""
+        if self.logger is not None:
+            self.tracker.finish(self.logger, exit_code)
+
+
+def _saved(member: Member, path: Path, selected: bool, trainer: L.Trainer | None = None) -> None:
+    """Tell the member's tracker (from the main process) that ``path`` was written."""
+    if member.logger is not None and (trainer is None or trainer.is_global_zero):
+        member.tracker.checkpoint_saved(member.logger, path, selected)
+
+
+def best_epoch(checkpoint: Path | None) -> int | None:
+    """The epoch of a selected checkpoint, counted from 1 (its file name has it)."""
+    digits = Path(checkpoint or "").stem.removeprefix(BEST_PREFIX)
+    return int(digits) if digits.isdigit() else None
+
+
+def member_checkpoint(pack: dict[str, Any], net: PackedNet, k: int,
+                      hyper_parameters: dict[str, Any],
+                      callbacks: dict[str, Any]) -> dict[str, Any]:
+    """Member k's checkpoint, made from its pack's ``pack``."""
+    ckpt = {key: pack[key] for key in ("epoch", "global_step", "pytorch-lightning_version",
+                                       "loops") if key in pack}
+    ckpt["state_dict"] = {f"net.{key}": value for key, value in net.member_state(k).items()}
+    packed_names = [name for name, _ in net.body.named_parameters()]
+    optimizers = []
+    for optimizer in pack.get("optimizer_states", []):
+        state = {}
+        for index, solo_key in enumerate(net.solo_parameters):
+            packed_key, _ = net.locate(solo_key, k)
+            entry = optimizer["state"].get(packed_names.index(packed_key))
+            if entry is not None:
+                state[index] = {name: net.member_tensor(solo_key, value, k)
+                                if isinstance(value, torch.Tensor) else value
+                                for name, value in entry.items()}
+        groups = [{**group, "params": list(range(len(net.solo_parameters)))}
+                  for group in optimizer["param_groups"]]
+        optimizers.append({"state": state, "param_groups": groups})
+    ckpt["optimizer_states"] = optimizers
+    ckpt["lr_schedulers"] = []
+    ckpt["callbacks"] = callbacks
+    ckpt["hparams_name"] = "kwargs"
+    ckpt["hyper_parameters"] = hyper_parameters
+    if TRAIN_LOSS_SUMS in pack:
+        ckpt[TRAIN_LOSS_SUMS] = [t[:, k].clone() for t in pack[TRAIN_LOSS_SUMS]]
+    return ckpt
+
+
+def _at_epoch_end(trainer: L.Trainer) -> bool:
+    """Whether to save at the training epoch's end (after its validation) rather than at the
+    end of a validation pass, as Lightning's ``ModelCheckpoint`` would: a checkpoint then
+    holds the loop state of a finished epoch."""
+    return trainer.check_val_every_n_epoch == 1 and trainer.val_check_interval == 1.0
+
+
+class MemberOutputs(Callback):
+    """Per member: selection on its own validation accuracy, its checkpoints, its
+    ``epochs.csv`` rows and its logger's metrics; one console line per epoch for the job.
+
+    ``job_last``: the job's own ``last.ckpt`` (a pack's, in its folder; a lone member's is
+    its own); ``member_callbacks(k)``: the states of the Trainer's other callbacks for member
+    k's checkpoint.
+    """
+
+    def __init__(self, members: list[Member], job_last: Path,
+                 member_callbacks: Any = None):
+        self.members, self.job_last = members, job_last
+        self.member_callbacks = member_callbacks
+        self.best: list[float | None] = [None] * len(members)
+        self.best_epoch: list[int | None] = [None] * len(members)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = list(state["best"]), list(state["best_epoch"])
+
+    def on_load_checkpoint(self, trainer, module, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint of an earlier version kept Lightning's ``ModelCheckpoint`` state: its
+        best score and file say the same."""
+        if self.state_key in checkpoint.get("callbacks", {}):
+            return
+        for key, state in checkpoint.get("callbacks", {}).items():
+            if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
+                score = state.get("best_model_score")
+                self.best = [None if score is None else float(score)]
+                self.best_epoch = [best_epoch(Path(state["best_model_path"]))]
+
+    def on_fit_start(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
+        self._start = self._epoch_start = time.perf_counter()
+        summary = module.summary
+        for member in self.members:
+            if member.logger is not None:
+                member.logger.log_metrics({
+                    "params/total": summary.params_total,
+                    "params/trainable": summary.params_trainable,
+                    "params/downsample": summary.params_downsample,
+                    "flops/forward": summary.flops_forward}, step=0)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module: DownsampleClassifier, outputs, batch,
+                           batch_idx: int) -> None:
+        if batch_idx % trainer.log_every_n_steps:
+            return
+        means = module.take_loss_window().reshape(-1).tolist()
+        for member, mean in zip(self.members, means, strict=True):
+            if member.logger is not None:
+                member.logger.log_metrics({"train/loss": mean,
+                                           "epoch": float(trainer.current_epoch + 1)},
+                                          step=trainer.global_step)
+
+    def on_validation_end(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        self._rows = module.validation_rows
+        if not _at_epoch_end(trainer):
+            self._write(trainer, module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
+        if _at_epoch_end(trainer) and getattr(self, "_rows", None):
+            self._write(trainer, module)
+
+    def _write(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
+        epoch, rows, self._rows = trainer.current_epoch + 1, self._rows, None
+        train = module.mean_train_loss().reshape(-1)
+        logged = trainer.strategy.reduce(train, reduce_op="mean").tolist()  # every process's
+        train = train.tolist()
+        improved = []
+        for k, (member, row) in enumerate(zip(self.members, rows, strict=True)):
+            if self.best[k] is None or row[MONITOR] > self.best[k]:  # a NaN never improves
+                self.best[k], self.best_epoch[k] = row[MONITOR], epoch
+                improved.append(k)
+            if not trainer.is_global_zero:
+                continue
+            write_epoch_row(member.output_dir, {
+                "epoch": epoch, "step": trainer.global_step,
+                "seconds": round(time.perf_counter() - self._start, 3), **row,
+                "train/loss_epoch": train[k]})
+            if member.logger is not None:
+                member.logger.log_metrics({**row, "train/loss_epoch": logged[k],
+                                           "epoch": float(epoch)}, step=trainer.global_step)
+                member.logger.save()
+        if not trainer.fast_dev_run:  # a smoke run keeps no checkpoint, as Lightning's
+            self._save(trainer, module)
+            if trainer.is_global_zero:
+                for k in improved:
+                    self._select(self.members[k], epoch)
+        if trainer.progress_bar_callback is None:
+            say(self._epoch_line(trainer, module, rows, train, epoch))
+
+    def _save(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
+        """The job's checkpoint (what it resumes from) and, for a pack, each member's."""
+        trainer.save_checkpoint(self.job_last, weights_only=False)
+        if module.members == 1:
+            _saved(self.members[0], self.job_last, selected=False, trainer=trainer)
+            return
+        pack = module.last_checkpoint
+        for k, member in enumerate(self.members):
+            callbacks = {self.state_key: {"best": [self.best[k]],
+                                          "best_epoch": [self.best_epoch[k]]},
+                         **self.member_callbacks(k, module)}
+            checkpoint = member_checkpoint(pack, module.net, k, dict(module.hparams), callbacks)
+            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, member.last)
+            _saved(member, member.last, selected=False, trainer=trainer)
+
+    @staticmethod
+    def _select(member: Member, epoch: int) -> None:
+        """The member's ``last.ckpt`` of this epoch becomes its selected checkpoint (a copy of
+        the same time: a resume takes ``last.ckpt``, as after Lightning's saves)."""
+        best = member.last.with_name(best_checkpoint_name(epoch))
+        with open(member.last, "rb") as source, atomic_write(best, "wb") as target:
+            shutil.copyfileobj(source, target)
+        saved = member.last.stat()
+        os.utime(best, ns=(saved.st_atime_ns, saved.st_mtime_ns))
+        for old in best.parent.glob(f"{BEST_PREFIX}*.ckpt"):
+            if old != best:
+                old.unlink(missing_ok=True)
+        _saved(member, best, selected=True)
+
+    def _epoch_line(self, trainer: L.Trainer, module: DownsampleClassifier,
+                    rows: list[dict[str, float]], train: list[float], epoch: int) -> str:
+        seconds = time.perf_counter() - self._epoch_start
+        head = f"epoch {epoch}/{trainer.max_epochs}"
+        if len(rows) == 1:
+            shown = "  ".join(f"{key} {value:.4f}" for key, value in (
+                ("train/loss", train[0]), ("val/loss", rows[0]["val/loss"]),
+                (MONITOR, rows[0][MONITOR])))
+            return f"{head}  {shown}  ({seconds:.1f} s)"
+        accuracy = [row[MONITOR] for row in rows if row[MONITOR] == row[MONITOR]]  # not NaN
+        span = f"{min(accuracy):.4f}-{max(accuracy):.4f}" if accuracy else "nan"
+        diverged = f", {len(module.diverged)} diverged" if module.diverged else ""
+        return (f"{head}  pack of {len(rows)}{diverged}: train/loss "
+                f"{sum(train) / len(train):.4f} (mean)  {MONITOR} {span}  ({seconds:.1f} s)")
