@@ -19,6 +19,10 @@ from downsample_study.errors import ConfigError
 
 B = TypeVar("B")
 
+# a schema field's metadata: it says how or where a job runs, not what it trains or measures
+# (config/defining.py): runs that differ in it alone are the same job
+INCIDENTAL = {"incidental": True}
+
 
 class Registry(Generic[B]):
     def __init__(self, kind: str, default_schema: type, builders_module: str,

@@ -1,12 +1,23 @@
-"""What makes two runs the same job: the config keys that say what a job trains and
-measures. Paths, logging, devices, speed settings and the like do not: a job moved to another
-machine or resumed on a GPU is still the same job."""
+"""What makes two runs the same job: the config keys that say what a job trains and measures.
+
+Marked once, on the schemas: a field with ``registry.INCIDENTAL`` says how or where a job runs,
+not what (paths, logging, devices, speed); of the Trainer's arguments, ``DEFINING_TRAINER_ARGS``
+alone define a job. Skip and resume compare the other keys, the report's variants are made
+of them, and a job folder's name leaves the incidental ones out (``incidental_keys``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import typing
+from pathlib import Path
 from typing import Any
 
-DEFINING_NODES = ("seed", "dataset", "model", "downsample", "optimizer", "evaluation")
+from omegaconf import OmegaConf
+
+from downsample_study.config.schema import CHOICES, Config
+
 # how long a job trains: a checkpoint of a shorter run is where a longer one goes on from
 TRAINING_LENGTH = ("max_epochs", "min_epochs", "max_steps", "min_steps", "max_time")
 DEFINING_TRAINER_ARGS = (
@@ -14,45 +25,67 @@ DEFINING_TRAINER_ARGS = (
     "overfit_batches", "fast_dev_run", "val_check_interval", "check_val_every_n_epoch",
     "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm", "precision",
 )
-# settings in those nodes that change how, not what, a job computes
-INCIDENTAL = frozenset({"dataset.eval_batch_size", "dataset.verify_checksums",
-                        "dataset.download", "optimizer.fused"})
 MAX_SHOWN = 3
 
 
-def _flat(prefix: str, value: Any, into: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _flat(f"{prefix}.{key}", item, into)
-    elif prefix not in INCIDENTAL:
-        into[prefix] = value
-    return into
+@functools.cache
+def _fields(schema: type) -> dict[str, tuple[Any, bool]]:
+    """Each field of a schema: (its type, whether it is marked incidental)."""
+    hints = typing.get_type_hints(schema)
+    return {f.name: (hints[f.name], bool(f.metadata.get("incidental")))
+            for f in dataclasses.fields(schema)}
+
+
+def _schemas(key: str, node: Any) -> list[type]:
+    """The schemas a node of the top level may have: the chosen option's (all of them where
+    the name is not given or registered, as for the keys a folder's name may hold)."""
+    registry = CHOICES[key]
+    name = node.get("name") if isinstance(node, dict) else None
+    if name in registry:
+        return [registry.schema(name)]
+    return [registry.schema(name) for name in registry.names()]
+
+
+def _walk(schemas: list[type], data: dict[str, Any], prefix: str, into: dict[str, Any]) -> None:
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        known = [fields[key] for fields in map(_fields, schemas) if key in fields]
+        if any(incidental for _, incidental in known):
+            continue
+        if path == "trainer":
+            into.update({f"trainer.{arg}": value[arg] for arg in DEFINING_TRAINER_ARGS
+                         if isinstance(value, dict) and value.get(arg) is not None})
+        elif isinstance(value, dict):
+            inner = (_schemas(key, value) if not prefix and key in CHOICES else
+                     [schema for kind, _ in known for schema in _inner(key, kind, prefix)])
+            _walk(inner, value, f"{path}.", into)
+        else:
+            into[path] = value
+
+
+def defining(config: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``config`` (resolved, as plain data) that define its job, flattened
+    (``optimizer.lr``); a key no schema knows counts as defining; unset Trainer arguments
+    (Lightning's defaults) are left out."""
+    found: dict[str, Any] = {}
+    _walk([Config], config, "", found)
+    return found
 
 
 def config_differences(earlier: dict[str, Any], current: dict[str, Any], *,
                        training_length: bool = True) -> list[str]:
     """The defining keys whose values differ, ``"optimizer.lr: 0.001 there, 0.003 here"``,
     between two resolved configs as plain data (without ``training_length``: less the
-    Trainer's ``TRAINING_LENGTH``).
-
-    A key that only one side has (one added in a later version) is not compared; an unset
-    Trainer argument is Lightning's default, the same on both sides.
-    """
-    before, now = {}, {}
-    for node in DEFINING_NODES:
-        if node in earlier and node in current:
-            _flat(node, earlier[node], before)
-            _flat(node, current[node], now)
+    Trainer's ``TRAINING_LENGTH``). A key one side lacks (one added in a later version) is
+    not compared, but an unset Trainer argument is Lightning's default on either side."""
+    before, now = defining(earlier), defining(current)
     keys = before.keys() & now.keys()
     if "trainer" in earlier and "trainer" in current:
-        for arg in DEFINING_TRAINER_ARGS:
-            if not training_length and arg in TRAINING_LENGTH:
-                continue
-            key = f"trainer.{arg}"
-            before[key], now[key] = earlier["trainer"].get(arg), current["trainer"].get(arg)
-            keys.add(key)
-    return [f"{key}: {_shown(before[key])} there, {_shown(now[key])} here"
-            for key in sorted(keys) if before[key] != now[key]]
+        keys |= {f"trainer.{arg}" for arg in DEFINING_TRAINER_ARGS}
+    if not training_length:
+        keys -= {f"trainer.{arg}" for arg in TRAINING_LENGTH}
+    return [f"{key}: {_shown(before.get(key))} there, {_shown(now.get(key))} here"
+            for key in sorted(keys) if before.get(key) != now.get(key)]
 
 
 def _shown(value: Any) -> str:
@@ -63,3 +96,50 @@ def listed(differences: list[str]) -> str:
     shown = "; ".join(differences[:MAX_SHOWN])
     more = len(differences) - MAX_SHOWN
     return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _inner(name: str, kind: Any, prefix: str) -> list[type]:
+    """The schemas of the node a field holds: a choice's options, a nested schema, or none."""
+    if not prefix and name in CHOICES:
+        return [CHOICES[name].schema(option) for option in CHOICES[name].names()]
+    return [kind] if dataclasses.is_dataclass(kind) else []
+
+
+def _incidental_paths(schemas: list[type], prefix: str = "") -> list[str]:
+    """The incidental keys of ``schemas``: a marked field and every key below it."""
+    found = []
+    for fields in map(_fields, schemas):
+        for name, (kind, incidental) in fields.items():
+            inner = _inner(name, kind, prefix)
+            if incidental:
+                found += [f"{prefix}{name}", *(f"{prefix}{name}.{key}" for schema in inner
+                                               for key in _fields(schema))]
+            else:
+                found += _incidental_paths(inner, f"{prefix}{name}.")
+    return found
+
+
+@functools.cache
+def incidental_keys(config_dir: Path, trainer_args: tuple[str, ...]) -> list[str]:
+    """The overrides a job folder's name leaves out: every incidental key, the Trainer's
+    other arguments (``trainer_args``: all it has), and each config group of ``config_dir``
+    whose options set incidental keys alone (``accelerator``)."""
+    keys = [*_incidental_paths([Config]),
+            *(f"trainer.{arg}" for arg in trainer_args if arg not in DEFINING_TRAINER_ARGS)]
+    for group in sorted(p for p in Path(config_dir).iterdir() if p.is_dir()):
+        options = list(group.glob("*.yaml"))
+        if options and group.name not in keys and all(
+                _sets_only(option, set(keys)) for option in options):
+            keys.append(group.name)
+    return sorted(set(keys))
+
+
+def _sets_only(option: Path, incidental: set[str]) -> bool:
+    """Whether a config group's option file sets only keys of ``incidental``."""
+    text = option.read_text()
+    package = next((line.split("@package", 1)[1].strip() for line in text.splitlines()
+                    if line.startswith("# @package")), option.parent.name)
+    content = OmegaConf.to_container(OmegaConf.create(text), resolve=False) or {}
+    prefix = "" if package == "_global_" else f"{package}."
+    flat = [f"{prefix}{key}" for key in content if key != "defaults"]
+    return bool(flat) and all(key in incidental for key in flat)

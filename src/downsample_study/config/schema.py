@@ -16,7 +16,11 @@ from omegaconf import MISSING
 from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.checks import above
 from downsample_study.choices import Choice, as_choice
+from downsample_study.data.configs import DATASETS
 from downsample_study.errors import ConfigError
+from downsample_study.nets.configs import DOWNSAMPLES, MODELS
+from downsample_study.registry import INCIDENTAL, Registry
+from downsample_study.training.configs import LOGGERS, OPTIMIZERS
 
 
 class JobMode(Choice):
@@ -100,26 +104,32 @@ class SpeedConfig:
         self.compile = as_choice(CompileMode, self.compile, "speed.compile")
 
 
+# the config groups whose node's schema is the chosen entry's (``dataset=cifar10``)
+CHOICES: dict[str, Registry] = {"dataset": DATASETS, "downsample": DOWNSAMPLES, "model": MODELS,
+                                "optimizer": OPTIMIZERS, "logger": LOGGERS}
+
+
 @dataclass
 class Config:
-    """The top level. ``trainer`` gets its schema from Lightning's signature (``store.py``)."""
+    """The top level. ``trainer`` gets its schema from Lightning's signature (``store.py``);
+    a field marked ``INCIDENTAL`` does not define a job (``defining.py``)."""
 
     dataset: Any = MISSING
     downsample: Any = MISSING
     model: Any = MISSING
     optimizer: Any = MISSING
-    logger: Any = MISSING
+    logger: Any = field(default=MISSING, metadata=INCIDENTAL)
     trainer: Any = MISSING
-    paths: PathsConfig = field(default_factory=PathsConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig, metadata=INCIDENTAL)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
-    parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    speed: SpeedConfig = field(default_factory=SpeedConfig)
-    pack: PackConfig = field(default_factory=PackConfig)
+    report: ReportConfig = field(default_factory=ReportConfig, metadata=INCIDENTAL)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig, metadata=INCIDENTAL)
+    speed: SpeedConfig = field(default_factory=SpeedConfig, metadata=INCIDENTAL)
+    pack: PackConfig = field(default_factory=PackConfig, metadata=INCIDENTAL)
     seed: int = 0
     # keys a sweeper tuned for this job's variant (hydra/sweeper=tuned sets optimizer.lr): the
     # report shows them and does not tell variants apart by them
-    tuned: list[str] = field(default_factory=list)
-    mode: JobMode = JobMode.train
+    tuned: list[str] = field(default_factory=list, metadata=INCIDENTAL)
+    mode: JobMode = field(default=JobMode.train, metadata=INCIDENTAL)
     # mode=eval: a finished job's folder (its selected checkpoint) or one of its checkpoints
-    checkpoint: str | None = None
+    checkpoint: str | None = field(default=None, metadata=INCIDENTAL)

@@ -25,15 +25,12 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from downsample_study.config.schema import Config
+from downsample_study.config.defining import incidental_keys
+from downsample_study.config.schema import CHOICES, Config
 from downsample_study.config.trainer_checks import plain_values
-from downsample_study.data.configs import DATASETS
 from downsample_study.errors import StorageError
 from downsample_study.layout import job_dir_name
-from downsample_study.nets.configs import DOWNSAMPLES, MODELS
-from downsample_study.registry import Registry
 from downsample_study.storage import atomic_write
-from downsample_study.training.configs import LOGGERS, OPTIMIZERS
 
 
 def _config_dir() -> Path:
@@ -43,15 +40,6 @@ def _config_dir() -> Path:
 
 
 CONFIG_DIR = _config_dir()
-
-# The config groups whose node's schema is the chosen entry's (``dataset=cifar10``).
-CHOICES: dict[str, Registry] = {
-    "dataset": DATASETS,
-    "downsample": DOWNSAMPLES,
-    "model": MODELS,
-    "optimizer": OPTIMIZERS,
-    "logger": LOGGERS,
-}
 
 # Arguments the framework sets itself; a user value for them would be silently overwritten.
 MANAGED_TRAINER_ARGS = {"logger", "callbacks", "default_root_dir", "enable_checkpointing"}
@@ -156,6 +144,8 @@ def ddp_strategy() -> str:
 
 RESOLVERS = {
     "env_or": env_or,
+    # hydra.job.config.override_dirname.exclude_keys: what a job folder's name leaves out
+    "incidental_keys": lambda: incidental_keys(CONFIG_DIR, tuple(trainer_arguments())),
     "job_dir": job_dir_name,
     "presets": presets,
     "ddp_strategy": ddp_strategy,

@@ -15,8 +15,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.config.messages import node_message
-from downsample_study.config.schema import JobMode, PathsConfig, SpeedConfig
-from downsample_study.config.store import CHOICES, top_level_schema, trainer_arguments
+from downsample_study.config.schema import CHOICES, JobMode, PathsConfig, SpeedConfig
+from downsample_study.config.store import top_level_schema, trainer_arguments
 from downsample_study.config.trainer_checks import check_trainer
 from downsample_study.data.configs import DATASETS, DatasetConfig
 from downsample_study.errors import ConfigError, no_such_key

@@ -3,25 +3,25 @@ is loaded. The loaders are in ``datasets.py``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
 from downsample_study.checks import at_least
-from downsample_study.registry import Registry
+from downsample_study.registry import INCIDENTAL, Registry
 
 
 @dataclass
 class DatasetConfig:
     name: str = MISSING
     batch_size: int = 64
-    eval_batch_size: int = 1000
+    eval_batch_size: int = field(default=1000, metadata=INCIDENTAL)
     val_size: int = 5000
     split_seed: int = 0  # the train/val split is the same for every run seed
     augment: bool = False  # random crop (pad 4) + horizontal flip, on the batch, on device
     # check the files against the dataset's published checksums where it has them (CIFAR-10)
-    verify_checksums: bool = True
-    download: bool = True
+    verify_checksums: bool = field(default=True, metadata=INCIDENTAL)
+    download: bool = field(default=True, metadata=INCIDENTAL)
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "eval_batch_size", "val_size"):

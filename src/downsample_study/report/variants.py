@@ -14,12 +14,6 @@ from downsample_study.report.statistics import Stat
 from downsample_study.results import Status
 from downsample_study.sweeps.folder import JobFolder
 
-# Config keys that do not make a different variant: where and how a job ran, not what it ran.
-_IGNORED = ("seed", "mode", "paths.", "logger.", "report.", "parallel.", "speed.",
-            "dataset.eval_batch_size", "dataset.verify_checksums", "dataset.download",
-            "trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy",
-            "trainer.enable_progress_bar", "trainer.enable_model_summary",
-            "trainer.log_every_n_steps")
 # Always shown; these two are swept with the operator but are not its options.
 ALWAYS = ("dataset.name", "model.name", "downsample.name", "downsample.batch_norm",
           "downsample.dropout")
@@ -42,15 +36,12 @@ def _is_fraction(path: Sequence[str]) -> bool:
     return path[-1].startswith(("acc", "consistency"))
 
 
-def _ignored(key: str) -> bool:
-    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in _IGNORED)
-
-
-def variant_key(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """The keys that make the variant: not where it ran, nor what a sweeper tuned for it."""
-    tuned = {*config.get("tuned", ()), "tuned"}
-    return tuple(sorted((k, v) for k, v in flatten(config).items()
-                        if not _ignored(k) and k not in tuned))
+def variant_key(job: JobFolder) -> tuple[tuple[str, Any], ...]:
+    """The keys that make the job's variant: those that define it (``config/defining.py``)
+    but its seed and what a sweeper tuned for it (lists as tuples, to be compared)."""
+    tuned = {*job.results.config.get("tuned", ()), "seed"}
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                        for k, v in job.defining.items() if k not in tuned))
 
 
 def text(value: Any) -> str:
@@ -144,7 +135,7 @@ def group_variants(jobs: list[JobFolder]) -> tuple[list[Variant], list[Variant]]
         if (job.status not in (Status.completed, Status.failed) or job.results is None
                 or not job.results.config):  # an interrupted job resumes: not a failure
             continue
-        key = variant_key(job.results.config)
+        key = variant_key(job)
         variant = grouped.setdefault(key, Variant(key, [], []))
         if job.status != Status.completed:
             variant.failed.append(job)

@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from downsample_study.config.defining import listed
+from downsample_study.config.defining import defining, listed
 from downsample_study.errors import ResultsError, UserError
 from downsample_study.layout import (
     BEST_FILE,
@@ -51,6 +51,11 @@ class JobFolder:
     @property
     def seed(self) -> int:
         return self.results.seed
+
+    @functools.cached_property
+    def defining(self) -> dict[str, Any]:
+        """The keys of its config that define its job (``config/defining.py``)."""
+        return defining(self.results.config) if self.results is not None else {}
 
     @functools.cached_property
     def epochs(self) -> list[dict[str, float]]:

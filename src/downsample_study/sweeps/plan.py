@@ -9,6 +9,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from downsample_study.config.defining import incidental_keys
+from downsample_study.config.store import CONFIG_DIR, trainer_arguments
 from downsample_study.errors import UserError
 from downsample_study.sweeps.naming import override_key
 from downsample_study.sweeps.packing import alone, planned_jobs
@@ -40,15 +42,14 @@ def sweep_jobs(config: Any) -> list[list[str]] | None:
 
 
 class Plan:
-    """The jobs a multirun planned, each as the overrides that name it: without those Hydra
-    leaves out of a job folder's name (``exclude_keys``: paths, ``logger.group``, ``pack.*``)
-    and without the rates a tuned sweeper set. A job started in a folder is named the same way,
-    so the sweep run again with its data elsewhere plans the same jobs, and an earlier sweep's
-    job (other overrides, the same ``hydra.sweep.dir``) is told apart."""
+    """The jobs a multirun planned, each as the overrides that name it: without the keys that
+    do not define a job (``config/defining.py``), as a job folder's name, and without the
+    rates a tuned sweeper set. A job started in a folder is named the same way, so the sweep
+    run again with its data elsewhere plans the same jobs, and an earlier sweep's job (other
+    overrides, the same ``hydra.sweep.dir``) is told apart."""
 
-    def __init__(self, hydra: Any, jobs: list[list[str]]):
-        self.exclude = frozenset(OmegaConf.select(
-            hydra, "job.config.override_dirname.exclude_keys", default=None) or [])
+    def __init__(self, jobs: list[list[str]]):
+        self.exclude = frozenset(incidental_keys(CONFIG_DIR, tuple(trainer_arguments())))
         self.jobs = list(dict.fromkeys(self.named(job) for job in jobs))  # in the plan's order
         self._members = set(self.jobs)
 
@@ -57,7 +58,7 @@ class Plan:
         """The plan of the multirun whose saved config this is; None for sweepers whose plan
         cannot be read (``sweep_jobs``)."""
         jobs = sweep_jobs(config)
-        return None if jobs is None else cls(config.hydra, jobs)
+        return None if jobs is None else cls(jobs)
 
     def named(self, overrides: Sequence[str]) -> frozenset[str]:
         """A job's overrides (planned, or a started job's ``.hydra/overrides.yaml``) as the

@@ -12,7 +12,7 @@ from omegaconf import MISSING
 from downsample_study.checks import above, at_least, probability
 from downsample_study.choices import Choice, as_choice
 from downsample_study.errors import ConfigError
-from downsample_study.registry import Registry
+from downsample_study.registry import INCIDENTAL, Registry
 
 # --- optimizers -----------------------------------------------------------------------------
 
@@ -31,7 +31,8 @@ class OptimizerConfig:
 @dataclass
 class AdamConfig(OptimizerConfig):
     betas: tuple[float, float] = (0.9, 0.999)
-    fused: bool = True  # one kernel for the whole update, where torch supports it
+    # one kernel for the whole update, where torch supports it
+    fused: bool = field(default=True, metadata=INCIDENTAL)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -56,6 +56,11 @@ class Member:
                        key=lambda p: p.stat().st_mtime_ns)
         return found[-1] if found else None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A process started by ``ddp_spawn`` gets the member without its composed config
+        (Hydra's typed config does not pickle), which only the job's main process records."""
+        return {**self.__dict__, "cfg": None}
+
     def finish(self, exit_code: int) -> None:
         """End its tracker run (the members' runs are open side by side)."""
         if self.logger is not None:
@@ -66,6 +71,15 @@ def _saved(member: Member, path: Path, selected: bool, trainer: L.Trainer | None
     """Tell the member's tracker (from the main process) that ``path`` was written."""
     if member.logger is not None and (trainer is None or trainer.is_global_zero):
         member.tracker.checkpoint_saved(member.logger, path, selected)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """``source`` copied to ``target`` whole or not at all, with its time: a resume takes
+    ``last.ckpt`` among checkpoints of the same time."""
+    with open(source, "rb") as read, atomic_write(target, "wb") as write:
+        shutil.copyfileobj(read, write)
+    saved = source.stat()
+    os.utime(target, ns=(saved.st_atime_ns, saved.st_mtime_ns))
 
 
 def best_epoch(checkpoint: Path | None) -> int | None:
@@ -213,7 +227,10 @@ class MemberOutputs(Callback):
         """The job's checkpoint (what it resumes from) and, for a pack, each member's."""
         trainer.save_checkpoint(self.job_last, weights_only=False)
         if module.members == 1:
-            _saved(self.members[0], self.job_last, selected=False, trainer=trainer)
+            alone = self.members[0]
+            if alone.last != self.job_last and trainer.is_global_zero:  # a folder of its own
+                _copy(self.job_last, alone.last)
+            _saved(alone, alone.last, selected=False, trainer=trainer)
             return
         pack = module.last_checkpoint
         for k, member in enumerate(self.members):
@@ -229,10 +246,7 @@ class MemberOutputs(Callback):
         """The member's ``last.ckpt`` of this epoch becomes its selected checkpoint (a copy of
         the same time: a resume takes ``last.ckpt``, as after Lightning's saves)."""
         best = member.last.with_name(best_checkpoint_name(epoch))
-        with open(member.last, "rb") as source, atomic_write(best, "wb") as target:
-            shutil.copyfileobj(source, target)
-        saved = member.last.stat()
-        os.utime(best, ns=(saved.st_atime_ns, saved.st_mtime_ns))
+        _copy(member.last, best)
         for old in best.parent.glob(f"{BEST_PREFIX}*.ckpt"):
             if old != best:
                 old.unlink(missing_ok=True)
