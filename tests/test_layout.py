@@ -1,6 +1,8 @@
 """The house's rules, checked: no import cycle in the package (imports inside functions
-count), no module over 300 lines, at most 21 modules in a folder, and every touch of a
-library's private internals in ``internals.py``; and ``make clean`` never deletes a run."""
+count), the wings in one order (training and the runtime below the sweeps, the report apart
+from the config and training), no module over 300 lines, at most 21 modules in a folder,
+every touch of a library's private internals in ``internals.py``; and ``make clean`` never
+deletes a run."""
 
 from __future__ import annotations
 
@@ -43,21 +45,44 @@ def test_no_import_cycle():
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
 
 
-def test_the_wings_depend_on_each_other_one_way():
-    """Folders (and top-level modules) as units: config → data + nets → training → job →
-    task → cli, with no wing importing one that imports it back."""
+# The wings from the ground up: each imports only wings below it. What every job needs
+# (runtime) sits below the job, what only a multirun needs (sweeps) above it.
+GROUND = ("errors", "choices", "checks", "registry", "storage", "provenance", "internals",
+          "console", "layout", "results")
+WINGS = ("ground", "nets", "data", "analysis", "training", "config", "runtime", "job", "sweeps",
+         "task", "report", "runs", "cli", "__main__")
+# and what a wing above may not reach either: the report reads files (through the one reader
+# of a sweep folder), not the live schema or the training code
+NEVER = {"report": {"config", "training", "runtime", "job", "task"}}
+
+
+def _wing(module: str) -> str:
+    name = module.split(".")[1] if "." in module else module
+    return "ground" if name in GROUND else name
+
+
+def _wing_imports() -> set[tuple[str, str, str]]:
+    """(wing, the wing it imports, the importing module) for every import across wings."""
     known = {_name(p) for p in MODULES}
+    return {(_wing(_name(path)), _wing(imported), _name(path)) for path in MODULES
+            for imported in _imports(path, known) if _wing(imported) != _wing(_name(path))}
 
-    def wing(module: str) -> str:
-        return module.split(".")[1] if "." in module else module
 
-    graph: dict[str, set[str]] = {}
-    for path in MODULES:
-        here = wing(_name(path))
-        graph.setdefault(here, set()).update(
-            wing(m) for m in _imports(path, known) if wing(m) != here
-        )
-    graphlib.TopologicalSorter(graph).prepare()
+def test_every_module_is_in_a_wing_of_the_order():
+    assert {_wing(_name(p)) for p in MODULES if _name(p) != "downsample_study"} <= set(WINGS)
+
+
+def test_each_wing_imports_only_wings_below_it():
+    upward = sorted((module, wing, imported) for wing, imported, module in _wing_imports()
+                    if WINGS.index(imported) > WINGS.index(wing))
+    assert upward == []
+
+
+@pytest.mark.parametrize("wing", sorted(NEVER))
+def test_a_wing_imports_nothing_of_the_wings_it_must_not_reach(wing):
+    reached = sorted((module, imported) for importer, imported, module in _wing_imports()
+                     if importer == wing and imported in NEVER[wing])
+    assert reached == []
 
 
 def test_the_error_types_import_nothing_of_the_project():

@@ -21,8 +21,8 @@ from downsample_study.storage import atomic_write
 
 # 1: no schema_version, provenance or typed reader (before 2026-12-01); 2: those; 3: the
 # interrupted status with its signal, stopping point and checkpoint to resume from; 4: epochs
-# counted from 1 (best_epoch, stopped_at), smoke_test
-SCHEMA_VERSION = 4
+# counted from 1 (best_epoch, stopped_at), smoke_test; 5: the tracker the job logged to
+SCHEMA_VERSION = 5
 
 
 class Status(Choice):
@@ -107,6 +107,8 @@ class Results:
     smoke_test: bool = False  # trainer.fast_dev_run: a few batches, not a result to report
     # trained in a pack (hydra/sweeper=packed): {"id", "size", "seeds"}; None: alone
     pack: dict[str, Any] | None = None
+    # where its metrics went: {"name": the logger, and W&B's "mode", "project", "entity", "group"}
+    tracker: dict[str, Any] | None = None
     resources: Resources = field(default_factory=Resources)
     provenance: Provenance = field(default_factory=Provenance.here)
     schema_version: int = SCHEMA_VERSION

@@ -5,6 +5,7 @@ Trainer, with the runtime's callbacks (stops, same-job checks, slots)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import torch
@@ -98,16 +99,17 @@ def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
                                           Path(paths.cache_dir), [m.seed for m in members])
     job.resumed_from = resume_point(folder, tidy=is_primary())
     last = folder / CHECKPOINTS / LAST
-
-    def member_callbacks(k: int, module: DownsampleClassifier) -> dict:
-        """Member k's states of the callbacks a job of its own has."""
-        same_job = SameJob(members[k].config, members[k].output_dir)
-        return {RngState().state_key: {"cpu": module.net.generators[k].get_state()},
-                same_job.state_key: same_job.state_dict()}
-
-    callbacks = [MemberOutputs(members, last, member_callbacks), RngState(),
+    callbacks = [MemberOutputs(members, last, functools.partial(_member_callbacks, members)),
+                 RngState(),
                  StopAtStepBoundary(last), SameJob(members[0].config, folder)]
     if slot is not None:  # a slot exists only when jobs run side by side
         callbacks.append(ShareIdleCores(slot))
     job.trainer = build_trainer(first.trainer, folder, callbacks)
     return job
+
+
+def _member_callbacks(members: list[Member], k: int, module: DownsampleClassifier) -> dict:
+    """Member k's states of the callbacks a job of its own has (its checkpoint's)."""
+    same_job = SameJob(members[k].config, members[k].output_dir)
+    return {RngState().state_key: {"cpu": module.net.generators[k].get_state()},
+            same_job.state_key: same_job.state_dict()}

@@ -207,6 +207,8 @@ class Job:
             resumed_from=str(self.resumed_from) if self.resumed_from else None,
             smoke_test=bool(trainer.fast_dev_run),
             pack=self.pack,
+            tracker={"name": member.settings.logger.name, **(
+                member.tracker.run_settings(member.logger) if member.logger else {})},
             resources=Resources(
                 slot=self.slot.index if self.slot else None,
                 device=str(trainer.strategy.root_device),

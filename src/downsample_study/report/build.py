@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from downsample_study.config.schema import ReportConfig
 from downsample_study.console import counted
 from downsample_study.errors import ReportError, not_a_folder
 from downsample_study.layout import (
@@ -37,7 +36,7 @@ from downsample_study.report.tuning import (
 )
 from downsample_study.report.variants import group_variants, label_variants, shown_keys, text
 from downsample_study.storage import atomic_write
-from downsample_study.sweeps.folder import JobFolder, SweepFolder
+from downsample_study.sweeps.folder import SweepFolder, report_settings
 
 log = logging.getLogger("downsample_study.report")
 
@@ -56,14 +55,15 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     variants, no_seed_completed = group_variants(jobs)
     keys = shown_keys(variants or no_seed_completed)
     label_variants([*variants, *no_seed_completed], keys)
+    settings = report_settings(jobs)
     if baselines is None:
-        baselines = _configured_baselines(jobs)
+        baselines = [{k: text(v) for k, v in spec.items()} for spec in settings.baselines]
     else:  # asked for by name: a misspelt one is an error, not an empty section
         for spec in baselines:
             if (why := unmatched(spec, variants)) is not None:
                 raise ReportError(f"baseline {why}")
     if margin is None:
-        margin = _configured(jobs, "equivalence_margin", ReportConfig().equivalence_margin)
+        margin = settings.equivalence_margin
     comparisons, seen = [], set()
     for spec in baselines:
         for v in variants:
@@ -73,21 +73,6 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
                 comparisons.append(compare(v, b, spec, margin))
     adjust(comparisons)
     return Report(sweep, jobs, variants, keys, baselines, comparisons, no_seed_completed)
-
-
-def _configured_baselines(jobs: list[JobFolder]) -> list[dict[str, str]]:
-    found = _configured(jobs, "baselines", None)
-    if found:
-        return [{k: text(v) for k, v in spec.items()} for spec in found]
-    return ReportConfig().baselines
-
-
-def _configured(jobs: list[JobFolder], key: str, default):
-    for job in jobs:
-        found = (job.results.config if job.results else {}).get("report", {}).get(key)
-        if found is not None:
-            return found
-    return default
 
 
 def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,

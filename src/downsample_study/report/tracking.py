@@ -4,36 +4,33 @@ the report is made again."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from downsample_study.config.validate import typed_node
 from downsample_study.layout import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE
 from downsample_study.report.contents import Report
 from downsample_study.report.tables import comparison_rows, variant_rows
 from downsample_study.results import Status
-from downsample_study.training.loggers import LOGGERS
-from downsample_study.training.wandb_tracker import wandb_mode, wandb_project
 
 
 def log_to_wandb(report: Report, plots: list[Path]) -> str | None:
-    """Log the tables and plots as a ``report`` run in the jobs' W&B group; None when the
-    jobs did not use W&B. Offline (into ``SWEEP/wandb``) when there are no credentials."""
+    """Log the tables and plots as a ``report`` run where the jobs logged (their W&B project,
+    group and mode, as ``results.json`` records them); None when they did not use W&B."""
     job = next((j for j in report.jobs if j.status == Status.completed), None)
-    if job is None or job.results.config.get("logger", {}).get("name") != "wandb":
+    if job is None:
         return None
-    cfg = typed_node(OmegaConf.create(job.results.config["logger"]), "logger", LOGGERS)
-    mode = wandb_mode(cfg)
-    if mode == "disabled":
+    tracker = job.results.tracker or _as_recorded(job.results.config.get("logger") or {})
+    if tracker.get("name") != "wandb" or tracker.get("mode") == "disabled":
         return None
+    mode = tracker["mode"]
     import wandb
 
     run = wandb.init(
-        project=wandb_project(cfg), entity=cfg.entity, group=cfg.group or job.results.group,
-        job_type="report", name=f"report {report.sweep.name}", dir=str(report.sweep), mode=mode,
+        project=tracker.get("project"), entity=tracker.get("entity"),
+        group=tracker.get("group") or job.results.group, job_type="report",
+        name=f"report {report.sweep.name}", dir=str(report.sweep), mode=mode,
         config={"sweep": str(report.sweep), "baselines": report.baselines},
         settings=wandb.Settings(silent=True, console="off", init_timeout=60),
     )
@@ -55,6 +52,17 @@ def log_to_wandb(report: Report, plots: list[Path]) -> str | None:
         run.finish()
         wandb.teardown()  # the run's files are complete when the report returns
     return where
+
+
+def _as_recorded(logger: dict[str, Any]) -> dict[str, Any]:
+    """What ``results.json`` says of its tracker since version 5, from the logger node of an
+    earlier one's config: offline unless the node says otherwise."""
+    mode = logger.get("mode")
+    return {"name": logger.get("name"), "entity": logger.get("entity"),
+            "mode": mode if mode in ("online", "offline", "disabled") else (
+                os.environ.get("WANDB_MODE") or "offline"),
+            "project": logger.get("project") or os.environ.get("WANDB_PROJECT")
+            or "downsample_study", "group": logger.get("group")}
 
 
 def _artifact(wandb: Any, report: Report, plots: list[Path], group: str) -> Any:

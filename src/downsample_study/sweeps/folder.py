@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig
 
 from downsample_study.config.defining import defining, listed
+from downsample_study.config.schema import ReportConfig
 from downsample_study.errors import ResultsError, UserError
 from downsample_study.layout import (
     BEST_FILE,
@@ -120,6 +121,18 @@ def job_folders(root: Path) -> list[Path]:
 
     visit(Path(root))
     return sorted(found)
+
+
+def report_settings(jobs: list[JobFolder]) -> ReportConfig:
+    """The sweep's ``report.*`` as its jobs recorded them (the schema's defaults where none
+    did): what its report compares, and how."""
+    found: dict[str, Any] = {}
+    for job in jobs:
+        node = (job.results.config if job.results is not None else {}).get("report") or {}
+        for key, value in node.items():
+            if key in ReportConfig.__dataclass_fields__ and value is not None:
+                found.setdefault(key, value)
+    return ReportConfig(**found)
 
 
 def read_sweep_file(path: Path, without_it: str) -> Any:

@@ -220,6 +220,7 @@ class MemberOutputs(Callback):
             if trainer.is_global_zero:
                 for k in improved:
                     self._select(self.members[k], epoch)
+            trainer.strategy.barrier("selected")  # every process sees the selection
         if trainer.progress_bar_callback is None:
             say(self._epoch_line(trainer, module, rows, train, epoch))
 

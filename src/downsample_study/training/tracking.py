@@ -82,6 +82,10 @@ class Tracker:
         """End the run (a pack's members end theirs one by one; a job's run ends with it)."""
         logger.finalize("success" if exit_code == 0 else "failed")
 
+    def run_settings(self, logger: Logger) -> dict[str, Any]:
+        """Where the run is, for ``results.json`` (a report logs beside it)."""
+        return {}
+
     def describe(self, logger: Logger | None) -> str:
         """Where the run's metrics went, for the end-of-job message."""
         if logger is None:

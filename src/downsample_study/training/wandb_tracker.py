@@ -207,6 +207,11 @@ class WandbTracker(Tracker):
         if logger.experiment.offline:  # online, the resumed run has them
             log_epoch_rows(logger, rows)
 
+    def run_settings(self, logger):
+        run = logger.experiment
+        return {"mode": "offline" if run.offline else "online", "project": run.project,
+                "entity": run.entity, "group": run.group}
+
     def describe(self, logger):
         run = logger.experiment
         if run.offline:
