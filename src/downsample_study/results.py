@@ -1,5 +1,6 @@
-"""``results.json``: the one typed contract for the outcome of a job, and ``epochs.csv``, its
-per-epoch rows; ``Status``: the one vocabulary of a job's state, in every output.
+"""``results.json``: the one typed contract for the outcome of a job, with where it came from
+(the code's commit, the packages' versions), and ``epochs.csv``, its per-epoch rows;
+``Status``: the one vocabulary of a job's state, in every output.
 
 ``SCHEMA_VERSION`` says which version of the contract a file follows; files of earlier
 versions are read with the fields they lack left empty, their epochs counted from 1 as now."""
@@ -8,15 +9,18 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
+import platform
+import subprocess
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from downsample_study.choices import Choice
 from downsample_study.errors import ResultsError
 from downsample_study.layout import EPOCHS_FILE, RESULTS_FILE
-from downsample_study.provenance import git_state, versions
 from downsample_study.storage import atomic_write
 
 # 1: no schema_version, provenance or typed reader (before 2026-12-01); 2: those; 3: the
@@ -207,3 +211,42 @@ def write_epoch_row(folder: Path, row: dict[str, float]) -> None:
         writer = csv.DictWriter(f, EPOCH_COLUMNS)
         writer.writeheader()
         writer.writerows([*rows, row])
+
+
+PACKAGES = ("downsample_study", "torch", "torchvision", "lightning", "torchmetrics",
+            "hydra-core", "omegaconf", "wandb", "numpy")
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                             timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+@functools.cache
+def git_state() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the checkout this package runs from; (None, None) when it is
+    installed from a wheel or git cannot tell. Dirty: tracked files differ from the commit or
+    untracked files that git does not ignore exist."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None, None
+    commit = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain")
+    if commit is None:
+        return None, None
+    return commit.strip(), None if status is None else bool(status.strip())

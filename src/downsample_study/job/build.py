@@ -22,11 +22,10 @@ from downsample_study.runtime.locks import is_primary
 from downsample_study.runtime.same_job import SameJob
 from downsample_study.runtime.slots import ShareIdleCores, Slot
 from downsample_study.runtime.stops import StopAtStepBoundary
-from downsample_study.training.checkpoints import resume_point
+from downsample_study.training.checkpoints import RngState, resume_point
 from downsample_study.training.members import Member, MemberOutputs
 from downsample_study.training.module import DownsampleClassifier, hyper_parameters
 from downsample_study.training.optimizers import unfused_to_clip
-from downsample_study.training.resume import RngState
 from downsample_study.training.tracking import RunIdentity
 from downsample_study.training.trainer import build_trainer
 

@@ -21,8 +21,7 @@ from downsample_study.errors import ConfigError, ResultsError, path_of
 from downsample_study.job.build import member, validated
 from downsample_study.job.run import Job, test_line
 from downsample_study.layout import CHECKPOINTS, EVALUATION_FILE, PACKS_DIR, RESULTS_FILE
-from downsample_study.provenance import versions
-from downsample_study.results import Results, read_results
+from downsample_study.results import Results, read_results, versions
 from downsample_study.storage import atomic_write
 from downsample_study.training.checkpoints import resume_point
 from downsample_study.training.module import DownsampleClassifier

@@ -35,12 +35,10 @@ from downsample_study.runtime.locks import is_primary, refuse_script_relaunch
 from downsample_study.runtime.slots import Slot
 from downsample_study.runtime.stops import fit_to_the_end_or_a_stop
 from downsample_study.storage import atomic_write
-from downsample_study.training.checkpoints import load
-from downsample_study.training.loggers import LOGGERS, create_logger
+from downsample_study.training.checkpoints import epochs_trained, load
 from downsample_study.training.members import Member, best_epoch
 from downsample_study.training.module import DownsampleClassifier, diverged, plain
-from downsample_study.training.resume import epochs_trained
-from downsample_study.training.tracking import run_id_of
+from downsample_study.training.tracking import LOGGERS, create_logger, run_id_of
 from downsample_study.training.trainer import evaluation_trainer
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+from matplotlib.transforms import Bbox
 
 from downsample_study.report.contents import Report
-from downsample_study.report.labels import spread_labels
 from downsample_study.report.statistics import CONFIDENCE
 from downsample_study.report.variants import Variant, by_dataset
 from downsample_study.storage import atomic_write
@@ -235,3 +236,36 @@ def distinct_labels(variants: list[Variant]) -> list[str]:
     common = set.intersection(*map(set, parts)) if len(parts) > 1 else set()
     return [" · ".join(p for p in label if p not in common) or " · ".join(label)
             for label in parts]
+
+
+LEADER = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}
+
+
+def spread_labels(fig: Figure, labels: list[Annotation]) -> list[Annotation]:
+    """``labels`` (annotations in offset points) moved apart where they overlap, as the
+    figure is laid out now; the labels as drawn (a lifted one is replaced by its copy with a
+    leader line)."""
+    for label in labels:
+        label.set_in_layout(False)  # moving them then leaves the axes, and the points, in place
+    fig.draw_without_rendering()  # the layout, so the labels' extents are final
+    placed: list[Bbox] = []
+    drawn = []
+    for label in sorted(labels, key=lambda a: (a.xy[1], a.xy[0])):
+        # with room to spare: text is a little wider and taller, for its size, in the SVG
+        # (72 dpi) and the PNG (150 dpi) than at the figure's dpi it is placed at
+        box = label.get_window_extent().expanded(1.1, 1.3)
+        lift = 0.0
+        while any(box.translated(0, lift).overlaps(other) for other in placed):
+            lift += box.height / 2
+        placed.append(box.translated(0, lift))
+        if lift:
+            dx, dy = label.xyann
+            moved = label.axes.annotate(
+                label.get_text(), label.xy, xytext=(dx, dy + lift * 72 / fig.dpi),
+                textcoords="offset points", ha=label.get_horizontalalignment(),
+                fontsize=label.get_fontsize(), color=label.get_color(), arrowprops=LEADER)
+            moved.set_in_layout(False)
+            label.remove()
+            label = moved
+        drawn.append(label)
+    return drawn

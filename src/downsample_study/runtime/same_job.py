@@ -23,7 +23,7 @@ def completed_results(folder: Path, config: dict[str, Any]) -> Results | None:
     plain data), completed there: what a re-run skips. None when no run completed there;
     ``OtherJobError`` when the run that did was of another configuration in what it trains
     or measures. A run that failed or was stopped is run again, from its checkpoint where it
-    has one, which keeps its own configuration (``training.resume.SameJob`` compares that)."""
+    has one, which keeps its own configuration (``SameJob`` compares that)."""
     try:
         results = read_results(Path(folder) / RESULTS_FILE)
     except ResultsError:

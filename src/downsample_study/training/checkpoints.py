@@ -1,6 +1,7 @@
-"""Checkpoints that never block a job: written aside and renamed into place (a crash while
-saving keeps the previous one), and on resume the newest one that loads is used, those that
-do not load being set aside with a warning naming them."""
+"""Checkpoints: written aside and renamed into place (a crash while saving keeps the previous
+one), the newest that loads picked to resume from (those that do not, set aside with a
+warning), and the random generators kept in them, so a resumed job on CPU ends as if never
+stopped."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from downsample_study.layout import BROKEN, CHECKPOINTS, LAST
@@ -76,3 +78,33 @@ def _set_aside(path: Path, err: Exception) -> None:
     reason = str(err).splitlines()[0] if str(err) else ""
     log.warning("checkpoint %s does not load (%s: %s); set aside as %s", path,
                 type(err).__name__, reason, aside.name)
+
+
+LAST_CHECKPOINT = Path(CHECKPOINTS) / LAST  # of a job, from its folder
+
+
+def epochs_trained(current_epoch: int, output_dir: Path) -> int:
+    """Epochs trained. Under ``ddp_spawn`` the main process's Trainer never ran the fit loop
+    (its ``current_epoch`` stays 0); the last checkpoint knows."""
+    path = output_dir / LAST_CHECKPOINT
+    if current_epoch or not path.is_file():
+        return current_epoch
+    return int(load(path)["epoch"]) + 1
+
+
+class RngState(Callback):
+    """Saves the torch generators (CPU and CUDA) in each checkpoint and restores them on
+    resume, so dropout masks after a resume are those of an uninterrupted run. (The data order
+    needs nothing: it depends only on the seed and the epoch.)"""
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["cpu"])
+        cuda = state_dict.get("cuda")
+        if cuda is not None and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)

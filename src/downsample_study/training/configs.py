@@ -101,6 +101,6 @@ class WandbConfig(LoggerConfig):
             raise ConfigError(f"logger.log_model: false, true or all, got {self.log_model!r}")
 
 
-LOGGERS: Registry = Registry("logger", LoggerConfig, "downsample_study.training.loggers", {
+LOGGERS: Registry = Registry("logger", LoggerConfig, "downsample_study.training.wandb_tracker", {
     "wandb": WandbConfig, "csv": LoggerConfig, "tensorboard": LoggerConfig, "none": LoggerConfig,
 })

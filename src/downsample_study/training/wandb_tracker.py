@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import WandbLogger
 from downsample_study import internals
 from downsample_study.errors import ConfigError, first_line
 from downsample_study.layout import CHECKPOINTS, EPOCHS_FILE, LAST, RESULTS_FILE, SUPERSEDED
-from downsample_study.training.configs import WandbConfig, WandbMode
+from downsample_study.training.configs import LOGGERS, WandbConfig, WandbMode
 from downsample_study.training.tracking import (
     RunIdentity,
     Tracker,
@@ -218,3 +218,6 @@ class WandbTracker(Tracker):
             folder = Path(run.dir).parent
             return f"W&B offline run {folder} (upload: wandb sync {folder})"
         return f"W&B run {run.url}"
+
+
+LOGGERS.add("wandb", WandbTracker())
