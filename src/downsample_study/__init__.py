@@ -1,15 +1,8 @@
 """downsample_study: what the downsampling step of a small CNN buys you, with evidence.
 
-The command line is ``python -m downsample_study`` (``cli``, which runs ``task`` for each
-job); ``job.build_job`` is the one composition root. The Python API (``runs``):
-``load_run(job_folder)``, ``load_sweep(sweep_folder)`` and ``compose(overrides)``.
-
-The wings of the package: ``config`` (schema, ConfigStore, checks), ``nets`` (operators,
-models, shapes), ``data``, ``training`` (LightningModule, Trainer, optimizers, loggers),
-``analysis`` (shift robustness, feature maps), ``sweeps`` (names, launchers, slots, signals,
-summary) and ``report``. On the ground floor: ``errors``, ``choices``, ``checks``,
-``registry``, ``storage``, ``results`` and ``provenance``; every touch of a library's internals
-is in ``internals``.
+The command line is ``python -m downsample_study`` (``cli``); ``job.build_job`` is the one
+composition root. The Python API: ``load_run``, ``load_sweep`` and ``compose``. Every touch of
+a library's internals is in ``internals``.
 """
 
 __all__ = ["Run", "compose", "load_run", "load_sweep"]

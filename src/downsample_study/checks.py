@@ -1,6 +1,6 @@
-"""Range checks for config values that type-check but make no sense (a kernel of 0, a dropout
-of 1.5): a ``ConfigError`` naming the key, what is allowed and what it got. Called where the
-value's dataclass is built, so a config built by hand is checked as one Hydra composed."""
+"""Range checks for config values that type-check but make no sense: a ``ConfigError``.
+
+Called where the dataclass is built, so a hand-built config is checked like a composed one."""
 
 from __future__ import annotations
 

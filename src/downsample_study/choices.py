@@ -1,5 +1,4 @@
-"""Enum-typed choices for config keys: Hydra checks them at composition, and plain Python
-callers (a dataclass built by hand) get the same one-line message from ``as_choice``."""
+"""Enum-typed config choices: Hydra checks them, and ``as_choice`` does for hand-built configs."""
 
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ class Choice(str, Enum):
 
 
 def as_choice(kind: type[C], value: object, key: str) -> C:
-    """``value`` as a member of ``kind``; a ``ConfigError`` naming ``key`` and the allowed
-    values otherwise."""
+    """``value`` as a member of ``kind``, else a ``ConfigError`` naming ``key``."""
     if isinstance(value, kind):
         return value
     try:

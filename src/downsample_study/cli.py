@@ -1,12 +1,8 @@
-"""The command line: ``python -m downsample_study [-m] key=value ...`` (or the
-``downsample-study`` script).
+"""The command line: ``python -m downsample_study [-m] key=value ...`` (or ``downsample-study``).
 
-``main`` is the process: it switches on the process-wide tweaks (``internals.enable``), runs
-the Hydra app and exits with its status. ``run`` is the app itself, usable in process (the
-tests call it): a command line Hydra rejects while composing (a wrong key, type or choice, an
-unparsable override) is reported in one line naming the key and what is allowed. Composing
-imports no torch (the schemas are torch-free), so ``--help``, ``--cfg``, tab completion and a
-bad key answer in about a second; a job's modules are imported when the first job starts.
+``run`` is the app, usable in process (the tests call it); ``main`` adds the process-wide tweaks
+and the exit. Composing imports no torch, so ``--help``, ``--cfg``, tab completion and a bad key
+answer fast (benchmarks/RESULTS.md); a job's modules are imported when the first job starts.
 """
 
 from __future__ import annotations
@@ -33,8 +29,8 @@ _exit_status = 1  # until run() returns
 
 @contextlib.contextmanager
 def _hydra_raises() -> Iterator[None]:
-    """Let Hydra's errors reach ``run`` instead of being printed (and exited on) by Hydra,
-    unless the user asked for Hydra's full tracebacks (HYDRA_FULL_ERROR=1)."""
+    """Let Hydra's errors reach ``run`` rather than be printed and exited on, unless the user
+    asked for Hydra's full tracebacks (HYDRA_FULL_ERROR=1)."""
     if os.environ.get("HYDRA_FULL_ERROR"):
         yield
         return
@@ -46,10 +42,8 @@ def _hydra_raises() -> Iterator[None]:
 
 
 def _submitit_message(err: BaseException) -> str | None:
-    """One line for submitit's errors: ``sbatch`` refusing the jobs (no cluster here, a
-    partition that does not exist), or a job that returned nothing (killed, timed out too
-    often); None for other errors. (Without SLURM's commands the sweep does not start:
-    ``sweeps/launchers.py``.)"""
+    """One line for submitit's errors (``sbatch`` refusing the jobs, a job that returned
+    nothing); None for others."""
     utils = sys.modules.get("submitit.core.utils")
     if utils is None or not isinstance(err, utils.UncompletedJobError):
         return None
@@ -65,10 +59,8 @@ def _submitit_message(err: BaseException) -> str | None:
 
 
 def _study_message(err: BaseException) -> str | None:
-    """One line for ``hydra/sweeper=lr_search`` (Hydra's Optuna plugin) ending with no
-    completed trial, which it reports by asking Optuna for a best trial there is none of, or
-    with a ``hydra.sweeper.storage`` Optuna cannot open (SQLAlchemy's errors); None for
-    other errors."""
+    """One line for ``hydra/sweeper=lr_search`` ending with no completed trial (Optuna is asked
+    for a best trial there is none of) or a storage Optuna cannot open; None for others."""
     if "optuna" not in sys.modules:
         return None
     if isinstance(err, ValueError) and "No trials are completed yet" in str(err):

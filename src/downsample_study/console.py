@@ -1,6 +1,6 @@
-"""What the console shows: library noise that says nothing about this framework's runs is
-filtered out (switched on by the entry points, never at import); counts read as English
-(``counted``), there and in the reports; the side commands' errors and exit statuses."""
+"""What the console shows: library noise filtered out, counts in English, side commands' errors.
+
+The noise filters are switched on by the entry points, never at import."""
 
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ _NOISE = (
     r".*Checkpoint directory .* exists and is not empty.*",  # a resumed job's own folder
     r".*Experiment logs directory .* exists and is not empty.*",  # a resumed job's CSV log
 )
-# Lightning's lines about loading the selected checkpoint for the validation and test passes
-# (four per job; a resumed job says "resuming from" itself), its litlogger advert, and its
-# note of a SIGTERM (the framework says what it does about it).
+# Lightning's lines on loading the selected checkpoint (four per job; a resumed job says so
+# itself), its litlogger advert and its SIGTERM note (the framework says what it does about it)
 _QUIET_INFO = ("litlogger", "Restoring states from the checkpoint path",
                "Loaded model weights from the checkpoint", "Received SIGTERM")
 _QUIETED_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
@@ -32,8 +31,7 @@ _QUIETED_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 job``, ``2 jobs``: ``n`` of ``noun``, in the plural (``noun`` + s, or ``plural``)
-    unless one."""
+    """``1 job``, ``2 jobs``: ``noun`` + s (or ``plural``) unless ``n`` is one."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
@@ -54,8 +52,7 @@ def quiet_library_noise() -> None:
 
 @contextlib.contextmanager
 def quiet_lightning():
-    """Lightning's info lines (accelerators found, checkpoint restored) and its noise off for
-    a while: a notebook's ``Run.evaluate`` prints nothing but its result."""
+    """Lightning's info lines and noise off for a while: ``Run.evaluate`` prints only its result."""
     import lightning.pytorch  # noqa: F401 - its import sets its logger's level
 
     lightning_log = logging.getLogger("lightning.pytorch")
@@ -71,9 +68,8 @@ def quiet_lightning():
 
 
 def side_command(body: Callable[[], int], stopped: str) -> int:
-    """The exit status of a side command (report, record, progress): ``body``'s, or one line
-    on stderr for a ``UserError`` (2; a ``StorageError``, the disk's fault: 1) and for Ctrl-C
-    (130, saying ``stopped``: what the stop leaves behind)."""
+    """Run a side command (report, record, progress): a ``UserError`` is one line on stderr and
+    exit 2 (1 for a ``StorageError``, the disk's fault); Ctrl-C is 130, saying ``stopped``."""
     try:
         return body()
     except UserError as err:
@@ -88,11 +84,9 @@ LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 
 
 def route_library_logs() -> None:
-    """Lightning's lines through the job's own handlers, once each: to the console and the
-    job's log file. Imported after logging is configured (composing loads no torch), Lightning
-    keeps its "lightning" logger's own console handler, and every line of Lightning's showed
-    twice ("INFO: GPU available..." and "GPU available..."). Where nothing configured logging
-    (a notebook), Lightning's own handlers stay."""
+    """Lightning's lines through the job's own handlers (console, log file), once each: imported
+    after logging is configured, Lightning keeps its own console handler and every line showed
+    twice. Where nothing configured logging (a notebook), Lightning's handlers stay."""
     import lightning.pytorch  # noqa: F401 - its import sets up its loggers
 
     if not logging.getLogger().handlers:
@@ -107,8 +101,7 @@ def route_library_logs() -> None:
 
 
 def say(message: str) -> None:
-    """A line for the user, on the console and in the job's log file (as Lightning's own
-    lines, ``route_library_logs``); from the job's main process only."""
+    """A line for the user, on the console and in the job's log file; from the main process."""
     from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:

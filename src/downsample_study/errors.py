@@ -1,8 +1,7 @@
 """The framework's error types: the ground floor, importing nothing of the project.
 
-A ``UserError`` is caused by the user's input (a config value, a data file, a shape that
-collapses, a run that diverges): the command line reports it in one line, never as a
-traceback, and exits non-zero.
+A ``UserError`` is the user's input's fault: the command line reports it in one line, never as
+a traceback, and exits non-zero.
 """
 
 from __future__ import annotations
@@ -73,8 +72,7 @@ class JobBusy(UserError):
 
 
 class OtherJobError(UserError):
-    """A job's folder holds the record of a run of another configuration: not this job's to
-    skip, resume or replace."""
+    """Its folder records another configuration's run: not this job's to skip, resume or replace."""
 
 
 class ResultsError(UserError):
@@ -88,9 +86,8 @@ class ReportError(UserError):
 class Interrupted(BaseException):
     """The job was asked to stop (SIGTERM: kill, timeout, scancel, preemption; SIGINT: Ctrl-C).
 
-    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on the
-    way swallows it. ``immediate``: a second signal, raised wherever the job was, so no
-    checkpoint of that moment is saved.
+    A ``BaseException`` so that no ``except Exception`` swallows it. ``immediate``: a second
+    signal, raised wherever the job was, so no checkpoint of that moment is saved.
     """
 
     def __init__(self, signum: int, immediate: bool = False):

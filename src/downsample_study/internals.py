@@ -1,12 +1,8 @@
 """Every use of a library's private internals, in one module.
 
-Each is a speed-up, a quieter console or a safety check that the framework can do without.
-Each is guarded: if the internal it relies on has moved (after an upgrade), it says so once
-at debug level and the run goes on without it; ``tests/test_internals.py`` has a test per
-touch that fails when it no longer applies to the installed version, so the upgrade is
-noticed. Process-wide ones are switched on by the entry point (``cli.main`` via ``enable``,
-``cli.run``) and before the first job (``before_jobs``), never at import. How each gain was
-measured: benchmarks/RESULTS.md.
+Each can be done without: where its internal has moved it is skipped (one debug line), and
+``tests/test_internals.py`` fails so that the upgrade is noticed. Process-wide ones are switched
+on by the entry point and before the first job, never at import. Gains: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -35,22 +31,17 @@ def _unavailable(touch: str, err: BaseException) -> None:
 
 
 def enable(exit_status: Callable[[], int]) -> None:
-    """Switch on the process-wide ones the entry point needs before anything else runs:
-    ``exit_status()`` is the status to exit with. The exit handler goes first, before any
-    library registers its own."""
+    """Switch on what the entry point needs first; ``exit_status()`` is the status to exit with.
+    The exit handler must be registered before any library's own."""
     exit_without_teardown(exit_status)
 
 
 def share_config_store_in_copies() -> None:
     """Let Hydra's copies of its config repository share the one ConfigStore.
 
-    Hydra 1.3 deep-copies its config repository each time it lists a group's options or
-    loads a job's config (about a hundred times for ``--help``, once per job of a sweep), and
-    the copy takes the whole ConfigStore with it, every schema node. The copy is there to
-    keep the repository's list of sources apart; the store it copies is the process's
-    singleton, read only. Hydra's main branch fetches the singleton instead of storing it
-    (facebookresearch/hydra#2928, unreleased in 1.3.x); this does what that does, by copying
-    the store as itself.
+    Hydra 1.3 deep-copies the repository, every schema node of the store included, each time it
+    lists a group's options or loads a config (about a hundred times for ``--help``), though the
+    store is a read-only singleton. Hydra's main branch shares it too (facebookresearch/hydra#2928).
     """
     try:
         from hydra.core.config_store import ConfigStore
@@ -65,9 +56,8 @@ _ready_for_jobs = False
 
 
 def before_jobs(wandb: bool) -> None:
-    """Switch on, once per process, the ones a job needs before torch is imported: composing
-    a config (``--help``, ``--cfg``, tab completion, a bad key) imports no torch, so they wait
-    for the first job, or the sweep that forks its workers. ``wandb``: W&B is the logger."""
+    """Switch on, once per process, what a job needs before torch is imported (composing imports
+    no torch, so these wait for the first job). ``wandb``: W&B is the logger."""
     global _ready_for_jobs
     if _ready_for_jobs:
         return
@@ -80,11 +70,9 @@ def before_jobs(wandb: bool) -> None:
 def exit_without_teardown(exit_status: Callable[[], int]) -> None:
     """Leave as soon as every other exit handler has run (W&B, loky, logging).
 
-    The interpreter's own teardown of torch, Lightning, matplotlib and the rest takes 1.0-1.4 s
-    of every run; everything a job writes is closed by then. atexit runs its handlers last in,
-    first out, so this one must be registered before torch and W&B register theirs: the entry
-    point calls it first. (``os._exit`` is public; relying on what is left to the interpreter's
-    teardown is the internal part.)
+    The interpreter's teardown of torch, Lightning and the rest costs every run over a second
+    (benchmarks/RESULTS.md), and a job has closed what it wrote by then. atexit runs last in,
+    first out, so the entry point registers this before torch and W&B register theirs.
     """
 
     def leave() -> None:
@@ -100,9 +88,8 @@ WANDB_LAUNCH_INPUTS = "wandb.sdk.launch.inputs.internal"
 
 
 def preimport_wandb_launch_inputs() -> None:
-    """Import the module every ``wandb.init`` imports (to apply W&B Launch job inputs) before
-    torch is: its pydantic models scan ``sys.modules`` as they load, which costs about 0.5 s
-    more once torch, Lightning and the rest are imported."""
+    """Import the module every ``wandb.init`` imports before torch is: its pydantic models scan
+    ``sys.modules`` as they load, slower once torch is in (benchmarks/RESULTS.md)."""
     try:
         importlib.import_module(WANDB_LAUNCH_INPUTS)
     except ImportError as err:
@@ -112,12 +99,10 @@ def preimport_wandb_launch_inputs() -> None:
 def skip_unloadable_nvml_probe() -> None:
     """Stop torch from trying to load NVML on every optimizer step where there is no NVML.
 
-    Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` on import so that asking whether CUDA
-    is available does not initialise it (which would rule out forking). Every
-    ``optimizer.step()`` asks; without an NVIDIA driver torch then tries to ``dlopen``
-    ``libnvidia-ml.so.1`` each time, fails, and falls back to the CUDA runtime query anyway.
-    Where NVML cannot be loaded that fallback is the only answer, so ask for it directly; with
-    a driver the NVML check stays.
+    Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` so that asking for CUDA does not
+    initialise it (forking would be ruled out). Every ``optimizer.step()`` asks, and without a
+    driver torch fails to ``dlopen`` NVML each time before falling back to the CUDA runtime query:
+    where NVML cannot load, ask for that directly.
     """
     import lightning  # noqa: F401 - sets the variable
 
@@ -169,9 +154,8 @@ def fork_joblib_workers() -> bool:
 
 
 def basic_sweep_jobs(overrides: list[str], config_loader: Any = None) -> list[list[str]] | None:
-    """The jobs Hydra's basic sweeper makes of a multirun's overrides, as it expands them
-    (its expansion has no public API); None when it cannot be used or cannot expand them.
-    With the sweep's ``config_loader``, group globs (``downsample=glob(*)``) expand too."""
+    """The jobs Hydra's basic sweeper makes of a multirun's overrides (no public API); None when
+    it cannot. With the sweep's ``config_loader``, group globs (``downsample=glob(*)``) expand."""
     try:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     except ImportError as err:

@@ -1,5 +1,4 @@
-"""Every file and folder name of a job and of a sweep, in one place (each file's writer says
-what it holds)."""
+"""Every file and folder name of a job and of a sweep; each file's writer says what it holds."""
 
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
-"""Name → builder registries (cf. timm's layer factories): operators, models, datasets,
-optimizers and loggers are each one registry. A new entry is one decorated builder (plus one
-YAML file in ``conf/<kind>/``); the dataclass registered with it is the schema Hydra checks
-that option's config node against at composition (``config/store.py``).
+"""Name → builder registries (cf. timm's layer factories): one per kind of entry.
 
-Each kind keeps its schemas apart from its builders: the schemas (``<wing>/configs.py``)
-import no torch, so composing a config (``--help``, ``--cfg``, tab completion, a bad key)
-does not wait for torch to load; the built-in builders' module is imported on the first
-lookup of a builder.
+A new entry is one decorated builder plus one YAML file in ``conf/<kind>/``; its dataclass is
+the schema Hydra checks that node against. Schemas live apart from builders, in torch-free
+``<wing>/configs.py``, so that composing a config does not wait for torch to load.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""``results.json``: the one typed contract for the outcome of a job, with where it came from
-(the code's commit, the packages' versions), and ``epochs.csv``, its per-epoch rows;
-``Status``: the one vocabulary of a job's state, in every output.
+"""A job's typed record: ``results.json`` (outcome, provenance), ``epochs.csv`` and ``Status``.
 
-``SCHEMA_VERSION`` says which version of the contract a file follows; files of earlier
-versions are read with the fields they lack left empty, their epochs counted from 1 as now."""
+Files of an earlier ``SCHEMA_VERSION`` are read with the fields they lack left empty, their
+epochs counted from 1 as now."""
 
 from __future__ import annotations
 
@@ -160,8 +158,7 @@ class Results:
 
 
 def write_results(output_dir: Path, results: Results) -> Path:
-    """Write ``results.json`` so that a reader never sees a half-written file; a
-    ``StorageError`` naming it when it cannot be written."""
+    """Write ``results.json`` atomically; a ``StorageError`` naming it when it cannot be."""
     path = Path(output_dir) / RESULTS_FILE
     with atomic_write(path) as f:
         json.dump(results.to_dict(), f, indent=2)
@@ -239,9 +236,8 @@ def _git(root: Path, *args: str) -> str | None:
 
 @functools.cache
 def git_state() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the checkout this package runs from; (None, None) when it is
-    installed from a wheel or git cannot tell. Dirty: tracked files differ from the commit or
-    untracked files that git does not ignore exist."""
+    """(commit, dirty) of the checkout this package runs from; (None, None) from a wheel or when
+    git cannot tell. Dirty includes untracked files that git does not ignore."""
     root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None, None

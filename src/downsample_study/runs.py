@@ -1,16 +1,5 @@
 """The Python API: a finished run (``job/finished.py``) or a sweep as objects, and a config
-composed as the command line composes it.
-
-    import downsample_study as ds
-
-    run = ds.load_run("multirun/seed000/2026-12-01/10-00-00/<job>")
-    run.results.test.acc_top1, run.config.downsample.name
-    run.model(images)                         # the selected checkpoint's net, in eval mode
-    run.predict(images)                       # its class probabilities for raw images
-    run.evaluate("test")                      # the metrics results.json holds, recomputed
-    ds.load_sweep("multirun/seed000/2026-12-01/10-00-00")   # one row per job (pandas)
-    cfg = ds.compose(["downsample=stride2"])  # validated; no setup call by hand
-"""
+composed as the command line composes it. Examples: README.md."""
 
 from __future__ import annotations
 
@@ -57,10 +46,8 @@ def compose(overrides: Sequence[str] | str = ()) -> DictConfig:
 
 
 def load_sweep(folder: str | Path):
-    """One row per job of the sweep in ``folder`` (a pandas DataFrame): the job's folder,
-    status and error, its results (``test.acc_top1``, ``params.total``, ...) and its config
-    (``config.downsample.name``, ``config.seed``, ...); a ``ResultsError`` when ``folder`` is
-    not a sweep's."""
+    """One row per job of the sweep in ``folder`` (a pandas DataFrame): folder, status, error,
+    flattened results and ``config.*``; a ``ResultsError`` if ``folder`` is not a sweep's."""
     import pandas as pd
 
     from downsample_study.report.variants import flatten

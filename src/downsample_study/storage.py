@@ -1,8 +1,7 @@
-"""Writing files so that nothing half-written is ever presented as complete: into a temporary
-file beside the target, renamed over it only when complete (a reader sees the old file or the
-new one), the temporary file removed on any failure. A failure to write (a full disk, no
-permission) is a ``StorageError`` naming the path and the cause, in one line; so is a YAML
-file that cannot be read back (``read_yaml``; ``write_yaml`` writes one), as a ``UserError``."""
+"""Files written whole or not at all, and one-line errors naming the path when they cannot be.
+
+A temporary file beside the target is renamed over it when complete, so a reader sees the old
+file or the new one."""
 
 from __future__ import annotations
 

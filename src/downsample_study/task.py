@@ -1,10 +1,7 @@
 """The Hydra task: what runs for each job of ``python -m downsample_study [-m] ...``.
 
-A job has K ≥ 1 members: itself, or the seeds of a pack (``pack.seeds``, set by
-``hydra/sweeper=packed``), each a job of its own folder. A member runs holding its folder's
-lock, and is skipped when its folder holds its completed ``results.json``; each outcome is
-recorded there, then the exit or the sweep's stop follows. The task returns the job's
-``val/acc_top1`` (None if it did not complete): the objective tuning maximises.
+A job is one member or a pack's seeds (``pack.seeds``), each run under its own folder's lock
+and skipped if that folder holds its completed ``results.json``.
 """
 
 from __future__ import annotations
@@ -154,9 +151,8 @@ def _ready(one: Member, locks: contextlib.ExitStack) -> bool:
 
 def _run(members: list[Member], folder: Path, multirun: bool,
          pack_id: str | None = None) -> Results | None:
-    """Build and run the job of ``members``, and record each one's outcome: completed,
-    failed (a user error in one line; a diverged member, as its own job would) or stopped.
-    Returns the results of a job of one member."""
+    """Build and run the job of ``members`` and record each outcome (completed, failed or
+    stopped); returns the results of a one-member job."""
     hydra_cfg = HydraConfig.get()
     slot = job = None
     STOPS.running_job = True

@@ -1,2 +1,1 @@
-"""Measurements of a trained net beyond accuracy: shift robustness (``shift``) and the
-activations around each downsampling stage (``featuremaps``)."""
+"""Measurements of a trained net beyond accuracy: shift robustness and feature maps."""

@@ -1,5 +1,4 @@
-"""What a job measures after its test pass, on the selected checkpoint (each part
-switchable): the ``evaluation`` config node."""
+"""What a job measures after its test pass, on the selected checkpoint: ``evaluation``."""
 
 from __future__ import annotations
 

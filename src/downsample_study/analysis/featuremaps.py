@@ -1,10 +1,8 @@
 """The activations right before and after each downsampling stage, as a figure (seed 003).
 
-For a fixed handful of test images (the first of each of the first N classes, the same for
-every run) one row shows the input, then for each stage the stage's input and output: the
-first few channels, each scaled to its own range. A stage is a ``DownsampleLayer`` (pooling,
-``stride2``) or, for ``stride2_fold`` which adds no layer, the convolution that carries the
-stride. Operators can then be compared by eye.
+One row per test image (the first of each of the first N classes, the same in every run): the
+input, then each stage's input and output, a few channels each scaled to its own range, so that
+operators can be compared by eye. ``stride2_fold`` adds no layer: its stage is the strided conv.
 """
 
 from __future__ import annotations

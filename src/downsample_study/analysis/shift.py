@@ -1,16 +1,8 @@
-"""Shift robustness of a trained net (Zhang 2019, "Making Convolutional Networks Shift-Invariant
-Again"): seed 000's remark that a CNN is not truly translation invariant, measured.
+"""Shift robustness of a trained net (Zhang 2019): seed 000's "not translation invariant", measured.
 
-Every test image is shifted twice, by offsets (dy, dx) drawn independently and uniformly from
-[-k, k]², and classified both times. Reported per fill mode:
-
-- ``acc_top1``: top-1 accuracy on the shifted images (over both draws);
-- ``consistency``: the fraction of images whose top-1 prediction is the same for both draws.
-
-``zero``: what the shift uncovers is filled with raw pixel 0 (black, the MNIST/FashionMNIST
-background) and what leaves the frame is lost. ``circular``: the image wraps around
-(``torch.roll``), nothing is lost, so a net that is exactly shift invariant scores 1.0.
-The offsets come from ``evaluation.shift_seed`` alone: every run and variant sees the same ones.
+Each test image is shifted twice by offsets drawn from [-k, k]² (the same in every run) and
+classified both times: per fill mode, top-1 accuracy and ``consistency`` (both draws agree).
+``circular`` loses nothing, so an exactly shift-invariant net scores 1.0 there.
 """
 
 from __future__ import annotations
@@ -25,12 +17,9 @@ from downsample_study.data.batches import TensorBatches
 def shift_images(
     x: torch.Tensor, offsets: torch.Tensor, mode: str, fill: torch.Tensor | float = 0.0
 ) -> torch.Tensor:
-    """Shift each image of ``x`` (N×C×H×W) by its own ``offsets[i] = (dy, dx)``.
-
-    ``out[i, :, y, x] = x[i, :, y − dy, x − dx]``; positions that come from outside the frame
-    wrap around (``circular``) or take ``fill`` (``zero``; a per-channel 1×C×1×1 tensor or a
-    number, the value that raw pixel 0 has after normalisation).
-    """
+    """Shift each image of ``x`` (N×C×H×W) by ``offsets[i] = (dy, dx)``: ``out[i, :, y, x] =
+    x[i, :, y − dy, x − dx]``, wrapping (``circular``) or taking ``fill`` (``zero``: a number or
+    a 1×C×1×1 tensor, raw pixel 0 after normalisation) outside the frame."""
     mode = ShiftFill(mode)
     n, c, h, w = x.shape
     offsets = offsets.to(x.device)
@@ -59,11 +48,8 @@ def random_offsets(n: int, max_shift: int, samples: int, seed: int) -> torch.Ten
 
 @torch.inference_mode()
 def shift_robustness(net: nn.Module, batches: TensorBatches, cfg: EvaluationConfig) -> dict:
-    """Accuracy and consistency under random shifts of the images ``batches`` gives (the test
-    split, unshuffled), for each of ``cfg.shift_modes``.
-
-    Runs on the device that holds the split (the net is moved there), in eval mode.
-    """
+    """Accuracy and consistency under random shifts, per ``cfg.shift_modes``, of the unshuffled
+    test ``batches``; in eval mode, on the split's device (the net is moved there)."""
     test = batches.split
     was_training = net.training
     net.eval().to(test.images.device)

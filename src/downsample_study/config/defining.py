@@ -1,9 +1,8 @@
 """What makes two runs the same job: the config keys that say what a job trains and measures.
 
-Marked once, on the schemas: a field with ``registry.INCIDENTAL`` says how or where a job runs,
-not what (paths, logging, devices, speed); of the Trainer's arguments, ``DEFINING_TRAINER_ARGS``
-alone define a job. Skip and resume compare the other keys, the report's variants are made
-of them, and a job folder's name leaves the incidental ones out (``incidental_keys``).
+A schema field marked ``registry.INCIDENTAL`` says how or where a job runs, not what; of the
+Trainer's arguments, ``DEFINING_TRAINER_ARGS`` alone define a job. Skip, resume, the report's
+variants and job folders' names all follow this one marking.
 """
 
 from __future__ import annotations
@@ -64,9 +63,8 @@ def _walk(schemas: list[type], data: dict[str, Any], prefix: str, into: dict[str
 
 
 def defining(config: dict[str, Any]) -> dict[str, Any]:
-    """The keys of ``config`` (resolved, as plain data) that define its job, flattened
-    (``optimizer.lr``); a key no schema knows counts as defining; unset Trainer arguments
-    (Lightning's defaults) are left out."""
+    """The keys of ``config`` (resolved, plain data) that define its job, flattened; a key no
+    schema knows counts as defining, unset Trainer arguments are left out."""
     found: dict[str, Any] = {}
     _walk([Config], config, "", found)
     return found
@@ -74,10 +72,9 @@ def defining(config: dict[str, Any]) -> dict[str, Any]:
 
 def config_differences(earlier: dict[str, Any], current: dict[str, Any], *,
                        training_length: bool = True) -> list[str]:
-    """The defining keys whose values differ, ``"optimizer.lr: 0.001 there, 0.003 here"``,
-    between two resolved configs as plain data (without ``training_length``: less the
-    Trainer's ``TRAINING_LENGTH``). A key one side lacks (one added in a later version) is
-    not compared, but an unset Trainer argument is Lightning's default on either side."""
+    """The defining keys that differ, as ``"optimizer.lr: 0.001 there, 0.003 here"``. A key one
+    side lacks (added in a later version) is not compared, but an unset Trainer argument is, as
+    Lightning's default. Without ``training_length``, ``TRAINING_LENGTH`` is left out."""
     before, now = defining(earlier), defining(current)
     keys = before.keys() & now.keys()
     if "trainer" in earlier and "trainer" in current:

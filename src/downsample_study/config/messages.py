@@ -1,6 +1,6 @@
-"""One line for each way Hydra (or OmegaConf, typing a node) can reject a config: the key
-(or override), what is wrong and what is allowed, e.g.
-``downsample.kernel_sise: no such key (did you mean kernel_size?); keys of downsample: ...``.
+"""One line per way Hydra or OmegaConf rejects a config: the key, what is wrong, what is allowed.
+
+E.g. ``downsample.kernel_sise: no such key (did you mean kernel_size?); keys of downsample: ...``.
 """
 
 from __future__ import annotations

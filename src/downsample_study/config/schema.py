@@ -1,9 +1,7 @@
-"""The fixed part of the configuration schema: the top level and the nodes whose keys do not
-depend on a choice. (Each choice's node — ``dataset``, ``downsample``, ``model``,
-``optimizer``, ``logger`` — has the schema its registered entry declares, next to its builder.)
+"""The config schema's fixed part: the top level and the nodes whose keys no choice changes.
 
-The dataclasses are the one source of every default; the YAML files in ``conf/`` choose
-options, and ``--cfg job`` shows the composed result.
+Each choice's node (``CHOICES``) has the schema its registered entry declares. The dataclasses
+are the one source of every default; the YAML files in ``conf/`` choose options.
 """
 
 from __future__ import annotations
@@ -48,9 +46,9 @@ class PathsConfig:
 class ReportConfig:
     """What ``python -m downsample_study.report`` compares each variant with.
 
-    Each baseline maps config groups (or dotted keys) to values, e.g. ``{downsample: maxpool}``:
-    a variant is compared with the variant that has those values and agrees on everything
-    else (a group's own options aside; ``downsample.batch_norm``/``dropout`` must agree).
+    Each baseline maps config groups or dotted keys to values (``{downsample: maxpool}``): the
+    variant with those values that agrees on everything else, the group's own options aside
+    (``downsample.batch_norm``/``dropout`` must agree).
     """
 
     baselines: list[dict[str, Any]] = field(default_factory=lambda: [{"downsample": "maxpool"}])
@@ -74,10 +72,9 @@ class ParallelConfig:
 
 @dataclass
 class PackConfig:
-    """``hydra/sweeper=packed``: the jobs of a multirun that differ only in ``seed`` train
-    as packs of up to ``size`` members, each pack one network in one process (``packing/``).
-    ``size``: a number, or ``auto`` (the measured best for the device: ``packing/sizes.py``).
-    ``seeds`` and ``id`` are set by the sweeper on the job that trains a pack."""
+    """``hydra/sweeper=packed``: a multirun's jobs that differ only in ``seed`` train as packs of
+    up to ``size`` (a number, or ``auto``: ``packing/sizes.py``), one network in one process.
+    The sweeper sets ``seeds`` and ``id`` on the job that trains a pack."""
 
     size: str = "auto"
     seeds: list[int] = field(default_factory=list)
@@ -93,11 +90,10 @@ class PackConfig:
 class SpeedConfig:
     """Optional fast paths; results do not depend on them beyond floating-point rounding."""
 
-    # NHWC memory format for the net and the batches; null: on for CPU training (1.1-2.0x
-    # faster steps there), off on GPUs until measured there (training/speed.py)
+    # NHWC memory format for the net and the batches; null: on for CPU training (faster there:
+    # benchmarks/RESULTS.md), off on GPUs until measured there (training/speed.py)
     channels_last: bool | None = None
-    # torch.compile mode for the net. Pays on a GPU; on CPU, compiling takes longer than
-    # LeNet-sized runs.
+    # torch.compile mode: pays on a GPU; on CPU, compiling takes longer than a LeNet-sized run
     compile: CompileMode = CompileMode["none"]
 
     def __post_init__(self) -> None:

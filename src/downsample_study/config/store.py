@@ -1,13 +1,8 @@
-"""Hydra's side of the schema: the config folder, and every schema and resolver registered in
-Hydra's ConfigStore, so that a wrong key, type or choice fails while Hydra composes
-(``--cfg job`` included), naming the key.
+"""Hydra's side of the schema: the config folder, and the schemas and resolvers it registers.
 
-The top level is stored as ``schema`` (``conf/config.yaml`` starts from it); each registered
-option's dataclass as ``schema_<kind>_<name>``, which that option's YAML file extends
-(``defaults: [/schema_downsample_maxpool@_here_]``). They are stored outside any config
-group so that ``--help`` lists only the groups a user chooses from. Call
-``register_configs()`` before composing: the command line does; so must a caller of Hydra's
-Compose API.
+With every schema in the ConfigStore, a wrong key, type or choice fails while Hydra composes.
+They are stored outside any config group, so ``--help`` lists only the groups a user chooses
+from. A caller of Hydra's Compose API calls ``register_configs()`` first, as the command line does.
 """
 
 from __future__ import annotations
@@ -46,13 +41,9 @@ MANAGED_TRAINER_ARGS = {"logger", "callbacks", "default_root_dir", "enable_check
 
 
 def trainer_arguments() -> dict[str, dict[str, list] | None]:
-    """The ``lightning.Trainer`` keyword arguments a user may set, from its signature, each
-    with the plain values its annotation admits (``trainer_checks.plain_values``).
-
-    Importing Lightning (and torch) takes seconds, which composing a config should not: the
-    signature is read once per installed Lightning version and kept in the cache folder
-    (``$XDG_CACHE_HOME/downsample_study``); where it cannot be written, every start reads it.
-    """
+    """The ``lightning.Trainer`` keyword arguments a user may set, each with the plain values its
+    annotation admits. Importing Lightning takes seconds, which composing should not: the
+    signature is read once per Lightning version into the cache folder."""
     return {name: spec for name, spec in _trainer_signature().items()
             if name not in MANAGED_TRAINER_ARGS}
 
@@ -94,12 +85,9 @@ def _lightning_version() -> str:
 
 @functools.cache
 def trainer_schema() -> type:
-    """A dataclass with one optional field per ``lightning.Trainer`` argument.
-
-    Every Trainer argument works from the command line (``trainer.limit_train_batches=20``)
-    while a misspelt one (``trainer.max_epoch=1``) fails at composition with its name, and so
-    does a value of the wrong type for an argument of one plain type (``max_epochs=1.5``).
-    """
+    """A dataclass with one optional field per Trainer argument: each works from the command
+    line, while a misspelt one, or a wrong type for a plainly typed one (``max_epochs=1.5``),
+    fails at composition."""
     return make_dataclass("TrainerConfig", [(name, _field_type(spec), field(default=None))
                                             for name, spec in trainer_arguments().items()])
 

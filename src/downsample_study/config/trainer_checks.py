@@ -1,8 +1,7 @@
-"""``trainer.*`` values that Lightning accepts but that make no sense for a job here: a run
-that trains forever or not at all, or that never validates (validation selects the
-checkpoint the job reports), or never tests; and values of a type the argument's annotation
-does not admit, which Lightning would take and fail on later (``max_epochs=1.5`` in the middle
-of ``fit``)."""
+"""``trainer.*`` values that Lightning accepts but that make no sense for a job here.
+
+Caught at start-up, naming the key, rather than in the middle of ``fit`` or after a run that
+trained nothing or never validated (validation selects the checkpoint the job reports)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The start-up checks Hydra's schema cannot make: values in range, and each choice's node
-typed by the entry its ``name`` selects. Runs before any data is loaded; raises
-``ConfigError`` naming the first bad key and what is allowed."""
+"""The start-up checks Hydra's schema cannot make: value ranges, nodes typed by their ``name``.
+
+Run before any data is loaded; a ``ConfigError`` names the first bad key and what is allowed."""
 
 from __future__ import annotations
 
@@ -46,11 +46,8 @@ class RunConfig:
 
 
 def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
-    """Check ``node`` against the schema its ``name`` selects and return it as a dataclass.
-
-    Composition typed the node by the option that was chosen (``downsample=maxpool``); this
-    also covers a node whose ``name`` was set on its own (``downsample.name=stride2``).
-    """
+    """``node`` checked against the schema its ``name`` selects, as a dataclass: composition
+    typed it by the chosen option, which ``downsample.name=stride2`` alone does not change."""
     schema = registry.schema(node.get("name"))
     if OmegaConf.get_type(node) is schema:
         return OmegaConf.to_object(node)
@@ -62,10 +59,9 @@ def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
 
 
 def _added_key(data: dict[str, Any], schema: type, prefix: str = "") -> str | None:
-    """A message for the first key of ``data`` that ``schema`` (a dataclass) lacks: one added
-    with ``+key=value``, which Hydra lets into a closed node and nothing would read; None
-    when every key is the schema's (an open ``dict`` field, such as ``logger.options``, takes
-    any)."""
+    """A message for the first key of ``data`` that ``schema`` lacks (added with ``+key=value``,
+    which Hydra lets into a closed node and nothing reads); None if none. An open ``dict``
+    field, such as ``logger.options``, takes any key."""
     hints = typing.get_type_hints(schema)
     for key, value in data.items():
         if key not in hints:

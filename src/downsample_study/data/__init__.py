@@ -1,2 +1,1 @@
-"""Datasets: the registry (``datasets``), their files (``files``), splits and batches on the
-training device (``batches``) and the LightningDataModule (``datamodule``)."""
+"""Datasets: the registry, their files, on-device splits and batches, the LightningDataModule."""

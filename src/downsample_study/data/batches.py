@@ -1,8 +1,7 @@
 """A split as whole uint8 tensors on the training device, and its batches by index.
 
-A batch is an index slice of the split, converted and normalised in one fused op (and
-augmented on the batch for CIFAR-10): no per-sample PIL conversion, no DataLoader workers
-competing with the compute threads.
+A batch is an index slice, converted and normalised in one fused op: no per-sample PIL
+conversion, no DataLoader workers competing with the compute threads.
 """
 
 from __future__ import annotations
@@ -62,14 +61,10 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator,
 class TensorBatches:
     """Batches of a ``Split`` by index: normalised float images and labels.
 
-    Shuffling draws a permutation from ``(seed, epoch)``, so an epoch's order does not depend
-    on what ran before it (a resumed run sees the same batches). ``rank``/``world_size`` give
-    each DDP process its own shard: equal-length for training (DDP steps in lockstep), every
-    sample exactly once for evaluation.
-
-    It is a stateful loader for Lightning: a checkpoint saved in the middle of an epoch holds
-    ``completed()``, the batches of that epoch already trained on, and the resumed epoch
-    starts after them, with the augmentation's random draws where they were.
+    The shuffle is drawn from ``(seed, epoch)``, so a resumed run sees the same batches. Each
+    DDP rank gets its own shard: equal-length for training (DDP steps in lockstep), every sample
+    once for evaluation. Stateful for Lightning: a mid-epoch checkpoint holds ``completed()``,
+    and the resumed epoch starts after those batches with the augmentation's draws in step.
     """
 
     def __init__(
@@ -125,7 +120,7 @@ class TensorBatches:
                 if self.augment:
                     _crop_flip_draws(len(batch), generator, CROP_PAD)
                 continue
-            # index_select, not images[batch]: 5 µs instead of 24 for a LeNet batch on CPU
+            # index_select, not images[batch]: faster on CPU (benchmarks/RESULTS.md)
             images = self.split.images.index_select(0, batch)
             x = torch.addcmul(self.shift, images.float(), self.scale)
             if self.augment:

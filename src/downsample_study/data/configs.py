@@ -1,5 +1,4 @@
-"""The datasets' schema and registry, with no torch: Hydra composes against them before torch
-is loaded. The loaders are in ``datasets.py``."""
+"""The datasets' schema and registry, torch-free: Hydra composes before torch is loaded."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The LightningDataModule: train/val/test of one dataset; val is a fixed split of the
-training set, the same for every run seed. A job of K members (a pack's seeds) trains on
-each member's batches in its own seed's order, side by side along the channels."""
+"""The LightningDataModule: one dataset's train, val (fixed for every seed) and test splits.
+
+A pack's K members train on batches in their own seeds' orders, side by side along the channels."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""The datasets, behind one registry: what a model needs to know of each (channels, size,
-classes, normalisation) and how to load its (train, test) splits as uint8 tensors.
+"""The datasets' registry: each one's shape, classes, normalisation and uint8 (train, test) loader.
 
-A new dataset is one function decorated with ``@register_dataset`` that returns its two
-``Split``s, and one YAML file in ``conf/dataset/`` (which may live outside the package, on
-Hydra's search path: ``hydra.searchpath=[file://my_conf]``).
+A new dataset is one ``@register_dataset`` function returning its two ``Split``s, plus a YAML
+file in ``conf/dataset/``, which may live on Hydra's search path (``hydra.searchpath=[...]``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""The built-in datasets' files, parsed by torchvision: MNIST-style IDX files (plain or
-gzipped) and CIFAR-10's python batches.
+"""The built-in datasets' files, parsed by torchvision: MNIST-style IDX and CIFAR-10 batches.
 
-The data folder is only read: gzipped IDX files are decompressed into the cache folder
-(the data folder may be shared or read-only), and a failure names the files that were
-expected where.
+The data folder is only read (it may be shared or read-only): gzipped IDX files are
+decompressed into the cache folder. A failure names the files that were expected where.
 """
 
 from __future__ import annotations
@@ -143,12 +141,9 @@ class IdxFiles(TorchvisionFiles):
         return [f"{raw / name}[.gz]" for name in IDX_FILES]
 
     def root(self, data_dir: Path, cache_dir: Path) -> Path | None:
-        """The root torchvision should read: raw files as they are, or decompressed from ``.gz``.
-
-        ``.gz`` files are decompressed into ``cache_dir``. The gzip wrapper is never
-        checksummed: copies re-zipped elsewhere differ from the originals; torchvision parses
-        the decompressed bytes. Returns None when files are missing.
-        """
+        """The root torchvision should read: ``data_dir``, or the cache where ``.gz`` files were
+        decompressed; None when files are missing. The gzip wrapper is never checksummed:
+        copies re-zipped elsewhere differ from the originals."""
         raw = data_dir / self.folder / "raw"
         if all((raw / name).is_file() for name in IDX_FILES):
             return data_dir
@@ -172,12 +167,9 @@ class IdxFiles(TorchvisionFiles):
 
 
 class UncheckedCIFAR10(datasets.CIFAR10):
-    """CIFAR-10 without torchvision's fixed MD5 sums (``dataset.verify_checksums=false``).
-
-    Files written in the real format for tests, or re-packed copies, cannot match the sums of
-    the original archive. torchvision checks each listed file against its sum and, where the
-    sum is None, only that it exists: the files must still exist and parse.
-    """
+    """CIFAR-10 without torchvision's fixed MD5 sums (``dataset.verify_checksums=false``), for
+    files in the real format that cannot match them (tests, re-packed copies). With no sum,
+    torchvision checks only that each file exists; it must still parse."""
 
     train_list: ClassVar = [[name, None] for name, _ in datasets.CIFAR10.train_list]
     test_list: ClassVar = [[name, None] for name, _ in datasets.CIFAR10.test_list]

@@ -1,8 +1,7 @@
-"""Images from outside a split (a notebook's, a camera's) as a trained network takes them:
-a float batch N × C × H × W, normalised with the dataset's mean and std as in training.
+"""Images from outside a split (a notebook's, a camera's) as a trained network takes them.
 
-Training normalises whole uint8 batches on the device (``batches.TensorBatches``); the same
-arithmetic here, so a uint8 image gives the network the very input its test pass gave it.
+The same arithmetic as training's (``batches.normaliser``), so a uint8 image gives the network
+the very input its test pass gave it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""The one composition root of a job: its K ≥ 1 members (a pack's seeds, or one job alone),
-each from its composed config, and what trains them: data + model → LightningModule →
-Trainer, with the runtime's callbacks (stops, same-job checks, slots)."""
+"""The one composition root of a job: its K ≥ 1 members (a pack's seeds, or one job alone)
+and what trains them: data + model → LightningModule → Trainer, with the runtime's callbacks."""
 
 from __future__ import annotations
 

@@ -44,10 +44,8 @@ class Run:
 
     @property
     def checkpoint(self) -> Path:
-        """The checkpoint asked for by name; else a completed job's selected one, looked for in
-        the job's folder first (the folder may have moved since), then where it was written
-        (a record's copy has none of its own); else, for a job that did not complete, the
-        newest that loads."""
+        """The checkpoint asked for by name; else a completed job's selected one, in its folder
+        first (it may have moved) then where written; else the newest that loads."""
         if self.chosen is not None:
             return self.chosen
         if self.results.checkpoint:
@@ -92,9 +90,8 @@ class Run:
         return list(self.dataset.classes) or [str(i) for i in range(self.dataset.num_classes)]
 
     def predict(self, images):
-        """Class probabilities, N × classes, of the checkpoint's network for ``images``: uint8
-        0–255 as the dataset stores them or float in [0, 1]; one image or a batch, channels
-        first or last; a tensor, a numpy array or PIL images. Normalised as in training."""
+        """Class probabilities (N × classes) for ``images``: uint8 0–255 or float in [0, 1], one
+        or a batch, channels first or last, tensor, numpy or PIL; normalised as in training."""
         batch = net_input(images, self.dataset, self.device)
         with torch.inference_mode():
             return self.model(batch).softmax(dim=1)
@@ -102,8 +99,7 @@ class Run:
     def evaluation_job(self, data_dir=None, output_dir=None, paths=None,
                        evaluation=None) -> Job:
         """The job that measures the checkpoint again, nothing trained: the run's config with
-        these settings in place of its own, a Trainer on ``device`` that logs and saves
-        nothing."""
+        these settings, a Trainer on ``device`` that logs and saves nothing."""
         cfg = self.config
         if paths is not None:
             cfg.paths = paths
@@ -178,9 +174,8 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
 
 
 def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> None:
-    """``mode=eval``: evaluate the finished job ``cfg.checkpoint`` names (its folder, or one
-    of its checkpoints) without training: the same test, shift and feature-map measurements,
-    with this command's ``paths`` and ``evaluation`` settings, into ``output_dir``."""
+    """``mode=eval``: measure the finished job (or checkpoint) ``cfg.checkpoint`` names again,
+    without training, with this command's ``paths`` and ``evaluation``, into ``output_dir``."""
     if not cfg.get("checkpoint"):
         raise ConfigError("checkpoint: mode=eval evaluates a finished job: set "
                           "checkpoint=<its folder, or one of its .ckpt files>")

@@ -106,9 +106,8 @@ class Job:
             f"{what}:\n{self.module.summary.format()}")
 
     def start_tracking(self) -> None:
-        """Each member's tracker run: its identity completed (config, run id kept across the
-        attempts, the epochs an earlier attempt logged up to the checkpoint it resumes
-        from), its logger started."""
+        """Start each member's tracker run, its identity completed (config, run id kept across
+        attempts, the epochs logged up to the checkpoint it resumes from)."""
         earlier_steps = None if self.resumed_from is None else (
             load(self.resumed_from)["global_step"])
         summary = self.module.summary
@@ -128,8 +127,7 @@ class Job:
                                                      "flops_forward": summary.flops_forward})
 
     def fit(self) -> None:
-        """Train (from the checkpoint of an earlier attempt, if there is one); a stop asked
-        for by a signal ends it at a step boundary with ``Interrupted``."""
+        """Train, from an earlier attempt's checkpoint if any; a signal stops it at a step."""
         refuse_script_relaunch(self.trainer)
         fit_to_the_end_or_a_stop(self)
 
@@ -144,9 +142,8 @@ class Job:
 
     def evaluate(self, member: Member, module: DownsampleClassifier | None = None
                  ) -> Evaluation:
-        """Validation and test metrics of ``member``'s selected checkpoint (or ``module``; a
-        smoke run keeps none: its last weights), then, in the main process, shift robustness
-        and the feature maps. They go to its run's summary, not its history."""
+        """Val and test metrics of ``member``'s selected checkpoint (or ``module``; a smoke run's
+        last weights), then shift robustness and feature maps in the main process."""
         if module is None and self.trainer is not None and self.trainer.fast_dev_run:
             module = self.module
         if module is None:

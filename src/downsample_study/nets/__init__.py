@@ -1,3 +1,1 @@
-"""The networks: downsampling operators behind a registry (``operators``, built from
-``layers``), the seeds' models (``models``) and shape tracing with the layer table
-(``shapes``)."""
+"""The networks: downsampling operators and their layers, the seeds' models, shape tracing."""

@@ -1,6 +1,4 @@
-"""The schemas of the operators and the models (each option's keys, defaults and checks) and
-their registries, with no torch: Hydra composes against them before torch is loaded. The
-builders are in ``operators.py`` and ``models.py``."""
+"""Operator and model schemas and registries, torch-free: Hydra composes before torch loads."""
 
 from __future__ import annotations
 
@@ -22,9 +20,8 @@ class DownsampleConfig:
     """Keys every operator has: ``batch_norm`` and ``dropout`` are swept like the operator."""
 
     name: str = MISSING
-    # BatchNorm after the convolutions of the model's conv blocks and after those an operator
-    # adds (stride2, convpool, blurpool's conv, space_to_depth), so a BatchNorm sweep treats
-    # learned and fixed operators alike
+    # BatchNorm after the model's convs and those an operator adds (stride2, convpool, blurpool's
+    # conv, space_to_depth), so a BatchNorm sweep treats learned and fixed operators alike
     batch_norm: bool = False
     dropout: float = 0.0  # Dropout probability after each downsampling point
     # whether the operator's layers have parameters of their own: a learned downsampling

@@ -1,5 +1,4 @@
-"""The layers the downsampling operators are made of, where torch has none: plain modules,
-usable without any config."""
+"""The layers the operators are made of where torch has none: plain modules, no config."""
 
 from __future__ import annotations
 
@@ -17,11 +16,9 @@ class DownsampleLayer(nn.Sequential):
 class BlurPool(nn.Module):
     """Low-pass filter, then subsample by 2 (Zhang, "Making convnets shift-invariant again", 2019).
 
-    The filter is the normalised outer product of a binomial row, fixed (a buffer), applied
-    depthwise. Padding follows Zhang's code ((f − 1) // 2 before, f // 2 after, so an N-map
-    becomes ceil(N / 2)), by reflection when the map is larger than the padding and by
-    replicating the edge when it is not (reflection is undefined there; replication, unlike
-    zeros, still keeps a constant map constant). Hand-written because antialiased-cnns'
+    A fixed binomial filter, applied depthwise, padded as Zhang's code pads (an N-map becomes
+    ceil(N / 2)): by reflection, or by replicating the edge where the map is too small to reflect
+    (zeros would not keep a constant map constant). Hand-written because antialiased-cnns'
     BlurPool fails on such small maps and kornia's pads with zeros.
     """
 
@@ -57,11 +54,8 @@ class MixedPool(nn.Module):
 
 
 class EvenSize(nn.Module):
-    """Make a map's height and width even for a 2×2 rearrangement.
-
-    Like a pool's output size: a floor-mode point drops the last odd row/column, a ceil-mode
-    point pads one (``mode``: F.pad's, zeros by default).
-    """
+    """Make a map's height and width even for a 2×2 rearrangement, as a pool would: floor mode
+    drops the last odd row/column, ceil mode pads one (``mode``: F.pad's)."""
 
     def __init__(self, ceil_mode: bool, mode: str = "constant"):
         super().__init__()
@@ -81,10 +75,9 @@ class EvenSize(nn.Module):
 class PolyphaseSampling(nn.Module):
     """Keep, per sample, the stride-2 polyphase component with the largest l2 norm.
 
-    Circularly shifting the input permutes (and rolls) its four components, so the choice
-    follows the content and the output of a shifted input is a shifted output: exact
-    invariance up to the selected phase. A map with an odd side is first circularly padded by
-    one row/column (so the output is ceil(N / 2)); that map has no exact invariance.
+    A circular shift of the input permutes (and rolls) the components, so the choice follows the
+    content: exact invariance up to the phase. An odd side is first circularly padded by one
+    (ceil(N / 2)), which loses the exact invariance.
     """
 
     def __init__(self):

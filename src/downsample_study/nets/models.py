@@ -1,11 +1,8 @@
 """The seeds' networks, each adapting to the dataset's channels and size.
 
-Every downsampling point asks the ``downsample`` operator (``create_downsample``) for the
-stride of the preceding convolution and the layer that follows it, and tells it how the
-seed rounds the size of a map that does not halve exactly (``Rounding``).
-``downsample.batch_norm`` switches the model's BatchNorm layers on (where each seed put them)
-and ``downsample.dropout`` adds Dropout after the downsampling points (where the seed has it:
-every point but in ``lenet_gap``).
+At each downsampling point the model asks the operator (``create_downsample``) for the preceding
+conv's stride and the layer after it. ``downsample.batch_norm`` and ``downsample.dropout`` add
+BatchNorm and Dropout where each seed has them.
 """
 
 from __future__ import annotations
@@ -81,10 +78,8 @@ class _Blocks(LayerStack):
         self, name: str, out: int, kernel: int, *, rounding: Rounding = Rounding.floor,
         padding: int = 0, **kwargs
     ) -> nn.Module:
-        """Add a conv that precedes a downsampling point; return the point's layer.
-
-        The caller places the returned layer (after its BatchNorm/activation) with ``down``.
-        """
+        """Add a conv that precedes a downsampling point; return the point's layer, which the
+        caller places with ``down`` after its BatchNorm/activation."""
         size = tuple(n + 2 * padding - kernel + 1 for n in self.shape[-2:])  # at stride 1
         point = DownsamplePoint(out, rounding=rounding, size=size)
         op = create_downsample(self.downsample, point)
@@ -142,11 +137,10 @@ def lenet5_nopool(cfg: ModelConfig, b: _Blocks, num_classes: int) -> nn.Sequenti
 def lenet_gap(cfg: LenetGapConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     """Seed 001: conv 6 k5 p2 [down], conv 16 k5 p2 [down], conv 120 k5, global avg pool, fc.
 
-    BatchNorm after conv2 and conv3 and Dropout after the first downsampling point only, as
-    in the post (52,174 params on MNIST with its defaults: batch_norm on, dropout 0.4). A
-    padding mode other than zeros also pads conv3 (to the same size), so with ``circular``
-    every conv is equivariant to circular shifts and, with ``downsample=aps``, the net up to
-    the global average pool is too.
+    BatchNorm after conv2 and conv3, Dropout after the first point only, as in the post (52,174
+    params on MNIST with batch_norm on, dropout 0.4). A padding mode other than zeros also pads
+    conv3, so with ``circular`` every conv, and with ``downsample=aps`` the net up to the global
+    average pool, is equivariant to circular shifts.
     """
     pad = {"padding_mode": cfg.padding_mode.value}
     down = b.downsampled_conv("conv1", 6, 5, padding=2, **pad)
@@ -197,12 +191,10 @@ def allcnn_c(cfg: AllCnnConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     """All-CNN's Model C for CIFAR-10 (Springenberg et al. 2015), its two pools the operator.
 
     3x3 convs (padding 1) 96, 96 [down], 192, 192 [down], 192 (valid), 1x1 192, 1x1 classes,
-    global average pooling; ReLU after every conv and after each downsampling layer (the
-    activation of All-CNN-C's stride-2 convs; after a pool of non-negative maps a no-op).
-    maxpool = Model C, stride2_fold = Strided-CNN-C, convpool = ConvPool-CNN-C, stride2 =
-    All-CNN-C. Points round up like Caffe, so ``downsample.kernel_size=3`` (the paper's 3x3
-    pool) halves 32 -> 16 -> 8 too. BatchNorm (``downsample.batch_norm``) follows every conv but
-    the last.
+    global average pooling; ReLU after every conv and each downsampling layer (All-CNN-C's
+    stride-2 convs have one; after a pool it is a no-op). maxpool = Model C, stride2_fold =
+    Strided-CNN-C, convpool = ConvPool-CNN-C, stride2 = All-CNN-C. Points round up like Caffe,
+    so the paper's 3x3 pool also halves 32 -> 16 -> 8. BatchNorm follows every conv but the last.
     """
     if cfg.input_dropout > 0:
         b.add("input_drop", nn.Dropout(cfg.input_dropout))

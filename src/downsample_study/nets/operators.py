@@ -1,16 +1,8 @@
 """The experimental variable: downsampling operators, behind one registry.
 
-A model asks for a downsampling step at each point where its feature map should halve, by
-calling ``create_downsample(cfg, point)`` (cf. timm's ``create_aa``). The operator answers with
-a ``Downsample``: the stride the *preceding* convolution should use, and the layer that follows
-that convolution. Pooling keeps the conv at stride 1 and adds a pool; ``stride2`` adds a learned
-stride-2 conv; ``stride2_fold`` adds nothing and moves the stride into the preceding conv.
-Beyond the seeds: ``convpool`` (All-CNN's parameter control), ``blurpool`` (anti-aliasing),
-``lppool``, ``mixedpool``, ``space_to_depth`` and ``aps`` (adaptive polyphase sampling).
-
-A new operator is one builder function decorated with ``@register_downsample`` (with its
-config dataclass when it has options of its own: the one source of their defaults) and one
-YAML file in ``conf/downsample/``. The built-in operators' dataclasses are in ``configs.py``.
+At each point a model calls ``create_downsample(cfg, point)`` (cf. timm's ``create_aa``) for the
+stride of the *preceding* conv and the layer after it, so ``stride2_fold`` can fold the stride
+into that conv. A new operator: a ``@register_downsample`` builder and a ``conf/downsample/`` file.
 """
 
 from __future__ import annotations
@@ -134,9 +126,8 @@ def blurpool(cfg: BlurPoolConfig, point: DownsamplePoint) -> Downsample:
 def lppool(cfg: LPPoolConfig, point: DownsamplePoint) -> Downsample:
     """Power-average pooling (Σ xᵖ)^(1/p) per window (torch's LPPool2d; Sermanet et al. 2012).
 
-    torch raises x to the power p without taking |x|: for a p that is not an even integer the
-    input must be non-negative (it is after a ReLU). At a ceil-mode point a window overhanging
-    the edge is scaled as if full.
+    torch does not take |x|, so for p not an even integer the input must be non-negative (it is
+    after a ReLU). At a ceil-mode point an overhanging window is scaled as if full.
     """
     return _added(nn.LPPool2d(cfg.p, cfg.kernel_size, cfg.stride,
                               ceil_mode=point.ceil_mode(cfg.kernel_size)))

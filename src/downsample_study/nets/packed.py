@@ -1,17 +1,8 @@
 """K networks of one architecture as one network: the pack.
 
-Channels are laid out member by member (member k owns channels ``k*C … (k+1)*C`` of every
-map), so a convolution becomes one grouped convolution (``groups = K × groups``), BatchNorm
-one BatchNorm over K × C channels, and anything that acts on each channel alone (ReLU, the
-pools, padding, BlurPool's depthwise filter, pixel unshuffle) runs unchanged. After the
-flatten the features are ``(batch, K, features)`` and each linear layer is one batched
-matmul over K weight matrices. A layer not known to act per channel (APS picks its phase by
-a norm over all channels; mixed pooling's gate may be one number for all of them) runs as K
-copies, each on its own member's slice: correct for any layer, only slower.
-
-Dropout draws each member's mask from that member's own generator, in the order and shape
-the solo network draws it from the global one; on CPU (where dropout is a Bernoulli mask of
-the input's shape) the masks are the solo run's exactly.
+Member k owns channels ``k*C … (k+1)*C`` of every map, so a conv becomes one grouped conv, a
+BatchNorm one over K × C channels, per-channel layers run unchanged and, after the flatten, a
+linear layer is one batched matmul; any other layer runs as K copies (correct, only slower).
 """
 
 from __future__ import annotations
@@ -74,7 +65,8 @@ def _join(parts: list[torch.Tensor], features: bool) -> torch.Tensor:
 
 
 class PackedDropout(nn.Module):
-    """Dropout with each member's mask from its own generator (``generators[k]``)."""
+    """Dropout with each member's mask from its own generator, in the solo network's order and
+    shape: on CPU the masks are the solo run's exactly."""
 
     def __init__(self, p: float, generators: Sequence[torch.Generator]):
         super().__init__()
@@ -100,7 +92,8 @@ class PackedDropout(nn.Module):
 
 
 class PerMember(nn.Module):
-    """K copies of a layer, each applied to its own member's slice."""
+    """K copies of a layer, each on its own member's slice: for a layer that may mix channels
+    (APS picks its phase by a norm over all of them; a mixed pool's gate may be shared)."""
 
     def __init__(self, layers: Sequence[nn.Module]):
         super().__init__()

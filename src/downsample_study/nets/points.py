@@ -1,6 +1,4 @@
-"""What a model and an operator tell each other at a downsampling point: the model gives
-the point's channels and how the seed rounds a size that does not halve exactly; the operator
-answers with the stride of the preceding convolution and the layer that follows it."""
+"""What a model and an operator tell each other at a downsampling point."""
 
 from __future__ import annotations
 

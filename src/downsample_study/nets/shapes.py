@@ -1,9 +1,7 @@
 """Shape tracing while a model is built, the collapse check, and the layer table.
 
-Layers are added one at a time to a ``LayerStack``, which runs each on a dummy input as it
-comes. A layer whose output would be empty (seed 004: a fourth conv-pool block on a 1x1 map)
-stops the build with a ``ShapeError`` naming the layer, its input shape and why, before any
-data is loaded and without a torch traceback.
+A ``LayerStack`` runs each layer on a dummy input as it is added, so a map that collapses stops
+the build with a ``ShapeError`` naming the layer and why, before any data is loaded.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""``build_report``: a sweep folder's jobs turned into variants and comparisons;
-``write_report`` writes ``report.md``, the CSV tables and the plots into the folder (and logs
-them to the sweep's W&B group when the jobs used W&B)."""
+"""``build_report`` turns a sweep folder's jobs into variants and comparisons; ``write_report``
+writes the report's files into the folder."""
 
 from __future__ import annotations
 

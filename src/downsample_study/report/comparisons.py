@@ -1,10 +1,8 @@
-"""Each variant against its baseline: the difference in test top-1 with its confidence
-interval and p-value, from a paired t-test when both sides ran the same seeds, Welch's
-otherwise (scipy); an equivalence test (TOST, statsmodels) within
-``report.equivalence_margin``; both p-values Holm-adjusted over the report's comparisons
-(``adjust``, statsmodels), so every claim, a difference or an equivalence, holds at a
-family-wise α; the effect size, and the verdict: better, worse, equivalent within ±m, or
-inconclusive — then with roughly how many seeds a side would resolve it."""
+"""Each variant against its baseline: the difference in test top-1 and the verdict.
+
+A paired t-test when both sides ran the same seeds, else Welch's; TOST for equivalence within
+the margin; both Holm-adjusted over the report's comparisons, so every claim holds family-wise.
+"""
 
 from __future__ import annotations
 
@@ -206,10 +204,9 @@ def _equivalence_and_effect(result: Comparison, x: np.ndarray, y: np.ndarray) ->
 
 
 def _seeds_needed(c: Comparison) -> int | None:
-    """Seeds a side that would likely resolve ``c`` at the Bonferroni level α / family, which
-    Holm's step-down never asks more than: the fewer of the t-test's 80 % power to show the
-    observed difference, and, within the margin, the seeds at which its interval would fit
-    inside ±m. Never fewer than it has now plus one (it is unresolved at those)."""
+    """Seeds a side likely to resolve ``c`` at α / family (Bonferroni: Holm never asks more):
+    the fewer of ``POWER`` for the observed difference and, within the margin, the seeds that
+    fit its interval inside ±m; at least one more than now (it is unresolved at those)."""
     from statsmodels.stats.power import TTestIndPower, TTestPower
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 

@@ -1,7 +1,5 @@
-"""Every comparison in one figure (a forest plot): each variant's difference in test top-1 to
-its baseline with its confidence interval, the equivalence margin shaded, and the verdict as
-the marker's colour; a panel per dataset and kind of baseline, the largest difference on top.
-"""
+"""Every comparison in one forest plot: a panel per dataset and kind of baseline, the
+equivalence margin shaded, each verdict as its marker's colour."""
 
 from __future__ import annotations
 
@@ -19,7 +17,6 @@ from downsample_study.report.plots import distinct_labels, save
 from downsample_study.report.statistics import CONFIDENCE
 from downsample_study.report.variants import text
 
-# each outcome's colour (``Comparison.outcome``)
 VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue",
                   "inconclusive": "0.45", "no test": "0.75"}
 
@@ -36,8 +33,7 @@ def _panels(report: Report) -> dict[str, dict[str, list[Comparison]]]:
 
 
 def plot_differences(report: Report, path: Path) -> bool:
-    """Draw the figure at ``path`` (and its SVG); False when there is no comparison: a row
-    of panels per kind of baseline, a panel per dataset."""
+    """Draw the figure at ``path`` (and its SVG); False when there is no comparison."""
     panels = _panels(report)
     if not panels:
         return False

@@ -1,7 +1,5 @@
-"""A sweep at a glance: a table with a row per value of the key that varies most (the
-operator, usually) and a column per dataset and value of the other varying keys (BatchNorm
-off, on). Three of them: each variant's test top-1, its shift consistency, and its
-difference to a baseline with the verdict. Dozens of rows or sentences become one screen."""
+"""A sweep at a glance: a row per value of the key that varies most (the operator, usually),
+a column per dataset and other varying value, so dozens of rows fit one screen."""
 
 from __future__ import annotations
 
@@ -20,10 +18,8 @@ Item = TypeVar("Item")
 def pivot(items: Sequence[Item], flat: Callable[[Item], dict[str, Any]],
           number: Callable[[Item], float], cell: Callable[[Item], str],
           keys: list[str], marked: Callable[[Item], bool] = lambda item: False) -> list[str]:
-    """The table of ``items`` (each ``flat(item)`` its config, ``cell(item)`` its cell): its
-    rows by their items' mean ``number`` against their columns', largest first, a row whose
-    items are all ``marked`` "(baseline)"; no table for fewer than ``AT_LEAST`` items,
-    nothing that varies, or two items that would share a cell."""
+    """The table of ``items``, rows by mean ``number`` against their columns', largest first;
+    none for fewer than ``AT_LEAST`` items, nothing varying, or two items in one cell."""
     if len(items) < AT_LEAST:
         return []
     values = {k: {text(flat(item).get(k)) for item in items} for k in keys if k != DATASET}

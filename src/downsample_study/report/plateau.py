@@ -1,6 +1,5 @@
-"""Whether training was long enough: per dataset, the epochs trained, where the selected
-(best-validation) checkpoints fell, and how much validation accuracy still rose over the last
-quarter of the epochs — the number behind "trained until it plateaued"."""
+"""Whether training was long enough: per dataset, where the selected checkpoints fell and
+what validation accuracy still gained over the last quarter of the epochs."""
 
 from __future__ import annotations
 

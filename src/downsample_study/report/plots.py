@@ -40,9 +40,8 @@ def save(fig: Figure, path: Path) -> None:
 
 
 def _colors(report: Report) -> dict[str, Any]:
-    """One colour per variant label, the same in every dataset's panel; past ten labels
-    matplotlib's 20 colours in pairs of a hue, so labels that sort together (an operator with
-    BatchNorm off and on) get two shades of one hue."""
+    """One colour per label, the same in every panel; past ten, tab20's pairs of a hue, so
+    labels that sort together (BatchNorm off and on) get two shades of one hue."""
     labels = sorted({v.label for v in report.variants})
     if len(labels) <= 10:
         return {label: f"C{i}" for i, label in enumerate(labels)}
@@ -126,9 +125,8 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
 
 
 def plot_accuracy_vs_shift(report: Report, path: Path) -> bool:
-    """Test top-1 against shift consistency (zero fill), each with its CI over seeds: the
-    trade-off Zhang 2019 plots, where a low-pass operator moves right at no cost in height.
-    False (nothing drawn) when no variant measured shift robustness."""
+    """Test top-1 against shift consistency (zero fill), Zhang 2019's trade-off: a low-pass
+    operator moves right at no cost in height. False when no variant measured shift."""
     shifted = [v for v in report.variants if v.stat("shift", "zero", "consistency")]
     if not shifted:
         return False
@@ -242,9 +240,8 @@ LEADER = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB":
 
 
 def spread_labels(fig: Figure, labels: list[Annotation]) -> list[Annotation]:
-    """``labels`` (annotations in offset points) moved apart where they overlap, as the
-    figure is laid out now; the labels as drawn (a lifted one is replaced by its copy with a
-    leader line)."""
+    """``labels`` (annotations in offset points) lifted apart where they overlap; returns them
+    as drawn (a lifted one is replaced by a copy with a leader line)."""
     for label in labels:
         label.set_in_layout(False)  # moving them then leaves the axes, and the points, in place
     fig.draw_without_rendering()  # the layout, so the labels' extents are final

@@ -1,6 +1,5 @@
-"""The report in W&B: its tables and plots as a ``report`` run in the sweep's group, and its
-files (report.md, the CSVs, PNG and SVG plots) as a ``report`` artifact, a version each time
-the report is made again."""
+"""The report in W&B: its tables and plots as a ``report`` run in the sweep's group, its files
+as a ``report`` artifact (a new version each time)."""
 
 from __future__ import annotations
 

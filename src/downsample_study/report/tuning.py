@@ -72,9 +72,8 @@ def _overrides(folder: Path) -> dict[str, str]:
 
 
 def plot_tuning(studies: list[Study], path: Path) -> None:
-    """One panel per variant: each trial's validation top-1 at its rate (log scale), the best
-    circled; a part per dataset, its panels on one accuracy range of their own (MNIST's 98 %
-    would squash FashionMNIST's 88 %), every panel on the same range of rates."""
+    """One panel per variant, each trial's val top-1 against its rate; an accuracy range per
+    dataset (MNIST's would squash FashionMNIST's), one range of rates for all."""
     from downsample_study.report.plots import save
 
     datasets: dict[str, list[Study]] = {}

@@ -1,5 +1,4 @@
-"""Variants: a variant is a configuration apart from the seed. Jobs are grouped into
-variants, and each variant gets the label the tables and plots show."""
+"""Variants (a configuration apart from the seed): jobs grouped into them, and their labels."""
 
 from __future__ import annotations
 
@@ -82,11 +81,9 @@ class Variant:
     def values(self, *path: str, scale: float = 100.0) -> dict[int, float]:
         """seed → the value at ``path`` in the results (accuracies in percent).
 
-        An accuracy is a count over the split, recorded as a float32: rounded to
-        ``FRACTION_DECIMALS`` in percent, which keeps every count of a split up to 10⁶ images
-        apart and drops float32's ±6e-6 pp. Unrounded, two seeds whose accuracies differ by
-        the same count differ by a few 1e-6 pp, and a paired t-test over them calls the
-        difference certain (p ≈ 0 at n = 2)."""
+        Fractions are rounded to ``FRACTION_DECIMALS`` (counts of up to 10⁶ images stay apart):
+        float32's few 1e-6 pp of noise would make a paired t-test call equal count differences
+        certain (p ≈ 0 at n = 2)."""
         fraction = _is_fraction(path)
         found = {}
         for job in self.jobs:

@@ -1,7 +1,6 @@
-"""One process at a time per job folder: a job holds its folder's lock (``fcntl.flock``,
-released by the OS if the process dies) while it runs, so two sweeps into one folder never
-train a job twice: the second one skips the jobs the first is running (and its summary waits
-for them)."""
+"""One process at a time per job folder: a job holds its folder's ``fcntl.flock`` lock
+(released by the OS if the process dies), so two sweeps into one folder never train a job
+twice."""
 
 from __future__ import annotations
 
@@ -31,8 +30,7 @@ def _holder(path: Path) -> str:
 
 
 def is_primary() -> bool:
-    """Whether this process is the job's first (a job of several processes, one per device,
-    started by SLURM or torchrun: only rank 0 takes the lock and names the run)."""
+    """Whether this is the job's rank 0, the one process that takes the lock and names the run."""
     from lightning.pytorch.utilities import rank_zero_only
 
     return rank_zero_only.rank == 0

@@ -1,6 +1,5 @@
-"""Whether what a job's folder holds is this job's: a completed ``results.json`` a re-run
-skips, a checkpoint it resumes from (``SameJob``), each refused when a run of another
-configuration wrote it (``config/defining.py`` says which keys count)."""
+"""Whether a job folder's ``results.json`` (skipped by a re-run) or checkpoint (resumed from)
+is this job's; refused when another configuration wrote it (``config/defining.py``)."""
 
 from __future__ import annotations
 
@@ -19,11 +18,9 @@ from downsample_study.storage import read_yaml
 
 
 def completed_results(folder: Path, config: dict[str, Any]) -> Results | None:
-    """The results in ``folder`` when an earlier run of this job, ``config`` (resolved, as
-    plain data), completed there: what a re-run skips. None when no run completed there;
-    ``OtherJobError`` when the run that did was of another configuration in what it trains
-    or measures. A run that failed or was stopped is run again, from its checkpoint where it
-    has one, which keeps its own configuration (``SameJob`` compares that)."""
+    """The results in ``folder`` if this job (``config``, resolved) completed there, else None;
+    ``OtherJobError`` if another configuration did. A failed or stopped run is run again, from
+    its checkpoint, which ``SameJob`` checks."""
     try:
         results = read_results(Path(folder) / RESULTS_FILE)
     except ResultsError:
@@ -45,10 +42,9 @@ def completed_results(folder: Path, config: dict[str, Any]) -> Results | None:
 
 
 def differences_from_its_job(folder: Path, earlier: dict[str, Any]) -> list[str]:
-    """How the config of the run recorded in ``folder`` (``earlier``, its ``results.json``'s)
-    differs from the folder's job as the last run into it composed it (``.hydra/config.yaml``,
-    which Hydra writes as each job starts): a re-run with another configuration that refused
-    the folder leaves exactly that. Empty where the job's config cannot be read or resolved."""
+    """How ``earlier`` (the run recorded in ``folder``) differs from the folder's job as last
+    composed (``.hydra/config.yaml``): what a re-run refused for another configuration leaves.
+    Empty where that config cannot be read or resolved."""
     try:
         job = OmegaConf.to_container(read_yaml(Path(folder) / CONFIG_FILE),
                                      resolve=True, enum_to_str=True)
@@ -58,10 +54,9 @@ def differences_from_its_job(folder: Path, earlier: dict[str, Any]) -> list[str]
 
 
 class SameJob(Callback):
-    """Keeps the job's configuration in its checkpoints, and refuses to resume from one that
-    a run of another configuration saved: a job killed before it wrote ``results.json``
-    (``same_job.py`` compares that) and run again after its YAML was edited. A longer
-    training (``trainer.max_epochs``) goes on from a shorter one's checkpoint."""
+    """Keeps the job's config in its checkpoints and refuses to resume from one another config
+    saved (a job killed before its ``results.json``, its YAML edited since). A longer
+    ``trainer.max_epochs`` goes on from a shorter run's checkpoint."""
 
     def __init__(self, config: dict[str, Any], output_dir: Path):
         """``config``: the job's (a pack's) resolved configuration, as plain data."""

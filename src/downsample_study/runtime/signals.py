@@ -1,9 +1,5 @@
-"""Stopping a job cleanly on SIGTERM, SIGINT or SIGHUP: the signal is recorded, and the
-job stops at its next training step (``stops.py``) or at once outside training.
-
-A second signal stops at once. A process of a multirun not running a job marks the sweep
-stopped instead (no new job starts); a task a launcher requeues (SIGUSR1/2) is not stopped.
-"""
+"""Stopping a job cleanly on SIGTERM, SIGINT or SIGHUP: at its next training step
+(``stops.py``), or at once outside training or on a second signal."""
 
 from __future__ import annotations
 
@@ -84,9 +80,8 @@ class StopRequests:
 
     @contextlib.contextmanager
     def handling(self) -> Iterator[None]:
-        """Handle SIGTERM, SIGINT and SIGHUP inside the block (from the main thread only; inside a
-        block that handles them already, e.g. in a worker forked from such a process, it
-        changes nothing)."""
+        """Handle SIGTERM, SIGINT and SIGHUP inside the block; a no-op off the main thread or
+        where they are handled already (e.g. a worker forked from such a process)."""
         if self._handling() or threading.current_thread() is not threading.main_thread():
             yield
             return

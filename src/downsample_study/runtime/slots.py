@@ -1,7 +1,6 @@
-"""Per-job resources when a sweep runs several jobs at once on one machine: each job claims
-a *slot*, a lock file in the sweep folder held while it runs (released by the OS if its
-process dies), which gives it a GPU index and its share of the CPU cores as torch threads.
-(Workers that imported torch already cannot be steered by ``CUDA_VISIBLE_DEVICES``.)"""
+"""Per-job resources when a sweep runs jobs side by side: each holds a *slot* (a lock file in
+the sweep folder) giving it a GPU index and its share of the cores. By index, because workers
+that imported torch already cannot be steered by ``CUDA_VISIBLE_DEVICES``."""
 
 from __future__ import annotations
 
@@ -88,13 +87,9 @@ def busy_slots(lock_dir: Path, n_slots: int) -> int:
 
 
 class ShareIdleCores(Callback):
-    """Give a job the cores of slots that have gone idle, and give them back.
-
-    The last jobs of a sweep otherwise train on their one share of the cores while the other
-    shares idle. Checked every ``every_n_steps`` training steps and before each validation
-    and test pass; more threads are taken only when two checks in a row agree (a freed slot
-    is usually claimed again by the sweep's next job within a second), fewer at once.
-    """
+    """Give a job the cores of slots gone idle (a sweep's last jobs), and give them back. More
+    threads only when two checks in a row agree (a freed slot is usually claimed again within
+    a second), fewer at once."""
 
     def __init__(self, slot: Slot, every_n_steps: int = 50):
         self.slot, self.every_n_steps, self._offered = slot, every_n_steps, 0
@@ -118,12 +113,8 @@ class ShareIdleCores(Callback):
 
 @contextlib.contextmanager
 def claim_slot(lock_dir: Path, n_slots: int, n_gpus: int, poll_s: float = 1.0) -> Iterator[Slot]:
-    """Hold a free slot for the duration of the ``with`` block.
-
-    Slot ``i`` uses GPU ``i % n_gpus``; among the free slots the job takes one on the GPU
-    that runs the fewest jobs, so no GPU gets a second job while another is idle. Waits when
-    every slot is taken (another sweep writing into the same folder).
-    """
+    """Hold a free slot for the ``with`` block, one on the GPU running the fewest jobs (slot
+    ``i`` uses GPU ``i % n_gpus``); waits while all are taken (another sweep in the folder)."""
     lock_dir.mkdir(parents=True, exist_ok=True)
     with _claims_paused(lock_dir):
         while True:

@@ -18,14 +18,10 @@ from downsample_study.runtime.signals import STOPS
 
 
 class StopAtStepBoundary(Callback):
-    """Stops a fit at the next training step once a stop was requested, and saves a resumable
-    checkpoint of that step (``path``) on the way out.
-
-    The stop comes at the start of a training batch, before any of its work: the checkpoint
-    holds exactly the steps done (the data order resumes where it was, ``TensorBatches``).
-    A stop during validation keeps the last epoch's checkpoint instead, which that epoch's
-    validation has not changed.
-    """
+    """Stops a fit at the next training step once a stop was requested, saving a resumable
+    checkpoint (``path``). The check precedes a batch's work, so the checkpoint holds exactly
+    the steps done; a stop during validation keeps the epoch's checkpoint, which validation
+    does not change."""
 
     def __init__(self, path: Path):
         self.path, self.saved = Path(path), False
@@ -51,10 +47,8 @@ class StopAtStepBoundary(Callback):
 
 
 def fit_to_the_end_or_a_stop(parts) -> None:
-    """Train ``parts`` (a job or a pack: its ``trainer``, ``module``, ``datamodule``) from
-    ``parts.resumed_from`` when an earlier attempt left a checkpoint, timing it in
-    ``parts.train_seconds``. A stop asked for by a signal ends it at a step boundary with
-    ``Interrupted`` (Lightning's own stop on SIGTERM, at the end of a step, too)."""
+    """Train ``parts`` (a job or a pack) from ``parts.resumed_from``, timed in
+    ``parts.train_seconds``; a signal's stop (Lightning's on SIGTERM too) raises ``Interrupted``."""
     if parts.resumed_from is not None:
         say(f"resuming from {parts.resumed_from}")
     start = time.perf_counter()

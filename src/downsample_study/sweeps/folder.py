@@ -1,6 +1,6 @@
-"""The one reader of a sweep folder: its plan (``multirun.yaml``), its jobs, its learning-rate
-trials and studies, each job in one ``Status``. The sweep summary, progress, the report,
-``load_sweep`` and the record all read a sweep through it."""
+"""The one reader of a sweep folder: its plan, jobs, learning-rate trials and studies.
+
+Every other reader of a sweep goes through it, so they all agree on each job's ``Status``."""
 
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ class JobFolder:
 
     @functools.cached_property
     def epochs(self) -> list[dict[str, float]]:
-        """Its ``epochs.csv`` rows; none, with a warning, where the file cannot be read (the
-        results are the record: the curve is a view of it)."""
+        """Its ``epochs.csv`` rows; none, with a warning, if unreadable: the curve is only a
+        view of the results."""
         try:
             return read_epochs(self.folder) if self.folder is not None else []
         except ResultsError as err:
@@ -102,8 +102,8 @@ def read_job(folder: Path, name: str | None = None) -> JobFolder:
 
 
 def job_folders(root: Path) -> list[Path]:
-    """Every job folder at or below ``root`` (one with a ``results.json`` or Hydra's record of
-    its overrides), in path order; trackers' and hidden folders are not entered."""
+    """Every job folder at or below ``root`` (with ``results.json`` or Hydra's overrides), in
+    path order; trackers' and hidden folders are not entered."""
     found = []
 
     def visit(folder: Path) -> None:
@@ -124,8 +124,7 @@ def job_folders(root: Path) -> list[Path]:
 
 
 def report_settings(jobs: list[JobFolder]) -> ReportConfig:
-    """The sweep's ``report.*`` as its jobs recorded them (the schema's defaults where none
-    did): what its report compares, and how."""
+    """The sweep's ``report.*`` as its jobs recorded them (the schema's defaults if none did)."""
     found: dict[str, Any] = {}
     for job in jobs:
         node = (job.results.config if job.results is not None else {}).get("report") or {}
@@ -136,8 +135,7 @@ def report_settings(jobs: list[JobFolder]) -> ReportConfig:
 
 
 def read_sweep_file(path: Path, without_it: str) -> Any:
-    """A YAML file of a sweep's besides the results, or None (with a warning saying what is
-    done without it) where there is none or it cannot be read."""
+    """A sweep's YAML file, or None if missing or unreadable (warning what is done without it)."""
     if not path.is_file():
         return None
     try:
@@ -151,8 +149,7 @@ class SweepFolder:
     """A sweep folder, or the record of one: its plan and its jobs, trials and studies."""
 
     def __init__(self, path: Path, strict: bool = False):
-        """``strict``: a ``multirun.yaml`` that cannot be read is a ``UserError``, not a
-        warning."""
+        """``strict``: an unreadable ``SWEEP_FILE`` is a ``UserError``, not a warning."""
         self.path = Path(path)
         plan_file = self.path / SWEEP_FILE
         self.config = (read_yaml(plan_file) if strict and plan_file.is_file() else
@@ -172,8 +169,8 @@ class SweepFolder:
         return jobs, trials
 
     def jobs(self, never_started: bool = False) -> list[JobFolder]:
-        """Every job folder of the sweep, marked planned or not; with ``never_started``, a
-        ``not run`` entry for each job of the plan that has no folder."""
+        """Every job folder, marked planned or not; ``never_started`` adds a ``not run`` entry
+        per planned job without a folder."""
         found, started = [], set()
         for folder in self._parts()[0]:
             job = read_job(folder, folder.relative_to(self.path).as_posix())
@@ -199,6 +196,6 @@ class SweepFolder:
         return sorted(self.path.glob(f"{TUNING_DIR}/*/{BEST_FILE}"))
 
     def is_sweep(self) -> bool:
-        """Whether the folder holds a sweep: its ``multirun.yaml``, or any job folder."""
+        """Whether the folder holds a sweep: its ``SWEEP_FILE``, or any job folder."""
         return (self.path / SWEEP_FILE).is_file() or bool(job_folders(self.path))
 

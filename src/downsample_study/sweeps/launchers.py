@@ -1,5 +1,4 @@
-"""What the launcher presets need: SLURM resources from ``trainer.devices``, the DDP strategy
-that suits the launcher, and a check before a multirun starts (``LauncherCheck``)."""
+"""What the launcher presets need: their resolvers and a check before a multirun starts."""
 
 from __future__ import annotations
 
@@ -35,12 +34,10 @@ def default_parallel_jobs(jobs_per_gpu: int) -> int:
 
 
 def fork_workers() -> bool:
-    """Make joblib's loky workers forks of this process rather than fresh interpreters.
+    """Make joblib's loky workers forks of this process; returns whether it was done.
 
-    A fresh worker spends ~5 s importing torch and Lightning before its first job, which on
-    short jobs eats the gain of running them side by side; a fork inherits them already
-    imported. Done only where forking is safe: on Linux, and while this process has not
-    initialised CUDA (a forked child could not use it). Returns whether it was done.
+    A fresh worker spends seconds importing torch and Lightning, eating short jobs' gain
+    (benchmarks/RESULTS.md). Only on Linux, before CUDA is initialised (a fork could not use it).
     """
     import torch
 
@@ -114,8 +111,7 @@ def slurm_gpus(accelerator: Any, devices: Any) -> int | None:
     return slurm_tasks(devices) if str(accelerator) in ("gpu", "cuda") else None
 
 
-# Launcher and sweeper settings that their plugins take but that run nothing (the lowest that
-# makes sense); checked before the sweep starts.
+# The lowest value of each plugin setting that runs anything; checked before the sweep starts.
 _AT_LEAST = {
     "hydra.launcher": {"timeout_min": 1, "cpus_per_task": 1, "tasks_per_node": 1,
                        "mem_gb": 1, "gpus_per_node": 0, "array_parallelism": 1, "nodes": 1},
@@ -127,9 +123,8 @@ SLURM_COMMANDS = ("sbatch", "srun")  # submitit submits with the one, runs tasks
 
 
 def _plugin_keys(node: DictConfig) -> list[str] | None:
-    """The keys a launcher's or sweeper's node may have: its schema's fields, or (a node from
-    YAML alone, as the project's sweepers are) its class's arguments; None when either takes
-    any."""
+    """The keys a launcher's or sweeper's node may have: its schema's fields, else (a YAML-only
+    node, as the project's sweepers are) its class's arguments; None when it takes any."""
     schema = OmegaConf.get_type(node)
     if dataclasses.is_dataclass(schema):
         return sorted(field.name for field in dataclasses.fields(schema))
@@ -173,9 +168,8 @@ def _check_settings(node: dict[str, Any], prefix: str) -> None:
 
 
 def _check_jobs(hydra: DictConfig) -> None:
-    """A ``ConfigError`` when the sweep's overrides expand to no job (``seed=range(0)``),
-    which would launch nothing and end as if it had succeeded, or give a value twice
-    (``seed=0,0``), which would launch one job twice."""
+    """A ``ConfigError`` for a sweep of no job (``seed=range(0)``: it would end as a success)
+    or a value given twice (``seed=0,0``: one job launched twice)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from downsample_study.sweeps.packing import sweep_overrides
@@ -210,11 +204,9 @@ def _warn_more_jobs_than_cores(config: DictConfig) -> None:
 
 
 class LauncherCheck(Callback):
-    """Before a multirun: resolve the launcher preset's values (``n_jobs``, ``tasks_per_node``,
-    ...) and check them, the sweeper's and the sweep's values (none empty, none twice), so a
-    wrong setting stops the sweep with one line, not a traceback; for the joblib launcher,
-    start its workers as forks (``parallel.fork``); and make a signal to this process stop
-    the sweep (a re-run of a stopped sweep clears the mark)."""
+    """Before a multirun: check the launcher's, sweeper's and sweep's values, so a wrong one
+    stops the sweep in one line, not a traceback; fork joblib's workers (``parallel.fork``);
+    and make a signal to this process stop the sweep."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         internals.before_jobs(wandb=config.logger.name == "wandb")  # before slots import torch

@@ -34,8 +34,7 @@ def variant_name(task_overrides: list[str], exclude_keys: list[str]) -> str:
 
 def override_dirname(overrides: list[str], exclude_keys: list[str], item_sep: str,
                      kv_sep: str) -> str:
-    """``hydra.job.override_dirname`` of a job with ``overrides``, as Hydra makes it: the
-    overrides not excluded, sorted, joined by ``item_sep``, with ``kv_sep`` for ``=``."""
+    """``hydra.job.override_dirname`` of a job with ``overrides``, made as Hydra makes it."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     lines = sorted(o.input_line for o in parsed if o.key_or_group not in exclude_keys)
     return item_sep.join(lines).replace("=", kv_sep)

@@ -1,12 +1,8 @@
-"""``hydra/sweeper=packed`` (its plugin: ``hydra_plugins/downsample_study_sweeper``): Hydra's
-basic sweep (every combination), with the jobs that differ only in ``seed`` launched as packs
-of up to ``pack.size``: jobs of several members (``job/``).
+"""``hydra/sweeper=packed``: Hydra's basic sweep, the jobs that differ only in ``seed`` packed.
 
-Packing is the sweeper's business because only the sweeper sees every job before any is
-launched; the launcher below it stays the user's choice (one after another, ``parallel``,
-``slurm``), and runs one pack per job it launches. A pack's job carries ``pack.seeds`` and
-``pack.id`` and runs in ``packs/<id>/`` of the sweep; each member writes the folder its solo
-job would have (so a re-run without packing finds the same jobs done).
+The sweeper packs because only it sees every job before any is launched; the launcher stays
+the user's choice. Each member writes its solo job's folder, so a re-run without packing finds
+the same jobs done. The plugin: ``hydra_plugins/downsample_study_sweeper``.
 """
 
 from __future__ import annotations
@@ -25,14 +21,9 @@ from downsample_study.sweeps.naming import override_key
 
 
 def planned_jobs(hydra: Any) -> list[list[str]] | None:
-    """The overrides of every job of a multirun, from its ``hydra`` config node (as saved in
-    its ``multirun.yaml``).
-
-    Expanded as Hydra's own basic sweeper expands them (the one the joblib and submitit
-    launchers use too, and ``hydra/sweeper=packed`` and ``=tuned``, whose packs' members are
-    these jobs): ``hydra.sweeper.params``, then the command line's overrides. None for other
-    sweepers (Optuna's plans as it goes) or overrides it cannot expand.
-    """
+    """The overrides of every job of a multirun, from its ``hydra`` node (the sweep file's),
+    expanded as Hydra's basic sweeper (and so the packed and tuned ones) expands them. None for
+    other sweepers (Optuna's plans as it goes) or overrides it cannot expand."""
     target = str(OmegaConf.select(hydra, "sweeper._target_", default="") or "")
     if not target.endswith(("BasicSweeper", "PackedSweeper", "TunedSweeper")):
         return None
@@ -40,15 +31,13 @@ def planned_jobs(hydra: Any) -> list[list[str]] | None:
 
 
 def sweep_overrides(hydra: Any) -> list[str]:
-    """A multirun's overrides as its sweeper expands them: ``hydra.sweeper.params``, then the
-    command line's."""
+    """A multirun's overrides in its sweeper's order: ``hydra.sweeper.params``, then the CLI's."""
     params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
     return [*params, *hydra.overrides.task]
 
 
 def alone(config: Any) -> str | None:
-    """Why the jobs of a sweep with ``config`` run alone, neither packed nor tuned (None: they
-    are packed)."""
+    """Why a sweep's jobs run alone, neither packed nor tuned; None if they are packed."""
     if str(config.get("mode", "train")) != "train":
         return f"mode={config.mode} trains nothing"
     if config.trainer.get("fast_dev_run"):

@@ -1,6 +1,5 @@
-"""The jobs a multirun planned, named as their folders are: what progress, the sweep summary
-and the report count a sweep's jobs against (a folder of an earlier sweep into the same
-``hydra.sweep.dir`` is told apart)."""
+"""The jobs a multirun planned, named as their folders are: what a sweep's jobs are counted
+against, so an earlier sweep's folder in the same ``hydra.sweep.dir`` is told apart."""
 
 from __future__ import annotations
 
@@ -32,9 +31,8 @@ def tuned_search(config: Any) -> LrSearch | None:
 
 
 def sweep_jobs(config: Any) -> list[list[str]] | None:
-    """The overrides of every job of a multirun, from its saved ``config``
-    (``planned_jobs``); where its sweeper tunes, without the rate that sets. None for other
-    sweepers."""
+    """Every job's overrides, from a multirun's saved ``config``, less the rate a tuned sweeper
+    sets; None for other sweepers."""
     jobs = planned_jobs(config.hydra)
     if jobs is not None and tuned_search(config) is not None:
         jobs = [_untuned(job, [LR_KEY]) for job in jobs]
@@ -42,11 +40,9 @@ def sweep_jobs(config: Any) -> list[list[str]] | None:
 
 
 class Plan:
-    """The jobs a multirun planned, each as the overrides that name it: without the keys that
-    do not define a job (``config/defining.py``), as a job folder's name, and without the
-    rates a tuned sweeper set. A job started in a folder is named the same way, so the sweep
-    run again with its data elsewhere plans the same jobs, and an earlier sweep's job (other
-    overrides, the same ``hydra.sweep.dir``) is told apart."""
+    """The jobs a multirun planned, each named by its overrides less the keys that do not
+    define a job (``config/defining.py``) and the rates a tuned sweeper set. Started jobs are
+    named the same way, so a re-run with its data elsewhere plans the same jobs."""
 
     def __init__(self, jobs: list[list[str]]):
         self.exclude = frozenset(incidental_keys(CONFIG_DIR, tuple(trainer_arguments())))
@@ -55,8 +51,7 @@ class Plan:
 
     @classmethod
     def of(cls, config: Any) -> Plan | None:
-        """The plan of the multirun whose saved config this is; None for sweepers whose plan
-        cannot be read (``sweep_jobs``)."""
+        """The plan of a multirun's saved config; None where its plan cannot be read."""
         jobs = sweep_jobs(config)
         return None if jobs is None else cls(jobs)
 

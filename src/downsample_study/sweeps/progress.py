@@ -1,15 +1,7 @@
-"""How far a sweep has got, read from its folder alone: from any terminal or node, while the
-sweep runs or after it died.
+"""How far a sweep has got, read from its folder alone, while it runs or after it died.
 
-What it plans comes from ``multirun.yaml`` (the sweeper's ``params`` and the command's
-overrides, expanded as the sweeper expands them); what is done, from each job's
-``results.json``; what runs now, from the job locks held (``ownership.py``), and how far it
-has got, from its ``epochs.csv`` (``running.py``). The pace is that of the results written
-in the last hour of the sweep's current run (the sweeper saves ``multirun.yaml`` when it
-starts), or in its last two rounds of as many jobs as run at once if those took longer, so
-an estimate of the time left reflects this machine as it is now, not an earlier run's;
-beside it, the running jobs' speed per epoch gives one that a pause does not skew. A sweep
-that is not finished but has no job running has stopped: its own command goes on with it.
+The pace counts the current run's recent results only, so the time left reflects this machine
+as it is now; the running jobs' speed per epoch gives an estimate that a pause does not skew.
 
     python -m downsample_study.sweeps.progress SWEEP
 """
@@ -51,7 +43,7 @@ class Stage:
     """The jobs of one stage of a sweep: its learning-rate trials, or its test jobs."""
 
     name: str
-    planned: int | None  # None: the sweeper's plan cannot be read from multirun.yaml
+    planned: int | None  # None: the sweeper's plan cannot be read from its SWEEP_FILE
     counts: dict[Status, int] = field(default_factory=dict)
     running: list[JobEpochs] = field(default_factory=list)  # how far each running job is
     finished_at: list[float] = field(default_factory=list)  # results.json times, finished jobs
@@ -94,8 +86,7 @@ class Progress:
 
     @property
     def current(self) -> Stage | None:
-        """The first stage with jobs left: its pace tells the time left (a later stage has a
-        pace of its own once it starts)."""
+        """The first stage with jobs left: its own pace gives the time left."""
         return next((stage for stage in self.stages if stage.left), None)
 
 
@@ -152,10 +143,9 @@ def _clock(seconds: float) -> str:
 
 
 def pace(stage: Stage, started: float, now: float) -> float | None:
-    """Jobs finished per second in the last hour of the current run, or over its last two
-    rounds of as many jobs as run at once if those took longer (packs finish five seeds at a
-    time: an hour may hold one such burst or three); None before there is a pace (the run
-    under ``MIN_PACE_S`` old, or nothing of ``stage`` finished in it)."""
+    """Jobs finished per second in the current run's last hour, or its last two rounds of
+    concurrent jobs if longer (packs finish in bursts: an hour may hold one or three); None
+    while the run is under ``MIN_PACE_S`` old or has finished nothing of ``stage``."""
     since = max(started, now - PACE_WINDOW_S)
     if now - since < MIN_PACE_S:
         return None
@@ -214,10 +204,8 @@ def _eta(stage: Stage, rate: float) -> str:
 
 
 def _pace_line(progress: Progress, now: float) -> str | None:
-    """The pace of the first stage with jobs left (a later one has its own, once it starts)
-    and the time its jobs left take at that pace, or why there is none yet; and the time
-    they take at the running jobs' speed per epoch, which a pause or a slow start of the
-    run does not skew."""
+    """The current stage's pace and time left (or why there is none yet), and the time left
+    at the running jobs' speed per epoch, which a pause or a slow start does not skew."""
     if (stage := progress.current) is None:
         return None
     if (rate := pace(stage, progress.started, now)) is not None:
@@ -235,8 +223,7 @@ def _pace_line(progress: Progress, now: float) -> str | None:
 
 
 def one_line(progress: Progress, now: float | None = None) -> str:
-    """The progress in a line, with the time left once there is a pace: what a sweep logs as
-    each of its jobs ends."""
+    """The progress in a line, with the time left once there is a pace: logged as jobs end."""
     now = time.time() if now is None else now
     counts = ", ".join(f"{stage.name} {stage.finished}{_of(stage.planned)}"
                        for stage in progress.stages)
@@ -248,8 +235,7 @@ def one_line(progress: Progress, now: float | None = None) -> str:
 
 
 class SweepProgress(Callback):
-    """After each job of a multirun, the sweep's progress in a line on the console (and the
-    job's log): the long sweeps are the ones to know where they stand."""
+    """After each job of a multirun, the sweep's progress in a line (console and job log)."""
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if (config.hydra.mode != RunMode.MULTIRUN or alone(config) is not None

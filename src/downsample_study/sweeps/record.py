@@ -1,14 +1,8 @@
-"""A sweep's record: the files that hold what it found, without what it took to find it.
+"""A sweep's record: the few kilobytes that hold what it found, without checkpoints or logs.
 
-A sweep folder holds checkpoints and tracker runs (megabytes a job) beside the few kilobytes
-that hold its findings. The record is those: ``multirun.yaml``; each finished job's
-``results.json`` (completed or failed; an interrupted job's is left out, as it needs the
-checkpoint it resumes from), ``epochs.csv`` and ``.hydra/config.yaml`` and ``overrides.yaml``;
-each learning-rate study's ``best.yaml``. Small enough to keep in a repository beside the
-report, it is all the report reads (``python -m downsample_study.report RECORD``), and copied
-back into a sweep folder it is all the sweep's own command needs to go on: a job whose
-completed ``results.json`` is there is not trained again, nor a study with its ``best.yaml``.
-So a sweep that outlives its machine's disk goes on elsewhere from its record.
+Small enough to keep in a repository, it is all the report reads; copied back into a sweep
+folder, all the sweep's command needs to go on, so a sweep can outlive its machine's disk. An
+interrupted job is left out: it needs the checkpoint it resumes from.
 
     python -m downsample_study.sweeps.record SWEEP DEST   # SWEEP's record, copied into DEST
     python -m downsample_study.sweeps.record DEST SWEEP2  # and back, to finish it in SWEEP2
@@ -77,9 +71,8 @@ def record_files(sweep: Path, dest: Path) -> tuple[list[Path], int, int]:
 
 
 def copy_record(sweep: Path, dest: Path) -> Copied:
-    """Copy ``sweep``'s record into ``dest`` (created if need be). A file already there with
-    other contents takes ``sweep``'s, except that a job that completed is not replaced by one
-    that failed; files of ``dest`` outside the record stay as they are."""
+    """Copy ``sweep``'s record into ``dest``, replacing differing files except a completed
+    job's by a failed one's; files of ``dest`` outside the record stay."""
     sweep, dest = Path(sweep), Path(dest)
     if not sweep.is_dir():
         raise UserError(f"{sweep}: {not_a_folder(sweep)} (a sweep folder, or the record of one)")

@@ -1,7 +1,6 @@
-"""How far a sweep's running jobs have got, from their ``epochs.csv``: where they are (``at
-epoch 9 of 20``) and the time the sweep's jobs left take at their speed per epoch, which,
-unlike the pace of finished jobs, is there from a run's first epoch and is not skewed by a
-pause (training only: a job's tests come after)."""
+"""How far a sweep's running jobs have got, from their ``epochs.csv``, and the time left at
+their speed per epoch: unlike the finished jobs' pace, it is there from the first epoch and a
+pause does not skew it (training only: a job's tests come after)."""
 
 from __future__ import annotations
 
@@ -47,8 +46,7 @@ def job_epochs(folder: Path) -> JobEpochs:
 
 
 def where(jobs: list[JobEpochs]) -> str:
-    """``at epoch 9 of 20``, ``at epochs 3-9 of 20``, or each job's ``trained/planned`` when
-    their lengths differ."""
+    """``at epoch 9 of 20``, ``at epochs 3-9 of 20``, or each job's ``trained/planned``."""
     if len({job.planned for job in jobs}) > 1:
         pairs = sorted({(job.trained, job.planned or 0) for job in jobs})
         return "at epochs " + ", ".join(f"{done}/{total or '?'}" for done, total in pairs)
@@ -59,11 +57,9 @@ def where(jobs: list[JobEpochs]) -> str:
 
 
 def seconds_left(jobs: list[JobEpochs], left: int) -> float | None:
-    """The training time of ``left`` unfinished jobs, the running ``jobs`` among them, run as
-    many at once as now: the running ones' epochs left, then rounds of as many new jobs, each
-    as long as a running one's planned epochs take at its pace (a job that has not finished
-    an epoch yet: at the others' mean pace and length). None before any running job has
-    finished an epoch of a known number."""
+    """The training time of ``left`` unfinished jobs (the running ``jobs`` among them) run as
+    many at once as now: the running ones' epochs left, then rounds of whole jobs at their
+    mean pace. None before a running job has finished an epoch of a known number."""
     timed = [job for job in jobs if job.per_epoch is not None and job.planned is not None]
     if not timed:
         return None

@@ -1,6 +1,5 @@
-"""The end of a multirun: one screen with each job's outcome, and the sweep's exit status:
-non-zero when any job of its plan did not complete (128 + the signal when one stopped it).
-Jobs another process runs (a second sweep into the folder) are waited for."""
+"""The end of a multirun: each job's outcome on one screen and the sweep's exit status, once
+the jobs another process runs (a second sweep into the folder) have ended."""
 
 from __future__ import annotations
 

@@ -1,19 +1,8 @@
 """Fair tuning for ``hydra/sweeper=tuned``: each variant's learning rate, then its test seeds.
 
-Every operator trained at one learning rate says as much about that rate as about the
-operator. So for each variant (a job's overrides without its seed) an Optuna TPE study
-searches ``optimizer.lr`` on a log scale, maximising the validation top-1 of the checkpoint
-the job selects, with its trials trained at a seed of their own (``lr.seed``, none of the
-test seeds) and launched by the sweep's launcher. The variant's test seeds then train at its
-best rate; their ``results.json`` records it, and ``tuned=[optimizer.lr]`` tells the report
-that the rate belongs to the variant and does not make another one.
-
-A variant's study lives in ``<sweep>/tuning/<variant>/``: one folder per trial and
-``best.yaml`` (the best rate, its validation top-1, every trial). A re-run reads
-``best.yaml`` where it is (if the search and the configuration its trials trained are this
-sweep's) and tunes the rest again from the start: TPE, seeded, asks for the
-same rates in the same order, and the trials that completed before are not trained again
-(the task skips a job whose folder holds a completed ``results.json``).
+One learning rate for all operators measures the rate as much as them, so each variant gets
+an Optuna TPE search of ``optimizer.lr`` at a seed none of its test seeds use. A re-run reads a
+study's ``best.yaml``, or asks the seeded TPE the same rates without retraining completed trials.
 """
 
 from __future__ import annotations
@@ -96,9 +85,8 @@ def variants(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[list[s
 
 def check_trial_seed(search: LrSearch, jobs: Sequence[Sequence[str]], default_seed: int
                      ) -> None:
-    """A ``ConfigError`` when the trials' seed is one of the test seeds (a job without a
-    ``seed`` override trains at ``default_seed``): the rate would be picked on the very
-    initialisation and data order it is then measured on."""
+    """A ``ConfigError`` when the trials' seed is a test seed (``default_seed`` for a job with
+    none): the rate would be picked on the initialisation and data order it is measured on."""
     def seed(job: Sequence[str]) -> int | None:  # None: not a number here (an interpolation)
         value = next((o.split("=", 1)[1] for o in job if override_key(o) == "seed"), None)
         return default_seed if value is None else int(value) if value.isdigit() else None
@@ -112,9 +100,8 @@ def check_trial_seed(search: LrSearch, jobs: Sequence[Sequence[str]], default_se
 
 
 def check_rate_not_swept(jobs: Sequence[Sequence[str]]) -> None:
-    """A ``ConfigError`` when the command line sets the rate the sweeper tunes: each variant
-    would train at its tuned rate whatever was set, and ``optimizer.lr=a,b`` would make
-    variants that tune to the same rate and train the same jobs."""
+    """A ``ConfigError`` when the command line sets the tuned rate: it would be ignored, and
+    ``optimizer.lr=a,b`` would make variants that tune to the same rate and train alike."""
     values = list(dict.fromkeys(o.split("=", 1)[1] for job in jobs for o in job
                                 if override_key(o) == LR_KEY))
     if values:
@@ -129,9 +116,8 @@ def variant_folder(dirname: str) -> str:
 
 
 def read_best(folder: Path, search: LrSearch | None = None) -> Tuned | None:
-    """The study's outcome; None if it has none yet; a ``UserError`` naming the file if it is
-    not one this module wrote (edited by hand, or from another tool), or, given the
-    ``search`` this sweep asks for, if it is the outcome of another one."""
+    """The study's outcome, or None if none yet; a ``UserError`` naming the file if this module
+    did not write it, or (given this sweep's ``search``) another search did."""
     path = folder / BEST_FILE
     if not path.is_file():
         return None
@@ -179,10 +165,8 @@ def trial_overrides(variant: Sequence[str], lr: float, search: LrSearch, where: 
 def check_trained_here(folder: Path, variant: Sequence[str], search: LrSearch, where: str,
                        compose: Compose) -> None:
     """A ``UserError`` when the study in ``folder`` trained another configuration than its
-    trials would train now (an edited YAML or ``experiment`` default keeps the variant's
-    name): its rate belongs to that configuration. Its first completed trial is composed
-    again, at the rate it trained at, and compared as a job's results are
-    (``same_job.config_differences``); a study with no trial results left is taken as it is."""
+    trials would now (an edited YAML keeps the variant's name): its rate belongs to that one.
+    Checked on its first completed trial; a study with no trial results left is taken as is."""
     trials = sorted((p for p in folder.glob("trial*") if p.name[5:].isdigit()),
                     key=lambda p: int(p.name[5:]))
     for trial in trials:
@@ -203,10 +187,8 @@ def check_trained_here(folder: Path, variant: Sequence[str], search: LrSearch, w
 
 def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
          compose: Compose, sweep_dir: Path, first_index: int) -> Tuned | None:
-    """The best learning rate of ``variant`` (its study folder named after ``dirname``), from
-    ``best.yaml`` (where its trials trained this configuration) or a study of its own; None
-    if the sweep was stopped before it ended (its study then has no ``best.yaml``: the same
-    command goes on with it)."""
+    """The best learning rate of ``variant``, from its ``best.yaml`` or a study of its own; None
+    if the sweep was stopped first (no ``best.yaml``: the same command goes on with it)."""
     import optuna
 
     where = variant_folder(dirname)
@@ -256,9 +238,8 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
 
 
 def _completed_elsewhere(trial: Path, config: dict[str, Any]) -> float | None:
-    """The value of a trial that another process ran (a second sweep into the same folder,
-    whose trial this sweep skipped), once it ends; None if it did not complete, or is not
-    this trial (``config``) but a run of another configuration."""
+    """The value of a trial another process ran (a second sweep into the folder), once it
+    ends; None if it did not complete or ran another configuration than ``config``."""
     wait_for_others([trial])
     try:
         results = completed_results(trial, config)

@@ -1,3 +1,2 @@
-"""Training: the LightningModule (``module``), the Trainer and its callbacks (``trainer``,
-``epochs``, ``resume``), the optimizer and logger registries, and the speed defaults
-(``speed``). ``job.build_job`` puts them together."""
+"""Training: the LightningModule, the Trainer and its callbacks, the optimizer and logger
+registries and the speed defaults; ``job.build_job`` puts them together."""

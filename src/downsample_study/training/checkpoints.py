@@ -1,7 +1,6 @@
 """Checkpoints: written aside and renamed into place (a crash while saving keeps the previous
-one), the newest that loads picked to resume from (those that do not, set aside with a
-warning), and the random generators kept in them, so a resumed job on CPU ends as if never
-stopped."""
+one), the newest that loads picked to resume from, and the generators kept in them, so a
+resumed job on CPU ends as if never stopped."""
 
 from __future__ import annotations
 
@@ -42,12 +41,9 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def resume_point(output_dir: Path, tidy: bool = True) -> Path | None:
-    """The newest checkpoint of the job that loads, or None to start over.
-
-    With ``tidy`` (the job's main process), leftover ``*.tmp`` files (a save cut short) are
-    removed, and checkpoints that do not load (truncated, foreign) are renamed to
-    ``<name>.broken``, so that they neither block the job nor get written beside.
-    """
+    """The newest checkpoint of the job that loads, or None to start over. With ``tidy`` (main
+    process only), ``*.tmp`` leftovers are removed and unloadable checkpoints renamed to
+    ``<name>.broken``, so they neither block the job nor get written beside."""
     folder = Path(output_dir) / CHECKPOINTS
     if not folder.is_dir():
         return None
@@ -93,9 +89,8 @@ def epochs_trained(current_epoch: int, output_dir: Path) -> int:
 
 
 class RngState(Callback):
-    """Saves the torch generators (CPU and CUDA) in each checkpoint and restores them on
-    resume, so dropout masks after a resume are those of an uninterrupted run. (The data order
-    needs nothing: it depends only on the seed and the epoch.)"""
+    """Keeps the torch generators (CPU, CUDA) in checkpoints, so dropout masks after a resume
+    match an uninterrupted run (the data order depends only on seed and epoch)."""
 
     def state_dict(self) -> dict[str, Any]:
         state = {"cpu": torch.get_rng_state()}

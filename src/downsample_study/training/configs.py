@@ -1,6 +1,5 @@
-"""The schemas of the optimizers and the loggers and their registries, with no torch: Hydra
-composes against them before torch is loaded. The builders are in ``optimizers.py`` and
-``loggers.py``."""
+"""The optimizer and logger schemas and registries, free of torch: Hydra composes against
+them before torch is loaded."""
 
 from __future__ import annotations
 

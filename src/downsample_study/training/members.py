@@ -1,10 +1,6 @@
-"""What each member of a job writes while it trains, as a job of its own would: its model
-selection on its own ``val/acc_top1`` (``best-epoch<N>.ckpt``), its ``last.ckpt``, its
-``epochs.csv`` rows and its logger's metrics; and one console line per epoch.
-
-A member's checkpoint is a one-member job's (its network, its part of the optimizer state,
-its generator, these callbacks' states): it resumes alone and loads with ``load_run``.
-"""
+"""What each member of a job writes while it trains, as a job of its own would: selection on
+its own ``val/acc_top1``, its checkpoints, ``epochs.csv`` rows and logger metrics. A member's
+checkpoint is a one-member job's, so it resumes alone and loads with ``load_run``."""
 
 from __future__ import annotations
 
@@ -74,8 +70,7 @@ def _saved(member: Member, path: Path, selected: bool, trainer: L.Trainer | None
 
 
 def _copy(source: Path, target: Path) -> None:
-    """``source`` copied to ``target`` whole or not at all, with its time: a resume takes
-    ``last.ckpt`` among checkpoints of the same time."""
+    """Atomic copy keeping the mtime: a resume takes ``last.ckpt`` among equal times."""
     with open(source, "rb") as read, atomic_write(target, "wb") as write:
         shutil.copyfileobj(read, write)
     saved = source.stat()
@@ -120,20 +115,15 @@ def member_checkpoint(pack: dict[str, Any], net: PackedNet, k: int,
 
 
 def _at_epoch_end(trainer: L.Trainer) -> bool:
-    """Whether to save at the training epoch's end (after its validation) rather than at the
-    end of a validation pass, as Lightning's ``ModelCheckpoint`` would: a checkpoint then
-    holds the loop state of a finished epoch."""
+    """Save at the training epoch's end (after its validation), as ``ModelCheckpoint`` would,
+    so a checkpoint holds the loop state of a finished epoch."""
     return trainer.check_val_every_n_epoch == 1 and trainer.val_check_interval == 1.0
 
 
 class MemberOutputs(Callback):
-    """Per member: selection on its own validation accuracy, its checkpoints, its
-    ``epochs.csv`` rows and its logger's metrics; one console line per epoch for the job.
-
-    ``job_last``: the job's own ``last.ckpt`` (a pack's, in its folder; a lone member's is
-    its own); ``member_callbacks(k)``: the states of the Trainer's other callbacks for member
-    k's checkpoint.
-    """
+    """Per member: selection, checkpoints, ``epochs.csv`` rows and logger metrics; one console
+    line per epoch. ``job_last``: the job's own ``last.ckpt``; ``member_callbacks(k, module)``:
+    the other callbacks' states for member k's checkpoint."""
 
     def __init__(self, members: list[Member], job_last: Path,
                  member_callbacks: Any = None):
@@ -149,8 +139,7 @@ class MemberOutputs(Callback):
         self.best, self.best_epoch = list(state["best"]), list(state["best_epoch"])
 
     def on_load_checkpoint(self, trainer, module, checkpoint: dict[str, Any]) -> None:
-        """A checkpoint of an earlier version kept Lightning's ``ModelCheckpoint`` state: its
-        best score and file say the same."""
+        """Older checkpoints kept ``ModelCheckpoint``'s state instead: read the best from it."""
         if self.state_key in checkpoint.get("callbacks", {}):
             return
         for key, state in checkpoint.get("callbacks", {}).items():
@@ -244,8 +233,7 @@ class MemberOutputs(Callback):
 
     @staticmethod
     def _select(member: Member, epoch: int) -> None:
-        """The member's ``last.ckpt`` of this epoch becomes its selected checkpoint (a copy of
-        the same time: a resume takes ``last.ckpt``, as after Lightning's saves)."""
+        """This epoch's ``last.ckpt`` becomes the selected checkpoint (an mtime-keeping copy)."""
         best = member.last.with_name(best_checkpoint_name(epoch))
         _copy(member.last, best)
         for old in best.parent.glob(f"{BEST_PREFIX}*.ckpt"):

@@ -1,6 +1,5 @@
-"""The LightningModule of a job: its K ≥ 1 members' networks (a pack's seeds, K > 1, as one
-``PackedNet``) trained on the sum of their cross-entropies, so each member's gradient is its
-own; each member's validation metrics and divergence; a member's test metrics."""
+"""The LightningModule of a job: its K ≥ 1 members' networks (a pack as one ``PackedNet``),
+trained on the sum of their cross-entropies so each member's gradient is its own."""
 
 from __future__ import annotations
 
@@ -28,12 +27,9 @@ from downsample_study.training.speed import ChannelsLast
 
 @functools.cache
 def _destroy_process_group_at_exit() -> None:
-    """Tear the process group down before the interpreter does.
-
-    Lightning does this for NCCL only. A gloo group (CPU jobs) left to the interpreter's
-    teardown now and then aborted a process ("terminate called without an active exception",
-    1 run in ~5 of a 2-process CPU job).
-    """
+    """Tear the process group down before the interpreter does: Lightning does so for NCCL
+    only, and a gloo group left to teardown now and then aborted a CPU process ("terminate
+    called without an active exception")."""
 
     def destroy() -> None:
         if torch.distributed.is_initialized():
@@ -47,8 +43,7 @@ TRAIN_LOSS_SUMS = "train_loss_sums"
 
 
 def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
-    # average="micro": the fraction of images classified correctly (torchmetrics' default,
-    # "macro", averages per-class accuracies instead)
+    # "micro": the fraction of images right (the default, "macro", averages per class)
     return MetricCollection(
         {
             f"acc_top{k}": MulticlassAccuracy(num_classes, top_k=k, average="micro")
@@ -83,9 +78,8 @@ def plain(config: Any) -> Any:
 
 
 class TrainLossSums:
-    """The epoch's training-loss sums of a LightningModule, ``[loss × images, images]`` (per
-    member of a pack: ``loss_sums_shape``), kept in its checkpoints: a fit resumed in the
-    middle of an epoch goes on with them."""
+    """The epoch's training-loss sums ``[loss × images, images]`` (per member), kept in
+    checkpoints so a fit resumed mid-epoch goes on with them."""
 
     loss_sums_shape: tuple[int, ...] = (2,)
 
@@ -128,12 +122,8 @@ VAL_METRICS = ("val/loss", "val/acc_top1", "val/acc_top2")
 
 
 class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
-    """The networks of one job's members, trained on cross-entropy.
-
-    Its hyper-parameters are the job's ``model``, ``downsample`` and ``optimizer`` nodes as
-    plain data, with the input shape and the number of classes: every member's checkpoint
-    carries them, and ``DownsampleClassifier.load_from_checkpoint(path)`` rebuilds its network.
-    """
+    """The networks of one job's members, trained on cross-entropy. Its hyper-parameters are
+    plain data, so ``load_from_checkpoint`` rebuilds any member's network."""
 
     def __init__(
         self,
@@ -147,9 +137,8 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         compile_mode: str = "none",
         seeds: list[int] | None = None,
     ):
-        """``channels_last`` and ``compile_mode`` as ``speed.channels_last`` and
-        ``speed.compile`` (``training/speed.py``); ``seeds``: each member's, which initialises
-        its network as a job seeds itself (none: one network, as a checkpoint holds it)."""
+        """``channels_last``, ``compile_mode``: as ``speed.*``; ``seeds``: one network each,
+        initialised as a job seeds itself (none: one network, as a checkpoint holds it)."""
         super().__init__()
         self.save_hyperparameters(ignore=["seeds"], logger=False)
         configs = (MODELS.schema(model["name"])(**model),
@@ -190,10 +179,9 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         x, y = batch
         logits = self(x)
         losses = F.cross_entropy(logits, y) if self.members == 1 else member_losses(logits, y)
-        # The losses are summed on the device and taken every log_every_n_steps steps
-        # (training/members.py): self.log costs ~1 ms of Python per call, a fifth of a LeNet
-        # step on CPU. The finiteness check is free on CPU; on an accelerator it costs a
-        # sync, so there it runs with the logging.
+        # Summed on the device, read every log_every_n_steps (members.py): self.log per step
+        # costs much of a small CPU step in Python. The finiteness check syncs
+        # an accelerator, so there it runs only with the logging.
         log_now = batch_idx % self.trainer.log_every_n_steps == 0
         detached = losses.detach()
         if log_now or x.device.type == "cpu":
@@ -207,8 +195,7 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         return losses if self.members == 1 else losses.sum()
 
     def _note_divergence(self, losses: torch.Tensor) -> None:
-        """Note each member whose loss is no longer finite; once every member has
-        diverged, training stops with a ``DivergedError``."""
+        """Note each member whose loss is not finite; ``DivergedError`` once all have."""
         finite = torch.isfinite(losses).reshape(-1)
         if bool(finite.all()):
             return
@@ -243,8 +230,8 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
                 self.val_acc[k].update(logits[:, k], y)
 
     def on_validation_epoch_end(self) -> None:
-        """Each member's metrics of the pass (a diverged one's NaN), for ``members.py``;
-        one member's are logged too, for ``trainer.validate`` and the progress bar."""
+        """Each member's metrics (NaN once diverged) for ``members.py``; a lone member's are
+        logged too, for ``trainer.validate`` and the progress bar."""
         rows = []
         for k, (loss, acc) in enumerate(zip(self.val_loss, self.val_acc, strict=True)):
             if k in self.diverged:

@@ -1,6 +1,5 @@
-"""Optimizers, behind one registry: a new one is a builder decorated with
-``@register_optimizer`` (with its config dataclass, the one source of its defaults) and one
-YAML file in ``conf/optimizer/``. The built-in optimizers' dataclasses are in ``configs.py``."""
+"""Optimizers, behind one registry: a new one is a ``@register_optimizer`` builder (its config
+dataclass the one source of its defaults) and a YAML file in ``conf/optimizer/``."""
 
 from __future__ import annotations
 

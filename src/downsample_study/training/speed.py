@@ -1,7 +1,5 @@
-"""Per-device speed defaults: what the framework does, unasked, to train faster.
-
-Measured on the 2-core CPU machine and recorded in benchmarks/RESULTS.md.
-"""
+"""Per-device speed defaults: what the framework does, unasked, to train faster
+(benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -12,19 +10,14 @@ from lightning.pytorch.profilers import PassThroughProfiler
 
 
 def use_channels_last(setting: bool | None, device: torch.device) -> bool:
-    """``speed.channels_last``: true/false as set; unset (null) means "where it pays".
-
-    On CPU, oneDNN's NHWC kernels made training steps of LeNet-5 and ConvPool-3 1.1-2.0x faster
-    for every operator but ``aps`` (0.93-1.01x, benchmarks/RESULTS.md); on GPUs it stays
-    opt-in until it has been measured there.
-    """
+    """``speed.channels_last``; unset means "where it pays": on CPU, where oneDNN's NHWC kernels
+    measured faster (benchmarks/RESULTS.md), not on GPUs until measured there."""
     return device.type == "cpu" if setting is None else setting
 
 
 class ChannelsLast:
-    """For a LightningModule with ``net`` and ``channels_last_setting``: the net and its
-    inputs in NHWC where ``speed.channels_last`` asks for it (decided in ``setup``, once the
-    device is known)."""
+    """For a LightningModule with ``net`` and ``channels_last_setting``: net and inputs in NHWC
+    where ``speed.channels_last`` asks, decided in ``setup`` once the device is known."""
 
     channels_last = False
 
@@ -38,12 +31,8 @@ class ChannelsLast:
 
 
 class NoProfiler(PassThroughProfiler):
-    """Lightning's default (no profiling) without its per-call cost.
-
-    Lightning wraps every hook call in ``profiler.profile(name)``, ~100 times a training step;
-    the default's generator-based context manager costs ~28 µs a step in all. The default
-    when ``trainer.profiler`` is not set.
-    """
+    """Lightning's default (no profiling) without its per-call cost: every hook call goes
+    through ``profile``, and a shared ``nullcontext`` is cheaper (benchmarks/RESULTS.md)."""
 
     _nothing = contextlib.nullcontext()
 

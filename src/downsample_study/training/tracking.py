@@ -1,7 +1,5 @@
 """Experiment loggers, behind one registry: each a ``Tracker`` that creates the Lightning
-logger and knows what the framework does with it beyond metrics (a figure, the run's summary,
-where the run went). The built-in ones: CSV, TensorBoard, none, and W&B
-(``wandb_tracker.py``); their schemas are in ``configs.py``."""
+logger and does what the framework needs beyond metrics (figures, summary, where it went)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
-"""Weights & Biases: online with credentials, else offline by itself (and offline, with a
-notice, when the server cannot be reached); one run per job, whatever the attempts.
+"""Weights & Biases: online with credentials, else offline; one run per job, whatever the attempts.
 
-Every attempt of a job logs to the run id kept in the job folder (``tracking.run_id_of``).
-Online, an attempt resumes that run (``resume="allow"``). Offline, wandb cannot resume a run,
-so an attempt moves the earlier attempts' run folders out of ``wandb/`` (into
-``wandb-superseded/``) and logs again the epochs they had finished (from ``epochs.csv``): the
-job's ``wandb/offline-run-*`` is then one complete run for ``wandb sync``.
+Every attempt logs to the run id kept in the job folder; online it resumes that run. Offline
+wandb cannot resume, so earlier attempts' runs move to ``wandb-superseded/`` and their epochs
+are logged again: ``wandb/offline-run-*`` is then one complete run for ``wandb sync``.
 """
 
 from __future__ import annotations
@@ -98,9 +95,8 @@ def supersede(output_dir: Path, pattern: str = "offline-run-*") -> None:
 
 
 class CheckpointsWandbLogger(WandbLogger):
-    """A ``WandbLogger`` that knows whether its job's checkpoints go to W&B as ``model``
-    artifacts (``logger.log_model``): each member's selection is the framework's own, so the
-    tracker logs them, not Lightning's ``ModelCheckpoint`` hook."""
+    """A ``WandbLogger`` that knows whether checkpoints go to W&B (``logger.log_model``): the
+    selection is the framework's own, so the tracker logs them, not Lightning's hook."""
 
     def __init__(self, *, checkpoints: bool | str = False, **kwargs):
         super().__init__(**kwargs)

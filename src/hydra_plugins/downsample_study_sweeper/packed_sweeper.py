@@ -1,6 +1,5 @@
-"""The ``hydra/sweeper=packed`` plugin (Hydra loads sweepers from ``hydra_plugins`` only):
-the jobs planned by ``downsample_study.sweeps.packing.plan``, launched by the sweep's
-launcher."""
+"""The ``hydra/sweeper=packed`` plugin (Hydra loads sweepers from ``hydra_plugins`` only): the
+jobs ``downsample_study.sweeps.packing.plan`` plans, launched by the sweep's launcher."""
 
 from __future__ import annotations
 

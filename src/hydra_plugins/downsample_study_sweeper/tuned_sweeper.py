@@ -1,6 +1,5 @@
 """The ``hydra/sweeper=tuned`` plugin: each variant's learning rate tuned on validation
-(``downsample_study.sweeps.tuning``), then its seeds trained at that rate, packed as
-``hydra/sweeper=packed`` packs them."""
+(``sweeps.tuning``), then its seeds trained at that rate, packed as by ``packed``."""
 
 from __future__ import annotations
 
@@ -12,8 +11,7 @@ from hydra_plugins.downsample_study_sweeper.packed_sweeper import PackedSweeper
 
 
 def lr_search(options: dict[str, Any]) -> Any:
-    """The sweeper's ``lr`` options as an ``LrSearch``, typed and checked (a ``ConfigError``
-    naming the key)."""
+    """The sweeper's ``lr`` options as a checked ``LrSearch`` (a ``ConfigError`` naming the key)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
