@@ -18,16 +18,18 @@ CONFIG_FILE = f"{HYDRA_DIR}/config.yaml"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 LOCK_FILE = ".lock"  # held by the process running the job
 RUN_ID_FILE = ".run_id"  # its tracker run id, the same for every attempt
+WANDB_DIR, CSV_DIR, TENSORBOARD_DIR = "wandb", "csv", "tensorboard"  # the trackers' runs
 SUPERSEDED = "wandb-superseded"  # earlier attempts' offline W&B runs
 # the trackers' folders, which keep copies of a job's files
-TRACKER_FOLDERS = frozenset({"wandb", SUPERSEDED, "csv", "tensorboard"})
+TRACKER_FOLDERS = frozenset({WANDB_DIR, SUPERSEDED, CSV_DIR, TENSORBOARD_DIR})
 
 # --- a sweep's folder -------------------------------------------------------------------------
 SWEEP_FILE = "multirun.yaml"  # the sweep's composed config: its plan
 TUNING_DIR = "tuning"  # tuning/<variant>/trial<N>/: a learning-rate study's trials
 BEST_FILE = "best.yaml"  # tuning/<variant>/best.yaml: the study's outcome
 PACKS_DIR = "packs"  # packs/<id>/: a pack's own log and checkpoint
-SLOTS_DIR = ".slots"  # the slots of jobs side by side
+SLOTS_DIR = ".slots"  # the slots of jobs side by side: slot-<i> and claim.lock
+SLOT_FILE, CLAIM_FILE = "slot-{}", "claim.lock"
 STOPPED_FILE = ".stopped"  # the sweep was stopped by this signal
 REPORT_FILE, TABLE_FILE, COMPARISONS_FILE = "report.md", "results.csv", "comparisons.csv"
 PLOTS = {"differences": "differences.png", "accuracy": "accuracy.png",

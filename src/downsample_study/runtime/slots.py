@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from downsample_study.errors import ConfigError
-from downsample_study.layout import SLOTS_DIR
+from downsample_study.layout import CLAIM_FILE, SLOT_FILE, SLOTS_DIR
 
 GPU_ACCELERATORS = ("auto", "gpu", "cuda")
 
@@ -67,14 +67,14 @@ def _try_lock(path: Path) -> IO | None:
 @contextlib.contextmanager
 def _claims_paused(lock_dir: Path) -> Iterator[None]:
     """Hold the sweep's claim lock: one claim (or count) at a time, so loads are up to date."""
-    with open(lock_dir / "claim.lock", "a") as guard:
+    with open(lock_dir / CLAIM_FILE, "a") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
         yield
 
 
 def _free_slots(lock_dir: Path, n_slots: int) -> dict[int, IO]:
     """The slots no job holds, each now locked by the caller (index → lock handle)."""
-    return {i: h for i in range(n_slots) if (h := _try_lock(lock_dir / f"slot-{i}"))}
+    return {i: h for i in range(n_slots) if (h := _try_lock(lock_dir / SLOT_FILE.format(i)))}
 
 
 def busy_slots(lock_dir: Path, n_slots: int) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from matplotlib.figure import Figure
 
-from downsample_study.layout import RUN_ID_FILE
+from downsample_study.layout import CSV_DIR, RUN_ID_FILE, TENSORBOARD_DIR
 from downsample_study.results import Results
 from downsample_study.storage import atomic_write
 from downsample_study.training.configs import LOGGERS, LoggerConfig
@@ -102,7 +102,7 @@ def log_epoch_rows(logger: Logger, rows: list[dict[str, Any]]) -> None:
 
 class CsvTracker(Tracker):
     def create(self, cfg, run, output_dir):
-        return CSVLogger(save_dir=str(output_dir), name="csv", version="")
+        return CSVLogger(save_dir=str(output_dir), name=CSV_DIR, version="")
 
     def replay(self, logger, rows):
         log_epoch_rows(logger, rows)  # a new attempt writes metrics.csv anew
@@ -117,7 +117,7 @@ class CsvTracker(Tracker):
 class TensorBoardTracker(Tracker):
     def create(self, cfg, run, output_dir):
         # no hp_metric of -1: the run's HParams metrics are its selected checkpoint's
-        return TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="",
+        return TensorBoardLogger(save_dir=str(output_dir), name=TENSORBOARD_DIR, version="",
                                  default_hp_metric=False)
 
     def log_figure(self, logger, name, figure, path, step):

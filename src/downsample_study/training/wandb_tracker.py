@@ -18,7 +18,14 @@ from lightning.pytorch.loggers import WandbLogger
 
 from downsample_study import internals
 from downsample_study.errors import ConfigError, first_line
-from downsample_study.layout import CHECKPOINTS, EPOCHS_FILE, LAST, RESULTS_FILE, SUPERSEDED
+from downsample_study.layout import (
+    CHECKPOINTS,
+    EPOCHS_FILE,
+    LAST,
+    RESULTS_FILE,
+    SUPERSEDED,
+    WANDB_DIR,
+)
 from downsample_study.training.configs import LOGGERS, WandbConfig, WandbMode
 from downsample_study.training.tracking import (
     RunIdentity,
@@ -81,12 +88,12 @@ def settings_refused(err: Exception) -> ConfigError | None:
 
 def _offline_advice(output_dir: Path) -> str:
     return (f"logging offline to {output_dir}/wandb; upload later with: wandb sync "
-            f"{output_dir}/wandb/offline-run-*")
+            f"{output_dir}/{WANDB_DIR}/offline-run-*")
 
 
 def supersede(output_dir: Path, pattern: str = "offline-run-*") -> None:
     """Move the run folders of earlier attempts (offline ones by default) out of ``wandb/``."""
-    runs = sorted((Path(output_dir) / "wandb").glob(pattern))
+    runs = sorted((Path(output_dir) / WANDB_DIR).glob(pattern))
     if runs:
         aside = Path(output_dir) / SUPERSEDED
         aside.mkdir(exist_ok=True)
