@@ -429,3 +429,35 @@ def test_of_checkpoints_saved_within_one_clock_tick_a_job_resumes_from_last(name
     assert resume_point(tmp_path) == folder / "last.ckpt"
     os.utime(folder / "best-epoch2.ckpt", ns=(2_000_000_000, 2_000_000_000))
     assert resume_point(tmp_path) == folder / "best-epoch2.ckpt"  # else the newest
+
+
+# --- what counts as completed -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_run_whose_losses_overflow_fails_and_counts_its_epochs_from_1(job, packed, tmp_path,
+                                                                        capsys):
+    """At lr=1e6 a step's loss stays finite (~1e36) while the epoch's sums and the validation
+    and test losses overflow: every seed is failed, none completed with an infinite loss."""
+    run = launch(["-m", *job, "optimizer.lr=1e6", "seed=range(4)", "hydra.sweep.dir=sweep",
+                  *(["hydra/sweeper=packed"] if packed else [])], capsys)
+    assert run.exit_code == 1 and "0 completed, 4 failed" in run.output
+    for results in results_under(tmp_path / "sweep"):
+        assert results["status"] == "failed" and "the run diverged" in results["error"]
+        assert " at epoch 1, " in results["error"]  # counted from 1, as everywhere
+
+
+def test_a_tracker_that_cannot_end_its_run_leaves_the_failure_recorded(job, tmp_path,
+                                                                      monkeypatch, capsys):
+    from downsample_study.training.tracking import CsvTracker
+
+    def full_disk(self, logger, exit_code):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(CsvTracker, "finish", full_disk)
+    run = launch([*job, "logger=csv", "optimizer=sgd", "optimizer.lr=1e6",
+                  "downsample.batch_norm=false", "hydra.run.dir=out"], capsys)
+    assert run.exit_code == 1 and "did not end cleanly" in run.output
+    assert "Traceback" not in run.output and "Error executing job" not in run.output
+    [results] = results_under(tmp_path / "out")
+    assert results["status"] == "failed" and "the run diverged" in results["error"]

@@ -32,6 +32,7 @@ from downsample_study.sweeps.launchers import concurrent_jobs
 from downsample_study.sweeps.naming import override_dirname, override_key, sweep_id, variant_name
 from downsample_study.sweeps.summary import summarize
 from downsample_study.training.members import Member
+from downsample_study.training.module import diverged
 from downsample_study.training.tracking import RunIdentity
 
 log = logging.getLogger("downsample_study")
@@ -177,8 +178,9 @@ def _run(members: list[Member], folder: Path, multirun: bool,
             err = storage_error(err)
         log.error("error: %s", failure(members[0].cfg, members[0].identity, err, None,
                                        status=Status.failed).error)
-        for one in job.members if job else members:
-            _record(one, failure(one.cfg, one.identity, err, slot and slot.index,
+        for k, one in enumerate(job.members if job else members):
+            own = diverged(*job.module.diverged[k]) if job and k in job.module.diverged else err
+            _record(one, failure(one.cfg, one.identity, own, slot and slot.index,
                                  status=Status.failed, pack=job.pack if job else None))
             one.finish(1)  # after the line: W&B keeps the console, the error with it
         if isinstance(err, KeyboardInterrupt) or not (multirun or isinstance(err, UserError)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,19 @@ class Job:
             return None
         self.fit()
         return [diverged(*self.module.diverged[k]) if k in self.module.diverged else
-                self.record(member, self.evaluate(member))
-                for k, member in enumerate(self.members)]
+                self._outcome(member) for k, member in enumerate(self.members)]
+
+    def _outcome(self, member: Member) -> Results | UserError:
+        """The member's results; or, where its selected checkpoint scores a loss or metric
+        that is not finite, the error it failed with."""
+        evaluation = self.evaluate(member)
+        for split in ("val", "test"):
+            for name, value in vars(getattr(evaluation, split)).items():
+                if not math.isfinite(value):
+                    epoch = best_epoch(None if self.trainer.fast_dev_run else member.selected())
+                    return diverged(f"{split}/{name} of the selected checkpoint", value,
+                                    epoch or self.trainer.current_epoch, self.trainer.global_step)
+        return self.record(member, evaluation)
 
     def announce(self) -> None:
         cfg, shape = self.settings, "×".join(map(str, self.dataset.input_shape))

@@ -4,6 +4,8 @@ checkpoint is a one-member job's, so it resumes alone and loads with ``load_run`
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import shutil
 import time
@@ -18,12 +20,15 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from downsample_study.console import say
+from downsample_study.errors import first_line
 from downsample_study.layout import BEST_PREFIX, CHECKPOINTS, LAST, best_checkpoint_name
 from downsample_study.nets.packed import PackedNet
 from downsample_study.results import write_epoch_row
 from downsample_study.storage import atomic_write
 from downsample_study.training.module import TRAIN_LOSS_SUMS, DownsampleClassifier
 from downsample_study.training.tracking import RunIdentity, Tracker
+
+log = logging.getLogger(__name__)
 
 MONITOR = "val/acc_top1"  # model selection: the checkpoint of the best epoch on it
 
@@ -58,9 +63,24 @@ class Member:
         return {**self.__dict__, "cfg": None}
 
     def finish(self, exit_code: int) -> None:
-        """End its tracker run (the members' runs are open side by side)."""
-        if self.logger is not None:
+        """End its tracker run (the members' runs are open side by side); a tracker that
+        fails to (a full disk) costs a warning: the outcome is recorded already."""
+        if self.logger is None:
+            return
+        try:
             self.tracker.finish(self.logger, exit_code)
+        except Exception as err:
+            log.warning("%s: its tracker run did not end cleanly (%s)", self.output_dir.name,
+                        first_line(err))
+
+
+def _not_finite(train: float, row: dict[str, float]) -> tuple[str, float] | None:
+    """The first loss or metric of a member's epoch that is not finite, named."""
+    for what, value in (("training loss", train), ("validation loss", row["val/loss"]),
+                        (f"validation {MONITOR.split('/')[1]}", row[MONITOR])):
+        if not math.isfinite(value):
+            return what, value
+    return None
 
 
 def _saved(member: Member, path: Path, selected: bool, trainer: L.Trainer | None = None) -> None:
@@ -189,9 +209,12 @@ class MemberOutputs(Callback):
         train = module.mean_train_loss().reshape(-1)
         logged = trainer.strategy.reduce(train, reduce_op="mean").tolist()  # every process's
         train = train.tolist()
-        improved = []
+        improved, failing = [], []
         for k, (member, row) in enumerate(zip(self.members, rows, strict=True)):
-            if self.best[k] is None or row[MONITOR] > self.best[k]:  # a NaN never improves
+            if k not in module.diverged and (bad := _not_finite(train[k], row)) is not None:
+                failing.append((k, *bad))
+            elif k not in module.diverged and (
+                    self.best[k] is None or row[MONITOR] > self.best[k]):
                 self.best[k], self.best_epoch[k] = row[MONITOR], epoch
                 improved.append(k)
             if not trainer.is_global_zero:
@@ -204,6 +227,8 @@ class MemberOutputs(Callback):
                 member.logger.log_metrics({**row, "train/loss_epoch": logged[k],
                                            "epoch": float(epoch)}, step=trainer.global_step)
                 member.logger.save()
+        for k, what, value in failing:  # recorded above; the member fails here
+            module.note_divergence(k, what, value)
         if not trainer.fast_dev_run:  # a smoke run keeps no checkpoint, as Lightning's
             self._save(trainer, module)
             if trainer.is_global_zero:

@@ -53,10 +53,11 @@ def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
-def diverged(loss: float, epoch: int, step: int) -> DivergedError:
-    """The error of a run whose training loss is no longer finite (``epoch`` from 0)."""
-    return DivergedError(f"training loss is {loss} at epoch {epoch}, step {step}: the run "
-                         f"diverged (lower optimizer.lr, or enable downsample.batch_norm)")
+def diverged(what: str, value: float, epoch: int, step: int) -> DivergedError:
+    """The error of a run one of whose losses or metrics (``what``) is no longer finite, at
+    ``epoch`` (from 1) and ``step``."""
+    return DivergedError(f"{what} is {value} at epoch {epoch}, step {step}: the run diverged "
+                         f"(lower optimizer.lr, or enable downsample.batch_norm)")
 
 
 def hyper_parameters(settings: Any, input_shape, num_classes: int,
@@ -163,8 +164,8 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         self.val_loss = nn.ModuleList(MeanMetric() for _ in nets)
         self.test_acc = accuracy_metrics(num_classes, "test/")
         self.test_loss = MeanMetric()
-        # each member's first non-finite training loss: (loss, epoch from 0, step)
-        self.diverged: dict[int, tuple[float, int, int]] = {}
+        # each member's first loss or metric that is not finite: (what, value, epoch, step)
+        self.diverged: dict[int, tuple[str, float, int, int]] = {}
         self.validation_rows: list[dict[str, float]] = []  # of the pass just ended
 
     def setup(self, stage: str) -> None:
@@ -195,13 +196,15 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         return losses if self.members == 1 else losses.sum()
 
     def _note_divergence(self, losses: torch.Tensor) -> None:
-        """Note each member whose loss is not finite; ``DivergedError`` once all have."""
         finite = torch.isfinite(losses).reshape(-1)
-        if bool(finite.all()):
-            return
-        for k in torch.nonzero(~finite).flatten().tolist():
-            self.diverged.setdefault(k, (float(losses.reshape(-1)[k]), self.current_epoch,
-                                         self.global_step))
+        if not bool(finite.all()):
+            for k in torch.nonzero(~finite).flatten().tolist():
+                self.note_divergence(k, "training loss", float(losses.reshape(-1)[k]))
+
+    def note_divergence(self, k: int, what: str, value: float) -> None:
+        """Member k's ``what`` is not finite: it failed there (its first is kept); once every
+        member has, training stops with a ``DivergedError``."""
+        self.diverged.setdefault(k, (what, value, self.current_epoch + 1, self.global_step))
         if len(self.diverged) == self.members:
             raise diverged(*self.diverged[min(self.diverged)])
 
