@@ -461,3 +461,38 @@ def test_a_tracker_that_cannot_end_its_run_leaves_the_failure_recorded(job, tmp_
     assert "Traceback" not in run.output and "Error executing job" not in run.output
     [results] = results_under(tmp_path / "out")
     assert results["status"] == "failed" and "the run diverged" in results["error"]
+
+
+# --- storage errors outside a job's own writes ------------------------------------------------
+
+
+def test_a_disk_that_fills_between_two_jobs_ends_the_sweep_with_its_summary(job, tmp_path,
+                                                                           monkeypatch, capsys):
+    """Hydra writes a job's .hydra/ before the job starts; a write that fails there, as a
+    full disk fails a write, names no file of its own."""
+    import hydra.core.utils as hydra_utils
+
+    save, folders = hydra_utils._save_config, []
+
+    def full_after_the_first_job(cfg, filename, output_dir):
+        folders.append(str(output_dir))
+        if len(set(folders)) > 1:
+            raise OSError(28, "No space left on device")
+        return save(cfg, filename, output_dir)
+
+    monkeypatch.setattr(hydra_utils, "_save_config", full_after_the_first_job)
+    run = launch(["-m", *job, "seed=0,1", "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    [line] = [line for line in run.output.splitlines() if line.startswith("error: ")]
+    assert "seed=1" in line and "No space left on device" in line and "?" not in line
+    assert "sweep sweep: 2 jobs with results, 1 completed" not in run.output
+    assert "sweep sweep: 1 job with results, 1 completed" in run.output  # its summary
+
+
+@pytest.mark.parametrize("key", ["hydra.run.dir", "paths.cache_dir"])
+def test_a_name_over_255_characters_is_one_line_naming_its_path(job, key, tmp_path, capsys):
+    run = launch([*job, f"{key}={tmp_path / ('x' * 300)}",
+                  *([] if key == "hydra.run.dir" else ["hydra.run.dir=out"])], capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    [line] = [line for line in run.output.splitlines() if line.startswith("error: ")]
+    assert "x" * 300 in line and "File name too long" in line and "255" in line

@@ -116,3 +116,25 @@ def test_hydras_repository_copies_still_copy_the_config_store(monkeypatch):
     assert copied.store is not ConfigStore.instance()  # what the touch stops
     internals.share_config_store_in_copies()
     assert copy.deepcopy(repository).get_schema_source().store is ConfigStore.instance()
+
+
+def test_hydra_still_sets_a_job_up_in_run_job_from_its_config():
+    from hydra.core.utils import run_job
+
+    assert "config" in run_job.__code__.co_varnames
+
+
+def test_the_job_being_set_up_is_read_off_the_failure():
+    import hydra.core.utils as hydra_utils
+
+    def run_job(config):
+        raise OSError(28, "No space left on device")
+
+    original = hydra_utils.run_job
+    hydra_utils.run_job = run_job  # a job's set-up that fails in its folder
+    try:
+        with pytest.raises(OSError) as failed:
+            run_job({"hydra": {"sweep": {"dir": "/sweeps"}}})
+        assert internals.job_set_up(failed.value) == {"hydra": {"sweep": {"dir": "/sweeps"}}}
+    finally:
+        hydra_utils.run_job = original

@@ -74,6 +74,24 @@ def _study_message(err: BaseException) -> str | None:
     return None
 
 
+def _storage_failure(err: OSError) -> int:
+    """One line naming the folder Hydra was setting up; a multirun stopped so (a job's
+    folder on a full disk) still ends with its summary."""
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from downsample_study.storage import storage_error
+
+    job = internals.job_set_up(err)
+    within = OmegaConf.select(job, "hydra.runtime.output_dir") if job is not None else None
+    print(f"error: {storage_error(err, within=within)}", file=sys.stderr)
+    if job is not None and OmegaConf.select(job, "hydra.mode") == RunMode.MULTIRUN:
+        from downsample_study.sweeps.summary import summarize
+
+        summarize(Path(job.hydra.sweep.dir))
+    return 1
+
+
 def run(argv: list[str], prog: str = "downsample_study") -> int:
     """Run the app on ``argv`` (without the program name) as ``prog`` (the name Hydra's shell
     completion is installed for); return the exit status."""
@@ -82,7 +100,7 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
     from downsample_study.console import quiet_library_noise
     from downsample_study.errors import Interrupted, StorageError, UserError
     from downsample_study.runtime.signals import STOPS
-    from downsample_study.storage import is_storage_error, storage_error
+    from downsample_study.storage import is_storage_error
     from downsample_study.sweeps.launchers import register_resolvers
 
     quiet_library_noise()
@@ -106,9 +124,8 @@ def run(argv: list[str], prog: str = "downsample_study") -> int:
         if (message := _submitit_message(err) or _study_message(err)) is not None:
             print(f"error: {message}", file=sys.stderr)
             return 1
-        if is_storage_error(err):  # e.g. Hydra creating the run or sweep folder
-            print(f"error: {storage_error(err)}", file=sys.stderr)
-            return 1
+        if is_storage_error(err):  # Hydra creating a run's, a sweep's or a job's folder
+            return _storage_failure(err)
         message = composition_message(err)
         if message is None or os.environ.get("HYDRA_FULL_ERROR"):
             raise

@@ -171,3 +171,19 @@ def basic_sweep_jobs(overrides: list[str], config_loader: Any = None) -> list[li
     except HydraException:  # a sweep the basic sweeper cannot expand
         return None
     return jobs
+
+
+def job_set_up(err: BaseException) -> Any:
+    """The config of the job Hydra was setting up (its folder, its ``.hydra/``, its log) when
+    ``err`` was raised: ``run_job``'s local ``config`` (no public API says); None elsewhere."""
+    try:
+        from hydra.core.utils import run_job
+    except ImportError as import_err:
+        _unavailable("the job Hydra sets up", import_err)
+        return None
+    found, frames = None, err.__traceback__
+    while frames is not None:
+        if frames.tb_frame.f_code is run_job.__code__:
+            found = frames.tb_frame.f_locals.get("config")
+        frames = frames.tb_next
+    return found

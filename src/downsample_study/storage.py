@@ -21,21 +21,26 @@ from downsample_study.errors import StorageError, UserError
 
 # an OSError with one of these is the disk's or the folder's fault, not the program's
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
-                            errno.ENOTDIR, errno.EEXIST})
+                            errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG})
 HINTS = {errno.ENOSPC: "free some space, or write elsewhere",
-         errno.EEXIST: "a file is where a folder of that name should be"}
+         errno.EEXIST: "a file is where a folder of that name should be",
+         errno.ENAMETOOLONG: "a file or folder name is over 255 characters: shorten it"}
 
 
 def is_storage_error(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in STORAGE_ERRNOS
 
 
-def storage_error(err: OSError, path: Path | str | None = None) -> StorageError:
-    """The one-line error for an ``OSError`` met while writing ``path``."""
-    where = path or err.filename2 or err.filename or "?"  # filename2: a move's destination
+def storage_error(err: OSError, path: Path | str | None = None,
+                  within: Path | str | None = None) -> StorageError:
+    """The one-line error for an ``OSError`` met while writing ``path`` (else the file the
+    error names, else a file ``within`` a folder: the path is always named)."""
+    where = path or err.filename2 or err.filename  # filename2: a move's destination
+    where = where or f"a file in {within or Path.cwd()}"
     cause = err.strerror or type(err).__name__
     hint = f" ({HINTS[err.errno]})" if err.errno in HINTS else ""
-    return StorageError(f"cannot write {where}: {cause}{hint}")
+    verb = "use" if err.errno == errno.ENAMETOOLONG else "write"
+    return StorageError(f"cannot {verb} {where}: {cause}{hint}")
 
 
 @contextlib.contextmanager

@@ -175,7 +175,7 @@ def _run(members: list[Member], folder: Path, multirun: bool,
         raise
     except (Exception, KeyboardInterrupt) as err:
         if is_storage_error(err):
-            err = storage_error(err)
+            err = storage_error(err, within=folder)
         log.error("error: %s", failure(members[0].cfg, members[0].identity, err, None,
                                        status=Status.failed).error)
         for k, one in enumerate(job.members if job else members):
