@@ -496,3 +496,33 @@ def test_a_name_over_255_characters_is_one_line_naming_its_path(job, key, tmp_pa
     assert run.exit_code == 1 and "Traceback" not in run.output
     [line] = [line for line in run.output.splitlines() if line.startswith("error: ")]
     assert "x" * 300 in line and "File name too long" in line and "255" in line
+
+
+def test_a_job_resumed_from_its_selected_checkpoint_keeps_one_best_and_one_last(job, tmp_path):
+    assert launch([*job, "trainer.max_epochs=1", "hydra.run.dir=out"]).exit_code == 0
+    checkpoints = tmp_path / "out" / "checkpoints"
+    (tmp_path / "out" / "results.json").unlink()  # as if killed after its last save
+    (checkpoints / "last.ckpt").write_bytes(b"cut short")  # so it resumes from best-epoch1
+    for epochs in (3, 5):  # longer each time: it goes on from its checkpoints
+        (tmp_path / "out" / "results.json").unlink(missing_ok=True)
+        assert launch([*job, f"trainer.max_epochs={epochs}",
+                       "hydra.run.dir=out"]).exit_code == 0
+    names = sorted(p.name for p in checkpoints.iterdir())
+    assert [n for n in names if n.startswith("best-epoch")] == [
+        Path(results_under(tmp_path / "out")[0]["checkpoint"]).name]
+    assert sorted(set(names) - {n for n in names if n.startswith("best-epoch")}) == [
+        "last.ckpt", "last.ckpt.broken"]
+
+
+def test_a_checkpoint_is_written_beside_its_place_not_in_the_system_temp_folder(tmp_path,
+                                                                              monkeypatch):
+    import tempfile
+
+    def no_system_temp(*args, **kwargs):
+        raise AssertionError("a checkpoint written through the system temp folder")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_system_temp)
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]

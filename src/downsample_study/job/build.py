@@ -79,7 +79,9 @@ def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
     """Every part of the job of ``members`` (their configs differ in ``seed`` alone) with its
     own checkpoint in ``folder``; raises a ``UserError`` for bad input."""
     members = [validated(one, slot) for one in members]
-    first, folder = members[0].settings, Path(folder)
+    # a lone member's checkpoints are its job's
+    folder = members[0].output_dir if len(members) == 1 else Path(folder)
+    first = members[0].settings
     if len(members) > 1 and (reason := refusal(first)) is not None:
         raise ConfigError(reason)
     dataset = DATASETS[first.dataset.name]

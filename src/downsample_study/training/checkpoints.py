@@ -4,6 +4,7 @@ resumed job on CPU ends as if never stopped."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -14,26 +15,22 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from downsample_study.layout import BROKEN, CHECKPOINTS, LAST
-from downsample_study.storage import is_storage_error, storage_error
+from downsample_study.storage import atomic_write, storage_error
 
 log = logging.getLogger(__name__)
 
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's torch.save, into ``<name>.tmp`` first, then renamed over ``<name>``."""
+    """Lightning's checkpoint saving, whole or not at all through ``storage.atomic_write``:
+    the temporary file is beside the checkpoint, not in the system's temp folder (where a
+    killed save would leave it, on another disk)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, path)
-        except BaseException as err:
-            tmp.unlink(missing_ok=True)
-            if is_storage_error(err):
-                raise storage_error(err, path) from None
-            raise
+        with atomic_write(Path(path), "wb") as f:
+            buffer = io.BytesIO()  # serialised whole first: a full disk is an OSError then
+            torch.save(checkpoint, buffer)
+            f.write(buffer.getbuffer())
 
 
 def load(path: Path) -> dict[str, Any]:

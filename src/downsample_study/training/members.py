@@ -4,6 +4,7 @@ checkpoint is a one-member job's, so it resumes alone and loads with ``load_run`
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -83,9 +84,9 @@ def _not_finite(train: float, row: dict[str, float]) -> tuple[str, float] | None
     return None
 
 
-def _saved(member: Member, path: Path, selected: bool, trainer: L.Trainer | None = None) -> None:
-    """Tell the member's tracker (from the main process) that ``path`` was written."""
-    if member.logger is not None and (trainer is None or trainer.is_global_zero):
+def _saved(member: Member, path: Path, selected: bool) -> None:
+    """Tell the member's tracker that ``path`` was written."""
+    if member.logger is not None:
         member.tracker.checkpoint_saved(member.logger, path, selected)
 
 
@@ -230,41 +231,47 @@ class MemberOutputs(Callback):
         for k, what, value in failing:  # recorded above; the member fails here
             module.note_divergence(k, what, value)
         if not trainer.fast_dev_run:  # a smoke run keeps no checkpoint, as Lightning's
-            self._save(trainer, module)
-            if trainer.is_global_zero:
-                for k in improved:
-                    self._select(self.members[k], epoch)
+            self._save(trainer, module, {k: epoch for k in improved})
             trainer.strategy.barrier("selected")  # every process sees the selection
         if trainer.progress_bar_callback is None:
             say(self._epoch_line(trainer, module, rows, train, epoch))
 
-    def _save(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
-        """The job's checkpoint (what it resumes from) and, for a pack, each member's."""
-        trainer.save_checkpoint(self.job_last, weights_only=False)
+    def _save(self, trainer: L.Trainer, module: DownsampleClassifier,
+              selected: dict[int, int]) -> None:
+        """Each member's checkpoint of the epoch (a lone member's is the job's own: what it
+        resumes from; a pack's is made from the pack's)."""
         if module.members == 1:
-            alone = self.members[0]
-            if alone.last != self.job_last and trainer.is_global_zero:  # a folder of its own
-                _copy(self.job_last, alone.last)
-            _saved(alone, alone.last, selected=False, trainer=trainer)
+            self._store(trainer, self.members[0], selected.get(0),
+                        lambda path: trainer.save_checkpoint(path, weights_only=False))
             return
+        trainer.save_checkpoint(self.job_last, weights_only=False)
         pack = module.last_checkpoint
         for k, member in enumerate(self.members):
             callbacks = {self.state_key: {"best": [self.best[k]],
                                           "best_epoch": [self.best_epoch[k]]},
                          **self.member_callbacks(k, module)}
             checkpoint = member_checkpoint(pack, module.net, k, dict(module.hparams), callbacks)
-            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, member.last)
-            _saved(member, member.last, selected=False, trainer=trainer)
+            self._store(trainer, member, selected.get(k), functools.partial(
+                trainer.strategy.checkpoint_io.save_checkpoint, checkpoint))
 
     @staticmethod
-    def _select(member: Member, epoch: int) -> None:
-        """This epoch's ``last.ckpt`` becomes the selected checkpoint (an mtime-keeping copy)."""
-        best = member.last.with_name(best_checkpoint_name(epoch))
-        _copy(member.last, best)
-        for old in best.parent.glob(f"{BEST_PREFIX}*.ckpt"):
-            if old != best:
-                old.unlink(missing_ok=True)
-        _saved(member, best, selected=True)
+    def _store(trainer: L.Trainer, member: Member, epoch: int | None, write) -> None:
+        """``write(path)`` the member's checkpoint: as its ``last.ckpt``, or, when ``epoch``
+        is its best, as its selected checkpoint first and then copied to ``last.ckpt`` (a
+        kill between the two leaves the newest checkpoint the selected one), the one selected
+        before removed."""
+        target = member.last if epoch is None else member.last.with_name(
+            best_checkpoint_name(epoch))
+        write(target)
+        if not trainer.is_global_zero:
+            return
+        if epoch is not None:
+            _copy(target, member.last)
+            for old in target.parent.glob(f"{BEST_PREFIX}*.ckpt"):
+                if old != target:
+                    old.unlink(missing_ok=True)
+            _saved(member, target, selected=True)
+        _saved(member, member.last, selected=False)
 
     def _epoch_line(self, trainer: L.Trainer, module: DownsampleClassifier,
                     rows: list[dict[str, float]], train: list[float], epoch: int) -> str:
