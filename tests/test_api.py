@@ -268,3 +268,23 @@ def test_a_folder_that_is_no_sweep_is_named_not_read_as_an_empty_one(where, mess
 def test_a_path_that_is_no_path_is_named(load, value):
     with pytest.raises(ResultsError, match=re.escape(f"(a str or Path), got {value!r} (")):
         load(value)
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_a_job_that_did_not_complete_says_so_and_loads_from_a_checkpoint_named(sweep, tmp_path,
+                                                                               running):
+    import contextlib
+    import shutil
+
+    from downsample_study.runtime.locks import job_lock
+
+    job = tmp_path / "job"
+    shutil.copytree(job_folder(sweep, "avgpool"), job)
+    (job / "results.json").unlink()  # killed after its last epoch, or running still
+    with job_lock(job) if running else contextlib.nullcontext():
+        with pytest.raises(ResultsError, match="is still running" if running else
+                           r"did not complete \(no results.json\)"):
+            ds.load_run(job)
+        run = ds.load_run(job / "checkpoints" / "last.ckpt")
+    assert run.results is None and run.config.downsample.name == "avgpool"
+    assert run.model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

@@ -526,3 +526,33 @@ def test_a_checkpoint_is_written_beside_its_place_not_in_the_system_temp_folder(
     AtomicCheckpointIO().save_checkpoint({"step": 1}, path)
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+
+
+def test_results_of_a_newer_schema_version_are_refused_in_one_line_naming_the_file(
+        job, tmp_path, capsys):
+    from downsample_study import load_run
+    from downsample_study.errors import ResultsError
+    from downsample_study.results import SCHEMA_VERSION
+
+    assert launch([*job, "hydra.run.dir=out"]).exit_code == 0
+    path = tmp_path / "out" / "results.json"
+    newer = path.read_text().replace(f'"schema_version": {SCHEMA_VERSION}',
+                                     f'"schema_version": {SCHEMA_VERSION + 1}')
+    path.write_text(newer)
+    with pytest.raises(ResultsError, match=rf"{path}: schema_version {SCHEMA_VERSION + 1}, "):
+        load_run(tmp_path / "out")
+    run = launch([*job, "hydra.run.dir=out"], capsys)  # not skipped, not replaced either
+    assert run.exit_code == 1 and f"{path}: schema_version {SCHEMA_VERSION + 1}" in run.output
+    assert "Traceback" not in run.output and path.read_text() == newer
+
+
+def test_a_report_removes_the_temporary_files_a_killed_report_left(tmp_path):
+    sweep = write_report_sweep(tmp_path / "sweep")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    orphan = sweep / f".accuracy.png.{gone}.0a1b2c3d.tmp"  # as atomic_write names them
+    writing = sweep / f".report.md.{os.getpid()}.0a1b2c3d.tmp"  # a report writing now
+    for path in (orphan, writing):
+        path.write_bytes(b"half a file")
+    write_report(sweep, use_wandb=False, draw_plots=False)
+    assert not orphan.exists() and writing.exists()

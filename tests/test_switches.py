@@ -49,3 +49,14 @@ def test_the_epoch_line_shows_the_epochs_mean_training_loss(job, tmp_path, capsy
     shown = float(line.split("train/loss ")[1].split()[0])
     [row] = read_epochs(tmp_path / "out")
     assert shown == pytest.approx(row["train/loss_epoch"], abs=5e-5)
+
+
+def test_a_precision_the_device_cannot_run_is_said_in_one_line_and_recorded(job, tmp_path,
+                                                                            capsys):
+    run = launch([*job, "trainer.precision=16-mixed"], capsys)
+    assert run.exit_code == 0
+    [line] = [line for line in run.output.splitlines() if "fp16" in line]
+    assert line == ("trainer.precision=16-mixed: cpu has no fp16 mixed precision; the job "
+                    "trains in bf16-mixed (trainer.precision=bf16-mixed says so)")
+    [results] = results_under(tmp_path / "out")
+    assert results["resources"]["precision"] == "bf16-mixed"

@@ -21,6 +21,7 @@ _NOISE = (
     r".*The `srun` command is available on your system but is not used.*",
     r".*Checkpoint directory .* exists and is not empty.*",  # a resumed job's own folder
     r".*Experiment logs directory .* exists and is not empty.*",  # a resumed job's CSV log
+    r".*AMP with fp16 is not supported on CPU.*",  # the job says it in a line of its own
 )
 # Lightning's lines on loading the selected checkpoint (four per job; a resumed job says so
 # itself), its litlogger advert and its SIGTERM note (the framework says what it does about it)

@@ -79,6 +79,10 @@ class ResultsError(UserError):
     """A job's record (its ``results.json``, its ``epochs.csv``) cannot be read as one."""
 
 
+class NewerResultsError(ResultsError):
+    """A ``results.json`` of a newer schema version than this version reads."""
+
+
 class ReportError(UserError):
     """Nothing to report on: the message says why."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from downsample_study.choices import Choice
-from downsample_study.errors import ResultsError
+from downsample_study.errors import NewerResultsError, ResultsError
 from downsample_study.layout import EPOCHS_FILE, RESULTS_FILE
 from downsample_study.storage import atomic_write
 
@@ -70,6 +70,7 @@ class Resources:
     threads: int | None = None
     threads_at_end: int | None = None  # more if idle slots' cores were free
     channels_last: bool | None = None
+    precision: str | None = None  # as the Trainer ran it (16-mixed runs as bf16-mixed on CPU)
 
 
 @dataclass
@@ -146,6 +147,11 @@ class Results:
             provenance = data.get("provenance") or {"versions": data.get("versions", {})}
             values["provenance"] = Provenance(**provenance)
             values.setdefault("schema_version", 1)
+            if not isinstance(values["schema_version"], int) or not (
+                    1 <= values["schema_version"] <= SCHEMA_VERSION):
+                raise NewerResultsError(f"schema_version {values['schema_version']}, which this "
+                                   f"version (reading 1 to {SCHEMA_VERSION}) cannot read: "
+                                   f"upgrade downsample_study to read it")
             if values["schema_version"] < 4:  # epochs were counted from 0
                 if values.get("best_epoch") is not None:
                     values["best_epoch"] += 1
@@ -174,7 +180,7 @@ def read_results(path: Path) -> Results:
     except (OSError, ValueError) as err:
         raise ResultsError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
     except ResultsError as err:
-        raise ResultsError(f"{path}: {err}") from None
+        raise type(err)(f"{path}: {err}") from None
 
 
 EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/acc_top2",

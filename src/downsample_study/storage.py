@@ -67,6 +67,29 @@ def atomic_write(path: Path, mode: str = "w", **kwargs) -> Iterator[IO]:
                 os.unlink(tmp)
 
 
+def remove_orphans(folder: Path) -> list[Path]:
+    """Remove the temporary files in ``folder`` that ``atomic_write`` left when its process
+    was killed (their process is gone); the removed ones."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 3)[-3] if tmp.name.count(".") >= 4 else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def write_yaml(path: Path, content: Any) -> None:
     """``content`` (a config, or plain dicts and lists) as YAML, written whole or not at all."""
     with atomic_write(path) as f:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from downsample_study.config.schema import JobMode
 from downsample_study.config.validate import RunConfig, validate
+from downsample_study.console import say
 from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.datasets import DATASETS
 from downsample_study.errors import ConfigError
@@ -105,6 +106,11 @@ def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
     if slot is not None:  # a slot exists only when jobs run side by side
         callbacks.append(ShareIdleCores(slot))
     job.trainer = build_trainer(first.trainer, folder, callbacks)
+    asked, runs_as = str(first.trainer.get("precision")), str(job.trainer.precision)
+    if asked in ("16", "16-mixed") and runs_as != "16-mixed":  # no fp16 AMP on this device
+        say(f"trainer.precision={asked}: {job.trainer.strategy.root_device.type} has no fp16 "
+            f"mixed precision; the job trains in {runs_as} (trainer.precision={runs_as} says "
+            f"so)")
     return job
 
 

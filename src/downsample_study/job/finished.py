@@ -20,10 +20,19 @@ from downsample_study.data.inputs import net_input
 from downsample_study.errors import ConfigError, ResultsError, path_of
 from downsample_study.job.build import member, validated
 from downsample_study.job.run import Job, test_line
-from downsample_study.layout import CHECKPOINTS, EVALUATION_FILE, PACKS_DIR, RESULTS_FILE
+from downsample_study.layout import (
+    CHECKPOINTS,
+    EVALUATION_FILE,
+    LAST,
+    OVERRIDES_FILE,
+    PACKS_DIR,
+    RESULTS_FILE,
+)
 from downsample_study.results import Results, read_results, versions
+from downsample_study.runtime.locks import running_elsewhere
+from downsample_study.runtime.same_job import SameJob
 from downsample_study.storage import atomic_write
-from downsample_study.training.checkpoints import resume_point
+from downsample_study.training.checkpoints import load, resume_point
 from downsample_study.training.module import DownsampleClassifier
 from downsample_study.training.tracking import RunIdentity
 
@@ -33,14 +42,17 @@ class Run:
     """One job's folder: what it ran, what it measured, and the network it selected."""
 
     folder: Path
-    results: Results
+    results: Results | None  # None: a job that did not complete, loaded from a checkpoint
     device: str = "cpu"
     chosen: Path | None = None  # a checkpoint asked for by name, instead of the selected one
 
     @property
     def config(self) -> DictConfig:
-        """The resolved config the job ran with (typed, as Hydra composed it)."""
-        return typed_config(self.results.config)
+        """The resolved config the job ran with (typed, as Hydra composed it): its results',
+        or the one its checkpoint keeps."""
+        if self.results is not None:
+            return typed_config(self.results.config)
+        return typed_config(load(self.checkpoint)["callbacks"][SameJob.__qualname__]["config"])
 
     @property
     def checkpoint(self) -> Path:
@@ -168,7 +180,15 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
                            f"pass a member's job folder (or one of its .ckpt files), which "
                            f"holds that member alone")
     if not (folder / RESULTS_FILE).is_file():
-        raise ResultsError(f"{path}: not a job's folder or checkpoint (no {folder / RESULTS_FILE})")
+        if path.suffix == ".ckpt":  # asked for by name: a job that did not complete
+            return Run(folder, None, device, path)
+        if not (folder / OVERRIDES_FILE).is_file() and not (folder / CHECKPOINTS).is_dir():
+            raise ResultsError(f"{path}: not a job's folder or checkpoint (no "
+                               f"{folder / RESULTS_FILE})")
+        what = ("is still running (another process holds its lock)"
+                if running_elsewhere(folder) else "did not complete (no results.json)")
+        raise ResultsError(f"{path}: {what}; to load where it got to, name one of its "
+                           f"checkpoints: load_run('{folder / CHECKPOINTS}/{LAST}')")
     return Run(folder, read_results(folder / RESULTS_FILE), device,
                path if path.suffix == ".ckpt" else None)
 
@@ -184,7 +204,8 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> None:
     job.announce()
     say(f"evaluating {run.checkpoint}")
     evaluation = job.evaluate(job.members[0], module=job.module)
-    say(test_line(run.results.best_epoch if run.chosen is None else None, evaluation))
+    say(test_line(run.results.best_epoch if run.chosen is None and run.results else None,
+                  evaluation))
     with atomic_write(Path(output_dir) / EVALUATION_FILE) as f:
         json.dump({"checkpoint": str(run.checkpoint), "val": vars(evaluation.val),
                    "test": vars(evaluation.test), "shift": evaluation.shift,

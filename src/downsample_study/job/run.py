@@ -223,6 +223,7 @@ class Job:
                 threads=self.slot.threads if self.slot else torch.get_num_threads(),
                 threads_at_end=torch.get_num_threads(),
                 channels_last=self.module.channels_last,
+                precision=str(trainer.precision),
             ),
         )
         if trainer.is_global_zero:

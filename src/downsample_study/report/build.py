@@ -34,7 +34,7 @@ from downsample_study.report.tuning import (
     tuning_section,
 )
 from downsample_study.report.variants import group_variants, label_variants, shown_keys, text
-from downsample_study.storage import atomic_write
+from downsample_study.storage import atomic_write, remove_orphans
 from downsample_study.sweeps.folder import SweepFolder, report_settings
 
 log = logging.getLogger("downsample_study.report")
@@ -81,6 +81,7 @@ def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     ``draw_plots``: an earlier report's plots are then removed, as they would not match)."""
     report = build_report(sweep, baselines, margin)
     sweep = report.sweep
+    remove_orphans(sweep)  # the temporary files of a report killed while it wrote them
     # written last: a report stopped on the way leaves none, not an earlier one beside new files
     (sweep / REPORT_FILE).unlink(missing_ok=True)
     studies = load_studies(sweep)

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from downsample_study.config.defining import config_differences, listed
-from downsample_study.errors import OtherJobError, ResultsError, UserError
+from downsample_study.errors import NewerResultsError, OtherJobError, ResultsError, UserError
 from downsample_study.layout import CHECKPOINTS, CONFIG_FILE, RESULTS_FILE
 from downsample_study.results import Results, read_results
 from downsample_study.storage import read_yaml
@@ -23,6 +23,8 @@ def completed_results(folder: Path, config: dict[str, Any]) -> Results | None:
     its checkpoint, which ``SameJob`` checks."""
     try:
         results = read_results(Path(folder) / RESULTS_FILE)
+    except NewerResultsError as err:  # not this version's to replace
+        raise OtherJobError(f"{err}; or run this job into another folder") from None
     except ResultsError:
         return None
     if not results.completed:
