@@ -173,7 +173,7 @@ def test_a_sweep_that_tunes_nothing_has_jobs_alone(tmp_path, target, task, param
 @pytest.mark.parametrize(("multirun_yaml", "message"), [
     (None, "no such folder"),
     (False, "a file, not a folder"),
-    ("", "no multirun.yaml, so not a sweep folder"),
+    ("", "no multirun.yaml and no job folder, so not a sweep folder"),
     ("a: [\n", "unreadable (ParserError: "),
     ("a: 1\n", "no hydra.sweeper._target_"),
 ])
@@ -271,3 +271,22 @@ def test_a_young_run_estimates_from_its_running_jobs(sweep):
     assert lines[-1] == ("learning-rate trials: no pace yet (this run started 2 min ago); at "
                          "the running jobs' speed per epoch, the 1 left take about 1 min, "
                          "training alone")
+
+
+def test_a_sweep_whose_multirun_yaml_is_gone_is_read_from_its_job_folders(tmp_path):
+    write_job(tmp_path / "sweep" / "seed=0", Status.completed, STARTED + 10)
+    write_job(tmp_path / "sweep" / "seed=1", Status.failed, STARTED + 20)
+    lines = describe(read_progress(tmp_path / "sweep"), now=STARTED + 30)
+    assert lines[0].startswith(f"{tmp_path / 'sweep'} (hydra/sweeper=unknown: no multirun.yaml)")
+    assert lines[1] == "jobs: 2 finished (1 completed, 1 failed); 0 running now"
+
+
+def test_a_sweep_of_layer_tables_is_not_taken_for_a_stopped_one(quick, tmp_path):
+    from support import launch
+
+    assert launch(["-m", *quick, "logger=none", "mode=summary", "seed=0,1",
+                   "hydra.sweep.dir=sweep"]).exit_code == 0
+    lines = describe(read_progress(tmp_path / "sweep"))
+    assert lines[-1] == ("mode=summary: its jobs print their layer tables and record nothing "
+                         "to count")
+    assert not any("stopped" in line for line in lines)

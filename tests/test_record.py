@@ -105,3 +105,26 @@ def test_bad_input_is_one_line_and_exit_2(sweep, tmp_path, capsys, source, dest,
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "record").exists()
+
+
+@pytest.mark.parametrize("after", range(1, 12))
+def test_a_record_copied_halfway_holds_each_job_whole_or_not_at_all(after, sweep, tmp_path,
+                                                                    monkeypatch):
+    """results.json, which says a job finished, is each job's last file: a copy stopped
+    after any file leaves no job that has results but not the rest."""
+    import downsample_study.sweeps.record as record
+
+    copied, atomic_write = [], record.atomic_write
+
+    def stopped_after(path, mode="w", **kwargs):
+        if len(copied) == after:
+            raise KeyboardInterrupt  # Ctrl-C, or a kill, mid-copy
+        copied.append(path)
+        return atomic_write(path, mode, **kwargs)
+
+    monkeypatch.setattr(record, "atomic_write", stopped_after)
+    with pytest.raises(KeyboardInterrupt):
+        copy_record(sweep, tmp_path / "record")
+    for results in (tmp_path / "record").rglob("results.json"):
+        assert {p.name for p in results.parent.rglob("*") if p.is_file()} == {
+            "results.json", "epochs.csv", "config.yaml", "overrides.yaml"}

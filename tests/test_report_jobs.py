@@ -156,3 +156,26 @@ def test_a_sweep_file_beside_the_results_that_cannot_be_read_is_a_warning(
     assert warning.startswith(f"{path}: unreadable (") and warning.endswith(without_it)
     text = (sweep / "report.md").read_text()
     assert "14 completed, 1 failed" in text  # every job's results still counted
+
+
+def test_a_job_known_by_its_results_alone_is_counted_once(tmp_path):
+    """A record's copy that kept a job's results.json but lost its .hydra/: the report names
+    the job from its results, and does not list it again as never started."""
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        folder = write_job(sweep, "mnist", "maxpool", seed, 0.98)
+        results = json.loads((folder / "results.json").read_text())
+        results["overrides"] = f"downsample=maxpool,seed={seed}"
+        (folder / "results.json").write_text(json.dumps(results))
+    (sweep / "multirun.yaml").write_text(
+        "hydra:\n"
+        "  sweeper:\n"
+        "    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
+        "    params: {seed: 'range(3)', downsample: maxpool}\n"
+        "  overrides:\n"
+        "    task: []\n"
+    )
+    report = write_report(sweep, use_wandb=False, draw_plots=False)
+    assert len(report.jobs) == 3  # seeds 0 and 1 completed, seed 2 never started
+    assert [(j.status, j.name, j.error) for j in report.unfinished] == [
+        ("not run", "downsample=maxpool,seed=2", "never started")]

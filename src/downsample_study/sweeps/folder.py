@@ -30,6 +30,7 @@ from downsample_study.results import Results, Status, read_epochs, read_results
 from downsample_study.runtime.locks import running_elsewhere
 from downsample_study.runtime.same_job import differences_from_its_job
 from downsample_study.storage import read_yaml
+from downsample_study.sweeps.naming import split_overrides
 from downsample_study.sweeps.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,18 @@ def read_sweep_file(path: Path, without_it: str) -> Any:
         return None
 
 
+def _started_as(folder: Path, job: JobFolder) -> list[str] | None:
+    """The overrides a job started with: Hydra's record of them, else (a record's copy that
+    lost it) as its results name them; None where neither says."""
+    overrides = read_sweep_file(folder / OVERRIDES_FILE, "its job is known by its results alone")
+    if isinstance(overrides, ListConfig):
+        return [str(o) for o in overrides]
+    if job.results is None or not job.results.overrides:
+        return None
+    tuned = job.results.config.get("tuned") or []
+    return [*split_overrides(job.results.overrides), f"tuned=[{','.join(tuned)}]"]
+
+
 class SweepFolder:
     """A sweep folder, or the record of one: its plan and its jobs, trials and studies."""
 
@@ -174,10 +187,9 @@ class SweepFolder:
         found, started = [], set()
         for folder in self._parts()[0]:
             job = read_job(folder, folder.relative_to(self.path).as_posix())
-            overrides = read_sweep_file(folder / OVERRIDES_FILE,
-                                        "its job is known by its results alone")
-            if self.plan is not None and isinstance(overrides, ListConfig):
-                named = self.plan.named([str(o) for o in overrides])
+            overrides = _started_as(folder, job)
+            if self.plan is not None and overrides is not None:
+                named = self.plan.named(overrides)
                 started.add(named)
                 job.planned = named in self.plan
             found.append(job)

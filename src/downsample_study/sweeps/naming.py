@@ -44,3 +44,24 @@ def override_dirname(overrides: list[str], exclude_keys: list[str], item_sep: st
 def override_key(override: str) -> str:
     """The key (or config group) an override sets: ``seed`` of ``seed=3``."""
     return OverridesParser.create().parse_override(override).key_or_group
+
+
+def split_overrides(dirname: str, item_sep: str = ",") -> list[str]:
+    """``override_dirname``'s overrides again: split at each ``item_sep`` outside brackets
+    and quotes (``model.channels=[6,16],seed=1``: two)."""
+    parts, depth, quote, current = [], 0, "", []
+    for char in dirname:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        elif char == item_sep and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    return [*parts, "".join(current)] if current or parts else []

@@ -75,6 +75,7 @@ class Progress:
     started: float  # the current (or last) run's start
     studies: tuple[int, int | None] | None  # (with a best rate, planned); None: not tuned
     stages: list[Stage]
+    summary_only: bool = False  # mode=summary: its jobs print layer tables, record nothing
 
     @property
     def running(self) -> int:
@@ -100,10 +101,16 @@ def read_progress(sweep: Path) -> Progress:
     path = sweep / SWEEP_FILE
     if not sweep.is_dir():
         raise UserError(f"{sweep}: {not_a_folder(sweep)} (a sweep folder: hydra.sweep.dir)")
-    if not path.is_file():
-        raise UserError(f"{sweep}: no {SWEEP_FILE}, so not a sweep folder (the folder a "
-                        "multirun writes, hydra.sweep.dir), or its sweep has not started")
     folder = SweepFolder(sweep, strict=True)
+    if not path.is_file():  # lost, or never written: the job folders still say how far
+        if not folder.is_sweep():
+            raise UserError(f"{sweep}: no {SWEEP_FILE} and no job folder, so not a sweep "
+                            f"folder (hydra.sweep.dir), or its sweep has not started")
+        jobs, stage = folder.jobs(), Stage("jobs", None)
+        for job in jobs:
+            stage.add(job)
+        started = min((j.folder.stat().st_mtime for j in jobs), default=time.time())
+        return Progress(sweep, f"unknown: no {SWEEP_FILE}", started, None, [stage])
     config = folder.config
     for key in (SWEEPER_CLASS, "hydra.overrides.task"):
         if not isinstance(config, DictConfig) or OmegaConf.select(config, key) is None:
@@ -127,7 +134,8 @@ def read_progress(sweep: Path) -> Progress:
         else:
             tests.not_planned += 1
     stages.append(tests)
-    return Progress(sweep, sweeper, path.stat().st_mtime, studies, stages)
+    return Progress(sweep, sweeper, path.stat().st_mtime, studies, stages,
+                    summary_only=str(config.get("mode")) == "summary")
 
 
 def _duration(seconds: float) -> str:
@@ -185,6 +193,9 @@ def describe(progress: Progress, now: float | None = None) -> list[str]:
         lines.append(f"learning-rate studies: {best}{_of(planned)} with their best rate "
                      f"({TUNING_DIR}/*/{BEST_FILE})")
     lines += [_stage_line(stage) for stage in progress.stages]
+    if progress.summary_only:
+        return [*lines, "mode=summary: its jobs print their layer tables and record nothing "
+                        "to count"]
     if progress.done:
         lines.append("done: every planned job finished")
         return lines

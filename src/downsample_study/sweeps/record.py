@@ -30,7 +30,8 @@ from downsample_study.results import Status, read_results
 from downsample_study.storage import atomic_write
 from downsample_study.sweeps.folder import SweepFolder
 
-JOB_FILES = (RESULTS_FILE, EPOCHS_FILE, CONFIG_FILE, OVERRIDES_FILE)
+# a job is whole or not at all: its results.json, which says it finished, copied last
+JOB_FILES = (EPOCHS_FILE, CONFIG_FILE, OVERRIDES_FILE, RESULTS_FILE)
 FINISHED = (Status.completed, Status.failed)
 
 
