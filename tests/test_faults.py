@@ -556,3 +556,58 @@ def test_a_report_removes_the_temporary_files_a_killed_report_left(tmp_path):
         path.write_bytes(b"half a file")
     write_report(sweep, use_wandb=False, draw_plots=False)
     assert not orphan.exists() and writing.exists()
+
+
+def test_a_second_sweep_into_the_folder_leaves_the_first_its_own_plan(job, tmp_path,
+                                                                      monkeypatch, capsys):
+    """Sweep B, started into the folder while A runs, rewrites its multirun.yaml: A's summary,
+    exit status and progress still count A's jobs, its diverged one among them."""
+    from omegaconf import OmegaConf
+
+    import downsample_study.task as task
+
+    run_job = task.run_job
+    b_plan = OmegaConf.create({"hydra": {"sweeper": {
+        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+        "params": {"seed": "5,6"}}, "overrides": {"task": []}}})
+
+    def b_starts_before_the_second_job(cfg):
+        if cfg.optimizer.lr > 1:
+            OmegaConf.save(b_plan, tmp_path / "sweep" / "multirun.yaml")
+        return run_job(cfg)
+
+    monkeypatch.setattr(task, "run_job", b_starts_before_the_second_job)
+    run = launch(["-m", *job, "optimizer.lr=1e-3,1e6", "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1
+    assert "2 jobs with results, 1 completed, 1 failed" in run.output
+    assert "not in this sweep's plan" not in run.output
+    assert "sweep progress: jobs 2 of 2 finished" in run.output
+
+
+def test_a_stop_ends_a_summarys_wait_at_once_and_stops_only_its_own_sweep(job, tmp_path,
+                                                                          capsys):
+    """Sweep B runs seed 0, then 1; sweep A, into the same folder, has only seed 0, which B
+    runs, so A's summary waits for it. A stop to A ends A's wait (exit 143) and not B, which
+    got no signal and goes on to its seed 1."""
+    import signal
+    import threading
+
+    b_args = ["-m", *job, "seed=0,1", "trainer.max_epochs=6", "hydra.sweep.dir=sweep"]
+    other = subprocess.Popen([sys.executable, "-m", "downsample_study", *b_args],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        from downsample_study.runtime.locks import running_elsewhere
+
+        for line in other.stdout:  # until B trains its seed 0
+            if line.startswith("epoch 1/6"):
+                break
+        [seed0] = [p for p in (tmp_path / "sweep").glob("*seed=0*") if running_elsewhere(p)]
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        run = launch(["-m", *job, "seed=0", "trainer.max_epochs=6", "hydra.sweep.dir=sweep"],
+                     capsys)
+        assert run.exit_code == 128 + signal.SIGTERM and running_elsewhere(seed0)  # at once
+        rest, _ = other.communicate(timeout=120)
+    finally:
+        other.kill()
+    assert other.returncode == 0, rest[-2000:]
+    assert "2 jobs with results, 2 completed" in rest

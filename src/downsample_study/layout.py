@@ -30,7 +30,7 @@ BEST_FILE = "best.yaml"  # tuning/<variant>/best.yaml: the study's outcome
 PACKS_DIR = "packs"  # packs/<id>/: a pack's own log and checkpoint
 SLOTS_DIR = ".slots"  # the slots of jobs side by side: slot-<i> and claim.lock
 SLOT_FILE, CLAIM_FILE = "slot-{}", "claim.lock"
-STOPPED_FILE = ".stopped"  # the sweep was stopped by this signal
+STOPPED_FILE = ".stopped"  # .stopped-<run of the sweep>: that run was stopped by this signal
 REPORT_FILE, TABLE_FILE, COMPARISONS_FILE = "report.md", "results.csv", "comparisons.csv"
 PLOTS = {"differences": "differences.png", "accuracy": "accuracy.png",
          "params": "accuracy_vs_params.png", "shift": "accuracy_vs_shift.png",

@@ -73,14 +73,15 @@ def remove_orphans(folder: Path) -> list[Path]:
     removed = []
     for tmp in Path(folder).glob(".*.tmp"):
         pid = tmp.name.rsplit(".", 3)[-3] if tmp.name.count(".") >= 4 else ""
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 removed.append(tmp)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` is alive (this machine's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

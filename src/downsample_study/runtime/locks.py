@@ -16,6 +16,7 @@ from typing import Any
 from downsample_study import internals
 from downsample_study.errors import ConfigError, JobBusy
 from downsample_study.layout import LOCK_FILE
+from downsample_study.runtime.signals import STOPS
 from downsample_study.storage import storage_error
 
 WAIT_POLL_S = 2.0
@@ -85,7 +86,7 @@ def wait_for_others(folders: Sequence[Path]) -> None:
     if busy:
         log.info("waiting for %d job(s) that another process is running: %s", len(busy),
                  ", ".join(f.name for f in busy[:3]) + (" ..." if len(busy) > 3 else ""))
-    while busy:
+    while busy and STOPS.signum is None:  # a stop ends the wait
         time.sleep(WAIT_POLL_S)
         busy = [f for f in busy if running_elsewhere(f)]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
 import signal
 import threading
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from downsample_study.errors import Interrupted
 from downsample_study.layout import STOPPED_FILE
+from downsample_study.storage import alive
 
 log = logging.getLogger(__name__)
 
@@ -20,21 +23,38 @@ HANG_UP = signal.SIGHUP  # handled as those where it would end the process: not 
 REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # a launcher's handler there requeues the job
 
 
+SWEEP_ID = "DOWNSAMPLE_STUDY_SWEEP"  # the environment's: this run of a sweep, its workers too
+
+
+def start_sweep() -> None:
+    """A run of a sweep starts in this process: an id of its own, which its workers inherit,
+    so a stop marks it alone (another sweep into the same folder goes on)."""
+    os.environ[SWEEP_ID] = f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _mark(sweep_dir: Path, sweep: str | None = None) -> Path:
+    return Path(sweep_dir) / f"{STOPPED_FILE}-{sweep or os.environ.get(SWEEP_ID, '')}"
+
+
 def sweep_stopped(sweep_dir: Path) -> int | None:
-    """The signal that stopped the sweep in ``sweep_dir``, if one did."""
+    """The signal that stopped this run of the sweep in ``sweep_dir``, if one did."""
     with contextlib.suppress(OSError, KeyError):
-        return signal.Signals[(Path(sweep_dir) / STOPPED_FILE).read_text().strip()].value
+        return signal.Signals[_mark(sweep_dir).read_text().strip()].value
     return None
 
 
 def clear_sweep_stopped(sweep_dir: Path) -> None:
-    with contextlib.suppress(OSError):
-        (Path(sweep_dir) / STOPPED_FILE).unlink(missing_ok=True)
+    """Remove the stop marks of the runs of sweeps whose process is gone."""
+    for mark in Path(sweep_dir).glob(f"{STOPPED_FILE}-*"):
+        pid = mark.name.removeprefix(f"{STOPPED_FILE}-").split("-")[0]
+        if pid.isdigit() and not alive(int(pid)):
+            with contextlib.suppress(OSError):
+                mark.unlink()
 
 
 def mark_sweep_stopped(sweep_dir: Path, signum: int) -> None:
     with contextlib.suppress(OSError):  # a full disk: the sweep's process still knows
-        (Path(sweep_dir) / STOPPED_FILE).write_text(signal.Signals(signum).name + "\n")
+        _mark(sweep_dir).write_text(signal.Signals(signum).name + "\n")
 
 
 class StopRequests:

@@ -161,12 +161,14 @@ def _started_as(folder: Path, job: JobFolder) -> list[str] | None:
 class SweepFolder:
     """A sweep folder, or the record of one: its plan and its jobs, trials and studies."""
 
-    def __init__(self, path: Path, strict: bool = False):
-        """``strict``: an unreadable ``SWEEP_FILE`` is a ``UserError``, not a warning."""
+    def __init__(self, path: Path, strict: bool = False, config: Any = None):
+        """``strict``: an unreadable ``SWEEP_FILE`` is a ``UserError``, not a warning;
+        ``config``: the sweep's own plan (a second sweep into the folder rewrites the file)."""
         self.path = Path(path)
         plan_file = self.path / SWEEP_FILE
-        self.config = (read_yaml(plan_file) if strict and plan_file.is_file() else
-                       read_sweep_file(plan_file, "the jobs that never started are not listed"))
+        self.config = config if config is not None else (  # the sweep's own, in its process
+            read_yaml(plan_file) if strict and plan_file.is_file() else
+            read_sweep_file(plan_file, "the jobs that never started are not listed"))
         has_plan = isinstance(self.config, DictConfig) and "hydra" in self.config
         self.plan = Plan.of(self.config) if has_plan else None
 

@@ -210,8 +210,9 @@ class LauncherCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         internals.before_jobs(wandb=config.logger.name == "wandb")  # before slots import torch
-        from downsample_study.runtime.signals import STOPS, clear_sweep_stopped
+        from downsample_study.runtime.signals import STOPS, clear_sweep_stopped, start_sweep
 
+        start_sweep()
         STOPS.sweep_dir = Path(config.hydra.sweep.dir)
         clear_sweep_stopped(STOPS.sweep_dir)
 

@@ -95,14 +95,16 @@ def _sweeper_class(config: DictConfig) -> str:
     return OmegaConf.select(config, SWEEPER_CLASS)
 
 
-def read_progress(sweep: Path) -> Progress:
-    """The sweep's progress; a ``UserError`` if ``sweep`` is not a sweep folder."""
+def read_progress(sweep: Path, config: DictConfig | None = None,
+                  started: float | None = None) -> Progress:
+    """The sweep's progress (``config``, ``started``: its own plan and start, in its process);
+    a ``UserError`` if ``sweep`` is not a sweep folder."""
     sweep = Path(sweep)
     path = sweep / SWEEP_FILE
     if not sweep.is_dir():
         raise UserError(f"{sweep}: {not_a_folder(sweep)} (a sweep folder: hydra.sweep.dir)")
-    folder = SweepFolder(sweep, strict=True)
-    if not path.is_file():  # lost, or never written: the job folders still say how far
+    folder = SweepFolder(sweep, strict=True, config=config)
+    if not path.is_file() and config is None:  # lost: the job folders still say how far
         if not folder.is_sweep():
             raise UserError(f"{sweep}: no {SWEEP_FILE} and no job folder, so not a sweep "
                             f"folder (hydra.sweep.dir), or its sweep has not started")
@@ -134,7 +136,7 @@ def read_progress(sweep: Path) -> Progress:
         else:
             tests.not_planned += 1
     stages.append(tests)
-    return Progress(sweep, sweeper, path.stat().st_mtime, studies, stages,
+    return Progress(sweep, sweeper, started or path.stat().st_mtime, studies, stages,
                     summary_only=str(config.get("mode")) == "summary")
 
 
@@ -248,12 +250,16 @@ def one_line(progress: Progress, now: float | None = None) -> str:
 class SweepProgress(Callback):
     """After each job of a multirun, the sweep's progress in a line (console and job log)."""
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.plan, self.started = config, time.time()  # its own: another sweep may rewrite
+
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if (config.hydra.mode != RunMode.MULTIRUN or alone(config) is not None
                 or not is_primary()):
             return
         try:
-            progress = read_progress(Path(config.hydra.sweep.dir))
+            progress = read_progress(Path(config.hydra.sweep.dir), getattr(self, "plan", None),
+                                     getattr(self, "started", None))
         except (UserError, OSError):  # the sweep goes on: this line is all it misses
             return
         log.info("%s", one_line(progress))

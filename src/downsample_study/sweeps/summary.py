@@ -16,7 +16,7 @@ from downsample_study.console import counted
 from downsample_study.layout import TUNING_DIR
 from downsample_study.results import Status
 from downsample_study.runtime.locks import wait_for_others
-from downsample_study.runtime.signals import sweep_stopped
+from downsample_study.runtime.signals import STOPS, sweep_stopped
 from downsample_study.sweeps.folder import SweepFolder
 
 log = logging.getLogger("downsample_study")
@@ -24,12 +24,17 @@ log = logging.getLogger("downsample_study")
 MAX_LISTED = 20  # the summary stays on one screen
 
 
+# this process's sweeps: each one's own plan, which another sweep into its folder rewrites
+PLANS: dict[Path, DictConfig] = {}
+
+
 def summarize(sweep_dir: Path) -> int:
     """Log the sweep's outcome; return its exit status."""
     stopped = sweep_stopped(sweep_dir)
-    sweep = SweepFolder(sweep_dir)
+    sweep = SweepFolder(sweep_dir, config=PLANS.get(Path(sweep_dir).absolute()))
     if stopped is None:
         wait_for_others([job.folder for job in sweep.jobs() if job.status == Status.running])
+        stopped = STOPS.signum or sweep_stopped(sweep_dir)  # a stop ends the wait
     every = sweep.jobs()
     jobs = [job for job in every if job.planned]
     counts = Counter(job.status for job in jobs)
@@ -70,6 +75,9 @@ def summarize(sweep_dir: Path) -> int:
 
 
 class SweepSummary(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        PLANS[Path(config.hydra.sweep.dir).absolute()] = config
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if config.get("mode") == "summary":  # layer tables only: no job writes results
             return
