@@ -585,29 +585,45 @@ def test_a_second_sweep_into_the_folder_leaves_the_first_its_own_plan(job, tmp_p
 
 
 def test_a_stop_ends_a_summarys_wait_at_once_and_stops_only_its_own_sweep(job, tmp_path,
-                                                                          capsys):
+                                                                          capsys, monkeypatch):
     """Sweep B runs seed 0, then 1; sweep A, into the same folder, has only seed 0, which B
-    runs, so A's summary waits for it. A stop to A ends A's wait (exit 143) and not B, which
-    got no signal and goes on to its seed 1."""
+    runs (B is frozen meanwhile, its lock held), so A's summary waits for it. A stop to A
+    while it waits ends A (exit 143) and not B, which got no signal and goes on to its seed 1."""
     import signal
     import threading
 
-    b_args = ["-m", *job, "seed=0,1", "trainer.max_epochs=6", "hydra.sweep.dir=sweep"]
+    from downsample_study.runtime.locks import running_elsewhere
+    from downsample_study.sweeps import summary
+
+    timers = []
+
+    def stopped_while_waiting(folders):
+        timers.append(threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)))
+        timers[-1].start()
+        return wait_for_others(folders)
+
+    wait_for_others = summary.wait_for_others
+    monkeypatch.setattr(summary, "wait_for_others", stopped_while_waiting)
+    b_args = ["-m", *job, "seed=0,1", "trainer.max_epochs=3", "hydra.sweep.dir=sweep"]
     other = subprocess.Popen([sys.executable, "-m", "downsample_study", *b_args],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        from downsample_study.runtime.locks import running_elsewhere
-
         for line in other.stdout:  # until B trains its seed 0
-            if line.startswith("epoch 1/6"):
+            if line.startswith("epoch 1/3"):
                 break
+        other.send_signal(signal.SIGSTOP)
+        timers.append(threading.Timer(60, other.send_signal, (signal.SIGCONT,)))  # no hang
+        timers[-1].start()
         [seed0] = [p for p in (tmp_path / "sweep").glob("*seed=0*") if running_elsewhere(p)]
-        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
-        run = launch(["-m", *job, "seed=0", "trainer.max_epochs=6", "hydra.sweep.dir=sweep"],
+        run = launch(["-m", *job, "seed=0", "trainer.max_epochs=3", "hydra.sweep.dir=sweep"],
                      capsys)
-        assert run.exit_code == 128 + signal.SIGTERM and running_elsewhere(seed0)  # at once
+        assert len(timers) == 2 and run.exit_code == 128 + signal.SIGTERM
+        assert running_elsewhere(seed0)
+        other.send_signal(signal.SIGCONT)
         rest, _ = other.communicate(timeout=120)
     finally:
+        for timer in timers:
+            timer.cancel()
         other.kill()
     assert other.returncode == 0, rest[-2000:]
     assert "2 jobs with results, 2 completed" in rest
