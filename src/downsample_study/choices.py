@@ -31,6 +31,4 @@ def as_choice(kind: type[C], value: object, key: str) -> C:
     try:
         return kind(value)
     except ValueError:
-        raise ConfigError(
-            f"{key}: unknown value {value!r}; allowed: {kind.allowed()}"
-        ) from None
+        raise ConfigError(f"{key}: unknown value {value!r}; allowed: {kind.allowed()}") from None

@@ -149,7 +149,7 @@ def hydra_app(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     global _exit_status
-    internals.enable(lambda: _exit_status)
+    internals.exit_without_teardown(lambda: _exit_status)
     prog = Path(sys.argv[0]).name  # downsample-study (the script), or python -m's __main__.py
     try:
         _exit_status = run(sys.argv[1:], "downsample_study" if prog == "__main__.py" else prog)

@@ -68,11 +68,11 @@ def quiet_lightning():
         lightning_log.setLevel(level)
 
 
-def side_command(body: Callable[[], int], stopped: str) -> int:
+def side_command(body: Callable[[], int | None], stopped: str) -> int:
     """Run a side command (report, record, progress): a ``UserError`` is one line on stderr and
     exit 2 (1 for a ``StorageError``, the disk's fault); Ctrl-C is 130, saying ``stopped``."""
     try:
-        return body()
+        return body() or 0
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1 if isinstance(err, StorageError) else 2

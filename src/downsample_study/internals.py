@@ -30,12 +30,6 @@ def _unavailable(touch: str, err: BaseException) -> None:
 # --- process-wide, switched on by the entry point -------------------------------------------
 
 
-def enable(exit_status: Callable[[], int]) -> None:
-    """Switch on what the entry point needs first; ``exit_status()`` is the status to exit with.
-    The exit handler must be registered before any library's own."""
-    exit_without_teardown(exit_status)
-
-
 def share_config_store_in_copies() -> None:
     """Let Hydra's copies of its config repository share the one ConfigStore.
 

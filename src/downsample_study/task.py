@@ -7,9 +7,9 @@ and skipped if that folder holds its completed ``results.json``.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -20,10 +20,9 @@ from downsample_study.config.schema import JobMode
 from downsample_study.errors import Interrupted, JobBusy, OtherJobError, StorageError, UserError
 from downsample_study.job.build import build_job
 from downsample_study.job.finished import evaluate_checkpoint
-from downsample_study.layout import CONFIG_FILE, OVERRIDES_FILE, job_dir_name
-from downsample_study.results import Results, Status
+from downsample_study.layout import CHECKPOINTS, CONFIG_FILE, LAST, OVERRIDES_FILE, job_dir_name
+from downsample_study.results import Resources, Results, Status, write_results
 from downsample_study.runtime.locks import job_lock
-from downsample_study.runtime.outcomes import failure, interrupted, record
 from downsample_study.runtime.same_job import completed_results
 from downsample_study.runtime.signals import STOPS, mark_sweep_stopped, sweep_stopped
 from downsample_study.runtime.slots import job_slot
@@ -111,20 +110,14 @@ def _pack_members(cfg: DictConfig) -> list[Member]:
     """The members of the pack ``cfg`` describes, each the job the sweep would have run for
     its seed: its config, folder (named from its own overrides) and tracker identity."""
     hydra_cfg = HydraConfig.get()
-    names = hydra_cfg.job.config.override_dirname
     task = [o for o in hydra_cfg.overrides.task if override_key(o) not in (*PACK_KEYS, "seed")]
     members = []
     for seed in cfg.pack.seeds:
         overrides = [*task, f"seed={seed}"]
-        name = override_dirname(overrides, list(names.exclude_keys), names.item_sep,
-                                names.kv_sep)
-        member_cfg = copy.deepcopy(cfg)
-        OmegaConf.update(member_cfg, "seed", seed)
-        OmegaConf.update(member_cfg, "pack.seeds", [])
-        OmegaConf.update(member_cfg, "pack.id", None)
-        folder = Path(hydra_cfg.sweep.dir).absolute() / job_dir_name(name)  # as Hydra's
-        members.append(Member(int(seed), folder, run_identity(member_cfg, overrides),
-                              member_cfg, overrides=overrides))
+        member_cfg = OmegaConf.merge(cfg, {"seed": seed, "pack": {"seeds": [], "id": None}})
+        identity = run_identity(member_cfg, overrides)
+        folder = Path(hydra_cfg.sweep.dir).absolute() / job_dir_name(identity.name)  # Hydra's
+        members.append(Member(int(seed), folder, identity, member_cfg, overrides=overrides))
     return members
 
 
@@ -200,9 +193,37 @@ def _run(members: list[Member], folder: Path, multirun: bool,
 
 
 def _record(one: Member, results: Results) -> None:
-    """A member's outcome in its ``results.json`` (``mode=summary`` writes none)."""
+    """A member's outcome in its ``results.json`` (``mode=summary`` writes none); a disk that
+    refuses it costs a line, not the sweep."""
     if one.cfg.get("mode") != JobMode.summary:
-        record(one.output_dir, results)
+        try:
+            write_results(one.output_dir, results)
+        except StorageError as err:
+            log.error("error: %s", err)
+
+
+def failure(cfg: DictConfig, identity: RunIdentity, err: BaseException, slot_index: int | None,
+            **fields) -> Results:
+    """What a job that failed records: its error, and a bug's traceback."""
+    user_error = isinstance(err, (UserError, Interrupted))
+    return Results(config=OmegaConf.to_container(cfg, resolve=False, enum_to_str=True),
+                   overrides=identity.name, group=identity.group,
+                   error=str(err) if user_error else f"{type(err).__name__}: {err}",
+                   traceback=None if user_error else traceback.format_exc(),
+                   resources=Resources(slot=slot_index), **fields)
+
+
+def interrupted(cfg, identity, stop: Interrupted, stopped_at: dict[str, int] | None,
+                slot_index, output_dir: Path, **fields) -> Results:
+    """What a stopped job records: where it stopped and the checkpoint it resumes from."""
+    last = Path(output_dir) / CHECKPOINTS / LAST
+    results = failure(cfg, identity, stop, slot_index, status=Status.interrupted,
+                      signal=stop.name, stopped_at=stopped_at,
+                      resume_checkpoint=str(last) if last.is_file() else None, **fields)
+    at = results.stopped_at
+    results.error = f"stopped by {stop.name}" + (
+        f" at epoch {at['epoch']}, step {at['step']}" if at else " before training")
+    return results
 
 
 def run_identity(cfg: DictConfig, overrides: list[str] | None = None) -> RunIdentity:

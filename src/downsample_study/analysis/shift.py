@@ -64,9 +64,7 @@ def shift_robustness(net: nn.Module, batches: TensorBatches, cfg: EvaluationConf
         start += len(y)
         for mode in cfg.shift_modes:
             for pair in part:
-                a, b = (
-                    net(shift_images(x, draw, mode, batches.shift)).argmax(1) for draw in pair
-                )
+                a, b = (net(shift_images(x, draw, mode, batches.shift)).argmax(1) for draw in pair)
                 correct[mode] += (a == y).sum() + (b == y).sum()
                 agree[mode] += (a == b).sum()
     net.train(was_training)

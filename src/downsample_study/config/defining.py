@@ -81,12 +81,15 @@ def config_differences(earlier: dict[str, Any], current: dict[str, Any], *,
         keys |= {f"trainer.{arg}" for arg in DEFINING_TRAINER_ARGS}
     if not training_length:
         keys -= {f"trainer.{arg}" for arg in TRAINING_LENGTH}
-    return [f"{key}: {_shown(before.get(key))} there, {_shown(now.get(key))} here"
+    return [difference(key, before.get(key), now.get(key))
             for key in sorted(keys) if before.get(key) != now.get(key)]
 
 
-def _shown(value: Any) -> str:
-    return "unset" if value is None else repr(value) if isinstance(value, str) else str(value)
+def difference(key: str, there: Any, here: Any) -> str:
+    """``"optimizer.lr: 0.001 there, 0.003 here"``."""
+    there, here = ("unset" if v is None else repr(v) if isinstance(v, str) else str(v)
+                   for v in (there, here))
+    return f"{key}: {there} there, {here} here"
 
 
 def listed(differences: list[str]) -> str:

@@ -69,8 +69,7 @@ def composition_message(err: BaseException) -> str | None:
     """The one-line message for an error Hydra raised while composing; None for others."""
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = err.missing_cfg_file.rpartition("/")
-        return (f"{group}={option}: no such option; allowed: "
-                f"{', '.join(sorted(err.options))}")
+        return f"{group}={option}: no such option; allowed: {', '.join(sorted(err.options))}"
     if isinstance(err, OverrideParseException):
         reason = str(err.message).splitlines()[0]
         key, _, value = str(err.override).partition("=")
@@ -81,8 +80,7 @@ def composition_message(err: BaseException) -> str | None:
     if isinstance(err.__cause__, OmegaConfBaseException) and isinstance(err, HydraException):
         # an override's value merged as a node: its keys are relative to the override's
         merged = re.match(r"Error merging override ([\w.]+)=", str(err))
-        inside = merged is not None and not str(err.__cause__.full_key or "").startswith(
-            merged[1])
+        inside = merged is not None and not str(err.__cause__.full_key or "").startswith(merged[1])
         return node_message(err.__cause__, prefix=merged[1] if inside else "")
     if isinstance(err, (CompactHydraException, OmegaConfBaseException)):
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]

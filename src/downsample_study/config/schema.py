@@ -82,8 +82,7 @@ class PackConfig:
 
     def __post_init__(self) -> None:
         if self.size != "auto" and not (self.size.isdigit() and int(self.size) >= 1):
-            raise ConfigError(f"pack.size: a number of members >= 1 or auto, got "
-                              f"{self.size!r}")
+            raise ConfigError(f"pack.size: a number of members >= 1 or auto, got {self.size!r}")
 
 
 @dataclass

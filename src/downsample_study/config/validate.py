@@ -81,8 +81,7 @@ def _check_keys(cfg: DictConfig) -> None:
     data = OmegaConf.to_container(cfg, enum_to_str=True)
     found = _added_key(data, top_level_schema())
     for key, registry in CHOICES.items():
-        found = found or _added_key(data[key], registry.schema(data[key].get("name")),
-                                    f"{key}.")
+        found = found or _added_key(data[key], registry.schema(data[key].get("name")), f"{key}.")
     if found is not None:
         raise ConfigError(found)
 

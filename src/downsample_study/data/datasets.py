@@ -46,9 +46,8 @@ def register_dataset(
     name: str, *, channels: int, size: int, num_classes: int, mean: tuple[float, ...],
     std: tuple[float, ...], schema: type | None = None, classes: tuple[str, ...] = (),
 ) -> Callable[[Loader], Loader]:
-    """Register ``load(cfg, data_dir, cache_dir) -> (train, test)`` as dataset ``name``;
-    ``schema``, its config dataclass (default: ``DatasetConfig``); ``classes``, the labels'
-    names by index."""
+    """Register ``load(cfg, data_dir, cache_dir) -> (train, test)`` as dataset ``name``; ``schema``,
+    its config dataclass (default: ``DatasetConfig``); ``classes``, the labels' names by index."""
 
     if classes and len(classes) != num_classes:
         raise ValueError(f"dataset {name!r}: {len(classes)} class names for {num_classes} "

@@ -91,8 +91,7 @@ class TorchvisionFiles(ABC):
         """The files this dataset needs under ``data_dir``, for the message when they are not."""
 
     @abstractmethod
-    def _open(self, cfg, data_dir: Path, cache_dir: Path, train: bool,
-              transform: Callable | None):
+    def _open(self, cfg, data_dir: Path, cache_dir: Path, train: bool, transform: Callable | None):
         """The torchvision dataset of one split, from resolved folders."""
 
     def open(self, cfg, data_dir: Path, cache_dir: Path, train: bool,
@@ -162,8 +161,7 @@ class IdxFiles(TorchvisionFiles):
         root = self.root(data_dir, cache_dir)
         if root is None and not cfg.download:
             raise self.missing(data_dir, "dataset.download is false")
-        return self._construct(self.cls, root or data_dir, data_dir, train, root is None,
-                               transform)
+        return self._construct(self.cls, root or data_dir, data_dir, train, root is None, transform)
 
 
 class UncheckedCIFAR10(datasets.CIFAR10):

@@ -45,8 +45,7 @@ def _batched(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor | Non
     return x if x.dim() == 4 and tuple(x.shape[1:]) == shape else None
 
 
-def net_input(images, dataset: ImageDataset, device: torch.device | str = "cpu"
-              ) -> torch.Tensor:
+def net_input(images, dataset: ImageDataset, device: torch.device | str = "cpu") -> torch.Tensor:
     """``images`` normalised for a network trained on ``dataset``: uint8 0–255 (as the dataset
     stores them) or float in [0, 1] (as torchvision's ``ToTensor`` gives them); a batch or
     one image, channels first or last; a tensor, a numpy array or PIL images."""

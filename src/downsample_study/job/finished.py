@@ -82,8 +82,7 @@ class Run:
     @functools.cached_property
     def module(self):
         """The job's LightningModule, loaded from its checkpoint onto ``device``."""
-        return DownsampleClassifier.load_from_checkpoint(self.checkpoint,
-                                                         map_location=self.device)
+        return DownsampleClassifier.load_from_checkpoint(self.checkpoint, map_location=self.device)
 
     @property
     def model(self):
@@ -108,8 +107,7 @@ class Run:
         with torch.inference_mode():
             return self.model(batch).softmax(dim=1)
 
-    def evaluation_job(self, data_dir=None, output_dir=None, paths=None,
-                       evaluation=None) -> Job:
+    def evaluation_job(self, data_dir=None, output_dir=None, paths=None, evaluation=None) -> Job:
         """The job that measures the checkpoint again, nothing trained: the run's config with
         these settings, a Trainer on ``device`` that logs and saves nothing."""
         cfg = self.config
@@ -131,8 +129,7 @@ class Run:
         return Job([one], folder, self.module, self.dataset, datamodule=datamodule,
                    evaluator=evaluator)
 
-    def evaluate(self, split: str = "test", data_dir: str | Path | None = None
-                 ) -> dict[str, float]:
+    def evaluate(self, split: str = "test", data_dir: str | Path | None = None) -> dict[str, float]:
         """The checkpoint's ``acc_top1``, ``acc_top2`` and ``loss`` on ``split`` (``test`` or
         ``val``), as ``results.json`` holds them; ``data_dir``: where the data is now."""
         passes = ("test", "val")

@@ -152,8 +152,7 @@ class Job:
         return {"epoch": min(epoch, last) if last and last > 0 else epoch,
                 "step": self.trainer.global_step}
 
-    def evaluate(self, member: Member, module: DownsampleClassifier | None = None
-                 ) -> Evaluation:
+    def evaluate(self, member: Member, module: DownsampleClassifier | None = None) -> Evaluation:
         """Val and test metrics of ``member``'s selected checkpoint (or ``module``; a smoke run's
         last weights), then shift robustness and feature maps in the main process."""
         if module is None and self.trainer is not None and self.trainer.fast_dev_run:
@@ -198,34 +197,22 @@ class Job:
         trainer, summary, identity = self.trainer, self.module.summary, member.identity
         selected = None if trainer.fast_dev_run else member.selected()
         results = Results(
-            status=Status.completed,
-            config=member.config,
-            overrides=identity.name,
-            group=identity.group,
-            params=params_of(summary),
-            flops_forward=summary.flops_forward,
-            val=evaluation.val,
-            test=evaluation.test,
-            shift=evaluation.shift,
+            status=Status.completed, config=member.config, overrides=identity.name,
+            group=identity.group, params=params_of(summary), flops_forward=summary.flops_forward,
+            val=evaluation.val, test=evaluation.test, shift=evaluation.shift,
             epochs=epochs_trained(trainer.current_epoch, self.folder),
-            best_epoch=best_epoch(selected),
-            train_seconds=round(self.train_seconds, 3),
+            best_epoch=best_epoch(selected), train_seconds=round(self.train_seconds, 3),
             checkpoint=str(selected or ""),
             resumed_from=str(self.resumed_from) if self.resumed_from else None,
-            smoke_test=bool(trainer.fast_dev_run),
-            pack=self.pack,
+            smoke_test=bool(trainer.fast_dev_run), pack=self.pack,
             tracker={"name": member.settings.logger.name, **(
                 member.tracker.run_settings(member.logger) if member.logger else {})},
             resources=Resources(
                 slot=self.slot.index if self.slot else None,
-                device=str(trainer.strategy.root_device),
-                processes=trainer.world_size,
+                device=str(trainer.strategy.root_device), processes=trainer.world_size,
                 threads=self.slot.threads if self.slot else torch.get_num_threads(),
                 threads_at_end=torch.get_num_threads(),
-                channels_last=self.module.channels_last,
-                precision=str(trainer.precision),
-            ),
-        )
+                channels_last=self.module.channels_last, precision=str(trainer.precision)))
         if trainer.is_global_zero:
             path = write_results(member.output_dir, results)
             if member.logger is not None:

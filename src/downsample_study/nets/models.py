@@ -171,10 +171,9 @@ def lenet5_classic(cfg: Lenet5ClassicConfig, b: _Blocks, num_classes: int) -> nn
 
 @register_model("convpool3")
 def convpool3(cfg: ConvPoolConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
-    """Seed 004: conv-ReLU-[down] blocks (20, 50, 50 filters, k5), BatchNorm after all but the
-    last, a linear classifier. Output sizes truncate as Paddle's do: a 1x1 map pools to 1x1
-    (89,770 params on CIFAR-10).
-    """
+    """Seed 004: conv-ReLU-[down] blocks (20, 50, 50 filters, k5), BatchNorm after all but the last,
+    a linear classifier. Output sizes truncate as Paddle's do: a 1x1 map pools to 1x1 (89,770 params
+    on CIFAR-10)."""
     last = len(cfg.channels)
     for i, out in enumerate(cfg.channels, start=1):
         down = b.downsampled_conv(

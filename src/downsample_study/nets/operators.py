@@ -137,8 +137,7 @@ def lppool(cfg: LPPoolConfig, point: DownsamplePoint) -> Downsample:
 def mixedpool(cfg: MixedPoolConfig, point: DownsamplePoint) -> Downsample:
     """Mixed max-average pooling, learned gate (Lee, Gallagher & Tu, AISTATS 2016)."""
     gates = point.channels if cfg.gate == MixedPoolGate.channel else 1
-    return _added(MixedPool(gates, cfg.kernel_size, cfg.stride,
-                            point.ceil_mode(cfg.kernel_size)))
+    return _added(MixedPool(gates, cfg.kernel_size, cfg.stride, point.ceil_mode(cfg.kernel_size)))
 
 
 @register_downsample("space_to_depth")

@@ -42,8 +42,7 @@ log = logging.getLogger("downsample_study.report")
 
 def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
                  margin: float | None = None) -> Report:
-    """``baselines`` and the equivalence ``margin`` (pp) default to the sweep's
-    ``report.*``."""
+    """``baselines`` and the equivalence ``margin`` (pp) default to the sweep's ``report.*``."""
     sweep = Path(sweep)
     if not sweep.is_dir():
         raise ReportError(f"{sweep}: {not_a_folder(sweep)} (pass a sweep folder, e.g. "

@@ -171,8 +171,7 @@ def _curve(v: Variant) -> tuple[list[int], np.ndarray, np.ndarray]:
                 per_epoch[int(row["epoch"])].append(100 * row["val/acc_top1"])
     epochs = sorted(per_epoch)
     mean = np.array([np.mean(per_epoch[e]) for e in epochs])
-    std = np.array([np.std(per_epoch[e], ddof=1) if len(per_epoch[e]) > 1 else 0.0
-                    for e in epochs])
+    std = np.array([np.std(per_epoch[e], ddof=1) if len(per_epoch[e]) > 1 else 0.0 for e in epochs])
     return epochs, mean, std
 
 
@@ -232,8 +231,7 @@ def distinct_labels(variants: list[Variant]) -> list[str]:
     """Each label without the parts every variant shares (``lenet5 · ``)."""
     parts = [v.label.split(" · ") for v in variants]
     common = set.intersection(*map(set, parts)) if len(parts) > 1 else set()
-    return [" · ".join(p for p in label if p not in common) or " · ".join(label)
-            for label in parts]
+    return [" · ".join(p for p in label if p not in common) or " · ".join(label) for label in parts]
 
 
 LEADER = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}

@@ -32,8 +32,7 @@ class Stat:
             return cls(len(values), mean, 0.0, mean, mean)
         low, high = stats.t.interval(CONFIDENCE, len(values) - 1, loc=mean,
                                      scale=std / math.sqrt(len(values)))
-        return cls(len(values), mean, std, max(float(low), bounds[0]),
-                   min(float(high), bounds[1]))
+        return cls(len(values), mean, std, max(float(low), bounds[0]), min(float(high), bounds[1]))
 
     def format(self, digits: int = 2, ci: bool = True) -> str:
         if self.n < 2:

@@ -90,8 +90,7 @@ def plot_tuning(studies: list[Study], path: Path) -> None:
         for i, study in enumerate(group):
             ax = grid[i // columns, i % columns]
             done = sorted(study.completed, key=lambda t: t["lr"])
-            ax.plot([t["lr"] for t in done], [100 * t["value"] for t in done], ".-",
-                    color="C0")
+            ax.plot([t["lr"] for t in done], [100 * t["value"] for t in done], ".-", color="C0")
             ax.plot(study.tuned.lr, 100 * study.tuned.value, "o", mfc="none", color="C3",
                     markersize=9)
             ax.set_xscale("log")

@@ -152,8 +152,7 @@ def _order(v: Variant) -> tuple:
     """By dataset, then best first (mean test top-1; variants without results last)."""
     values = v.values("test", "acc_top1")
     mean = sum(values.values()) / len(values) if values else -math.inf
-    return (text(v.flat.get("dataset.name")), -mean,
-            [text(v.flat.get(k)) for k in ALWAYS])
+    return (text(v.flat.get("dataset.name")), -mean, [text(v.flat.get(k)) for k in ALWAYS])
 
 
 def shown_keys(variants: list[Variant]) -> list[str]:
@@ -165,8 +164,7 @@ def shown_keys(variants: list[Variant]) -> list[str]:
         choice = key if key.endswith(".name") else f"{key.split('.')[0]}.name"
         by_choice = defaultdict(set)
         for v in variants:
-            by_choice[text(v.flat.get(choice)) if choice != key else ""].add(
-                text(v.flat.get(key)))
+            by_choice[text(v.flat.get(choice)) if choice != key else ""].add(text(v.flat.get(key)))
         if any(len(values) > 1 for values in by_choice.values()):
             extra.append(key)
     return [*ALWAYS, *extra]

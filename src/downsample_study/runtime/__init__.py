@@ -1,2 +1,2 @@
-"""What every job needs while it runs, below the job: signals and stops, locks, slots, its
-outcomes and the same-job checks."""
+"""What every job needs while it runs, below the job: signals and stops, locks, slots and
+the same-job checks."""

@@ -53,8 +53,7 @@ def fit_to_the_end_or_a_stop(parts) -> None:
         say(f"resuming from {parts.resumed_from}")
     start = time.perf_counter()
     try:
-        parts.trainer.fit(parts.module, datamodule=parts.datamodule,
-                          ckpt_path=parts.resumed_from)
+        parts.trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=parts.resumed_from)
     except SIGTERMException:
         raise Interrupted(STOPS.signum or signal.SIGTERM) from None
     finally:

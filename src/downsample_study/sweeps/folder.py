@@ -92,8 +92,7 @@ def read_job(folder: Path, name: str | None = None) -> JobFolder:
         error = f"{error} (the sweep's command resumes it)"
     elif results.smoke_test:
         state, error = Status.smoke_test, SMOKE_TEST
-    elif results.completed and (differences := differences_from_its_job(folder,
-                                                                         results.config)):
+    elif results.completed and (differences := differences_from_its_job(folder, results.config)):
         state, error = Status.other_config, (
             f"its results.json is a run of another configuration ({listed(differences)}), "
             f"kept; this sweep's job did not run")

@@ -159,8 +159,7 @@ def _check_settings(node: dict[str, Any], prefix: str) -> None:
         raise ConfigError("hydra.launcher.n_jobs: must be >= 1, or negative, counted back "
                           "from the cores as joblib does (-1: one per core, -2: all but one), "
                           "got 0")
-    slurm = prefix == "hydra.launcher" and str(node.get("_target_", "")).endswith(
-        ".SlurmLauncher")
+    slurm = prefix == "hydra.launcher" and str(node.get("_target_", "")).endswith(".SlurmLauncher")
     if slurm and (missing := [cmd for cmd in SLURM_COMMANDS if shutil.which(cmd) is None]):
         raise ConfigError(f"hydra/launcher=slurm: {', '.join(missing)} not found (PATH); it "
                           f"submits from a SLURM cluster's login node (hydra/launcher=parallel "

@@ -26,9 +26,7 @@ def sweep_id(sweep_dir: str | Path) -> str:
 def variant_name(task_overrides: list[str], exclude_keys: list[str]) -> str:
     """A job's overrides without its seed: the W&B job type, shared by the seeds of a variant."""
     overrides = OverridesParser.create().parse_overrides(list(task_overrides))
-    lines = sorted(
-        o.input_line for o in overrides if o.key_or_group not in {*exclude_keys, "seed"}
-    )
+    lines = sorted(o.input_line for o in overrides if o.key_or_group not in {*exclude_keys, "seed"})
     return shorten(",".join(lines) or "default", MAX_JOB_TYPE)
 
 

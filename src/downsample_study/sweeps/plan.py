@@ -58,8 +58,7 @@ class Plan:
     def named(self, overrides: Sequence[str]) -> frozenset[str]:
         """A job's overrides (planned, or a started job's ``.hydra/overrides.yaml``) as the
         plan names it: less the excluded keys and the keys its ``tuned`` override lists."""
-        value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "tuned"),
-                     "[]")
+        value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "tuned"), "[]")
         tuned = [key.strip() for key in value.strip("[]").split(",") if key.strip()]
         return frozenset(o for o in _untuned(overrides, tuned)
                          if override_key(o) not in self.exclude)

@@ -91,10 +91,6 @@ class Progress:
         return next((stage for stage in self.stages if stage.left), None)
 
 
-def _sweeper_class(config: DictConfig) -> str:
-    return OmegaConf.select(config, SWEEPER_CLASS)
-
-
 def read_progress(sweep: Path, config: DictConfig | None = None,
                   started: float | None = None) -> Progress:
     """The sweep's progress (``config``, ``started``: its own plan and start, in its process);
@@ -118,7 +114,7 @@ def read_progress(sweep: Path, config: DictConfig | None = None,
         if not isinstance(config, DictConfig) or OmegaConf.select(config, key) is None:
             raise UserError(f"{path}: no {key}, so not the config a multirun saves")
     plan = folder.plan
-    target = _sweeper_class(config).rsplit(".", 1)[-1]
+    target = OmegaConf.select(config, SWEEPER_CLASS).rsplit(".", 1)[-1]
     sweeper = target.removesuffix("Sweeper").lower() if plan is not None else target
     stages, studies = [], None
     if (search := tuned_search(config)) is not None:
@@ -254,8 +250,7 @@ class SweepProgress(Callback):
         self.plan, self.started = config, time.time()  # its own: another sweep may rewrite
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        if (config.hydra.mode != RunMode.MULTIRUN or alone(config) is not None
-                or not is_primary()):
+        if config.hydra.mode != RunMode.MULTIRUN or alone(config) is not None or not is_primary():
             return
         try:
             progress = read_progress(Path(config.hydra.sweep.dir), getattr(self, "plan", None),
@@ -272,12 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                     "at the pace of the last hour, about how long the rest will take.")
     parser.add_argument("sweep", type=Path, help="the sweep folder (hydra.sweep.dir)")
     args = parser.parse_args(argv)
-    return side_command(lambda: _show(args.sweep), stopped="nothing read")
-
-
-def _show(sweep: Path) -> int:
-    print("\n".join(describe(read_progress(sweep))))
-    return 0
+    return side_command(lambda: print("\n".join(describe(read_progress(args.sweep)))),
+                        stopped="nothing read")
 
 
 if __name__ == "__main__":

@@ -59,8 +59,7 @@ def summarize(sweep_dir: Path) -> int:
         line += (f"; {earlier} job folders not in this sweep's plan (an earlier sweep's into "
                  f"this folder) not counted")
     log.info("%s", line)
-    unfinished = [job for job in jobs if job.status not in (Status.completed,
-                                                             Status.smoke_test)]
+    unfinished = [job for job in jobs if job.status not in (Status.completed, Status.smoke_test)]
     for job in unfinished[:MAX_LISTED]:
         log.error("  %s: %s: %s", job.status, job.name, job.error[:200])
     if len(unfinished) > MAX_LISTED:

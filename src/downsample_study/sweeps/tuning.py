@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from downsample_study.checks import above, at_least
-from downsample_study.config.defining import config_differences, listed
+from downsample_study.config.defining import config_differences, difference, listed
 from downsample_study.errors import ConfigError, OtherJobError, ResultsError, UserError
 from downsample_study.layout import BEST_FILE, RESULTS_FILE, TUNING_DIR, job_dir_name
 from downsample_study.results import read_results
@@ -61,8 +61,7 @@ class LrSearch:
 
     def settings(self) -> dict[str, Any]:
         """What decides the study's outcome (``at_once`` only how fast it gets there)."""
-        return {key: value for key, value in dataclasses.asdict(self).items()
-                if key != "at_once"}
+        return {key: value for key, value in dataclasses.asdict(self).items() if key != "at_once"}
 
 
 @dataclass(frozen=True)
@@ -83,8 +82,7 @@ def variants(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[list[s
     return found
 
 
-def check_trial_seed(search: LrSearch, jobs: Sequence[Sequence[str]], default_seed: int
-                     ) -> None:
+def check_trial_seed(search: LrSearch, jobs: Sequence[Sequence[str]], default_seed: int) -> None:
     """A ``ConfigError`` when the trials' seed is a test seed (``default_seed`` for a job with
     none): the rate would be picked on the initialisation and data order it is measured on."""
     def seed(job: Sequence[str]) -> int | None:  # None: not a number here (an interpolation)
@@ -138,16 +136,12 @@ def read_best(folder: Path, search: LrSearch | None = None) -> Tuned | None:
     earlier = data.get("search")  # absent in the files of earlier versions
     if search is not None and isinstance(earlier, dict):
         now = search.settings()
-        differences = [f"lr.{key}: {_shown(earlier[key])} there, {_shown(now[key])} here"
+        differences = [difference(f"lr.{key}", earlier[key], now[key])
                        for key in now if key in earlier and earlier[key] != now[key]]
         if differences:
             raise UserError(f"{path}: the outcome of another search ({'; '.join(differences)})"
                             f"; {again}, or sweep into another folder")
     return Tuned(lr, value, trials)
-
-
-def _shown(value: Any) -> str:
-    return "unset" if value is None else str(value)
 
 
 Launch = Callable[[list[list[str]], int], Sequence[Any]]  # the launcher's, job returns back
@@ -195,8 +189,7 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
     folder = sweep_dir / where
     if (known := read_best(folder, search)) is not None:
         check_trained_here(folder, variant, search, where, compose)
-        log.info("tuning %s: lr %.3g from %s", dirname or "default", known.lr,
-                 folder / BEST_FILE)
+        log.info("tuning %s: lr %.3g from %s", dirname or "default", known.lr, folder / BEST_FILE)
         return known
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
@@ -207,8 +200,7 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
     while len(study.trials) < search.trials:
         batch = [study.ask(space)
                  for _ in range(min(search.at_once, search.trials - len(study.trials)))]
-        jobs = [trial_overrides(variant, t.params[LR_KEY], search, where, t.number)
-                for t in batch]
+        jobs = [trial_overrides(variant, t.params[LR_KEY], search, where, t.number) for t in batch]
         returns = launch(jobs, first_index + batch[0].number)
         if sweep_stopped(sweep_dir) is not None:
             return None

@@ -84,12 +84,6 @@ def _not_finite(train: float, row: dict[str, float]) -> tuple[str, float] | None
     return None
 
 
-def _saved(member: Member, path: Path, selected: bool) -> None:
-    """Tell the member's tracker that ``path`` was written."""
-    if member.logger is not None:
-        member.tracker.checkpoint_saved(member.logger, path, selected)
-
-
 def _copy(source: Path, target: Path) -> None:
     """Atomic copy keeping the mtime: a resume takes ``last.ckpt`` among equal times."""
     with open(source, "rb") as read, atomic_write(target, "wb") as write:
@@ -146,8 +140,7 @@ class MemberOutputs(Callback):
     line per epoch. ``job_last``: the job's own ``last.ckpt``; ``member_callbacks(k, module)``:
     the other callbacks' states for member k's checkpoint."""
 
-    def __init__(self, members: list[Member], job_last: Path,
-                 member_callbacks: Any = None):
+    def __init__(self, members: list[Member], job_last: Path, member_callbacks: Any = None):
         self.members, self.job_last = members, job_last
         self.member_callbacks = member_callbacks
         self.best: list[float | None] = [None] * len(members)
@@ -214,8 +207,7 @@ class MemberOutputs(Callback):
         for k, (member, row) in enumerate(zip(self.members, rows, strict=True)):
             if k not in module.diverged and (bad := _not_finite(train[k], row)) is not None:
                 failing.append((k, *bad))
-            elif k not in module.diverged and (
-                    self.best[k] is None or row[MONITOR] > self.best[k]):
+            elif k not in module.diverged and (self.best[k] is None or row[MONITOR] > self.best[k]):
                 self.best[k], self.best_epoch[k] = row[MONITOR], epoch
                 improved.append(k)
             if not trainer.is_global_zero:
@@ -256,10 +248,9 @@ class MemberOutputs(Callback):
 
     @staticmethod
     def _store(trainer: L.Trainer, member: Member, epoch: int | None, write) -> None:
-        """``write(path)`` the member's checkpoint: as its ``last.ckpt``, or, when ``epoch``
-        is its best, as its selected checkpoint first and then copied to ``last.ckpt`` (a
-        kill between the two leaves the newest checkpoint the selected one), the one selected
-        before removed."""
+        """``write(path)`` the member's checkpoint: as its ``last.ckpt``, or, when ``epoch`` is its
+        best, as its selected checkpoint first and then copied to ``last.ckpt`` (a kill between the
+        two leaves the newest checkpoint the selected one), the one selected before removed."""
         target = member.last if epoch is None else member.last.with_name(
             best_checkpoint_name(epoch))
         write(target)
@@ -270,8 +261,10 @@ class MemberOutputs(Callback):
             for old in target.parent.glob(f"{BEST_PREFIX}*.ckpt"):
                 if old != target:
                     old.unlink(missing_ok=True)
-            _saved(member, target, selected=True)
-        _saved(member, member.last, selected=False)
+        if member.logger is not None:  # its tracker told what was written
+            if epoch is not None:
+                member.tracker.checkpoint_saved(member.logger, target, True)
+            member.tracker.checkpoint_saved(member.logger, member.last, False)
 
     def _epoch_line(self, trainer: L.Trainer, module: DownsampleClassifier,
                     rows: list[dict[str, float]], train: list[float], epoch: int) -> str:

@@ -191,8 +191,7 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         window[0] += detached * len(y)
         window[1] += len(y)
         if log_now:  # the progress bar's (each member's logger: training/members.py)
-            self.log("train/loss", (window[0] / window[1]).mean(), prog_bar=True,
-                     logger=False)
+            self.log("train/loss", (window[0] / window[1]).mean(), prog_bar=True, logger=False)
         return losses if self.members == 1 else losses.sum()
 
     def _note_divergence(self, losses: torch.Tensor) -> None:
@@ -217,8 +216,7 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         if self.members > 1:
-            for generator, state in zip(self.net.generators, checkpoint[MEMBER_RNG],
-                                        strict=True):
+            for generator, state in zip(self.net.generators, checkpoint[MEMBER_RNG], strict=True):
                 generator.set_state(state)
 
     def validation_step(self, batch, batch_idx: int) -> None:

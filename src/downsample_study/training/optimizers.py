@@ -15,8 +15,7 @@ from downsample_study.training.configs import OPTIMIZERS, AdamConfig, OptimizerC
 Builder = Callable[[OptimizerConfig, Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 
 
-def register_optimizer(name: str, schema: type | None = None
-                       ) -> Callable[[Builder], Builder]:
+def register_optimizer(name: str, schema: type | None = None) -> Callable[[Builder], Builder]:
     """Register a builder as optimizer ``name``; ``schema``, its config dataclass (default:
     the built-in's, else ``OptimizerConfig``)."""
     return OPTIMIZERS.register(name, schema)

@@ -65,8 +65,7 @@ class Tracker:
         """Record ``params`` in the run's config."""
         logger.log_hyperparams(params)
 
-    def log_figure(self, logger: Logger, name: str, figure: Figure, path: Path,
-                   step: int) -> None:
+    def log_figure(self, logger: Logger, name: str, figure: Figure, path: Path, step: int) -> None:
         """Log a figure already saved at ``path`` (nothing, unless the tracker shows images)."""
 
     def log_summary(self, logger: Logger, results: Results, output_dir: Path) -> None:

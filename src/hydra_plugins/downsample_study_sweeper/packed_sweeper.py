@@ -17,8 +17,7 @@ log = logging.getLogger("downsample_study")
 class PackedSweeper(Sweeper):
     name = "packed"  # its hydra/sweeper option, for messages
 
-    def __init__(self, max_batch_size: int | None = None,
-                 params: dict[str, str] | None = None):
+    def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None):
         super().__init__()
         self.params = params or {}
         self.config: DictConfig | None = None
