@@ -584,6 +584,21 @@ def test_a_second_sweep_into_the_folder_leaves_the_first_its_own_plan(job, tmp_p
     assert "sweep progress: jobs 2 of 2 finished" in run.output
 
 
+def test_a_summary_waits_only_for_the_jobs_of_its_own_plan(job, tmp_path, capsys):
+    """Another sweep into the folder runs seed 1; this one, of seed 0 alone, does not wait."""
+    assert launch(["-m", *job, "seed=0,1", "hydra.sweep.dir=sweep"]).exit_code == 0
+    [seed1] = (tmp_path / "sweep").glob("*seed=1*")
+    (seed1 / "results.json").unlink()  # running again, in the other sweep
+    holder = hold_lock(seed1, 60)
+    try:
+        run = launch(["-m", *job, "seed=0", "hydra.sweep.dir=sweep"], capsys)
+    finally:
+        holder.kill()
+    assert run.exit_code == 0 and "waiting for" not in run.output
+    assert "1 job with results, 1 completed, 0 failed; 1 job folders not in this sweep's " \
+           "plan" in run.output
+
+
 def test_a_stop_ends_a_summarys_wait_at_once_and_stops_only_its_own_sweep(job, tmp_path,
                                                                           capsys, monkeypatch):
     """Sweep B runs seed 0, then 1; sweep A, into the same folder, has only seed 0, which B

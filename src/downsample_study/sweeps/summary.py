@@ -33,7 +33,8 @@ def summarize(sweep_dir: Path) -> int:
     stopped = sweep_stopped(sweep_dir)
     sweep = SweepFolder(sweep_dir, config=PLANS.get(Path(sweep_dir).absolute()))
     if stopped is None:
-        wait_for_others([job.folder for job in sweep.jobs() if job.status == Status.running])
+        wait_for_others([job.folder for job in sweep.jobs()
+                         if job.planned and job.status == Status.running])
         stopped = STOPS.signum or sweep_stopped(sweep_dir)  # a stop ends the wait
     every = sweep.jobs()
     jobs = [job for job in every if job.planned]
