@@ -595,8 +595,8 @@ def test_a_summary_waits_only_for_the_jobs_of_its_own_plan(job, tmp_path, capsys
     finally:
         holder.kill()
     assert run.exit_code == 0 and "waiting for" not in run.output
-    assert "1 job with results, 1 completed, 0 failed; 1 job folders not in this sweep's " \
-           "plan" in run.output
+    assert "1 job with results, 1 completed, 0 failed; 1 job folder not in this sweep's " \
+           "plan (another sweep's) not counted" in run.output
 
 
 def test_a_stop_ends_a_summarys_wait_at_once_and_stops_only_its_own_sweep(job, tmp_path,

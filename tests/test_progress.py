@@ -217,11 +217,11 @@ def test_job_folders_of_an_earlier_sweep_into_the_folder_are_not_counted(target,
     assert not progress.done  # seed 2 is left
     line = "test jobs" if target == TUNED else "jobs"
     assert f"{line}: 2 of 3 finished (2 completed); 0 running now; 2 job folders not in this " \
-           "sweep's plan (an earlier sweep's into this folder) not counted" in describe(progress)
+           "sweep's plan (another sweep's) not counted" in describe(progress)
     with caplog.at_level(logging.INFO, logger="downsample_study"):
         assert summarize(sweep) == 0  # the earlier sweep's jobs are not this one's
     assert "sweep: 2 jobs with results, 2 completed, 0 failed; 2 job folders not in this " \
-           "sweep's plan (an earlier sweep's into this folder) not counted" in caplog.text
+           "sweep's plan (another sweep's) not counted" in caplog.text
     assert f"its report (verdicts, plots): python -m downsample_study.report {sweep}" \
         in caplog.text
 

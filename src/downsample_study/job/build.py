@@ -101,8 +101,7 @@ def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
     job.resumed_from = resume_point(folder, tidy=is_primary())
     last = folder / CHECKPOINTS / LAST
     callbacks = [MemberOutputs(members, last, functools.partial(_member_callbacks, members)),
-                 RngState(),
-                 StopAtStepBoundary(last), SameJob(members[0].config, folder)]
+                 RngState(), StopAtStepBoundary(last), SameJob(members[0].config, folder)]
     if slot is not None:  # a slot exists only when jobs run side by side
         callbacks.append(ShareIdleCores(slot))
     job.trainer = build_trainer(first.trainer, folder, callbacks)

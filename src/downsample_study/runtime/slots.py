@@ -148,6 +148,5 @@ def job_slot(trainer: Any, n_slots: int, sweep_dir: Path) -> Iterator[Slot | Non
 
 
 def uses_gpu(trainer: Any) -> bool:
-    return str(trainer.get("accelerator") or "auto") in GPU_ACCELERATORS and (
-        torch.cuda.is_available()
-    )
+    accelerator = str(trainer.get("accelerator") or "auto")
+    return accelerator in GPU_ACCELERATORS and torch.cuda.is_available()

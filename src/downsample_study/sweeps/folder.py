@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig
 
 from downsample_study.config.defining import defining, listed
 from downsample_study.config.schema import ReportConfig
+from downsample_study.console import counted
 from downsample_study.errors import ResultsError, UserError
 from downsample_study.layout import (
     BEST_FILE,
@@ -99,6 +100,10 @@ def read_job(folder: Path, name: str | None = None) -> JobFolder:
     elif results.completed:
         error = ""
     return JobFolder(name, state, error, results, folder)
+
+
+def others_note(count: int) -> str:
+    return f"{counted(count, 'job folder')} not in this sweep's plan (another sweep's) not counted"
 
 
 def job_folders(root: Path) -> list[Path]:

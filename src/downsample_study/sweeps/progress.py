@@ -25,7 +25,7 @@ from downsample_study.errors import UserError, not_a_folder
 from downsample_study.layout import BEST_FILE, RESULTS_FILE, SWEEP_FILE, TUNING_DIR
 from downsample_study.results import Status
 from downsample_study.runtime.locks import is_primary
-from downsample_study.sweeps.folder import JobFolder, SweepFolder
+from downsample_study.sweeps.folder import JobFolder, SweepFolder, others_note
 from downsample_study.sweeps.packing import alone
 from downsample_study.sweeps.plan import sweep_jobs, tuned_search
 from downsample_study.sweeps.running import JobEpochs, job_epochs, seconds_left, where
@@ -176,8 +176,7 @@ def _stage_line(stage: Stage) -> str:
     if stage.running:
         line += f", {where(stage.running)}"
     if stage.not_planned:
-        line += (f"; {stage.not_planned} job folders not in this sweep's plan (an earlier "
-                 f"sweep's into this folder) not counted")
+        line += f"; {others_note(stage.not_planned)}"
     return line
 
 

@@ -17,7 +17,7 @@ from downsample_study.layout import TUNING_DIR
 from downsample_study.results import Status
 from downsample_study.runtime.locks import wait_for_others
 from downsample_study.runtime.signals import STOPS, sweep_stopped
-from downsample_study.sweeps.folder import SweepFolder
+from downsample_study.sweeps.folder import SweepFolder, others_note
 
 log = logging.getLogger("downsample_study")
 
@@ -56,9 +56,8 @@ def summarize(sweep_dir: Path) -> int:
         done = sum(trial.status == Status.completed for trial in trials)
         line += (f"; and {counted(len(trials), 'learning-rate trial')} under {TUNING_DIR}/, "
                  f"{done} completed")
-    if earlier := len(every) - len(jobs):
-        line += (f"; {earlier} job folders not in this sweep's plan (an earlier sweep's into "
-                 f"this folder) not counted")
+    if others := len(every) - len(jobs):
+        line += f"; {others_note(others)}"
     log.info("%s", line)
     unfinished = [job for job in jobs if job.status not in (Status.completed, Status.smoke_test)]
     for job in unfinished[:MAX_LISTED]:

@@ -217,9 +217,8 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
         raise UserError(f"tuning {dirname or 'default'}: none of its "
                         f"{search.trials} trials completed (see {folder}/trial*/results.json)")
     best = max(done, key=lambda t: t.value)
-    tuned = Tuned(best.params[LR_KEY], best.value, sorted(
-        ({"lr": t.params[LR_KEY], "value": t.value} for t in study.trials),
-        key=lambda t: t["lr"]))
+    trials = ({"lr": t.params[LR_KEY], "value": t.value} for t in study.trials)
+    tuned = Tuned(best.params[LR_KEY], best.value, sorted(trials, key=lambda t: t["lr"]))
     folder.mkdir(parents=True, exist_ok=True)
     write_yaml(folder / BEST_FILE,  # its being there says the study is over
                {"lr": tuned.lr, "value": tuned.value, "trials": tuned.trials,
