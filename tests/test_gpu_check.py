@@ -38,10 +38,29 @@ def test_a_job_trains_on_the_gpu_with_its_data_there(quick, precision, tmp_path)
 
 @pytest.mark.cuda
 @cuda
+def test_a_packed_sweep_with_dropout_trains_on_the_gpu(quick, tmp_path):
+    """Each member draws its masks from a generator of its own, which must live on the GPU."""
+    args = ["-m", *quick, "accelerator=gpu", "logger=none", "hydra/sweeper=packed", "seed=0,1",
+            "downsample.dropout=0.3", "hydra.sweep.dir=sweep"]
+    assert launch(args).exit_code == 0
+    assert [r["status"] for r in results_under(tmp_path / "sweep")] == ["completed"] * 2
+
+
+@pytest.fixture
+def without_tf32():
+    """cuDNN convolutions run in TF32 by default: ~1e-3 apart, outside a pack's tolerance."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.mark.cuda
+@cuda
 @pytest.mark.parametrize("operator", ["maxpool", "stride2", "blurpool", "aps"])
-def test_a_pack_on_the_gpu_steps_as_its_members_alone(operator):
-    """The first step's losses and gradients, on CUDA (dropout off: CUDA's solo dropout is
-    a fused kernel, the pack's draws per member)."""
+def test_a_pack_on_the_gpu_steps_as_its_members_alone(operator, without_tf32):
+    """The first step's losses and gradients, on CUDA in fp32 (dropout off: CUDA's solo
+    dropout is a fused kernel, the pack's draws per member)."""
     device, nets = torch.device("cuda"), []
     for seed in range(3):
         L.seed_everything(seed, verbose=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import signal
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -16,7 +17,7 @@ from downsample_study import load_run
 from downsample_study.layout import job_dir_name
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
-from downsample_study.nets.packed import PackedNet, member_losses, stack_members
+from downsample_study.nets.packed import PackedDropout, PackedNet, member_losses, stack_members
 from downsample_study.report.build import write_report
 from downsample_study.results import read_epochs
 from downsample_study.sweeps.packing import plan
@@ -278,6 +279,32 @@ def test_packs_run_side_by_side_under_the_parallel_launcher(quick, tmp_path):
     packs = {r["pack"]["id"]: r["config"]["downsample"]["name"] for r in results}
     assert sorted(packs.values()) == ["avgpool", "maxpool"]  # one pack per variant
     assert sorted({r["resources"]["slot"] for r in results}) == [0, 1]  # one slot per pack
+
+
+class _CudaGenerator:
+    """A CUDA generator's stand-in (this machine has no CUDA): it keeps its device and seed."""
+
+    def __init__(self, device: torch.device):
+        self.device = torch.device(device)
+
+    def manual_seed(self, seed: int) -> _CudaGenerator:
+        self.seed = seed
+        return self
+
+
+@pytest.mark.parametrize("device", [torch.device("cuda", 0), torch.device("cuda", 1)])
+def test_a_packs_dropout_generators_live_on_the_device_it_trains_on(device, monkeypatch):
+    """CUDA's Bernoulli draws refuse a CPU generator: a pack set up on a GPU draws there."""
+    module = DownsampleClassifier({"name": "lenet5"}, {"name": "maxpool", "dropout": 0.5},
+                                  {"name": "adam"}, [1, 28, 28], 10, seeds=list(SEEDS))
+    monkeypatch.setattr(torch, "Generator", _CudaGenerator)
+    module.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=device))
+    module.setup("fit")
+    generators = module.net.generators
+    assert [g.device for g in generators] == [device] * len(SEEDS)
+    assert len({g.seed for g in generators}) == len(SEEDS)  # each member a stream of its own
+    dropouts = [m for m in module.net.modules() if isinstance(m, PackedDropout)]
+    assert dropouts and all(d.generators is generators for d in dropouts)
 
 
 def test_a_diverged_member_is_recorded_as_failed_as_its_solo_job(quick, tmp_path, capsys):

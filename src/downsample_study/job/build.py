@@ -116,5 +116,7 @@ def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
 def _member_callbacks(members: list[Member], k: int, module: DownsampleClassifier) -> dict:
     """Member k's states of the callbacks a job of its own has (its checkpoint's)."""
     same_job = SameJob(members[k].config, members[k].output_dir)
-    return {RngState().state_key: {"cpu": module.net.generators[k].get_state()},
-            same_job.state_key: same_job.state_dict()}
+    generator = module.net.generators[k]  # a solo job draws its masks from the default one
+    rng = ({"cpu": generator.get_state()} if generator.device.type == "cpu" else
+           {"cpu": torch.get_rng_state(), generator.device.type: [generator.get_state()]})
+    return {RngState().state_key: rng, same_job.state_key: same_job.state_dict()}

@@ -68,10 +68,10 @@ class PackedDropout(nn.Module):
     """Dropout with each member's mask from its own generator, in the solo network's order and
     shape: on CPU the masks are the solo run's exactly."""
 
-    def __init__(self, p: float, generators: Sequence[torch.Generator]):
+    def __init__(self, p: float, generators: list[torch.Generator]):
         super().__init__()
         self.p = p
-        self.generators = list(generators)
+        self.generators = generators  # the pack's list: ``PackedNet.generators_on`` moves them
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
@@ -201,6 +201,14 @@ class PackedNet(nn.Module):
         self.solo_parameters = [name for name, _ in nets[0].named_parameters()]
         if (first := next(nets[0].parameters(), None)) is not None:  # where the members are
             self.to(device=first.device, dtype=first.dtype)
+
+    def generators_on(self, device: torch.device) -> None:
+        """Draws the members' dropout masks on ``device`` (a CUDA mask needs a CUDA generator):
+        a generator elsewhere gives way to one there, seeded from its own next draw."""
+        for k, generator in enumerate(self.generators):
+            if generator.device != device:
+                seed = int(torch.randint(2**62, (), generator=generator))
+                self.generators[k] = torch.Generator(device).manual_seed(seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)

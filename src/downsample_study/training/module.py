@@ -172,6 +172,8 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             _destroy_process_group_at_exit()
         self.use_memory_format(self.trainer.strategy.root_device)
+        if self.members > 1:
+            self.net.generators_on(self.trainer.strategy.root_device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.in_memory_format(x))
