@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.loops import LOOPS, RUNNERS, WARMUP_STEPS, compose
+from benchmarks.loops import LOOPS, RUNNERS, WARMUP_STEPS, compose, framework
 from benchmarks.measure import (
     SWEEP_OPERATORS,
     peak_gflops,
@@ -32,6 +32,7 @@ from downsample_study.console import quiet_library_noise
 from downsample_study.data.datasets import DATASETS
 from downsample_study.errors import UserError
 from downsample_study.nets.configs import DOWNSAMPLES, MODELS
+from downsample_study.training.speed import use_tf32_matmuls
 
 
 def _count(low: int):
@@ -73,19 +74,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for the framework loop, e.g. "
                              "speed.channels_last=true trainer.precision=bf16-mixed")
+    parser.add_argument("--variant", nargs="+", action="append", default=[],
+                        metavar=("NAME", "KEY=VALUE"),
+                        help="one more framework row, NAME, with these overrides on top of "
+                             "--set, interleaved with the loops (repeatable), e.g. "
+                             "--variant bf16 trainer.precision=bf16-mixed")
     parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./data"))
     parser.add_argument("--cache-dir", default=str(Path("~/.cache/downsample_study").expanduser()))
     return parser
 
 
+def _with(args: argparse.Namespace, overrides: list[str]) -> argparse.Namespace:
+    """``args`` with ``overrides`` after its ``--set``."""
+    return argparse.Namespace(**{**vars(args), "set": [*args.set, *overrides]})
+
+
 def _print_batch(batch_size: int, steps: int, samples: dict[str, list[float]],
                  medians: dict[str, float], flops: float, peak: float) -> None:
     print(f"batch {batch_size} ({steps} timed steps):")
-    print(f"  {'loop':<18} {'img/s':>9} {'vs dataloader':>14} {'% of peak':>10}   rounds")
-    for loop in LOOPS:
+    width = max(18, *map(len, samples))
+    print(f"  {'loop':<{width}} {'img/s':>9} {'vs dataloader':>14} {'% of peak':>10}   rounds")
+    for loop in samples:
         rate = medians[loop]
         rounds = ", ".join(f"{r:,.0f}" for r in samples[loop])
-        print(f"  {loop:<18} {rate:>9,.0f} {rate / medians['dataloader_loop']:>14.2f} "
+        print(f"  {loop:<{width}} {rate:>9,.0f} {rate / medians['dataloader_loop']:>14.2f} "
               f"{100 * rate * flops / (peak * 1e9):>9.1f}%   {rounds}")
     print()
 
@@ -93,24 +105,27 @@ def _print_batch(batch_size: int, steps: int, samples: dict[str, list[float]],
 def _packing(args, medians: dict) -> dict[int, float]:
     """Images/s of packs of K seeds (all members together) against the framework's solo job
     (K of them one after another train at its rate), interleaved round by round."""
-    from benchmarks.loops import framework, packed
+    from benchmarks.loops import packed
 
     batch_size = args.batch_sizes[0]
     solo = argparse.Namespace(**{**vars(args), "steps": args.pack_steps})
     samples: dict[int, list[float]] = {k: [] for k in args.pack_sizes}
+    memory: dict[int, int | None] = {}
     sequential: list[float] = []
     for _ in range(args.rounds):
         sequential.append(framework(solo, batch_size))
         for members in args.pack_sizes:
-            samples[members].append(packed(args, batch_size, members))
+            rate, memory[members] = packed(args, batch_size, members)
+            samples[members].append(rate)
     rate = statistics.median(sequential)
     print(f"packs of K seeds, batch {batch_size} ({args.pack_steps} timed steps), images/s of "
           f"all members together; one after another: {rate:,.0f}")
     ratios = {}
     for members, rates in samples.items():
         ratios[members] = statistics.median(rates) / rate
+        peak = "" if memory[members] is None else f"  peak {memory[members] / 2**20:,.0f} MiB"
         print(f"  K={members:<3} {statistics.median(rates):>9,.0f} img/s  "
-              f"{ratios[members]:.2f}x   rounds {', '.join(f'{r:,.0f}' for r in rates)}")
+              f"{ratios[members]:.2f}x{peak}   rounds {', '.join(f'{r:,.0f}' for r in rates)}")
     print()
     return ratios
 
@@ -119,14 +134,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     args.data_dir = str(Path(args.data_dir).resolve())
-    try:  # the framework's config, with --set, checked before anything is timed
-        validate(compose(args, args.batch_sizes[0]))
-    except UserError as err:
-        parser.error(str(err))
-    except Exception as err:
-        if (message := composition_message(err)) is None:
-            raise
-        parser.error(f"--set: {message}")
+    # a variant's row, framework[NAME], and its overrides
+    variants = {f"framework[{name}]": overrides for name, *overrides in args.variant}
+    # the framework's config, with --set and each variant's, checked before anything is timed
+    for option, extra in [("--set", []), *(("--variant", o) for o in variants.values())]:
+        try:
+            validate(compose(_with(args, extra), args.batch_sizes[0]))
+        except UserError as err:
+            parser.error(str(err))
+        except Exception as err:
+            if (message := composition_message(err)) is None:
+                raise
+            parser.error(f"{option}: {message}")
     os.environ.setdefault("WANDB_SILENT", "true")
     quiet_library_noise()
     internals.skip_unloadable_nvml_probe()  # as every job does: the hand loops pay what it pays
@@ -139,11 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     peak = peak_gflops(args.device)
     flops = train_flops_per_image(args)
     print(f"fp32 matmul peak {peak:.0f} GFLOP/s; training costs {flops / 1e6:.2f} MFLOP/image\n")
+    use_tf32_matmuls()  # as every job does: each loop and round under the same setting
 
     medians: dict[tuple[str, int], float] = {}
     n_train = train_images(args)
     for batch_size in args.batch_sizes:
-        samples: dict[str, list[float]] = {loop: [] for loop in LOOPS}
+        samples: dict[str, list[float]] = {loop: [] for loop in [*LOOPS, *variants]}
         # every loop trains within one epoch of the training split (the framework's epoch
         # ends there), so large batches get fewer steps
         steps = min(args.steps, n_train // batch_size - WARMUP_STEPS)
@@ -153,10 +173,12 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.rounds):
             for loop in LOOPS:
                 samples[loop].append(RUNNERS[loop](loop_args, batch_size))
-        for loop in LOOPS:
+            for name, overrides in variants.items():
+                samples[name].append(framework(_with(loop_args, overrides), batch_size))
+        for loop in samples:
             medians[loop, batch_size] = statistics.median(samples[loop])
         _print_batch(batch_size, steps, samples,
-                     {loop: medians[loop, batch_size] for loop in LOOPS}, flops, peak)
+                     {loop: medians[loop, batch_size] for loop in samples}, flops, peak)
 
     packed_ratios = _packing(args, medians) if args.pack_sizes else {}
 
@@ -175,6 +197,10 @@ def main(argv: list[str] | None = None) -> None:
         ratio = medians["framework", batch_size] / medians["tensor_loop", batch_size]
         print(f"framework/tensor_loop@{batch_size} = {ratio:.2f}")
     first = args.batch_sizes[0]
+    for name in variants:
+        for batch_size in args.batch_sizes:
+            ratio = medians[name, batch_size] / medians["framework", batch_size]
+            print(f"{name}/framework@{batch_size} = {ratio:.2f}")
     for members, ratio in packed_ratios.items():
         print(f"packed/sequential@K={members} = {ratio:.2f}")
     print(f"framework/tensor_loop_tuned = "

@@ -108,8 +108,9 @@ def framework(args, batch_size: int) -> float:
     return args.steps * batch_size / timer.seconds
 
 
-def packed(args, batch_size: int, members: int) -> float:
-    """Images/s of all the members of a job of ``members`` seeds (a pack) together."""
+def packed(args, batch_size: int, members: int) -> tuple[float, int | None]:
+    """Images/s of all the members of a job of ``members`` seeds (a pack) together, and on a
+    GPU the peak of its memory (bytes allocated)."""
     from omegaconf import OmegaConf
 
     from downsample_study.job.build import build_job, member
@@ -122,9 +123,13 @@ def packed(args, batch_size: int, members: int) -> float:
             seeds.append(member(OmegaConf.merge(cfg, {"seed": seed}), Path(tmp) / f"seed{seed}"))
         job = build_job(seeds, Path(tmp), pack_id="bench")
         timer = timed(job.trainer, args.device, args.pack_steps)
+        on_gpu = args.device == "cuda"
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats()
         with contextlib.redirect_stdout(io.StringIO()):  # its layer table and epoch line
             job.fit()
-    return members * args.pack_steps * batch_size / timer.seconds
+        memory = torch.cuda.max_memory_allocated() if on_gpu else None
+    return members * args.pack_steps * batch_size / timer.seconds, memory
 
 
 def model_and_optimizer(args, batch_size: int, tuned: bool):

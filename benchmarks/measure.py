@@ -71,13 +71,26 @@ def startup_seconds(args) -> float:
             f"accelerator={'gpu' if args.device == 'cuda' else 'cpu'}", *args.set,
         ]
         start = time.time()
-        out = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp)
+        out = _run(command, tmp, "the probe run")
     for line in out.stdout.splitlines():
         if line.startswith("FIRST_STEP "):
             return float(line.split()[1]) - start
     raise RuntimeError(
         f"the probe run never reached a training step:\n{(out.stdout + out.stderr)[-3000:]}"
     )
+
+
+SUBPROCESS_SECONDS = 600
+
+
+def _run(command: list[str], folder: str, what: str) -> subprocess.CompletedProcess:
+    """``command``'s output, or a ``RuntimeError`` once it has run ``SUBPROCESS_SECONDS``."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=False, cwd=folder,
+                              timeout=SUBPROCESS_SECONDS)
+    except subprocess.TimeoutExpired as timeout:
+        output = (timeout.stdout or b"").decode(errors="replace")  # bytes, even with text=True
+        raise RuntimeError(f"{what} ran over {SUBPROCESS_SECONDS} s:\n{output[-3000:]}") from None
 
 
 SWEEP_OPERATORS = "maxpool,avgpool,stride2,stride2_fold"
@@ -95,7 +108,7 @@ def sweep_seconds(args, parallel: bool) -> float:
             *args.set,
         ]
         start = time.perf_counter()
-        out = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp)
+        out = _run(command, tmp, "the sweep")
         seconds = time.perf_counter() - start
     if out.returncode != 0:
         raise RuntimeError(f"the sweep failed:\n{(out.stdout + out.stderr)[-3000:]}")

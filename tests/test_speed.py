@@ -47,8 +47,12 @@ def test_unknown_compile_mode_is_rejected(quick, capsys):
 def test_benchmark_prints_the_ratio_lines(data_dir, tmp_path, capsys):
     bench.main(["--data-dir", str(data_dir), "--cache-dir", str(tmp_path / "cache"),
                 "--dataset", "fashion_mnist", "--batch-sizes", "32", "--steps", "2",
-                "--rounds", "1", "--startup-runs", "1", "--set", "dataset.val_size=100"])
+                "--rounds", "1", "--startup-runs", "1", "--set", "dataset.val_size=100",
+                "--variant", "nchw", "speed.channels_last=false"])
     lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("  framework[nchw] ") for line in lines)  # its row, and ratio:
+    assert float(next(line for line in lines
+                      if line.startswith("framework[nchw]/framework@32 = ")).split("=")[1]) > 0
     assert lines[-3].startswith("framework/tensor_loop_tuned = ")
     assert lines[-2].startswith("framework/tensor_loop = ")
     assert lines[-1].startswith("framework/dataloader_loop = ")
@@ -76,6 +80,8 @@ def test_no_profiling_costs_nothing_unless_a_profiler_is_chosen(overrides, expec
     (["--model", "nope"], "argument --model: invalid choice: 'nope'"),
     (["--set", "foo=1"], "--set: foo: no such key"),
     (["--set", "trainer.max_epochs=-1"], "trainer.max_epochs: must be >= 1, got -1"),
+    (["--variant", "fast", "foo=1"], "--variant: foo: no such key"),
+    (["--variant", "bf16", "trainer.precision=bf17"], "trainer.precision"),
 ])
 def test_bad_benchmark_input_is_one_line_and_exit_2_before_any_timing(args, message, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -9,6 +9,12 @@ import torch
 from lightning.pytorch.profilers import PassThroughProfiler
 
 
+def use_tf32_matmuls() -> None:
+    """On a GPU, fp32 matmuls in TF32 (cuDNN's convolutions already are, by default)."""
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")
+
+
 def use_channels_last(setting: bool | None, device: torch.device) -> bool:
     """``speed.channels_last``; unset means "where it pays": on CPU, where oneDNN's NHWC kernels
     measured faster (benchmarks/RESULTS.md), not on GPUs until measured there."""
