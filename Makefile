@@ -34,7 +34,7 @@ test-all: install
 
 # the GPU check (scripts/gpu_check.sh) rehearsed on CPU, every step at its smallest
 gpu-rehearsal: install
-	GPU_CHECK_REHEARSAL=1 $(PY) -m pytest -q tests/test_gpu_check.py -k rehearses
+	GPU_CHECK_REHEARSAL=1 $(PY) -m pytest -q tests/test_gpu_check.py tests/test_gpu_wheels.py
 
 # make report SWEEP=multirun/seed000/<date>/<time>: report.md, results.csv and plots, into it
 report: install
