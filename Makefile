@@ -5,14 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install run test test-slow test-all lint bench clean clean-outputs report gpu-rehearsal
+.PHONY: install run test test-slow test-all lint bench clean clean-outputs report gpu-rehearsal docs
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,docs]'
 	@touch $(STAMP)
 
 run: install
@@ -31,6 +31,10 @@ test-slow: install
 
 test-all: install
 	$(PY) -m pytest -n auto --dist loadgroup $(ARGS)
+
+# the documentation site into site/, strictly: a broken link, anchor or reference fails it
+docs: install
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict -q
 
 # the GPU check (scripts/gpu_check.sh) rehearsed on CPU, every step at its smallest
 gpu-rehearsal: install

@@ -31,8 +31,8 @@ class Status(Choice):
     """A job's state: ``results.json`` records the first three; a sweep's folder tells the
     rest (``sweeps/folder.py``)."""
 
-    completed = "completed"
-    failed = "failed"
+    completed = "completed"  # trained and tested: its metrics count in the report
+    failed = "failed"  # stopped by an error or a diverged loss; ``error`` says which
     interrupted = "interrupted"  # stopped by a signal; the same command resumes it
     running = "running"  # another process holds its lock
     killed = "killed"  # no results.json but a checkpoint: the same command resumes it
@@ -48,15 +48,15 @@ RECORDED = (Status.completed, Status.failed, Status.interrupted)
 
 @dataclass
 class Metrics:
-    acc_top1: float
-    acc_top2: float
-    loss: float
+    acc_top1: float  # top-1 accuracy, a fraction
+    acc_top2: float  # top-2 accuracy, a fraction
+    loss: float  # mean cross-entropy
 
 
 @dataclass
 class Params:
-    total: int
-    trainable: int
+    total: int  # parameters of the network
+    trainable: int  # those that require a gradient
     downsample: int  # inside the layers the downsampling operator added
 
 
@@ -64,20 +64,20 @@ class Params:
 class Resources:
     """What the job ran on (its share of the machine in a parallel sweep)."""
 
-    slot: int | None = None
-    device: str | None = None
-    processes: int | None = None
-    threads: int | None = None
+    slot: int | None = None  # its slot among the jobs a parallel sweep runs side by side
+    device: str | None = None  # torch's name of the device it trained on
+    processes: int | None = None  # the Trainer's world size (DDP: one per device)
+    threads: int | None = None  # torch's threads when it started
     threads_at_end: int | None = None  # more if idle slots' cores were free
-    channels_last: bool | None = None
+    channels_last: bool | None = None  # whether it ran in NHWC (speed.channels_last)
     precision: str | None = None  # as the Trainer ran it (16-mixed runs as bf16-mixed on CPU)
 
 
 @dataclass
 class Provenance:
-    git_commit: str | None = None
-    git_dirty: bool | None = None
-    versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None  # the checkout's commit, where the code runs from one
+    git_dirty: bool | None = None  # whether it had changes not committed
+    versions: dict[str, str] = field(default_factory=dict)  # python, torch, Lightning, ...
 
     @classmethod
     def here(cls) -> Provenance:
@@ -87,26 +87,26 @@ class Provenance:
 
 @dataclass
 class Results:
-    status: Status
+    status: Status  # the outcome (table above)
     config: dict[str, Any]  # resolved for a completed job; as composed for a failed one
-    overrides: str = ""
+    overrides: str = ""  # the command-line overrides that define the job (its folder's name)
     group: str | None = None  # the sweep's W&B group; the report logs into it
-    error: str | None = None
+    error: str | None = None  # failed: the one-line reason
     traceback: str | None = None  # for a failure that is not the user's input
     params: Params | None = None
-    flops_forward: int | None = None
+    flops_forward: int | None = None  # conv and linear FLOPs of one image's forward pass
     val: Metrics | None = None  # both from the checkpoint selected on val/acc_top1
     test: Metrics | None = None
-    shift: dict[str, Any] | None = None
-    epochs: int | None = None
+    shift: dict[str, Any] | None = None  # evaluation.shift: accuracy and consistency per fill
+    epochs: int | None = None  # epochs trained
     best_epoch: int | None = None  # the selected checkpoint's, counted from 1
-    train_seconds: float | None = None
-    checkpoint: str | None = None
-    resumed_from: str | None = None
+    train_seconds: float | None = None  # wall time of training (a pack's: all its members)
+    checkpoint: str | None = None  # the selected checkpoint's path
+    resumed_from: str | None = None  # the checkpoint this run resumed from, if any
     # interrupted: by which signal, at which point, and the checkpoint a re-run resumes from
     signal: str | None = None
     stopped_at: dict[str, int] | None = None  # {"epoch": from 1, "step": optimizer steps}
-    resume_checkpoint: str | None = None
+    resume_checkpoint: str | None = None  # interrupted: what the same command resumes from
     smoke_test: bool = False  # trainer.fast_dev_run: a few batches, not a result to report
     # trained in a pack (hydra/sweeper=packed): {"id", "size", "seeds"}; None: alone
     pack: dict[str, Any] | None = None
@@ -114,7 +114,7 @@ class Results:
     tracker: dict[str, Any] | None = None
     resources: Resources = field(default_factory=Resources)
     provenance: Provenance = field(default_factory=Provenance.here)
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = SCHEMA_VERSION  # of this file's layout
 
     @property
     def completed(self) -> bool:

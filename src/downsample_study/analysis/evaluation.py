@@ -20,6 +20,7 @@ class EvaluationConfig:
 
     shift: bool = True  # accuracy and consistency under random shifts (Zhang 2019)
     shift_max: int = 3  # shifts are drawn uniformly from [-shift_max, shift_max] pixels per axis
+    # how a shift fills the pixels it uncovers: zeros, or wrapped around (circular)
     shift_modes: list[ShiftFill] = field(
         default_factory=lambda: [ShiftFill.zero, ShiftFill.circular]
     )

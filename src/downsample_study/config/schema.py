@@ -51,6 +51,7 @@ class ReportConfig:
     (``downsample.batch_norm``/``dropout`` must agree).
     """
 
+    # each variant is compared with the one that has these values and agrees on the rest
     baselines: list[dict[str, Any]] = field(default_factory=lambda: [{"downsample": "maxpool"}])
     # pp of test top-1: a difference within it counts as none (TOST). 0.2 pp is about one
     # seed-to-seed standard deviation of LeNet on MNIST here (0.1-0.3 pp, README tables):
@@ -66,8 +67,8 @@ class ParallelConfig:
     """``hydra/launcher=parallel``: how many jobs share one GPU (sets the default ``n_jobs``),
     and whether its workers start as forks of the sweep's process (``sweeps/slots.py``)."""
 
-    jobs_per_gpu: int = 1
-    fork: bool = True
+    jobs_per_gpu: int = 1  # jobs sharing each GPU at once (n_jobs: GPUs × this, else cores)
+    fork: bool = True  # workers start as forks (fast) rather than fresh interpreters
 
 
 @dataclass
@@ -76,9 +77,9 @@ class PackConfig:
     up to ``size`` (a number, or ``auto``: ``packing/sizes.py``), one network in one process.
     The sweeper sets ``seeds`` and ``id`` on the job that trains a pack."""
 
-    size: str = "auto"
-    seeds: list[int] = field(default_factory=list)
-    id: str | None = None
+    size: str = "auto"  # members per pack: a number, or auto (8 on CPU, 32 on a GPU)
+    seeds: list[int] = field(default_factory=list)  # set by the sweeper: the members' seeds
+    id: str | None = None  # set by the sweeper: the pack's folder name
 
     def __post_init__(self) -> None:
         if self.size != "auto" and not (self.size.isdigit() and int(self.size) >= 1):
@@ -121,10 +122,11 @@ class Config:
     parallel: ParallelConfig = field(default_factory=ParallelConfig, metadata=INCIDENTAL)
     speed: SpeedConfig = field(default_factory=SpeedConfig, metadata=INCIDENTAL)
     pack: PackConfig = field(default_factory=PackConfig, metadata=INCIDENTAL)
-    seed: int = 0
+    seed: int = 0  # of the initial weights, the data order and dropout
     # keys a sweeper tuned for this job's variant (hydra/sweeper=tuned sets optimizer.lr): the
     # report shows them and does not tell variants apart by them
     tuned: list[str] = field(default_factory=list, metadata=INCIDENTAL)
+    # train; summary: print the layer table and exit; eval: evaluate a finished job again
     mode: JobMode = field(default=JobMode.train, metadata=INCIDENTAL)
     # mode=eval: a finished job's folder (its selected checkpoint) or one of its checkpoints
     checkpoint: str | None = field(default=None, metadata=INCIDENTAL)

@@ -33,8 +33,8 @@ class DownsampleConfig:
 
 @dataclass
 class PoolConfig(DownsampleConfig):
-    kernel_size: int = 2
-    stride: int = 2
+    kernel_size: int = 2  # the pooling window
+    stride: int = 2  # the step of the window: 2 halves the feature map
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,7 +72,7 @@ class BlurVariant(Choice):
 
 @dataclass
 class BlurPoolConfig(DownsampleConfig):
-    variant: BlurVariant = BlurVariant.max
+    variant: BlurVariant = BlurVariant.max  # which reference operator it replaces (above)
     filter_size: int = 3  # binomial filter: 3 -> [1, 2, 1], 4 -> [1, 3, 3, 1], 5 -> [1, 4, 6, 4, 1]
 
     def __post_init__(self) -> None:
@@ -101,7 +101,7 @@ class MixedPoolGate(Choice):
 
 @dataclass
 class MixedPoolConfig(PoolConfig):
-    gate: MixedPoolGate = MixedPoolGate.layer
+    gate: MixedPoolGate = MixedPoolGate.layer  # one learned max/avg mix per layer or per channel
     learned: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -128,7 +128,7 @@ class APSPool(Choice):
 
 @dataclass
 class APSConfig(DownsampleConfig):
-    pool: APSPool = APSPool.max
+    pool: APSPool = APSPool.max  # the pooling before the polyphase choice: max, avg or none
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -165,7 +165,7 @@ class ConvActivation(Choice):
 
 @dataclass
 class Lenet5ClassicConfig(ModelConfig):
-    conv_activation: ConvActivation = ConvActivation.none
+    conv_activation: ConvActivation = ConvActivation.none  # after each conv, before its pool
 
     def __post_init__(self) -> None:
         self.conv_activation = as_choice(ConvActivation, self.conv_activation,
@@ -192,8 +192,8 @@ class LenetGapConfig(ModelConfig):
 @dataclass
 class ConvPoolConfig(ModelConfig):
     channels: list[int] = field(default_factory=lambda: [20, 50, 50])  # one conv-pool block each
-    kernel_size: int = 5
-    padding: int = 0
+    kernel_size: int = 5  # of every conv
+    padding: int = 0  # of every conv
 
     def __post_init__(self) -> None:
         if not self.channels:

@@ -19,8 +19,8 @@ from downsample_study.registry import INCIDENTAL, Registry
 @dataclass
 class OptimizerConfig:
     name: str = MISSING
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    lr: float = 1e-3  # learning rate
+    weight_decay: float = 0.0  # L2 penalty (torch.optim's)
 
     def __post_init__(self) -> None:
         above("optimizer.lr", self.lr, 0)
@@ -29,7 +29,7 @@ class OptimizerConfig:
 
 @dataclass
 class AdamConfig(OptimizerConfig):
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates
     # one kernel for the whole update, where torch supports it
     fused: bool = field(default=True, metadata=INCIDENTAL)
 
@@ -44,9 +44,9 @@ class AdamConfig(OptimizerConfig):
 
 @dataclass
 class SGDConfig(OptimizerConfig):
-    lr: float = 0.01
+    lr: float = 0.01  # learning rate
     momentum: float = 0.9
-    nesterov: bool = False
+    nesterov: bool = False  # Nesterov momentum
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -81,11 +81,11 @@ class WandbConfig(LoggerConfig):
     WANDB_RUN_GROUP, WANDB_JOB_TYPE, WANDB_MODE; WANDB_TAGS adds tags), else the defaults."""
 
     project: str | None = None  # default: WANDB_PROJECT, else downsample_study
-    entity: str | None = None
-    mode: WandbMode = WandbMode.auto
+    entity: str | None = None  # default: WANDB_ENTITY, else your W&B default
+    mode: WandbMode = WandbMode.auto  # auto: online if logged in, else offline
     group: str | None = None  # default: WANDB_RUN_GROUP, else the sweep (its folder)
     job_type: str | None = None  # default: WANDB_JOB_TYPE, else the overrides without the seed
-    tags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # added to the dataset, operator and model
     # seconds wandb.init may take to reach the server before the run goes offline instead
     init_timeout: float = 30.0
     # checkpoints as W&B artifacts (WandbLogger's log_model): false, true (the selected and
