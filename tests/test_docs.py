@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -78,3 +79,15 @@ def test_the_readme_is_a_front_page_whose_links_all_resolve():
     assert len(readme.splitlines()) <= 200
     links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
     assert links and all((ROOT / link).exists() for link in links), links
+
+
+def test_the_constraints_pin_the_versions_every_recorded_result_ran_with():
+    pins = dict(line.split("==") for line in
+                (ROOT / "docs/results/constraints.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    records = list((ROOT / "docs/results").glob("*/record/*/results.json"))
+    assert records
+    for path in records:
+        versions = json.loads(path.read_text())["provenance"]["versions"]
+        assert versions.pop("python") == "3.11.7" and versions.pop("downsample_study")
+        assert versions == pins, path
