@@ -384,3 +384,31 @@ def test_a_variant_that_is_the_baseline_of_two_comparisons_is_marked_in_both_col
     [row] = [line for line in table.splitlines()
              if "maxpool" in line and "fashion_mnist" in line]
     assert "fashion_mnist (baseline)" in row and "maxpool (baseline)" in row
+
+
+def test_the_tables_are_also_latex_with_booktabs_rules_and_the_same_numbers(sweep):
+    report = write_report(sweep, use_wandb=False, draw_plots=False)
+    tex = (sweep / "tables.tex").read_text()
+    assert tex.count("\\toprule") == tex.count("\\bottomrule") == 2  # variants, comparisons
+    variants = tex.split("\\label{tab:variants}")[1].split("\\bottomrule")[0]
+    comparisons = tex.split("\\label{tab:comparisons}")[1].split("\\bottomrule")[0]
+    body = variants.split("\\midrule")[1].strip().splitlines()
+    assert len(body) == len(report.variants)
+    for v, line in zip(report.variants, body, strict=True):
+        top1 = v.stat("test", "acc_top1")
+        assert f"${top1.mean:.2f} \\pm {top1.std:.2f}$" in line  # report.md's numbers
+    assert len(comparisons.split("\\midrule")[1].strip().splitlines()) == len(
+        report.comparisons)
+    assert "fashion\\_mnist &" in tex and "batch\\_norm &" in tex and "fashion_mnist" not in tex
+    # as report.md states it: avgpool − maxpool = −0.20 pp [−0.51, +0.11], Holm p = 0.2
+    assert "lenet5 · avgpool & lenet5 · maxpool & $-0.20$ $[-0.51, +0.11]$ & $0.2$ & " \
+           "inconclusive" in comparisons
+
+
+def test_a_report_without_comparisons_has_one_latex_table(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed, top1 in enumerate((0.9, 0.91, 0.92)):
+        write_job(sweep, "mnist", "stride2", seed, top1)
+    write_report(sweep, use_wandb=False, draw_plots=False)
+    tex = (sweep / "tables.tex").read_text()
+    assert "tab:variants" in tex and "tab:comparisons" not in tex

@@ -32,6 +32,7 @@ SLOTS_DIR = ".slots"  # the slots of jobs side by side: slot-<i> and claim.lock
 SLOT_FILE, CLAIM_FILE = "slot-{}", "claim.lock"
 STOPPED_FILE = ".stopped"  # .stopped-<run of the sweep>: that run was stopped by this signal
 REPORT_FILE, TABLE_FILE, COMPARISONS_FILE = "report.md", "results.csv", "comparisons.csv"
+LATEX_FILE = "tables.tex"  # the report's tables for a paper (booktabs)
 PLOTS = {"differences": "differences.png", "accuracy": "accuracy.png",
          "params": "accuracy_vs_params.png", "shift": "accuracy_vs_shift.png",
          "curves": "val_curves.png"}

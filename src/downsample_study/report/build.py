@@ -10,6 +10,7 @@ from downsample_study.console import counted
 from downsample_study.errors import ReportError, not_a_folder
 from downsample_study.layout import (
     COMPARISONS_FILE,
+    LATEX_FILE,
     PLOTS,
     REPORT_FILE,
     RESULTS_FILE,
@@ -19,6 +20,7 @@ from downsample_study.layout import (
 from downsample_study.report.comparisons import adjust, compare, find_baseline, unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.differences import plot_differences
+from downsample_study.report.latex import latex_tables
 from downsample_study.report.plots import (
     plot_accuracy,
     plot_accuracy_vs_params,
@@ -47,8 +49,9 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
     if not sweep.is_dir():
         raise ReportError(f"{sweep}: {not_a_folder(sweep)} (pass a sweep folder, e.g. "
                           f"multirun/<date>/<time>)")
-    jobs = SweepFolder(sweep).jobs(never_started=True)
-    if not jobs:
+    folder = SweepFolder(sweep)
+    jobs = folder.jobs(never_started=True)
+    if not jobs and not folder.studies():  # studies alone: hydra/sweeper=lr_search
         raise ReportError(f"{sweep}: no jobs found (no {RESULTS_FILE} and no .hydra folders)")
     variants, no_seed_completed = group_variants(jobs)
     keys = shown_keys(variants or no_seed_completed)
@@ -94,8 +97,11 @@ def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
                 stale.unlink(missing_ok=True)
     write_csv(sweep / TABLE_FILE, variant_rows(report))
     write_csv(sweep / COMPARISONS_FILE, comparison_rows(report))
+    with atomic_write(sweep / LATEX_FILE) as f:
+        f.write(latex_tables(report))
     with atomic_write(sweep / REPORT_FILE) as f:
-        f.write(markdown(report, tuning_section(studies, plotted=sweep / TUNING_PLOT in plots)))
+        f.write(markdown(report, tuning_section(studies, plotted=sweep / TUNING_PLOT in plots,
+                                                tested=bool(report.jobs))))
     if use_wandb and (where := log_to_wandb(report, plots)):
         log.info("W&B: report logged %s", where)
     return report

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from downsample_study.layout import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE
+from downsample_study.layout import COMPARISONS_FILE, LATEX_FILE, REPORT_FILE, TABLE_FILE
 from downsample_study.report.contents import Report
 from downsample_study.report.tables import comparison_rows, variant_rows
 from downsample_study.results import Status
@@ -68,7 +68,8 @@ def _artifact(wandb: Any, report: Report, plots: list[Path], group: str) -> Any:
     """The report's files; named by the sweep's group (letters, digits, ``-_.`` only)."""
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"report-{group or report.sweep.name}")
     artifact = wandb.Artifact(name, type="report", description=f"report of {report.sweep}")
-    for path in [report.sweep / f for f in (REPORT_FILE, TABLE_FILE, COMPARISONS_FILE)] + [
+    files = (REPORT_FILE, TABLE_FILE, COMPARISONS_FILE, LATEX_FILE)
+    for path in [report.sweep / f for f in files] + [
             p for plot in plots for p in (plot, plot.with_suffix(".svg"))]:
         if path.is_file():
             artifact.add_file(str(path))
