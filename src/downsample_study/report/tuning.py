@@ -126,7 +126,9 @@ def _epochs(studies: list[Study]) -> str:
     return f", each trial {span} epoch{'' if span == '1' else 's'}"
 
 
-def tuning_section(studies: list[Study], plotted: bool) -> list[str]:
+def tuning_section(studies: list[Study], plotted: bool, tested: bool = True) -> list[str]:
+    """The report's lines on the studies; ``tested``: whether test seeds trained at the rates
+    (not in a sweep of the studies alone, ``hydra/sweeper=lr_search``)."""
     if not studies:
         return []
     rows, edges = [], 0
@@ -142,8 +144,9 @@ def tuning_section(studies: list[Study], plotted: bool) -> list[str]:
     return ["", "## Learning-rate tuning", "",
             "Each variant's `optimizer.lr` was searched (Optuna TPE, log scale) on the "
             "validation top-1 of its selected checkpoint, at a seed none of its test seeds "
-            f"share{_epochs(studies)}; its seeds then trained at the best rate (the table "
-            "above: lr (tuned)).",
+            f"share{_epochs(studies)}; "
+            + ("its seeds then trained at the best rate (the table above: lr (tuned))." if tested
+               else "no test seed trained (the studies alone: hydra/sweeper=lr_search)."),
             "", "| variant | trials | rates tried | best lr | val top-1 % at it |",
             "|---|---|---|---|---|", *rows, *(["", *note] if note else []),
             *(["", f"![tuning]({TUNING_PLOT})"] if plotted else [])]
