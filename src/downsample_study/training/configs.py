@@ -16,15 +16,45 @@ from downsample_study.registry import INCIDENTAL, Registry
 # --- optimizers -----------------------------------------------------------------------------
 
 
+class Schedule(Choice):
+    none = "none"  # optimizer.lr throughout
+    cosine = "cosine"  # from optimizer.lr down to min_lr along a cosine, step by step
+    step = "step"  # times gamma every step_size epochs
+    onecycle = "onecycle"  # up to optimizer.lr over the warmup share of the steps, then down
+
+
+@dataclass
+class SchedulerConfig:
+    """``optimizer.scheduler``: how the learning rate moves while a job trains (torch's
+    schedulers; in a pack, every member's follows the same schedule, as its solo job's)."""
+
+    name: Schedule = Schedule.none  # the schedule (table above)
+    min_lr: float = 0.0  # cosine: the rate it ends at
+    step_size: int = 10  # step: epochs between two decays
+    gamma: float = 0.1  # step: the factor of each decay
+    warmup: float = 0.3  # onecycle: the share of the steps the rate rises for
+
+    def __post_init__(self) -> None:
+        self.name = as_choice(Schedule, self.name, "optimizer.scheduler.name")
+        at_least("optimizer.scheduler.min_lr", self.min_lr, 0)
+        at_least("optimizer.scheduler.step_size", self.step_size, 1)
+        above("optimizer.scheduler.gamma", self.gamma, 0)
+        above("optimizer.scheduler.warmup", self.warmup, 0)
+        probability("optimizer.scheduler.warmup", self.warmup)
+
+
 @dataclass
 class OptimizerConfig:
     name: str = MISSING
-    lr: float = 1e-3  # learning rate
+    lr: float = 1e-3  # learning rate (with a scheduler: where it starts, or onecycle's peak)
     weight_decay: float = 0.0  # L2 penalty (torch.optim's)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     def __post_init__(self) -> None:
         above("optimizer.lr", self.lr, 0)
         at_least("optimizer.weight_decay", self.weight_decay, 0)
+        if isinstance(self.scheduler, dict):  # from a checkpoint's plain hyper-parameters
+            self.scheduler = SchedulerConfig(**self.scheduler)
 
 
 @dataclass

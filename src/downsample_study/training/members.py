@@ -4,6 +4,7 @@ checkpoint is a one-member job's, so it resumes alone and loads with ``load_run`
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
@@ -120,7 +121,7 @@ def member_checkpoint(pack: dict[str, Any], net: PackedNet, k: int,
                   for group in optimizer["param_groups"]]
         optimizers.append({"state": state, "param_groups": groups})
     ckpt["optimizer_states"] = optimizers
-    ckpt["lr_schedulers"] = []
+    ckpt["lr_schedulers"] = copy.deepcopy(pack.get("lr_schedulers", []))  # the same for each
     ckpt["callbacks"] = callbacks
     ckpt["hparams_name"] = "kwargs"
     ckpt["hyper_parameters"] = hyper_parameters

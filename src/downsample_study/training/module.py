@@ -21,7 +21,7 @@ from downsample_study.nets.configs import DOWNSAMPLES, MODELS
 from downsample_study.nets.models import build_model
 from downsample_study.nets.packed import PackedNet, member_losses
 from downsample_study.nets.shapes import ModelSummary
-from downsample_study.training.optimizers import OPTIMIZERS, create_optimizer
+from downsample_study.training.optimizers import OPTIMIZERS, create_optimizer, create_scheduler
 from downsample_study.training.speed import ChannelsLast
 
 
@@ -256,5 +256,9 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
         self.log_dict(self.test_acc, on_step=False, on_epoch=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return create_optimizer(self.optimizer_cfg, self.net.parameters())
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        optimizer = create_optimizer(self.optimizer_cfg, self.net.parameters())
+        scheduler = create_scheduler(self.optimizer_cfg.scheduler, optimizer,
+                                     int(self.trainer.estimated_stepping_batches))
+        return optimizer if scheduler is None else {"optimizer": optimizer,
+                                                    "lr_scheduler": scheduler}

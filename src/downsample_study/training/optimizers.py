@@ -10,7 +10,14 @@ from typing import Any
 import torch
 
 from downsample_study.console import say
-from downsample_study.training.configs import OPTIMIZERS, AdamConfig, OptimizerConfig, SGDConfig
+from downsample_study.training.configs import (
+    OPTIMIZERS,
+    AdamConfig,
+    OptimizerConfig,
+    Schedule,
+    SchedulerConfig,
+    SGDConfig,
+)
 
 Builder = Callable[[OptimizerConfig, Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 
@@ -23,6 +30,26 @@ def register_optimizer(name: str, schema: type | None = None) -> Callable[[Build
 
 def create_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
     return OPTIMIZERS[cfg.name](cfg, params)
+
+
+def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer,
+                     total_steps: int) -> dict[str, Any] | None:
+    """``cfg``'s torch scheduler for ``optimizer`` as Lightning takes it (stepped per epoch or
+    per optimizer step), or None for a constant rate."""
+    schedulers = torch.optim.lr_scheduler
+    if cfg.name == Schedule.none:
+        return None
+    if cfg.name == Schedule.step:
+        return {"scheduler": schedulers.StepLR(optimizer, cfg.step_size, cfg.gamma),
+                "interval": "epoch"}
+    if cfg.name == Schedule.cosine:
+        scheduler = schedulers.CosineAnnealingLR(optimizer, T_max=total_steps,
+                                                 eta_min=cfg.min_lr)
+    else:
+        scheduler = schedulers.OneCycleLR(optimizer, max_lr=[g["lr"] for g in
+                                                            optimizer.param_groups],
+                                          total_steps=total_steps, pct_start=cfg.warmup)
+    return {"scheduler": scheduler, "interval": "step"}
 
 
 @register_optimizer("adam")
