@@ -25,10 +25,13 @@ def job(quick) -> list[str]:
             "evaluation.feature_maps=false"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(("signum", "schedule"), [
+    (signal.SIGTERM, "none"), (signal.SIGINT, "none"), (signal.SIGTERM, "onecycle"), (signal.SIGTERM, "step"), (signal.SIGTERM, "cosine"),
+])
 def test_a_signal_stops_the_job_mid_epoch_and_the_rerun_ends_as_if_never_stopped(
-    signum, job, monkeypatch, tmp_path, capsys
+    signum, schedule, job, monkeypatch, tmp_path, capsys
 ):
+    job = [*job, f"optimizer.scheduler.name={schedule}"]  # a schedule resumes at its step
     with monkeypatch.context() as patch:
         signal_at_step(patch, 14, signum)  # in the second epoch
         run = launch([*job, "hydra.run.dir=out"], capsys)

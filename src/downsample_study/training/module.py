@@ -7,6 +7,7 @@ import atexit
 import dataclasses
 import functools
 import json
+import math
 from typing import Any
 
 import lightning as L
@@ -258,7 +259,17 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         optimizer = create_optimizer(self.optimizer_cfg, self.net.parameters())
-        scheduler = create_scheduler(self.optimizer_cfg.scheduler, optimizer,
-                                     int(self.trainer.estimated_stepping_batches))
-        return optimizer if scheduler is None else {"optimizer": optimizer,
-                                                    "lr_scheduler": scheduler}
+        schedule = self.optimizer_cfg.scheduler
+        if schedule.name == "none":  # (estimating the steps sets the data up: not unasked)
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": create_scheduler(schedule, optimizer, self._optimizer_steps())}
+
+    def _optimizer_steps(self) -> int:
+        """The training's optimizer steps, counted as Lightning's estimated_stepping_batches
+        counts them: that sets the data up before a resume restores its place in it."""
+        trainer = self.trainer
+        batches, limit = len(trainer.datamodule.train_dataloader()), trainer.limit_train_batches
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        total = max(1, math.ceil(batches / trainer.accumulate_grad_batches)) * trainer.max_epochs
+        return min(total, trainer.max_steps) if trainer.max_steps > 0 else total

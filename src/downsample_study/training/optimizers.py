@@ -33,12 +33,10 @@ def create_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
 
 
 def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer,
-                     total_steps: int) -> dict[str, Any] | None:
+                     total_steps: int) -> dict[str, Any]:
     """``cfg``'s torch scheduler for ``optimizer`` as Lightning takes it (stepped per epoch or
-    per optimizer step), or None for a constant rate."""
+    per optimizer step); ``cfg.name`` is not ``none``."""
     schedulers = torch.optim.lr_scheduler
-    if cfg.name == Schedule.none:
-        return None
     if cfg.name == Schedule.step:
         return {"scheduler": schedulers.StepLR(optimizer, cfg.step_size, cfg.gamma),
                 "interval": "epoch"}
