@@ -37,6 +37,7 @@ def compose(args: argparse.Namespace, batch_size: int, logger: str = "logger.mod
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from downsample_study.config.hydra_versions import VERSION_BASE
     from downsample_study.config.store import CONFIG_DIR, register_configs
 
     register_configs()
@@ -54,7 +55,7 @@ def compose(args: argparse.Namespace, batch_size: int, logger: str = "logger.mod
         logger,
         *args.set,
     ]
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), **VERSION_BASE):
         return hydra_compose("config", overrides=overrides)
 
 

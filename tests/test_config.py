@@ -350,3 +350,46 @@ def test_the_paths_come_from_the_environment_where_it_sets_them(environment, dat
         monkeypatch.setenv(name, value)
     paths = ds.compose().paths
     assert (paths.data_dir, paths.cache_dir) == (data_dir, cache_dir)
+
+
+def _composed_yaml(overrides: list[str], package: str | None = None) -> str:
+    """What ``--cfg job`` prints, less the Trainer keys left null, from the Compose API."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from downsample_study.config.hydra_versions import VERSION_BASE
+    from downsample_study.config.store import CONFIG_DIR, register_configs
+
+    register_configs()
+    with initialize_config_dir(str(CONFIG_DIR), **VERSION_BASE):
+        cfg = compose("config", overrides=overrides)
+    trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
+    if package == "trainer":
+        return f"# @package trainer\n{OmegaConf.to_yaml(trainer)}"
+    return OmegaConf.to_yaml({**OmegaConf.to_container(cfg, enum_to_str=True), "trainer": trainer})
+
+
+@pytest.mark.parametrize(("flags", "overrides", "package"), [
+    (["--cfg", "job"], [], None),
+    (["-c", "job"], ["trainer.gradient_clip_val=1.0"], None),  # a key set: it shows
+    (["--cfg=job", "--package", "trainer"], ["accelerator=cpu"], "trainer"),
+    (["--cfg", "job", "-p", "_global_"], ["trainer.max_epochs=null"], None),  # set to null
+    (["-cn", "config", "-c", "job"], [], None),  # -cn: Hydra's --config-name, not -c n
+], ids=["cfg-job", "a-key-set-shows", "package-trainer", "a-key-set-to-null", "config-name"])
+def test_cfg_job_shows_the_trainer_keys_that_are_set_and_every_other_key(flags, overrides,
+                                                                         package, capsys):
+    run = launch([*flags, *overrides], capsys)
+    assert run.exit_code == 0
+    assert run.output == _composed_yaml(overrides, package)
+
+
+def test_cfg_all_shows_hydras_node_and_the_jobs_without_unset_trainer_keys(capsys):
+    run = launch(["--cfg", "all"], capsys)
+    assert run.exit_code == 0
+    assert run.output.startswith("hydra:\n")  # Hydra's node, printed as Hydra prints it
+    lines = run.output.splitlines()
+    start = lines.index("trainer:") + 1
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith(" "))
+    assert lines[start:end] == ["  accelerator: auto", "  devices: 1", "  max_epochs: 10",
+                                "  num_sanity_val_steps: 0", "  log_every_n_steps: 50",
+                                "  enable_model_summary: false"]

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from downsample_study import compose
 from downsample_study.config.defining import defining
+from downsample_study.config.hydra_versions import VERSION_BASE
 from downsample_study.config.store import CONFIG_DIR, register_configs
 from downsample_study.errors import OtherJobError
 from downsample_study.layout import RESULTS_FILE
@@ -73,7 +74,7 @@ def test_a_key_names_a_job_folder_only_if_it_defines_the_job(key, value, defines
     from hydra import initialize_config_dir
 
     register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), **VERSION_BASE):
         cfg = hydra_compose("config", overrides=[f"{key}={value}", "seed=1"],
                             return_hydra_config=True)
     named = sorted([f"{key}={value}", "seed=1"] if defines else ["seed=1"])

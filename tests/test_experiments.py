@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from support import launch
 
+from downsample_study.config.hydra_versions import VERSION_BASE
 from downsample_study.config.store import CONFIG_DIR, register_configs
 from downsample_study.config.validate import validate
 from downsample_study.report.build import write_report
@@ -37,7 +38,7 @@ TUNED = {"operators"}  # each variant's learning rate tuned first (hydra/sweeper
 
 
 def composed(overrides: list[str], hydra: bool = False):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), **VERSION_BASE):
         return compose("config", overrides=overrides, return_hydra_config=hydra)
 
 

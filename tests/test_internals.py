@@ -138,3 +138,11 @@ def test_the_job_being_set_up_is_read_off_the_failure():
         assert internals.job_set_up(failed.value) == {"hydra": {"sweep": {"dir": "/sweeps"}}}
     finally:
         hydra_utils.run_job = original
+
+
+def test_hydras_basic_sweeper_still_expands_a_glob_with_a_config_loader():
+    from downsample_study.config.store import config_loader
+
+    jobs = internals.basic_sweep_jobs(["downsample=glob(a*)", "seed=0"], config_loader())
+    assert sorted(map(sorted, jobs)) == [["downsample=aps", "seed=0"],
+                                         ["downsample=avgpool", "seed=0"]]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from support import summarize_sweep
 
 from downsample_study.results import Results, Status, write_epoch_row, write_results
 from downsample_study.runtime.locks import job_lock
@@ -124,6 +125,33 @@ def test_a_stopped_sweep_says_so_and_a_finished_one_says_done(sweep):
     assert lines[-1] == "done: every planned job finished"
 
 
+@pytest.mark.parametrize(("tune_only", "lines", "summary"), [
+    (True, ["learning-rate trials: 4 of 4 finished (4 completed); 0 running now",
+            "done: every planned job finished"],
+     "4 learning-rate trials under tuning/, 4 completed; 2 studies ended with a best rate\n"),
+    (False, ["learning-rate trials: 4 of 4 finished (4 completed); 0 running now",
+             "test jobs: 0 of 6 finished (0 completed); 0 running now"],
+     "0 jobs with results, 0 completed, 0 failed; and 4 learning-rate trials under tuning/, 4 "
+     "completed\n"),
+], ids=["tune_only", "tuned-then-seeds"])
+def test_a_sweep_of_the_studies_alone_plans_no_test_job(tune_only, lines, summary, tmp_path,
+                                                        caplog):
+    # hydra/sweeper=lr_search (tune_only): its studies over, it is done; tuned's goes on
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep)
+    config = OmegaConf.load(sweep / "multirun.yaml")
+    config.hydra.sweeper.tune_only = tune_only
+    OmegaConf.save(config, sweep / "multirun.yaml")
+    for study in (MAXPOOL, STRIDE2):
+        for trial in ("trial0", "trial1"):
+            write_job(sweep / study / trial, Status.completed, STARTED + 600)
+        (sweep / study / "best.yaml").write_text("lr: 0.001\nvalue: 0.9\ntrials: []\n")
+    progress = read_progress(sweep)
+    assert describe(progress, now=STARTED + 1200)[1:len(lines) + 2] == [
+        "learning-rate studies: 2 of 2 with their best rate (tuning/*/best.yaml)", *lines]
+    assert f"sweep {sweep}: {summary}" in summarize_sweep(sweep, caplog)[1]
+
+
 @pytest.mark.parametrize(("now", "expected"), [
     (STARTED + MIN_PACE_S - 1, None),  # the run is too young to tell
     (STARTED + 1800, 2 / 1800),  # since the run started
@@ -158,8 +186,8 @@ def test_the_pace_of_packs_spans_two_rounds_when_an_hour_holds_fewer(pack_minute
     (TUNED, ("dataset=mnist",), None, {"trainer": {"fast_dev_run": True}}, "jobs: 1 of 6"),
     (BASIC, ("dataset=mnist,cifar10",), None, {}, "jobs: 1 of 12 finished"),
     (BASIC, ("seed=0,1",), {}, {}, "jobs: 1 of 2 finished"),  # all on the command line
-    ("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", (), None, {},
-     "jobs: 1 finished"),  # Optuna plans as it goes
+    ("hydra_plugins.other_sweeper.AskTellSweeper", (), None, {},
+     "jobs: 1 finished"),  # a sweeper that plans as it goes
 ])
 def test_a_sweep_that_tunes_nothing_has_jobs_alone(tmp_path, target, task, params, top,
                                                     planned):

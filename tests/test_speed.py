@@ -8,6 +8,7 @@ from hydra import compose, initialize_config_dir
 from support import launch, results_under
 
 import benchmarks as bench
+from downsample_study.config.hydra_versions import VERSION_BASE
 from downsample_study.config.store import CONFIG_DIR, register_configs
 from downsample_study.config.validate import validate
 from downsample_study.training.speed import NoProfiler, use_channels_last
@@ -65,7 +66,7 @@ def test_benchmark_prints_the_ratio_lines(data_dir, tmp_path, capsys):
 ])
 def test_no_profiling_costs_nothing_unless_a_profiler_is_chosen(overrides, expected):
     register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), **VERSION_BASE):
         cfg = validate(compose("config", overrides=overrides))
     profiler = trainer_args(cfg.trainer)["profiler"]
     assert isinstance(profiler, expected)

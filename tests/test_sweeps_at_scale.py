@@ -68,12 +68,17 @@ def test_slurm_tasks_and_gpus_follow_the_trainer_devices(accelerator, devices, t
      # a key the plugin's schema lacks, which "+" adds to its closed node
      (["hydra/launcher=parallel", "+hydra.launcher.n_job=2"],
       "hydra.launcher.n_job: no such key (did you mean n_jobs?); keys of hydra.launcher:"),
-     (["hydra/sweeper=lr_search", "+hydra.sweeper.n_trial=2"],
-      "hydra.sweeper.n_trial: no such key (did you mean n_trials?)"),
+     # the lr_search preset's keys from before it was the tuned sweeper's: named, with today's
+     (["hydra/sweeper=lr_search", "hydra.sweeper.n_trials=2"],
+      "hydra.sweeper.n_trials: no such key; keys of hydra.sweeper: _target_, lr, max_batch_size, "
+      "params, storage, tune_only"),
      (["hydra/sweeper=tuned", "+hydra.sweeper.pack=5"],
       "hydra.sweeper.pack: no such key; keys of hydra.sweeper: _target_, lr, max_batch_size"),
-     (["hydra/sweeper=lr_search", "hydra.sweeper.n_trials=0"],
-      "hydra.sweeper.n_trials: must be >= 1, got 0"),
+     (["hydra/sweeper=lr_search", "hydra.sweeper.lr.trials=0"],
+      "hydra.sweeper.lr.trials: must be >= 1 when hydra.sweeper.tune_only is true (the studies "
+      "are all it runs), got 0"),
+     (["hydra/sweeper=tuned", "hydra.sweeper.tune_only=yes"],
+      "hydra.sweeper.tune_only: must be true or false, got 'yes'"),
      # a sweep of no job would end "0 completed, 0 failed" with exit status 0
      (["seed=range(0)"], "seed=range(0): an empty sweep, so no job to run"),
      (["hydra/sweeper=packed", "downsample=maxpool,stride2", "seed=range(2,2)"],
@@ -98,13 +103,14 @@ def test_more_cpu_jobs_side_by_side_than_cores_is_pointed_out(n_jobs, seeds, war
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
+    from downsample_study.config.hydra_versions import VERSION_BASE
     from downsample_study.config.store import CONFIG_DIR, register_configs
     from downsample_study.runtime import slots
     from downsample_study.sweeps import launchers
 
     register_configs()
     monkeypatch.setattr(slots, "available_cores", lambda: 2)
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), **VERSION_BASE):
         config = compose("config", return_hydra_config=True, overrides=[
             "hydra/launcher=parallel", f"hydra.launcher.n_jobs={n_jobs}", "accelerator=cpu"])
     with open_dict(config):
@@ -178,11 +184,12 @@ def _test_in_one_process(overrides: list[str], checkpoint: str, folder: Path
     import lightning as L
     from hydra import compose, initialize_config_dir
 
+    from downsample_study.config.hydra_versions import VERSION_BASE
     from downsample_study.config.store import CONFIG_DIR, register_configs
     from downsample_study.job.build import build_job, member
 
     register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), **VERSION_BASE):
         job = build_job([member(compose("config", overrides=overrides), folder)], folder)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     return trainer.test(job.module, datamodule=job.datamodule, ckpt_path=checkpoint,
@@ -303,45 +310,84 @@ def test_seed_range_makes_one_job_per_seed(quick, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
-def test_lr_search_runs_one_optuna_study_per_variant(quick, tmp_path):
+@pytest.mark.filterwarnings("error:.*optuna")  # a deprecation names Optuna's releases page
+@pytest.mark.parametrize("sweeper", [
+    ["hydra/sweeper=lr_search"],
+    ["hydra/sweeper=tuned", "hydra.sweeper.tune_only=true"],  # what the preset sets
+], ids=["preset", "tuned-tune_only"])
+def test_lr_search_runs_one_optuna_study_per_variant_and_no_test_seed(sweeper, quick, tmp_path,
+                                                                      capsys):
     import optuna
+    from omegaconf import OmegaConf
 
-    storage = f"sqlite:///{tmp_path / 'lr.db'}"
-    run = launch(["-m", *quick, "logger=none", "downsample=avgpool", "hydra/sweeper=lr_search",
-                  "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}",
-                  "hydra.sweep.dir=sweep"])
-    assert run.exit_code == 0
-    study = optuna.load_study(study_name="lr-mnist-lenet5-avgpool", storage=storage)
-    results = results_under(tmp_path / "sweep")
-    assert len(study.trials) == len(results) == 2
-    # each trial's value is its job's val/acc_top1, at the log-uniform LR it was given
-    by_lr = {r["config"]["optimizer"]["lr"]: r["val"]["acc_top1"] for r in results}
-    assert {t.params["optimizer.lr"]: t.value for t in study.trials} == by_lr
-    assert all(1e-4 <= lr <= 1e-1 for lr in by_lr)
+    from downsample_study.report.build import write_report
+    from downsample_study.sweeps.progress import describe, read_progress
+
+    args = ["-m", *quick, "logger=none", "evaluation.feature_maps=false",
+            "trainer.limit_train_batches=3", "downsample=avgpool,maxpool",
+            "hydra.sweeper.lr.trials=2", "hydra.sweep.dir=sweep"]
+    run = launch([*args, *sweeper], capsys)
+    assert run.exit_code == 0, run.output[-3000:]
+    assert ("sweep sweep: 4 learning-rate trials under tuning/, 4 completed; 2 studies ended "
+            "with a best rate\n") in run.output
+    sweep = tmp_path / "sweep"
+    assert not list(sweep.glob("*/results.json")) and "packing" not in run.output  # no seed
+    studies, best = sorted(sweep.glob("tuning/*/best.yaml")), {}
+    assert len(studies) == 2
+    for path in studies:
+        study = OmegaConf.load(path)
+        assert study.optuna == optuna.__version__  # the version that proposed its rates
+        trials = [json.loads(p.read_text()) for p in path.parent.glob("trial*/results.json")]
+        assert {t["provenance"]["versions"]["optuna"] for t in trials} == {optuna.__version__}
+        # each trial's value is its job's val/acc_top1, at the log-uniform rate it was given
+        by_lr = {t["config"]["optimizer"]["lr"]: t["val"]["acc_top1"] for t in trials}
+        assert {t.lr: t.value for t in study.trials} == by_lr and len(by_lr) == 2
+        assert all(1e-4 <= lr <= 1e-1 for lr in by_lr)
+        best[trials[0]["config"]["downsample"]["name"]] = study.lr
+    assert describe(read_progress(sweep))[1:] == [
+        "learning-rate studies: 2 of 2 with their best rate (tuning/*/best.yaml)",
+        "learning-rate trials: 4 of 4 finished (4 completed); 0 running now",
+        "done: every planned job finished"]
+    write_report(sweep, use_wandb=False, draw_plots=False)
+    text = (sweep / "report.md").read_text()
+    assert "no test seed trained (the studies alone: hydra/sweeper=lr_search)" in text
+    assert "| avgpool | 2 (2 completed) | " in text and "| maxpool | 2 (2 completed) | " in text
+
+    # its studies are the tuned sweeper's: the seeds train at their rates, nothing tuned again
+    trials = {p: p.stat().st_mtime_ns for p in sweep.rglob("results.json")}
+    seeds = launch([*args, "hydra/sweeper=tuned", "seed=0"], capsys)
+    assert seeds.exit_code == 0 and seeds.output.count("best.yaml") == 2
+    assert {p: p.stat().st_mtime_ns for p in trials} == trials
+    tests = [json.loads(p.read_text())["config"] for p in sweep.glob("*/results.json")]
+    assert sorted((c["downsample"]["name"], c["optimizer"]["lr"]) for c in tests) == sorted(
+        best.items())
 
 
-@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
 def test_an_lr_search_whose_trials_all_fail_ends_in_one_line(quick, tmp_path, capsys):
-    run = launch(["-m", *quick, "logger=none", "hydra/sweeper=lr_search",
-                  "hydra.sweeper.n_trials=2", "optimizer.lr=interval(-1,-0.5)",
+    # each trial fails as it starts: no training image left (the synthetic MNIST has 700)
+    run = launch(["-m", *(o for o in quick if not o.startswith("dataset.val_size=")),
+                  "logger=none", "hydra/sweeper=lr_search", "hydra.sweeper.lr.trials=2",
+                  "dataset.val_size=700", "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    assert run.output.count("error: dataset.val_size=700 leaves no training data") == 2
+    [study] = (tmp_path / "sweep" / "tuning").iterdir()
+    assert (f"error: tuning {study.name}: none of its 2 trials completed (see "
+            f"sweep/tuning/{study.name}/trial*/results.json)\n") in run.output
+    assert not (study / "best.yaml").exists()
+
+
+@pytest.mark.parametrize(("sweeper", "storage"), [
+    ("lr_search", "hydra.sweeper.storage=sqlite:///lr_search.db"),  # the preset's, before
+    ("lr_search", "hydra.sweeper.storage=lr_search.log"),  # Optuna's journal file: none either
+    ("tuned", "+hydra.sweeper.storage=sqlite:///lr_search.db"),
+])
+def test_an_lr_search_storage_is_refused_in_one_line_naming_the_sweep_folder(
+        sweeper, storage, quick, tmp_path, capsys):
+    run = launch(["-m", *quick, "logger=none", f"hydra/sweeper={sweeper}", storage,
                   "hydra.sweep.dir=sweep"], capsys)
     assert run.exit_code == 1 and "Traceback" not in run.output
-    assert "error: optimizer.lr: must be > 0" in run.output  # each trial's own error
-    assert "error: hydra/sweeper=lr_search: none of the study's trials completed, so it has " \
-           "no best rate" in run.output
-
-
-@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
-@pytest.mark.parametrize(("storage", "reason"), [
-    ("sqlite:////nonexistent/folder/study.db", "unable to open database file"),
-    ("bogus://x", "Can't load plugin: sqlalchemy.dialects:bogus"),
-])
-def test_an_lr_search_storage_optuna_cannot_open_is_one_line(storage, reason, quick, tmp_path,
-                                                            capsys):
-    run = launch(["-m", *quick, "logger=none", "hydra/sweeper=lr_search",
-                  f"hydra.sweeper.storage={storage}", "hydra.sweep.dir=sweep"], capsys)
-    assert run.exit_code == 1 and "Traceback" not in run.output
-    assert "error: hydra.sweeper.storage: Optuna cannot open it (" in run.output
-    assert reason in run.output and "sqlite:///path/study.db" in run.output
+    assert (f"error: hydra.sweeper.storage: not taken ({storage.split('=', 1)[1]}): each "
+            f"variant's study is kept in the sweep folder, tuning/<variant>/ (its trials and "
+            f"best.yaml), and the same command into the same hydra.sweep.dir continues it; leave "
+            f"storage out\n") in run.output
     assert not results_under(tmp_path)  # no trial ran

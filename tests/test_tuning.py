@@ -1,10 +1,11 @@
 """hydra/sweeper=tuned: each variant's learning rate searched on validation, then its test
-seeds at that rate, and what the report makes of it."""
+seeds at that rate, and what the report makes of it; a study across Optuna versions."""
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,10 +19,22 @@ from support import cli, launch, results_under
 
 from downsample_study.errors import ConfigError, UserError
 from downsample_study.report.build import write_report
+from downsample_study.results import Provenance, Results, Status, write_results
 from downsample_study.sweeps.progress import describe, read_progress
 from downsample_study.sweeps.record import copy_record
-from downsample_study.sweeps.tuning import LrSearch, read_best, variants
+from downsample_study.sweeps.tuning import (
+    LrSearch,
+    optuna_version,
+    read_best,
+    tune,
+    variant_folder,
+    variants,
+)
 from hydra_plugins.downsample_study_sweeper.tuned_sweeper import lr_search
+
+# any warning of Optuna's (a deprecation names its releases page; ExperimentalWarning does not)
+pytestmark = [pytest.mark.filterwarnings("error:.*optuna"),
+              pytest.mark.filterwarnings("error::optuna.exceptions.ExperimentalWarning")]
 
 TUNED = ["hydra/sweeper=tuned", "hydra.sweeper.lr.trials=3", "hydra.sweeper.lr.low=1e-3",
          "hydra.sweeper.lr.high=3e-2", "logger=none", "evaluation.feature_maps=false",
@@ -79,6 +92,90 @@ def test_a_study_with_a_failed_trial_is_read_back(tmp_path):
     assert read_best(tmp_path, LrSearch()).trials == best["trials"]
 
 
+OTHER_OPTUNA = "2.10.1"  # the version this project pinned before 2026-12
+
+
+class Returned:
+    """What a launcher hands back for a job: its task's return value (val/acc_top1)."""
+
+    def __init__(self, value: float):
+        self.return_value = value
+
+
+def not_run(*_):
+    raise AssertionError("nothing is to be launched or composed")
+
+
+def version(recorded: str | None) -> str | None:
+    return optuna_version() if recorded == "this" else recorded
+
+
+@pytest.mark.parametrize(("recorded", "noted"), [
+    (None, False),  # a best.yaml written before the version was recorded
+    ("this", False),
+    (OTHER_OPTUNA, True),
+])
+def test_a_finished_study_of_another_optuna_version_keeps_its_rate_and_says_so(
+        recorded, noted, tmp_path, caplog):
+    folder = tmp_path / variant_folder("downsample=maxpool")
+    folder.mkdir(parents=True)
+    best = {"lr": 0.002, "value": 0.9, "trials": [{"lr": 0.002, "value": 0.9}],
+            "search": LrSearch(trials=1).settings()}
+    if recorded is not None:
+        best["optuna"] = version(recorded)
+    (folder / "best.yaml").write_text(OmegaConf.to_yaml(best))
+    sweep_log = logging.getLogger("downsample_study")  # Hydra's logging config may hold it
+    sweep_log.addHandler(caplog.handler)
+    try:
+        found = tune(["downsample=maxpool"], "downsample=maxpool", LrSearch(trials=1), not_run,
+                     not_run, tmp_path, 0)
+    finally:
+        sweep_log.removeHandler(caplog.handler)
+    assert found.lr == 0.002 and found.optuna == version(recorded)
+    note = (f"tuning downsample=maxpool: {folder / 'best.yaml'} was found on Optuna "
+            f"{OTHER_OPTUNA}, this is {optuna_version()}, whose sampler may propose other rates; "
+            f"its rate is used as found")
+    assert (note in caplog.text) is noted and ("found on Optuna" in caplog.text) is noted
+
+
+@pytest.mark.parametrize(("recorded", "refused"), [
+    ([None], False),  # trials recorded before the version was
+    (["this", "this"], False),
+    (["this", OTHER_OPTUNA], True),  # one trial of another version is enough
+])
+def test_an_unfinished_study_goes_on_only_on_the_optuna_version_its_trials_ran_on(
+        recorded, refused, tmp_path):
+    folder = tmp_path / variant_folder("downsample=maxpool")
+    for number, recorded_version in enumerate(recorded):
+        versions = {} if recorded_version is None else {"optuna": version(recorded_version)}
+        (folder / f"trial{number}").mkdir(parents=True)
+        write_results(folder / f"trial{number}", Results(
+            Status.completed, {"optimizer": {"lr": 0.01}}, provenance=Provenance(
+                versions=versions)))
+    launched = []
+
+    def launch(jobs, first_index):
+        launched.extend(jobs)
+        return [Returned(0.5) for _ in jobs]
+
+    def go_on():
+        return tune(["downsample=maxpool"], "downsample=maxpool", LrSearch(trials=2), launch,
+                    not_run, tmp_path, 0)
+
+    if refused:
+        with pytest.raises(UserError) as err:
+            go_on()
+        assert str(err.value) == (
+            f"tuning downsample=maxpool: its trials in {folder} ran on Optuna {OTHER_OPTUNA}, "
+            f"this is {optuna_version()}, whose sampler may propose other rates from "
+            f"lr.sampler_seed 0; finish the study with optuna=={OTHER_OPTUNA}, or delete "
+            f"{folder} to run it again")
+        assert not launched and not (folder / "best.yaml").exists()
+        return
+    assert go_on().optuna == optuna_version() and len(launched) == 2
+    assert OmegaConf.load(folder / "best.yaml").optuna == optuna_version()
+
+
 @pytest.mark.parametrize(("extra", "reason"), [
     (["mode=summary"], "mode=summary trains nothing"),
     (["trainer.fast_dev_run=true"], "smoke tests (trainer.fast_dev_run) run alone"),
@@ -120,8 +217,25 @@ def test_the_rate_the_sweeper_tunes_is_not_swept_too(quick, tmp_path, capsys):
         "jobs: 2 of 2 finished (2 completed); 0 running now", "done: every planned job finished"]
 
 
+@pytest.mark.parametrize(("sweeper", "rate", "instead"), [
+    # the old preset's interval, now hydra.sweeper.lr.low and high
+    (["hydra/sweeper=lr_search"], "optimizer.lr=interval(1e-3,1e-1)",
+     " (hydra.sweeper.lr.low and lr.high bound its search)"),
+    (["hydra/sweeper=tuned", "hydra.sweeper.tune_only=true"], "optimizer.lr=0.01",
+     " (hydra.sweeper.lr.low and lr.high bound its search)"),
+    (["hydra/sweeper=tuned"], "optimizer.lr=0.01",
+     ", or set hydra.sweeper.lr.trials=0 to train at the rates given"),
+])
+def test_a_rate_given_to_a_tuning_sweep_is_refused_saying_what_bounds_the_search(
+        sweeper, rate, instead, quick, tmp_path, capsys):
+    run = launch(["-m", *quick, *sweeper, *TUNED[1:], rate, "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    assert (f"error: {rate}: {sweeper[0]} tunes optimizer.lr for each variant; leave it "
+            f"out{instead}\n") in run.output
+    assert not (tmp_path / "sweep" / "tuning").exists()
+
+
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
 def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(quick, tmp_path,
                                                                            capsys):
     run = launch(["-m", *quick, *TUNED, "downsample=maxpool,stride2", "seed=0,1",
@@ -196,7 +310,6 @@ def test_each_variant_trains_its_seeds_at_the_rate_its_own_trials_found_best(qui
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
 def test_a_parallel_sweep_stopped_while_tuning_keeps_no_best_rate_and_the_rerun_finishes_it(
         quick, tmp_path):
     sweep = tmp_path / "sweep"
@@ -232,7 +345,6 @@ def test_a_parallel_sweep_stopped_while_tuning_keeps_no_best_rate_and_the_rerun_
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
 def test_a_studys_rate_is_not_reused_for_a_configuration_its_trials_did_not_train(
         quick, tmp_path, capsys):
     # a study's folder is named after its variant's overrides: an edited YAML keeps the name
@@ -264,7 +376,6 @@ def test_a_studys_rate_is_not_reused_for_a_configuration_its_trials_did_not_trai
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:Deprecated API features detected")  # optuna 2 on SQLAlchemy 1.4
 def test_a_trial_another_sweep_is_running_is_waited_for_not_failed(quick, tmp_path):
     args = ["-m", *quick, *TUNED, "hydra.sweeper.lr.trials=2", "hydra.sweep.dir=sweep"]
     assert launch(args).exit_code == 0

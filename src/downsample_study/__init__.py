@@ -19,3 +19,8 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(f"downsample_study.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'downsample_study' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # the API's names too, unimported: a notebook's tab completion offers them
+    return sorted({*globals(), *__all__})

@@ -1,14 +1,17 @@
-"""What the console shows: library noise filtered out, counts in English, side commands' errors.
+"""What the console shows: library noise filtered out, counts in English, the side commands.
 
 The noise filters are switched on by the entry points, never at import."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
 
 from downsample_study.errors import StorageError, UserError
 
@@ -66,6 +69,33 @@ def quiet_lightning():
             yield
     finally:
         lightning_log.setLevel(level)
+
+
+# downsample-study NAME ... (or downsample-study-NAME): each one's module (its ``main``) and what
+# it does, as --help says it
+SIDE_COMMANDS = {
+    "report": ("downsample_study.report.cli",
+               "a sweep's report into its folder: verdicts, tables (report.md, CSV) and plots"),
+    "progress": ("downsample_study.sweeps.progress",
+                 "how far a sweep has got, and about how long the rest will take"),
+    "record": ("downsample_study.sweeps.record",
+               "a sweep's record (results, configs, no checkpoints) copied into another folder"),
+}
+
+
+def command_name(module: str) -> str:
+    """The name a side command was started by, for its usage line: its script's
+    (``downsample-study-report``), else ``python -m module``."""
+    script = Path(sys.argv[0]).name
+    return script if script.startswith("downsample-study-") else f"python -m {module}"
+
+
+class SideParser(argparse.ArgumentParser):
+    """A side command's arguments: a wrong one is one line, the error and the usage, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        usage = " ".join(self.format_usage().split()[1:])  # on one line, without "usage:"
+        self.exit(2, f"error: {message}; usage: {usage}\n")
 
 
 def side_command(body: Callable[[], int | None], stopped: str) -> int:

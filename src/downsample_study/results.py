@@ -217,7 +217,7 @@ def write_epoch_row(folder: Path, row: dict[str, float]) -> None:
 
 
 PACKAGES = ("downsample_study", "torch", "torchvision", "lightning", "torchmetrics",
-            "hydra-core", "omegaconf", "wandb", "numpy")
+            "hydra-core", "omegaconf", "wandb", "numpy", "optuna")
 
 
 @functools.cache

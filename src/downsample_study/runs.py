@@ -19,6 +19,7 @@ def compose(overrides: Sequence[str] | str = ()) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from downsample_study.config.hydra_versions import VERSION_BASE
     from downsample_study.config.messages import composition_message
     from downsample_study.config.store import CONFIG_DIR, register_configs
     from downsample_study.config.validate import validate
@@ -32,11 +33,11 @@ def compose(overrides: Sequence[str] | str = ()) -> DictConfig:
         if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its config folder
             cfg = hydra_compose("config", overrides=overrides)
         else:
-            with initialize_config_dir(str(CONFIG_DIR), version_base="1.3",
-                                       job_name="downsample_study"):
+            with initialize_config_dir(str(CONFIG_DIR), job_name="downsample_study",
+                                       **VERSION_BASE):
                 cfg = hydra_compose("config", overrides=overrides)
     except Exception as err:
-        message = composition_message(err)
+        message = composition_message(err, overrides)
         if message is None:
             raise
         raise ConfigError(message) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 
 from hydra.errors import (
     CompactHydraException,
@@ -65,8 +66,27 @@ def node_message(err: OmegaConfBaseException, prefix: str = "") -> str:
     return f"{key}: {message}" if key else message
 
 
-def composition_message(err: BaseException) -> str | None:
-    """The one-line message for an error Hydra raised while composing; None for others."""
+# Hydra's words for a group chosen twice, which from the command line means ``+group=option``
+# on a group the defaults list has: Hydra's convention is ``group=option`` for that
+_CHOSEN_TWICE = re.compile(r"Multiple values for (?P<group>\S+)\. To override a value use "
+                           r"'override (?P=group): (?P<option>.+)'")
+
+
+def _plus_on_a_default(err: BaseException, overrides: Sequence[str]) -> str | None:
+    found = _CHOSEN_TWICE.match(str(err)) if isinstance(err, HydraException) else None
+    if found is None or f"+{found['group']}={found['option']}" not in overrides:
+        return None
+    group, option = found["group"], found["option"]
+    return (f"+{group}={option}: {group} is in the defaults list already (null or an option), "
+            f"so choose it without '+': {group}={option} ('+' adds a group the defaults list "
+            f"lacks)")
+
+
+def composition_message(err: BaseException, overrides: Sequence[str] = ()) -> str | None:
+    """The one-line message for an error Hydra raised while composing ``overrides`` (the
+    command line's); None for others."""
+    if (message := _plus_on_a_default(err, overrides)) is not None:
+        return message
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = err.missing_cfg_file.rpartition("/")
         return f"{group}={option}: no such option; allowed: {', '.join(sorted(err.options))}"

@@ -17,12 +17,13 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Optional
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from downsample_study.config.defining import incidental_keys
+from downsample_study.config.hydra_versions import VERSION_BASE, register_resolver, store
 from downsample_study.config.schema import CHOICES, Config
 from downsample_study.config.trainer_checks import plain_values
+from downsample_study.console import SIDE_COMMANDS
 from downsample_study.errors import StorageError
 from downsample_study.layout import job_dir_name
 from downsample_study.storage import atomic_write
@@ -110,9 +111,28 @@ def top_level_schema() -> type:
                           bases=(Config,))
 
 
+def config_loader() -> Any:
+    """Hydra's config loader, which lists a group's options (what ``downsample=glob(*pool)``
+    sweeps) as Hydra's own sweeper does: the running app's, else one of the config folder (a
+    sweep's folder read in a process of its own)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        with initialize_config_dir(str(CONFIG_DIR), **VERSION_BASE):
+            return GlobalHydra.instance().config_loader()
+    return GlobalHydra.instance().config_loader()
+
+
 def presets(kind: str) -> str:
     """The project's ``hydra/<kind>`` presets (launcher, sweeper), for ``--help``."""
     return ", ".join(sorted(p.stem for p in (CONFIG_DIR / "hydra" / kind).glob("*.yaml")))
+
+
+def side_commands() -> str:
+    """The side commands, one a line with what each does, for ``--help``."""
+    width = max(map(len, SIDE_COMMANDS))
+    return "\n".join(f"{name:<{width}}  {does}" for name, (_, does) in SIDE_COMMANDS.items())
 
 
 def env_or(name: str, default: str) -> str:
@@ -136,6 +156,7 @@ RESOLVERS = {
     "incidental_keys": lambda: incidental_keys(CONFIG_DIR, tuple(trainer_arguments())),
     "job_dir": job_dir_name,
     "presets": presets,
+    "side_commands": side_commands,
     "ddp_strategy": ddp_strategy,
 }
 
@@ -159,11 +180,9 @@ def _open_dicts(instance: Any) -> DictConfig:
 def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore and register the resolvers the presets use
     (again after new entries were registered: it stores what the registries hold now)."""
-    store = ConfigStore.instance()
-    store.store(name="schema", node=top_level_schema())
+    store(name="schema", node=top_level_schema())
     for kind, registry in CHOICES.items():
         for name, schema in registry.schemas.items():
-            store.store(name=f"schema_{kind}_{name}", node=_open_dicts(schema(name=name)))
+            store(name=f"schema_{kind}_{name}", node=_open_dicts(schema(name=name)))
     for name, resolver in RESOLVERS.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
+        register_resolver(name, resolver)

@@ -1,4 +1,4 @@
-"""``python -m downsample_study.report SWEEP``: write a sweep's report into its folder."""
+"""``downsample-study report SWEEP``: write a sweep's report into its folder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from downsample_study.console import side_command
+from downsample_study.console import SideParser, command_name, side_command
 from downsample_study.errors import ReportError
 from downsample_study.layout import COMPARISONS_FILE, REPORT_FILE, TABLE_FILE
 from downsample_study.report.build import write_report
@@ -14,9 +14,10 @@ from downsample_study.report.comparisons import parse_baseline
 from downsample_study.report.tables import markdown
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m downsample_study.report",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The command on ``argv`` (the command line's by default), named ``prog`` in its usage."""
+    parser = SideParser(
+        prog=prog or command_name("downsample_study.report"),
         description="Summarise a sweep folder: report.md, results.csv, comparisons.csv, plots.",
     )
     parser.add_argument("sweep", type=Path, help="the sweep folder, e.g. multirun/<date>/<time>")

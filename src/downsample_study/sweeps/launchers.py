@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from downsample_study import internals
+from downsample_study.config.hydra_versions import register_resolver
 from downsample_study.errors import ConfigError, no_such_key
 
 log = logging.getLogger("downsample_study")
@@ -70,24 +71,19 @@ def _app(root: Any, key: str, default: Any) -> Any:
     return OmegaConf.select(root, key, default=default)
 
 
-RESOLVERS = {  # what the launcher and sweeper presets in conf/hydra/ resolve
+RESOLVERS = {  # what the launcher presets in conf/hydra/launcher/ resolve
     "parallel_jobs": lambda *, _root_: default_parallel_jobs(
         _app(_root_, "parallel.jobs_per_gpu", 1)),
     "slurm_tasks": lambda *, _root_: slurm_tasks(_app(_root_, "trainer.devices", 1)),
     "slurm_gpus": lambda *, _root_: slurm_gpus(_app(_root_, "trainer.accelerator", "auto"),
                                                _app(_root_, "trainer.devices", 1)),
-    # the lr_search preset's Optuna study: one per variant
-    "study_name": lambda *, _root_: "lr-" + "-".join(
-        str(_app(_root_, f"{group}.name", "default")) for group in ("dataset", "model",
-                                                                     "downsample")),
 }
 
 
 def register_resolvers() -> None:
     """Register the presets' resolvers (the command line does, before composing)."""
     for name, resolver in RESOLVERS.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
+        register_resolver(name, resolver)
 
 
 def slurm_tasks(devices: Any) -> int:
@@ -115,7 +111,6 @@ def slurm_gpus(accelerator: Any, devices: Any) -> int | None:
 _AT_LEAST = {
     "hydra.launcher": {"timeout_min": 1, "cpus_per_task": 1, "tasks_per_node": 1,
                        "mem_gb": 1, "gpus_per_node": 0, "array_parallelism": 1, "nodes": 1},
-    "hydra.sweeper": {"n_trials": 1, "n_jobs": 1},
 }
 
 
@@ -171,10 +166,12 @@ def _check_jobs(hydra: DictConfig) -> None:
     or a value given twice (``seed=0,0``: one job launched twice)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from downsample_study.config.store import config_loader
     from downsample_study.sweeps.packing import sweep_overrides
 
+    parser = OverridesParser.create(config_loader())  # it expands downsample=glob(*pool)
     sweeps = {o.input_line: list(o.sweep_string_iterator())
-              for o in OverridesParser.create().parse_overrides(sweep_overrides(hydra))
+              for o in parser.parse_overrides(sweep_overrides(hydra))
               if o.is_sweep_override() and o.is_discrete_sweep()}
     for line, values in sweeps.items():
         if not values:
@@ -226,7 +223,6 @@ class LauncherCheck(Callback):
             _check_keys(config.hydra.sweeper, "hydra.sweeper")
             launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
             _check_settings(launcher, "hydra.launcher")
-            _check_settings(OmegaConf.to_container(config.hydra.sweeper), "hydra.sweeper")
             _check_jobs(config.hydra)
         except (InterpolationResolutionError, ConfigError) as err:
             cause: BaseException | None = err

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from downsample_study import internals
 from downsample_study.config.schema import PackConfig
+from downsample_study.config.store import config_loader
 from downsample_study.layout import PACKS_DIR
 from downsample_study.sweeps.naming import override_key
 
@@ -23,11 +24,11 @@ from downsample_study.sweeps.naming import override_key
 def planned_jobs(hydra: Any) -> list[list[str]] | None:
     """The overrides of every job of a multirun, from its ``hydra`` node (the sweep file's),
     expanded as Hydra's basic sweeper (and so the packed and tuned ones) expands them. None for
-    other sweepers (Optuna's plans as it goes) or overrides it cannot expand."""
+    other sweepers (one that plans as it goes) or overrides it cannot expand."""
     target = str(OmegaConf.select(hydra, "sweeper._target_", default="") or "")
     if not target.endswith(("BasicSweeper", "PackedSweeper", "TunedSweeper")):
         return None
-    return internals.basic_sweep_jobs(sweep_overrides(hydra))
+    return internals.basic_sweep_jobs(sweep_overrides(hydra), config_loader())
 
 
 def sweep_overrides(hydra: Any) -> list[str]:

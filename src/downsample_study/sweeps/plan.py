@@ -30,6 +30,13 @@ def tuned_search(config: Any) -> LrSearch | None:
     return search if search.trials else None
 
 
+def tunes_only(config: Any) -> bool:
+    """Whether a multirun's tuned sweeper runs its studies alone (``hydra.sweeper.tune_only``,
+    the ``lr_search`` preset), planning no test job."""
+    return tuned_search(config) is not None and OmegaConf.select(
+        config, "hydra.sweeper.tune_only", default=False) is True
+
+
 def sweep_jobs(config: Any) -> list[list[str]] | None:
     """Every job's overrides, from a multirun's saved ``config``, less the rate a tuned sweeper
     sets; None for other sweepers."""
@@ -53,7 +60,7 @@ class Plan:
     def of(cls, config: Any) -> Plan | None:
         """The plan of a multirun's saved config; None where its plan cannot be read."""
         jobs = sweep_jobs(config)
-        return None if jobs is None else cls(jobs)
+        return None if jobs is None else cls([] if tunes_only(config) else jobs)
 
     def named(self, overrides: Sequence[str]) -> frozenset[str]:
         """A job's overrides (planned, or a started job's ``.hydra/overrides.yaml``) as the

@@ -3,12 +3,11 @@
 The pace counts the current run's recent results only, so the time left reflects this machine
 as it is now; the running jobs' speed per epoch gives an estimate that a pause does not skew.
 
-    python -m downsample_study.sweeps.progress SWEEP
+    downsample-study progress SWEEP   # or python -m downsample_study.sweeps.progress SWEEP
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -20,14 +19,14 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from downsample_study.console import side_command
+from downsample_study.console import SideParser, command_name, side_command
 from downsample_study.errors import UserError, not_a_folder
 from downsample_study.layout import BEST_FILE, RESULTS_FILE, SWEEP_FILE, TUNING_DIR
 from downsample_study.results import Status
 from downsample_study.runtime.locks import is_primary
 from downsample_study.sweeps.folder import JobFolder, SweepFolder, others_note
 from downsample_study.sweeps.packing import alone
-from downsample_study.sweeps.plan import sweep_jobs, tuned_search
+from downsample_study.sweeps.plan import sweep_jobs, tuned_search, tunes_only
 from downsample_study.sweeps.running import JobEpochs, job_epochs, seconds_left, where
 from downsample_study.sweeps.tuning import variants
 
@@ -131,7 +130,8 @@ def read_progress(sweep: Path, config: DictConfig | None = None,
             tests.add(job)
         else:
             tests.not_planned += 1
-    stages.append(tests)
+    if not tunes_only(config):  # the lr_search preset: its studies alone
+        stages.append(tests)
     return Progress(sweep, sweeper, started or path.stat().st_mtime, studies, stages,
                     summary_only=str(config.get("mode")) == "summary")
 
@@ -259,9 +259,10 @@ class SweepProgress(Callback):
         log.info("%s", one_line(progress))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m downsample_study.sweeps.progress",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The command on ``argv`` (the command line's by default), named ``prog`` in its usage."""
+    parser = SideParser(
+        prog=prog or command_name("downsample_study.sweeps.progress"),
         description="How far a sweep has got: its planned, finished and running jobs, and "
                     "at the pace of the last hour, about how long the rest will take.")
     parser.add_argument("sweep", type=Path, help="the sweep folder (hydra.sweep.dir)")

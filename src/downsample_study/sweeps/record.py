@@ -4,8 +4,8 @@ Small enough to keep in a repository, it is all the report reads; copied back in
 folder, all the sweep's command needs to go on, so a sweep can outlive its machine's disk. An
 interrupted job is left out: it needs the checkpoint it resumes from.
 
-    python -m downsample_study.sweeps.record SWEEP DEST   # SWEEP's record, copied into DEST
-    python -m downsample_study.sweeps.record DEST SWEEP2  # and back, to finish it in SWEEP2
+    downsample-study record SWEEP DEST   # SWEEP's record, copied into DEST
+    downsample-study record DEST SWEEP2  # and back, to finish it in SWEEP2
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from downsample_study.console import side_command
+from downsample_study.console import SideParser, command_name, side_command
 from downsample_study.errors import ResultsError, UserError, not_a_folder
 from downsample_study.layout import (
     BEST_FILE,
@@ -100,9 +100,10 @@ def copy_record(sweep: Path, dest: Path) -> Copied:
     return Copied(jobs, studies, written, size)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m downsample_study.sweeps.record",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The command on ``argv`` (the command line's by default), named ``prog`` in its usage."""
+    parser = SideParser(
+        prog=prog or command_name("downsample_study.sweeps.record"),
         description="Copy a sweep's record (results, per-epoch metrics, configs, tuned rates; "
                     "no checkpoints or logs) into another folder: to keep it, to report on it, "
                     "or, copied back into a sweep folder, to finish the sweep there.")

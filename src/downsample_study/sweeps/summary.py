@@ -52,10 +52,16 @@ def summarize(sweep_dir: Path) -> int:
     if without:
         line += f"; {without} without: " + ", ".join(
             f"{counts[s]} {s}" for s in (Status.not_run, Status.killed) if counts[s])
+    studies_alone = sweep.plan is not None and not sweep.plan.jobs  # tune_only (lr_search)
     if trials := sweep.trials():
         done = sum(trial.status == Status.completed for trial in trials)
-        line += (f"; and {counted(len(trials), 'learning-rate trial')} under {TUNING_DIR}/, "
+        tuned = (f"{counted(len(trials), 'learning-rate trial')} under {TUNING_DIR}/, "
                  f"{done} completed")
+        if studies_alone:
+            line = (f"sweep {sweep_dir}: {tuned}; "
+                    f"{counted(len(sweep.studies()), 'study', 'studies')} ended with a best rate")
+        else:
+            line += f"; and {tuned}"
     if others := len(every) - len(jobs):
         line += f"; {others_note(others)}"
     log.info("%s", line)
@@ -67,7 +73,7 @@ def summarize(sweep_dir: Path) -> int:
     if stopped is not None:
         log.error("the sweep was stopped by a signal: run the same command to finish it")
         return 128 + stopped
-    if completed:
+    if completed or (studies_alone and sweep.studies()):
         log.info("its report (verdicts, plots): python -m downsample_study.report %s",
                  shlex.quote(str(sweep_dir)))
     return 1 if unfinished else 0

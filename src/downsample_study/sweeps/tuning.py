@@ -2,7 +2,7 @@
 
 One learning rate for all operators measures the rate as much as them, so each variant gets
 an Optuna TPE search of ``optimizer.lr`` at a seed none of its test seeds use. A re-run reads a
-study's ``best.yaml``, or asks the seeded TPE the same rates without retraining completed trials.
+study's ``best.yaml``, or asks the seeded TPE, on the same Optuna version, the same rates again.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from downsample_study.checks import above, at_least
 from downsample_study.config.defining import config_differences, difference, listed
 from downsample_study.errors import ConfigError, OtherJobError, ResultsError, UserError
 from downsample_study.layout import BEST_FILE, RESULTS_FILE, TUNING_DIR, job_dir_name
-from downsample_study.results import read_results
+from downsample_study.results import read_results, versions
 from downsample_study.runtime.locks import wait_for_others
 from downsample_study.runtime.same_job import completed_results
 from downsample_study.runtime.signals import sweep_stopped
@@ -71,6 +71,7 @@ class Tuned:
     lr: float
     value: float  # the validation top-1 at that rate
     trials: list[dict[str, Any]]  # {lr, value} for every trial (value None: it failed)
+    optuna: str | None = None  # the version that proposed the rates (None: not recorded)
 
 
 def variants(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[list[str]]]:
@@ -97,15 +98,15 @@ def check_trial_seed(search: LrSearch, jobs: Sequence[Sequence[str]], default_se
                           f"({shown}); the trials need a seed of their own")
 
 
-def check_rate_not_swept(jobs: Sequence[Sequence[str]]) -> None:
-    """A ``ConfigError`` when the command line sets the tuned rate: it would be ignored, and
-    ``optimizer.lr=a,b`` would make variants that tune to the same rate and train alike."""
-    values = list(dict.fromkeys(o.split("=", 1)[1] for job in jobs for o in job
-                                if override_key(o) == LR_KEY))
-    if values:
-        raise ConfigError(f"{LR_KEY}={','.join(values)}: hydra/sweeper=tuned tunes {LR_KEY} "
-                          f"for each variant; leave it out, or set hydra.sweeper.lr.trials=0 "
-                          f"to train at the rates given")
+def check_rate_not_swept(overrides: Sequence[str], sweeper: str, tune_only: bool) -> None:
+    """A ``ConfigError`` when the sweep's ``overrides`` set the tuned rate: it would be ignored,
+    and ``optimizer.lr=a,b`` would make variants that tune to the same rate and train alike."""
+    for override in overrides:
+        if override_key(override) == LR_KEY:
+            instead = (" (hydra.sweeper.lr.low and lr.high bound its search)" if tune_only else
+                       ", or set hydra.sweeper.lr.trials=0 to train at the rates given")
+            raise ConfigError(f"{override}: hydra/sweeper={sweeper} tunes {LR_KEY} for each "
+                              f"variant; leave it out{instead}")
 
 
 def variant_folder(dirname: str) -> str:
@@ -126,6 +127,7 @@ def read_best(folder: Path, search: LrSearch | None = None) -> Tuned | None:
         trials = [{"lr": float(t["lr"]),  # a failed trial's value: None
                    "value": None if t["value"] is None else float(t["value"])}
                   for t in data["trials"]]
+        optuna = data.get("optuna")  # absent in the files of earlier versions
         if not trials:
             raise ValueError("no trials")
     except UserError as err:
@@ -141,7 +143,7 @@ def read_best(folder: Path, search: LrSearch | None = None) -> Tuned | None:
         if differences:
             raise UserError(f"{path}: the outcome of another search ({'; '.join(differences)})"
                             f"; {again}, or sweep into another folder")
-    return Tuned(lr, value, trials)
+    return Tuned(lr, value, trials, None if optuna is None else str(optuna))
 
 
 Launch = Callable[[list[list[str]], int], Sequence[Any]]  # the launcher's, job returns back
@@ -179,24 +181,51 @@ def check_trained_here(folder: Path, variant: Sequence[str], search: LrSearch, w
         return
 
 
+def optuna_version() -> str:
+    """The installed Optuna's version, as each job's ``results.json`` records it."""
+    return versions()["optuna"]
+
+
+def check_same_optuna(folder: Path, name: str, search: LrSearch) -> None:
+    """A ``UserError`` when the unfinished study in ``folder`` ran its trials on another Optuna
+    version: its seeded sampler may propose other rates here, which the trials' folders (named
+    by number) do not hold, so the study cannot go on with them."""
+    for path in sorted(folder.glob(f"trial*/{RESULTS_FILE}")):
+        try:
+            theirs = read_results(path).provenance.versions.get("optuna")
+        except ResultsError:
+            continue
+        if theirs is not None and theirs != optuna_version():
+            raise UserError(f"tuning {name}: its trials in {folder} ran on Optuna {theirs}, "
+                            f"this is {optuna_version()}, whose sampler may propose other "
+                            f"rates from lr.sampler_seed {search.sampler_seed}; finish the "
+                            f"study with optuna=={theirs}, or delete {folder} to run it again")
+
+
 def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
          compose: Compose, sweep_dir: Path, first_index: int) -> Tuned | None:
     """The best learning rate of ``variant``, from its ``best.yaml`` or a study of its own; None
     if the sweep was stopped first (no ``best.yaml``: the same command goes on with it)."""
-    import optuna
-
     where = variant_folder(dirname)
     folder = sweep_dir / where
+    name = dirname or "default"
     if (known := read_best(folder, search)) is not None:
         check_trained_here(folder, variant, search, where, compose)
-        log.info("tuning %s: lr %.3g from %s", dirname or "default", known.lr, folder / BEST_FILE)
+        if known.optuna is not None and known.optuna != optuna_version():
+            log.warning("tuning %s: %s was found on Optuna %s, this is %s, whose sampler may "
+                        "propose other rates; its rate is used as found", name,
+                        folder / BEST_FILE, known.optuna, optuna_version())
+        log.info("tuning %s: lr %.3g from %s", name, known.lr, folder / BEST_FILE)
         return known
+    check_same_optuna(folder, name, search)
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(
                                     n_startup_trials=search.random_trials,
                                     seed=search.sampler_seed))
-    space = {LR_KEY: optuna.distributions.LogUniformDistribution(search.low, search.high)}
+    space = {LR_KEY: optuna.distributions.FloatDistribution(search.low, search.high, log=True)}
     while len(study.trials) < search.trials:
         batch = [study.ask(space)
                  for _ in range(min(search.at_once, search.trials - len(study.trials)))]
@@ -214,17 +243,18 @@ def tune(variant: Sequence[str], dirname: str, search: LrSearch, launch: Launch,
                 study.tell(trial, float(value))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
-        raise UserError(f"tuning {dirname or 'default'}: none of its "
+        raise UserError(f"tuning {name}: none of its "
                         f"{search.trials} trials completed (see {folder}/trial*/results.json)")
     best = max(done, key=lambda t: t.value)
     trials = ({"lr": t.params[LR_KEY], "value": t.value} for t in study.trials)
-    tuned = Tuned(best.params[LR_KEY], best.value, sorted(trials, key=lambda t: t["lr"]))
+    tuned = Tuned(best.params[LR_KEY], best.value, sorted(trials, key=lambda t: t["lr"]),
+                  optuna_version())
     folder.mkdir(parents=True, exist_ok=True)
     write_yaml(folder / BEST_FILE,  # its being there says the study is over
                {"lr": tuned.lr, "value": tuned.value, "trials": tuned.trials,
-                "search": search.settings()})
+                "search": search.settings(), "optuna": tuned.optuna})
     log.info("tuning %s: lr %.3g (val/acc_top1 %.4f, best of %d trials)",
-             dirname or "default", tuned.lr, tuned.value, len(study.trials))
+             name, tuned.lr, tuned.value, len(study.trials))
     return tuned
 
 

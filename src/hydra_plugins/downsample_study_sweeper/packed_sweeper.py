@@ -50,6 +50,8 @@ class PackedSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(sweep_dir / SWEEP_FILE, config)
         jobs = self.prepare(jobs, sweep_dir)
+        if not jobs:  # stopped while preparing, or all it had to run (a tuned sweeper's studies)
+            return []
         size = pack_size(config.pack.size, config.trainer.get("accelerator", "auto"))
         if (alone_because := alone(config)) is not None:
             log.info("packing: off, %s", alone_because)
