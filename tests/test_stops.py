@@ -26,7 +26,8 @@ def job(quick) -> list[str]:
 
 
 @pytest.mark.parametrize(("signum", "schedule"), [
-    (signal.SIGTERM, "none"), (signal.SIGINT, "none"), (signal.SIGTERM, "onecycle"), (signal.SIGTERM, "step"), (signal.SIGTERM, "cosine"),
+    (signal.SIGTERM, "none"), (signal.SIGINT, "none"), (signal.SIGTERM, "onecycle"),
+    (signal.SIGTERM, "step"), (signal.SIGTERM, "cosine"),
 ])
 def test_a_signal_stops_the_job_mid_epoch_and_the_rerun_ends_as_if_never_stopped(
     signum, schedule, job, monkeypatch, tmp_path, capsys
