@@ -166,7 +166,8 @@ def config_reference() -> str:
            "(`downsample=blurpool`). Every key is typed: a wrong key, type or value is refused "
            "in one line naming it.", "",
            "## Groups", "", "| group | options | default |", "| --- | --- | --- |"]
-    groups = [*CHOICES, "accelerator", "experiment", "variant", "hydra/launcher", "hydra/sweeper"]
+    groups = [*CHOICES, "accelerator", "callbacks", "experiment", "variant", "hydra/launcher",
+              "hydra/sweeper"]
     for group in groups:
         names = ", ".join(f"`{p.stem}`" for p in _options(group))
         default = defaults.get(group)
@@ -190,7 +191,8 @@ def config_reference() -> str:
             + ". `conf/config.yaml` sets `max_epochs`, `log_every_n_steps`, "
             "`num_sanity_val_steps` and `enable_model_summary`; `accelerator=` chooses the "
             "device:", ""]
-    for group in ("accelerator", "experiment", "variant", "hydra/launcher", "hydra/sweeper"):
+    for group in ("accelerator", "callbacks", "experiment", "variant", "hydra/launcher",
+                  "hydra/sweeper"):
         if group != "accelerator":
             out += [f"## {group}", ""]
         out += ["| option | what it is |", "| --- | --- |"]

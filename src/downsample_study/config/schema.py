@@ -128,5 +128,8 @@ class Config:
     tuned: list[str] = field(default_factory=list, metadata=INCIDENTAL)
     # train; summary: print the layer table and exit; eval: evaluate a finished job again
     mode: JobMode = field(default=JobMode.train, metadata=INCIDENTAL)
+    # Lightning callbacks added to the framework's own, by name: each a node with _target_
+    # (conf/callbacks: callbacks=[early_stopping,swa]; any class as +callbacks.x._target_)
+    callbacks: dict[str, Any] = field(default_factory=dict)
     # mode=eval: a finished job's folder (its selected checkpoint) or one of its checkpoints
     checkpoint: str | None = field(default=None, metadata=INCIDENTAL)

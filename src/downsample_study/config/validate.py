@@ -42,7 +42,13 @@ class RunConfig:
     mode: JobMode
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    callbacks: dict[str, Any] = field(default_factory=dict)  # name -> node with _target_
     resolved: dict[str, Any] = field(default_factory=dict)  # the whole config, plain data
+
+
+def _callbacks(node: DictConfig | None) -> dict[str, Any]:
+    """``callbacks``: name -> plain node (none in a config composed before the group)."""
+    return {} if node is None else OmegaConf.to_container(node, resolve=True)
 
 
 def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
@@ -152,5 +158,6 @@ def validate(cfg: DictConfig) -> RunConfig:
         mode=cfg.mode,
         evaluation=_evaluation(cfg, dataset.num_classes, dataset.size),
         speed=OmegaConf.to_object(cfg.speed),
+        callbacks=_callbacks(cfg.get("callbacks")),
         resolved=OmegaConf.to_container(cfg, enum_to_str=True),
     )

@@ -6,8 +6,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from downsample_study.config.schema import JobMode
@@ -73,7 +76,30 @@ def refusal(settings: RunConfig) -> str | None:
                 f"pack on one device per job (hydra/launcher=parallel or slurm spread packs)")
     if settings.speed.compile.value != "none":
         return "speed.compile: packs are not compiled yet; run them with speed.compile=none"
+    if settings.callbacks:
+        return (f"callbacks.{next(iter(settings.callbacks))}: Lightning's callbacks see a pack "
+                f"as one network, not each member; run them without hydra/sweeper=packed")
     return None
+
+
+def chosen_callbacks(nodes: dict[str, Any]) -> list[L.Callback]:
+    """The ``callbacks.*`` a job chose, built (Hydra's instantiate); a ``ConfigError`` names
+    one that is not a buildable Lightning callback."""
+    built = []
+    for name, node in nodes.items():
+        target = node.get("_target_") if isinstance(node, dict) else None
+        if not target:
+            raise ConfigError(f"callbacks.{name}: no _target_ (the callback's class, e.g. "
+                              f"lightning.pytorch.callbacks.EarlyStopping)")
+        try:
+            callback = instantiate(node)
+        except Exception as err:  # Hydra wraps the class's own error: its first line says why
+            why = str(err.__cause__ or err).strip().splitlines()[0]
+            raise ConfigError(f"callbacks.{name}: cannot build {target}: {why}") from None
+        if not isinstance(callback, L.Callback):
+            raise ConfigError(f"callbacks.{name}: {target} is not a Lightning callback")
+        built.append(callback)
+    return built
 
 
 def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
@@ -104,6 +130,7 @@ def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
                  RngState(), StopAtStepBoundary(last), SameJob(members[0].config, folder)]
     if slot is not None:  # a slot exists only when jobs run side by side
         callbacks.append(ShareIdleCores(slot))
+    callbacks += chosen_callbacks(first.callbacks)
     job.trainer = build_trainer(first.trainer, folder, callbacks)
     asked, runs_as = str(first.trainer.get("precision")), str(job.trainer.precision)
     if asked in ("16", "16-mixed") and runs_as != "16-mixed":  # no fp16 AMP on this device
