@@ -79,3 +79,12 @@ def test_a_key_names_a_job_folder_only_if_it_defines_the_job(key, value, defines
                             return_hydra_config=True)
     named = sorted([f"{key}={value}", "seed=1"] if defines else ["seed=1"])
     assert cfg.hydra.job.override_dirname == ",".join(named)
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), [0.9, 0.999]])
+def test_a_pair_held_as_a_tuple_is_the_list_results_json_holds(betas):
+    """OmegaConf 2.4 keeps a tuple-typed default (optimizer.betas) a tuple; JSON has lists."""
+    composed = {"optimizer": {"name": "adam", "lr": 1e-3, "betas": betas}}
+    recorded = json.loads(json.dumps(composed))
+    assert defining(composed) == defining(recorded)
+    assert defining(composed)["optimizer.betas"] == [0.9, 0.999]

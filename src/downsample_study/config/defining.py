@@ -58,8 +58,8 @@ def _walk(schemas: list[type], data: dict[str, Any], prefix: str, into: dict[str
             inner = (_schemas(key, value) if not prefix and key in CHOICES else
                      [schema for kind, _ in known for schema in _inner(key, kind, prefix)])
             _walk(inner, value, f"{path}.", into)
-        else:
-            into[path] = value
+        else:  # a tuple (OmegaConf 2.4 keeps one) is the list results.json holds
+            into[path] = list(value) if isinstance(value, tuple) else value
 
 
 def defining(config: dict[str, Any]) -> dict[str, Any]:
