@@ -15,11 +15,8 @@ from downsample_study.report.variants import column, text
 
 
 def _mean_sd(stat: Stat | None) -> str:
-    if stat is None:
-        return "--"
-    if stat.n < 2 or math.isnan(stat.std):
-        return f"${stat.mean:.2f}$"
-    return f"${stat.mean:.2f} \\pm {stat.std:.2f}$"
+    """report.md's ``mean ± sd`` in math mode."""
+    return "--" if stat is None else f"${stat.format(ci=False).replace('±', chr(92) + 'pm')}$"
 
 
 def _signed(value: float) -> str:
