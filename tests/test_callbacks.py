@@ -38,6 +38,8 @@ def test_a_pack_refuses_callbacks_with_the_reason(quick, capsys):
     (["+callbacks.mine._target_=collections.OrderedDict"],
      "callbacks.mine: collections.OrderedDict is not a Lightning callback"),
     (["+callbacks.mine.patience=3"], "callbacks.mine: no _target_"),
+    (["+callbacks.lr._target_=lightning.pytorch.callbacks.LearningRateMonitor"],
+     "callbacks.lr: each member logs the learning rate already, as train/lr"),
     (["callbacks=[early_stopping]", "+callbacks.early_stopping.bogus=1"],
      "callbacks.early_stopping: cannot build lightning.pytorch.callbacks.EarlyStopping: "),
 ])

@@ -4,12 +4,12 @@ its parameter and FLOP counts; its console, results and checkpoints kept with it
 
 from __future__ import annotations
 
-import csv
+import json
 import subprocess
 import sys
 
 import pytest
-from support import launch, read_wandb_runs, results_under
+from support import csv_rows, launch, read_wandb_runs, results_under, tensorboard_scalars
 
 EPOCHS = 2
 
@@ -25,8 +25,8 @@ def test_wandb_shows_each_epoch_once_and_the_selected_checkpoint_as_its_summary(
 ):
     monkeypatch.setenv("WANDB_PROJECT", "from-the-environment")
     monkeypatch.setenv("WANDB_TAGS", "mine,also-mine")
-    assert launch([*job, "logger=wandb", "logger.mode=offline", "logger.log_model=true",
-                   "logger.options={notes: reviewed}"]).exit_code == 0
+    assert launch([*job, "logger=wandb", "logger.wandb.mode=offline", "logger.wandb.log_model=true",
+                   "logger.wandb.options={notes: reviewed}"]).exit_code == 0
     [results] = results_under(tmp_path / "out")
     [run] = read_wandb_runs(tmp_path / "out" / "wandb")
     validations = [row for row in run.history if "val/acc_top1" in row]
@@ -42,7 +42,7 @@ def test_wandb_shows_each_epoch_once_and_the_selected_checkpoint_as_its_summary(
     assert run.project == "from-the-environment"
     assert {"mine", "also-mine", "mnist", "maxpool"} <= set(run.tags)
     assert {"results.json", "epochs.csv"} <= set(run.files)
-    assert any(kind == "model" for kind, _ in run.artifacts)  # logger.log_model
+    assert any(kind == "model" for kind, _ in run.artifacts)  # logger.wandb.log_model
 
 
 def test_a_failed_runs_console_and_error_are_in_its_wandb_run(quick, tmp_path):
@@ -50,7 +50,7 @@ def test_a_failed_runs_console_and_error_are_in_its_wandb_run(quick, tmp_path):
     # which inside pytest may be an earlier test's capture
     run = subprocess.run(
         [sys.executable, "-m", "downsample_study", *quick, "optimizer=sgd", "optimizer.lr=1e6",
-         "downsample.batch_norm=false", "logger=wandb", "logger.mode=offline",
+         "downsample.batch_norm=false", "logger=wandb", "logger.wandb.mode=offline",
          "hydra.run.dir=out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stderr[-2000:]
     [wandb_run] = read_wandb_runs(tmp_path / "out" / "wandb")
@@ -62,17 +62,9 @@ def test_a_failed_runs_console_and_error_are_in_its_wandb_run(quick, tmp_path):
 def test_tensorboard_has_each_epoch_once_and_the_selected_checkpoint_as_hparams_metrics(
     job, tmp_path
 ):
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-
     assert launch([*job, "logger=tensorboard"]).exit_code == 0
     [results] = results_under(tmp_path / "out")
-    scalars, plugins = {}, set()
-    for events in sorted((tmp_path / "out" / "tensorboard").glob("events.out.tfevents.*")):
-        for event in EventFileLoader(str(events)).Load():
-            for value in event.summary.value:
-                plugins.add(value.metadata.plugin_data.plugin_name)
-                if value.metadata.plugin_data.plugin_name == "scalars":
-                    scalars.setdefault(value.tag, []).append(float(value.tensor.float_val[0]))
+    scalars, plugins = tensorboard_scalars(tmp_path / "out" / "tensorboard")
     assert len(scalars["val/acc_top1"]) == EPOCHS  # no point for the re-validation
     assert scalars["epoch"][-1] == EPOCHS and "hp_metric" not in scalars
     assert scalars["test/acc_top1"] == pytest.approx([results["test"]["acc_top1"]])
@@ -83,13 +75,44 @@ def test_tensorboard_has_each_epoch_once_and_the_selected_checkpoint_as_hparams_
 def test_csv_counts_epochs_from_1_and_ends_with_the_test_numbers(job, tmp_path):
     assert launch([*job, "logger=csv"]).exit_code == 0
     [results] = results_under(tmp_path / "out")
-    with (tmp_path / "out" / "csv" / "metrics.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = csv_rows(tmp_path / "out" / "csv" / "metrics.csv")
     validations = [row for row in rows if row.get("val/acc_top1")]
     assert [float(row["epoch"]) for row in validations] == [1.0, 2.0]
     assert float(rows[-1]["test/acc_top1"]) == pytest.approx(results["test"]["acc_top1"])
-    with (tmp_path / "out" / "epochs.csv").open(newline="") as f:
-        epochs = list(csv.DictReader(f))
+    epochs = csv_rows(tmp_path / "out" / "epochs.csv")
     assert [row["epoch"] for row in epochs] == ["1", "2"]
     best = max(epochs, key=lambda row: float(row["val/acc_top1"]))
     assert int(best["epoch"]) == results["best_epoch"]  # one numbering everywhere
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["solo", "packed"])
+def test_three_loggers_at_once_each_hold_every_members_run_with_its_learning_rate(
+    quick, tmp_path, packed, capsys
+):
+    args = [*quick, f"trainer.max_epochs={EPOCHS}", "evaluation.feature_maps=false",
+            "logger=[wandb,tensorboard,csv]", "logger.wandb.mode=offline",
+            "optimizer.scheduler.name=cosine"]
+    args = (["-m", *args, "hydra/sweeper=packed", "seed=0,1", "hydra.sweep.dir=out"] if packed
+            else [*args, "hydra.run.dir=out"])
+    run = launch(args, capsys)
+    assert run.exit_code == 0
+    folders = sorted(p.parent for p in (tmp_path / "out").glob("**/results.json")
+                     if "wandb" not in p.parts)
+    assert len(folders) == (2 if packed else 1)
+    for folder in folders:
+        results = json.loads((folder / "results.json").read_text())
+        assert [t["name"] for t in results["trackers"]] == ["wandb", "tensorboard", "csv"]
+        assert results["trackers"][0]["mode"] == "offline"
+        epochs = csv_rows(folder / "epochs.csv")
+        lrs = [float(row["train/lr"]) for row in epochs]
+        assert 0 < lrs[1] < lrs[0] <= 1e-3  # cosine: falls each epoch from optimizer.lr
+        [wandb_run] = read_wandb_runs(folder / "wandb")
+        logged = [row for row in wandb_run.history if "val/acc_top1" in row]
+        assert [row["train/lr"] for row in logged] == pytest.approx(lrs)
+        assert wandb_run.summary["test/acc_top1"] == pytest.approx(results["test"]["acc_top1"])
+        scalars, _ = tensorboard_scalars(folder / "tensorboard")
+        assert len(scalars["val/acc_top1"]) == EPOCHS and "train/lr" in scalars
+        assert scalars["test/acc_top1"] == pytest.approx([results["test"]["acc_top1"]])
+        rows = csv_rows(folder / "csv" / "metrics.csv")
+        assert float(rows[-1]["test/acc_top1"]) == pytest.approx(results["test"]["acc_top1"])
+    assert run.output.count("W&B offline run") == len(folders)  # where each member's went

@@ -320,7 +320,7 @@ def test_without_a_reachable_server_wandb_goes_offline_with_a_notice(job, tmp_pa
                                                                      capsys):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # credentials: W&B would go online
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
-    run = launch([*job, "logger=wandb", "logger.init_timeout=3", "hydra.run.dir=out"], capsys)
+    run = launch([*job, "logger=wandb", "logger.wandb.init_timeout=3", "hydra.run.dir=out"], capsys)
     assert run.exit_code == 0
     assert "W&B: cannot reach the server" in run.output and "wandb sync" in run.output
     [offline] = read_wandb_runs(tmp_path / "out" / "wandb")
@@ -357,7 +357,7 @@ def test_with_credentials_a_refused_setting_is_not_taken_for_an_unreachable_serv
            "WANDB_BASE_URL": "http://127.0.0.1:9"}
     run = subprocess.run(
         [sys.executable, "-m", "downsample_study", *quick, "logger=wandb",
-         "logger.init_timeout=3", "hydra.run.dir=out"],
+         "logger.wandb.init_timeout=3", "hydra.run.dir=out"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stderr[-2000:]
     output = run.stdout + run.stderr
@@ -376,7 +376,7 @@ def test_every_attempt_of_a_job_logs_to_its_one_run_id(mode, resume, tmp_path):
     assert run_id_of(tmp_path, resumed=True) == first  # a resumed attempt: the same run
     assert run_id_of(tmp_path, resumed=False) != first  # a job started over: a new one
     run = RunIdentity("job", [], run_id=run_id_of(tmp_path, resumed=True))
-    logger = WandbTracker()._logger(WandbConfig(name="wandb"), run, tmp_path, mode)
+    logger = WandbTracker()._logger(WandbConfig(), run, tmp_path, mode)
     # online, wandb continues the run of that id (W&B cannot resume offline runs)
     assert (logger._wandb_init["id"], logger._wandb_init["resume"]) == (run.run_id, resume)
 
@@ -384,7 +384,7 @@ def test_every_attempt_of_a_job_logs_to_its_one_run_id(mode, resume, tmp_path):
 def test_a_resumed_job_is_one_complete_wandb_run_for_sync(job, tmp_path, monkeypatch):
     from test_stops import signal_at_step
 
-    args = [*job, "logger=wandb", "logger.mode=offline", "trainer.max_epochs=3",
+    args = [*job, "logger=wandb", "logger.wandb.mode=offline", "trainer.max_epochs=3",
             "hydra.run.dir=out"]
     with monkeypatch.context() as patch:
         signal_at_step(patch, 24, 15)  # SIGTERM in the third epoch

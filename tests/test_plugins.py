@@ -1,15 +1,20 @@
-"""One way to plug things in: a dataset registered from outside the package (here, in this
-test module) with one YAML file on Hydra's search path is a dataset like the built-in ones:
+"""One way to plug things in: a dataset or logger registered from outside the package (here,
+in this test module) with one YAML file on Hydra's search path is one like the built-in ones:
 typed at composition, trained and evaluated through the command line."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 from support import launch, results_under
 
 from downsample_study.data.batches import Split
 from downsample_study.data.datasets import DATASETS, register_dataset
+from downsample_study.training.configs import LOGGERS, LoggerConfig
+from downsample_study.training.tracking import Tracker
 
 NAME = "stripes"
 
@@ -110,3 +115,35 @@ def test_a_built_in_name_cannot_be_registered_with_another_schema(monkeypatch):
     DOWNSAMPLES.add("maxpool", lambda cfg, point: None, PoolConfig)  # its own schema: fine
     with pytest.raises(ValueError, match="registered already"):
         DOWNSAMPLES.add("maxpool", lambda cfg, point: None)
+
+
+@dataclass
+class FolderConfig(LoggerConfig):
+    folder: str = "mine"
+
+
+class FolderTracker(Tracker):
+    """Lightning's CSVLogger, in a folder the config names: a logger of the user's own."""
+
+    def create(self, cfg, run, output_dir):
+        return CSVLogger(save_dir=str(output_dir), name=cfg.folder, version="")
+
+
+def test_a_logger_registered_outside_the_package_logs_beside_a_built_in_one(
+    monkeypatch, quick, tmp_path
+):
+    monkeypatch.setattr(LOGGERS, "builders", dict(LOGGERS.builders))
+    monkeypatch.setattr(LOGGERS, "schemas", dict(LOGGERS.schemas))
+    LOGGERS.add("mine", FolderTracker(), FolderConfig)
+    conf = tmp_path / "my_conf" / "logger"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_text("# @package logger.mine\ndefaults:\n"
+                                    "  - /schema_logger_mine@_here_\n")
+    run = launch([*quick, f"hydra.searchpath=[file://{conf.parent}]", "logger=[csv,mine]",
+                  "logger.mine.folder=elsewhere", "evaluation.feature_maps=false",
+                  "hydra.run.dir=out"])
+    assert run.exit_code == 0
+    [results] = results_under(tmp_path / "out")
+    assert [tracker["name"] for tracker in results["trackers"]] == ["csv", "mine"]
+    for folder in ("csv", "elsewhere"):
+        assert "val/acc_top1" in (tmp_path / "out" / folder / "metrics.csv").read_text()

@@ -312,12 +312,21 @@ def test_variants_are_listed_by_dataset_best_first_with_the_baseline_marked(swee
     assert plot.count("maxpool (baseline)") == 2 and "stride2 (baseline)" not in plot
 
 
-def test_report_is_logged_to_the_sweeps_wandb_group_offline(tmp_path):
+@pytest.mark.parametrize("trackers", [
+    None,  # results.json before version 5: its config's logger node says where it logged
+    [{"name": "csv"}, {"name": "wandb", "mode": "offline", "project": "downsample_study",
+                       "entity": None, "group": None}],
+    [{"name": "csv"}],  # no W&B run: no report run
+], ids=["from-config", "one-of-several", "csv-only"])
+def test_report_is_logged_to_the_sweeps_wandb_group_offline(tmp_path, trackers):
     sweep = tmp_path / "sweep"
     for (dataset, op), by_seed in TOP1.items():
         for seed, top1 in by_seed.items():
-            write_job(sweep, dataset, op, seed, top1, logger="wandb")
+            write_job(sweep, dataset, op, seed, top1, logger="wandb", trackers=trackers)
     assert main([str(sweep)]) == 0
+    if trackers == [{"name": "csv"}]:
+        assert not (sweep / "wandb").exists()
+        return
     [run] = read_wandb_runs(sweep / "wandb")
     assert run.job_type == "report" and run.group == "multirun_test"
     logged = {k for row in run.history for k in row}

@@ -59,6 +59,22 @@ def test_earlier_results_are_read_with_epochs_counted_from_1(version, best, stop
     assert results.stopped_at == {"epoch": stopped, "step": 40}
 
 
+@pytest.mark.parametrize(("tracker", "trackers"), [
+    ({"name": "wandb", "mode": "offline"}, [{"name": "wandb", "mode": "offline"}]),
+    ({"name": "none"}, []),  # logger=none, as version 5 said it
+    (None, []),
+])
+def test_version_5s_one_tracker_is_read_as_a_list_of_trackers(tracker, trackers, tmp_path):
+    import json
+
+    from downsample_study.results import read_results
+
+    data = {"status": "completed", "config": {"seed": 0}, "tracker": tracker,
+            "schema_version": 5}
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    assert read_results(tmp_path / "results.json").trackers == trackers
+
+
 @pytest.mark.parametrize(("extra", "status"), [([], 0), (["trainer.max_epoch=1"], 1)])
 def test_the_command_line_exits_with_the_run_status_and_a_complete_wandb_run(
     extra, status, quick, tmp_path, monkeypatch
@@ -66,7 +82,7 @@ def test_the_command_line_exits_with_the_run_status_and_a_complete_wandb_run(
     monkeypatch.delenv("WANDB_SILENT")  # what W&B prints on the console, as a user sees it
     # the process skips the interpreter's teardown (__main__): W&B must still close its run
     run = subprocess.run(
-        [sys.executable, "-m", "downsample_study", *quick, "logger.mode=offline",
+        [sys.executable, "-m", "downsample_study", *quick, "logger.wandb.mode=offline",
          "evaluation.feature_maps=false", "hydra.run.dir=out", *extra],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )

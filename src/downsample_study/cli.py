@@ -192,7 +192,7 @@ def hydra_app(cfg: DictConfig) -> float | None:
     from downsample_study.console import route_library_logs
 
     route_library_logs()  # Hydra configured logging: Lightning's lines through its handlers
-    internals.before_jobs(wandb=cfg.logger.name == "wandb")
+    internals.before_jobs(wandb="wandb" in cfg.logger)
     from downsample_study.task import run_task
 
     return run_task(cfg)

@@ -21,7 +21,9 @@ def no_such_key(key: str, keys: list[str], parent: str = "") -> str:
     listed = ", ".join(keys[:MAX_LISTED]) + (
         f" and {len(keys) - MAX_LISTED} more (--cfg job shows them)"
         if len(keys) > MAX_LISTED else "")
-    return f"{key}: no such key{hint}; keys of {parent or 'the top level'}: {listed}"
+    where = parent or "the top level"
+    return (f"{key}: no such key{hint}; keys of {where}: {listed}" if keys else
+            f"{key}: no such key; {where} has no keys")
 
 
 def not_a_folder(path: str | Path) -> str:

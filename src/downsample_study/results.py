@@ -23,8 +23,9 @@ from downsample_study.storage import atomic_write
 
 # 1: no schema_version, provenance or typed reader (before 2026-12-01); 2: those; 3: the
 # interrupted status with its signal, stopping point and checkpoint to resume from; 4: epochs
-# counted from 1 (best_epoch, stopped_at), smoke_test; 5: the tracker the job logged to
-SCHEMA_VERSION = 5
+# counted from 1 (best_epoch, stopped_at), smoke_test; 5: the tracker the job logged to; 6:
+# the trackers, a list (several loggers at once)
+SCHEMA_VERSION = 6
 
 
 class Status(Choice):
@@ -110,8 +111,9 @@ class Results:
     smoke_test: bool = False  # trainer.fast_dev_run: a few batches, not a result to report
     # trained in a pack (hydra/sweeper=packed): {"id", "size", "seeds"}; None: alone
     pack: dict[str, Any] | None = None
-    # where its metrics went: {"name": the logger, and W&B's "mode", "project", "entity", "group"}
-    tracker: dict[str, Any] | None = None
+    # where its metrics went, one entry per logger: {"name": the logger, and W&B's "mode",
+    # "project", "entity", "group"}; None: written before version 5 (its config's logger says)
+    trackers: list[dict[str, Any]] | None = None
     resources: Resources = field(default_factory=Resources)
     provenance: Provenance = field(default_factory=Provenance.here)
     schema_version: int = SCHEMA_VERSION  # of this file's layout
@@ -152,6 +154,9 @@ class Results:
                 raise NewerResultsError(f"schema_version {values['schema_version']}, which this "
                                    f"version (reading 1 to {SCHEMA_VERSION}) cannot read: "
                                    f"upgrade downsample_study to read it")
+            if values["schema_version"] == 5:  # one tracker, or none
+                values["trackers"] = [tracker for tracker in [data.get("tracker")]
+                                      if tracker and tracker.get("name") != "none"]
             if values["schema_version"] < 4:  # epochs were counted from 0
                 if values.get("best_epoch") is not None:
                     values["best_epoch"] += 1
@@ -183,8 +188,9 @@ def read_results(path: Path) -> Results:
         raise type(err)(f"{path}: {err}") from None
 
 
+# train/lr: the learning rate of the epoch's last step (empty in files written before it)
 EPOCH_COLUMNS = ("epoch", "step", "seconds", "val/loss", "val/acc_top1", "val/acc_top2",
-                 "train/loss_epoch")
+                 "train/loss_epoch", "train/lr")
 # its counting columns; the rest are metrics
 COUNTS = ("epoch", "step")
 

@@ -1,11 +1,13 @@
 """Test-support helpers: the command line run in process (runs), tiny synthetic datasets in
-real on-disk formats (datasets), and a reader for offline W&B run files (wandb_records).
+real on-disk formats (datasets), readers for offline W&B run files (wandb_records) and the
+CSV and TensorBoard loggers' files (tracker_files).
 
 Plain functions, no pytest magic, so they can be used from fixtures, scripts and notebooks.
 """
 
 from support.datasets import CIFAR10_CLASSES, REAL_DATA, write_cifar10, write_idx_dataset
 from support.runs import Launch, cli, launch, results_under, signal_at_step, summarize_sweep
+from support.tracker_files import csv_rows, tensorboard_scalars
 from support.wandb_records import (
     WandbRun,
     iter_wandb_records,
@@ -20,6 +22,7 @@ __all__ = [
     "Launch",
     "WandbRun",
     "cli",
+    "csv_rows",
     "iter_wandb_records",
     "launch",
     "read_finished_wandb_run",
@@ -28,6 +31,7 @@ __all__ = [
     "results_under",
     "signal_at_step",
     "summarize_sweep",
+    "tensorboard_scalars",
     "write_cifar10",
     "write_idx_dataset",
 ]

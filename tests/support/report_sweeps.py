@@ -43,8 +43,10 @@ def job_config(dataset: str, op: str, seed: int, logger: str = "csv",
 
 
 def write_job(sweep: Path, dataset: str, op: str, seed: int, top1: float, logger: str = "csv",
-              batch_norm: bool = False) -> Path:
-    """A completed job's folder as the report reads it: results.json and three epochs."""
+              batch_norm: bool = False, trackers: list[dict] | None = None) -> Path:
+    """A completed job's folder as the report reads it: results.json and three epochs (a file
+    of schema version 1, whose config's ``logger`` says where it logged; given ``trackers``,
+    of version 6, which lists them)."""
     folder = sweep / f"dataset={dataset},downsample={op},seed={seed}{',bn' * batch_norm}"
     folder.mkdir(parents=True)
     params = 61_706 + (2_650 if op == "stride2" else 0)
@@ -62,6 +64,7 @@ def write_job(sweep: Path, dataset: str, op: str, seed: int, top1: float, logger
         "epochs": 3,
         "best_epoch": 2,
         "train_seconds": 10.0 + seed,
+        **({"trackers": trackers, "schema_version": 6} if trackers is not None else {}),
     }
     (folder / "results.json").write_text(json.dumps(results))
     with (folder / EPOCHS_FILE).open("w", newline="") as f:

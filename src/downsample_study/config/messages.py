@@ -82,14 +82,23 @@ def _plus_on_a_default(err: BaseException, overrides: Sequence[str]) -> str | No
             f"lacks)")
 
 
+def _group_options(missing: str) -> list[str]:
+    """The options of the group of ``missing`` (``group/option``), which Hydra leaves out of
+    the error for an option of a list (``logger=[csv,bogus]``)."""
+    from downsample_study.config.store import config_loader
+
+    return config_loader().get_group_options(missing.rpartition("/")[0])
+
+
 def composition_message(err: BaseException, overrides: Sequence[str] = ()) -> str | None:
     """The one-line message for an error Hydra raised while composing ``overrides`` (the
     command line's); None for others."""
     if (message := _plus_on_a_default(err, overrides)) is not None:
         return message
-    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and (
+            options := err.options or _group_options(err.missing_cfg_file)):
         group, _, option = err.missing_cfg_file.rpartition("/")
-        return f"{group}={option}: no such option; allowed: {', '.join(sorted(err.options))}"
+        return f"{group}={option}: no such option; allowed: {', '.join(sorted(options))}"
     if isinstance(err, OverrideParseException):
         reason = str(err.message).splitlines()[0]
         key, _, value = str(err.override).partition("=")

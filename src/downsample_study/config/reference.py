@@ -21,6 +21,7 @@ from typing import Any
 from downsample_study.config.schema import CHOICES, Config
 from downsample_study.config.store import CONFIG_DIR, MANAGED_TRAINER_ARGS
 from downsample_study.results import SCHEMA_VERSION, Results, Status
+from downsample_study.training.configs import LOGGERS
 
 
 def field_comments(cls: type) -> dict[str, str]:
@@ -166,8 +167,8 @@ def config_reference() -> str:
            "(`downsample=blurpool`). Every key is typed: a wrong key, type or value is refused "
            "in one line naming it.", "",
            "## Groups", "", "| group | options | default |", "| --- | --- | --- |"]
-    groups = [*CHOICES, "accelerator", "callbacks", "experiment", "variant", "hydra/launcher",
-              "hydra/sweeper"]
+    groups = [*CHOICES, "logger", "accelerator", "callbacks", "experiment", "variant",
+              "hydra/launcher", "hydra/sweeper"]
     for group in groups:
         names = ", ".join(f"`{p.stem}`" for p in _options(group))
         default = defaults.get(group)
@@ -175,7 +176,8 @@ def config_reference() -> str:
             "Hydra's basic one" if group.startswith("hydra/") else "none")
         out.append(f"| `{group}` | {names} | {shown} |")
     out += ["", "## Keys of every job", ""]
-    fixed = [f for f in dataclasses.fields(Config) if f.name not in {*CHOICES, "trainer"}]
+    fixed = [f for f in dataclasses.fields(Config)
+             if f.name not in {*CHOICES, "logger", "trainer"}]
     rows = key_rows(Config)
     out += _table([row for row in rows if row.split("`")[1].split(".")[0] in
                    {f.name for f in fixed}])
@@ -184,6 +186,13 @@ def config_reference() -> str:
         for path in _options(group):
             out += [f"### `{group}={path.stem}`", "", yaml_summary(path), ""]
             out += _table(key_rows(registry.schemas[path.stem], f"{group}."))
+    out += ["## logger", "", "One logger, several (`logger=[wandb,tensorboard]`) or none "
+            "(`logger=none`). Each chosen logger's keys are `logger.<name>.<key>`.", ""]
+    for path in _options("logger"):
+        out += [f"### `logger={path.stem}`", "", yaml_summary(path), ""]
+        if path.stem in LOGGERS and (rows := key_rows(LOGGERS.schemas[path.stem],
+                                                      f"logger.{path.stem}.")):
+            out += _table(rows)
     out += ["## trainer", "",
             "Any keyword argument of `lightning.Trainer` as `trainer.<name>=<value>`, checked "
             "against its signature, except the ones the framework sets itself: "

@@ -18,7 +18,7 @@ from downsample_study.data.configs import DATASETS
 from downsample_study.errors import ConfigError
 from downsample_study.nets.configs import DOWNSAMPLES, MODELS
 from downsample_study.registry import INCIDENTAL, Registry
-from downsample_study.training.configs import LOGGERS, OPTIMIZERS
+from downsample_study.training.configs import OPTIMIZERS
 
 
 class JobMode(Choice):
@@ -102,7 +102,7 @@ class SpeedConfig:
 
 # the config groups whose node's schema is the chosen entry's (``dataset=cifar10``)
 CHOICES: dict[str, Registry] = {"dataset": DATASETS, "downsample": DOWNSAMPLES, "model": MODELS,
-                                "optimizer": OPTIMIZERS, "logger": LOGGERS}
+                                "optimizer": OPTIMIZERS}
 
 
 @dataclass
@@ -114,7 +114,9 @@ class Config:
     downsample: Any = MISSING
     model: Any = MISSING
     optimizer: Any = MISSING
-    logger: Any = field(default=MISSING, metadata=INCIDENTAL)
+    # the experiment loggers, by name: each a node of its registered schema (conf/logger:
+    # logger=wandb, logger=[wandb,tensorboard], logger=none; logger.wandb.project=...)
+    logger: dict[str, Any] = field(default_factory=dict, metadata=INCIDENTAL)
     trainer: Any = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig, metadata=INCIDENTAL)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)

@@ -27,6 +27,7 @@ from downsample_study.console import SIDE_COMMANDS
 from downsample_study.errors import StorageError
 from downsample_study.layout import job_dir_name
 from downsample_study.storage import atomic_write
+from downsample_study.training.configs import LOGGERS
 
 
 def _config_dir() -> Path:
@@ -169,7 +170,7 @@ def typed_config(data: dict[str, Any]) -> DictConfig:
 
 def _open_dicts(instance: Any) -> DictConfig:
     """The schema of one option, its dict-valued keys open to keys of the user's choosing
-    (``logger.options={notes: ...}``): Hydra closes every node to unknown keys."""
+    (``logger.wandb.options={notes: ...}``): Hydra closes every node to unknown keys."""
     node = OmegaConf.structured(instance)
     for _, value in node.items_ex(resolve=False):
         if isinstance(value, DictConfig) and OmegaConf.get_type(value) is dict:
@@ -184,5 +185,7 @@ def register_configs() -> None:
     for kind, registry in CHOICES.items():
         for name, schema in registry.schemas.items():
             store(name=f"schema_{kind}_{name}", node=_open_dicts(schema(name=name)))
+    for name, schema in LOGGERS.schemas.items():  # a node each, under logger.<name>
+        store(name=f"schema_logger_{name}", node=_open_dicts(schema()))
     for name, resolver in RESOLVERS.items():
         register_resolver(name, resolver)

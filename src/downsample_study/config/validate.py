@@ -20,8 +20,7 @@ from downsample_study.config.store import top_level_schema, trainer_arguments
 from downsample_study.config.trainer_checks import check_trainer
 from downsample_study.data.configs import DATASETS, DatasetConfig
 from downsample_study.errors import ConfigError, no_such_key
-from downsample_study.registry import Registry
-from downsample_study.training.configs import LoggerConfig, OptimizerConfig
+from downsample_study.training.configs import LOGGERS, LoggerConfig, OptimizerConfig
 
 _ABSENT = object()
 MAX_SEED = 2**32 - 1  # what seed_everything (numpy) accepts
@@ -35,13 +34,13 @@ class RunConfig:
     downsample: Any
     model: Any
     optimizer: OptimizerConfig
-    logger: LoggerConfig
     trainer: dict[str, Any]  # the Trainer arguments that are set
     paths: PathsConfig
     seed: int
     mode: JobMode
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    logger: dict[str, LoggerConfig] = field(default_factory=dict)  # name -> its options
     callbacks: dict[str, Any] = field(default_factory=dict)  # name -> node with _target_
     resolved: dict[str, Any] = field(default_factory=dict)  # the whole config, plain data
 
@@ -51,10 +50,24 @@ def _callbacks(node: DictConfig | None) -> dict[str, Any]:
     return {} if node is None else OmegaConf.to_container(node, resolve=True)
 
 
-def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
-    """``node`` checked against the schema its ``name`` selects, as a dataclass: composition
-    typed it by the chosen option, which ``downsample.name=stride2`` alone does not change."""
-    schema = registry.schema(node.get("name"))
+def _loggers(node: DictConfig | None) -> dict[str, LoggerConfig]:
+    """``logger``: each chosen logger's node, typed by its registered schema."""
+    typed = {}
+    for name in node or {}:
+        if name not in LOGGERS:
+            raise ConfigError(f"logger.{name}: unknown logger; allowed: "
+                              f"{', '.join(LOGGERS.names())} (logger=NAME, several: "
+                              f"logger=[wandb,tensorboard], none: logger=none)")
+        data = OmegaConf.to_container(node[name], enum_to_str=True) or {}
+        if (found := _added_key(data, LOGGERS.schema(name), f"logger.{name}.")) is not None:
+            raise ConfigError(found)
+        typed[name] = typed_node(node[name], f"logger.{name}", LOGGERS.schema(name))
+    return typed
+
+
+def typed_node(node: DictConfig, key: str, schema: type) -> Any:
+    """``node`` checked against ``schema``, as a dataclass: composition typed it by the chosen
+    option, which ``downsample.name=stride2`` alone does not change."""
     if OmegaConf.get_type(node) is schema:
         return OmegaConf.to_object(node)
     try:  # the node's values, typed by the schema its name selects
@@ -67,7 +80,7 @@ def typed_node(node: DictConfig, key: str, registry: Registry) -> Any:
 def _added_key(data: dict[str, Any], schema: type, prefix: str = "") -> str | None:
     """A message for the first key of ``data`` that ``schema`` lacks (added with ``+key=value``,
     which Hydra lets into a closed node and nothing reads); None if none. An open ``dict``
-    field, such as ``logger.options``, takes any key."""
+    field, such as ``logger.wandb.options``, takes any key."""
     hints = typing.get_type_hints(schema)
     for key, value in data.items():
         if key not in hints:
@@ -134,7 +147,8 @@ def validate(cfg: DictConfig) -> RunConfig:
     except OmegaConfBaseException as err:
         raise ConfigError(f"{getattr(err, 'full_key', '')}: {err}") from None
     _check_keys(cfg)
-    nodes = {key: typed_node(cfg[key], key, registry) for key, registry in CHOICES.items()}
+    nodes = {key: typed_node(cfg[key], key, registry.schema(cfg[key].get("name")))
+             for key, registry in CHOICES.items()}
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
     check_trainer(trainer, trainer_arguments())
     _check_report(cfg)
@@ -158,6 +172,7 @@ def validate(cfg: DictConfig) -> RunConfig:
         mode=cfg.mode,
         evaluation=_evaluation(cfg, dataset.num_classes, dataset.size),
         speed=OmegaConf.to_object(cfg.speed),
+        logger=_loggers(cfg.get("logger")),
         callbacks=_callbacks(cfg.get("callbacks")),
         resolved=OmegaConf.to_container(cfg, enum_to_str=True),
     )

@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
 from downsample_study.config.schema import JobMode
@@ -98,6 +99,10 @@ def chosen_callbacks(nodes: dict[str, Any]) -> list[L.Callback]:
             raise ConfigError(f"callbacks.{name}: cannot build {target}: {why}") from None
         if not isinstance(callback, L.Callback):
             raise ConfigError(f"callbacks.{name}: {target} is not a Lightning callback")
+        if isinstance(callback, LearningRateMonitor):  # it needs the Trainer's logger
+            raise ConfigError(f"callbacks.{name}: each member logs the learning rate already, "
+                              f"as train/lr (epochs.csv and every logger); the Trainer has no "
+                              f"logger for LearningRateMonitor")
         built.append(callback)
     return built
 

@@ -39,7 +39,7 @@ from downsample_study.storage import atomic_write
 from downsample_study.training.checkpoints import epochs_trained, load
 from downsample_study.training.members import Member, best_epoch
 from downsample_study.training.module import DownsampleClassifier, diverged, plain
-from downsample_study.training.tracking import LOGGERS, create_logger, run_id_of
+from downsample_study.training.tracking import Tracking, run_id_of
 from downsample_study.training.trainer import evaluation_trainer
 
 log = logging.getLogger(__name__)
@@ -131,12 +131,11 @@ class Job:
                 member.identity, config=member.config, resumed=resumed, earlier_epochs=earlier,
                 run_id=run_id_of(member.output_dir, resumed) if is_primary() else None,
                 alongside=len(self.members) > 1)
-            member.tracker = LOGGERS[member.settings.logger.name]
-            member.logger = create_logger(member.settings.logger, member.identity,
-                                          member.output_dir)
-            if member.logger is not None:  # in the run's config, so runs can be grouped so
-                member.tracker.start(member.logger, {"params": plain(params_of(summary)),
-                                                     "flops_forward": summary.flops_forward})
+            member.tracking = Tracking.start(member.settings.logger, member.identity,
+                                             member.output_dir)
+            # in the runs' config, so runs can be grouped so
+            member.tracking.log_params({"params": plain(params_of(summary)),
+                                        "flops_forward": summary.flops_forward})
 
     def fit(self) -> None:
         """Train, from an earlier attempt's checkpoint if any; a signal stops it at a step."""
@@ -188,8 +187,7 @@ class Job:
             path = member.output_dir / FEATURE_MAPS_FILE
             with atomic_write(path, "wb") as f:
                 figure.savefig(f, format="png", dpi=110)
-            if member.logger is not None:
-                member.tracker.log_figure(member.logger, "feature_maps", figure, path, step)
+            member.tracking.log_figure("feature_maps", figure, path, step)
         return shift
 
     def record(self, member: Member, evaluation: Evaluation) -> Results:
@@ -205,8 +203,7 @@ class Job:
             checkpoint=str(selected or ""),
             resumed_from=str(self.resumed_from) if self.resumed_from else None,
             smoke_test=bool(trainer.fast_dev_run), pack=self.pack,
-            tracker={"name": member.settings.logger.name, **(
-                member.tracker.run_settings(member.logger) if member.logger else {})},
+            trackers=member.tracking.settings(),
             resources=Resources(
                 slot=self.slot.index if self.slot else None,
                 device=str(trainer.strategy.root_device), processes=trainer.world_size,
@@ -215,11 +212,10 @@ class Job:
                 channels_last=self.module.channels_last, precision=str(trainer.precision)))
         if trainer.is_global_zero:
             path = write_results(member.output_dir, results)
-            if member.logger is not None:
-                member.tracker.log_summary(member.logger, results, member.output_dir)
+            member.tracking.log_summary(results, member.output_dir)
             log.info("%s", test_line(results.best_epoch, evaluation, results.smoke_test))
             log.info("results: %s", path)
-            log.info("metrics: %s", member.tracker.describe(member.logger))
+            log.info("metrics: %s", member.tracking.describe())
         return results
 
 

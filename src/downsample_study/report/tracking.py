@@ -20,8 +20,11 @@ def log_to_wandb(report: Report, plots: list[Path]) -> str | None:
     job = next((j for j in report.jobs if j.status == Status.completed), None)
     if job is None:
         return None
-    tracker = job.results.tracker or _as_recorded(job.results.config.get("logger") or {})
-    if tracker.get("name") != "wandb" or tracker.get("mode") == "disabled":
+    trackers = job.results.trackers
+    if trackers is None:  # written before results.json named its trackers
+        trackers = [_as_recorded(job.results.config.get("logger") or {})]
+    tracker = next((t for t in trackers if t.get("name") == "wandb"), None)
+    if tracker is None or tracker.get("mode") == "disabled":
         return None
     mode = tracker["mode"]
     import wandb
@@ -55,7 +58,8 @@ def log_to_wandb(report: Report, plots: list[Path]) -> str | None:
 
 def _as_recorded(logger: dict[str, Any]) -> dict[str, Any]:
     """What ``results.json`` says of its tracker since version 5, from the logger node of an
-    earlier one's config: offline unless the node says otherwise."""
+    earlier one's config (one logger, its name a key of the node): offline unless the node
+    says otherwise."""
     mode = logger.get("mode")
     return {"name": logger.get("name"), "entity": logger.get("entity"),
             "mode": mode if mode in ("online", "offline", "disabled") else (

@@ -205,7 +205,7 @@ class LauncherCheck(Callback):
     and make a signal to this process stop the sweep."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        internals.before_jobs(wandb=config.logger.name == "wandb")  # before slots import torch
+        internals.before_jobs(wandb="wandb" in config.logger)  # before slots import torch
         from downsample_study.runtime.signals import STOPS, clear_sweep_stopped, start_sweep
 
         start_sweep()

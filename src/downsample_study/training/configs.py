@@ -95,7 +95,7 @@ OPTIMIZERS: Registry = Registry("optimizer", OptimizerConfig,
 
 @dataclass
 class LoggerConfig:
-    name: str = MISSING
+    """A logger's options: ``logger.<name>.<key>`` (the csv and tensorboard loggers have none)."""
 
 
 class WandbMode(Choice):
@@ -125,11 +125,12 @@ class WandbConfig(LoggerConfig):
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.mode = as_choice(WandbMode, self.mode, "logger.mode")
+        self.mode = as_choice(WandbMode, self.mode, "logger.wandb.mode")
         if self.log_model not in (False, True, "all"):
-            raise ConfigError(f"logger.log_model: false, true or all, got {self.log_model!r}")
+            raise ConfigError(f"logger.wandb.log_model: false, true or all, got {self.log_model!r}")
 
 
+# not a choice of one: ``logger`` holds a node per logger chosen (logger=[wandb,tensorboard])
 LOGGERS: Registry = Registry("logger", LoggerConfig, "downsample_study.training.wandb_tracker", {
-    "wandb": WandbConfig, "csv": LoggerConfig, "tensorboard": LoggerConfig, "none": LoggerConfig,
+    "wandb": WandbConfig, "csv": LoggerConfig, "tensorboard": LoggerConfig,
 })

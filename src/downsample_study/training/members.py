@@ -18,17 +18,15 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import Logger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from downsample_study.console import say
-from downsample_study.errors import first_line
 from downsample_study.layout import BEST_PREFIX, CHECKPOINTS, LAST, best_checkpoint_name
 from downsample_study.nets.packed import PackedNet
 from downsample_study.results import write_epoch_row
 from downsample_study.storage import atomic_write
 from downsample_study.training.module import TRAIN_LOSS_SUMS, DownsampleClassifier
-from downsample_study.training.tracking import RunIdentity, Tracker
+from downsample_study.training.tracking import RunIdentity, Tracking
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +44,7 @@ class Member:
     settings: Any = None  # its validated config (config.validate.RunConfig)
     config: dict[str, Any] = field(default_factory=dict)  # resolved: its results' and SameJob's
     overrides: list[str] = field(default_factory=list)  # a pack's member's, as Hydra's job's
-    logger: Logger | None = None
-    tracker: Tracker = field(default_factory=Tracker)
+    tracking: Tracking = field(default_factory=Tracking)  # its runs in the loggers chosen
 
     @property
     def last(self) -> Path:
@@ -65,15 +62,11 @@ class Member:
         return {**self.__dict__, "cfg": None}
 
     def finish(self, exit_code: int) -> None:
-        """End its tracker run (the members' runs are open side by side); a tracker that
+        """End its tracker runs (the members' runs are open side by side); a tracker that
         fails to (a full disk) costs a warning: the outcome is recorded already."""
-        if self.logger is None:
-            return
-        try:
-            self.tracker.finish(self.logger, exit_code)
-        except Exception as err:
+        for failure in self.tracking.finish(exit_code):
             log.warning("%s: its tracker run did not end cleanly (%s)", self.output_dir.name,
-                        first_line(err))
+                        failure)
 
 
 def _not_finite(train: float, row: dict[str, float]) -> tuple[str, float] | None:
@@ -130,6 +123,11 @@ def member_checkpoint(pack: dict[str, Any], net: PackedNet, k: int,
     return ckpt
 
 
+def learning_rate(trainer: L.Trainer) -> float:
+    """The optimizer's learning rate now (one parameter group; a pack's members share it)."""
+    return float(trainer.optimizers[0].param_groups[0]["lr"])
+
+
 def _at_epoch_end(trainer: L.Trainer) -> bool:
     """Save at the training epoch's end (after its validation), as ``ModelCheckpoint`` would,
     so a checkpoint holds the loop state of a finished epoch."""
@@ -146,6 +144,7 @@ class MemberOutputs(Callback):
         self.member_callbacks = member_callbacks
         self.best: list[float | None] = [None] * len(members)
         self.best_epoch: list[int | None] = [None] * len(members)
+        self._lr: float | None = None  # the learning rate of the last step
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}
@@ -167,15 +166,18 @@ class MemberOutputs(Callback):
         self._start = self._epoch_start = time.perf_counter()
         summary = module.summary
         for member in self.members:
-            if member.logger is not None:
-                member.logger.log_metrics({
-                    "params/total": summary.params_total,
-                    "params/trainable": summary.params_trainable,
-                    "params/downsample": summary.params_downsample,
-                    "flops/forward": summary.flops_forward}, step=0)
+            member.tracking.log_metrics({
+                "params/total": summary.params_total,
+                "params/trainable": summary.params_trainable,
+                "params/downsample": summary.params_downsample,
+                "flops/forward": summary.flops_forward}, step=0)
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
         self._epoch_start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, module: DownsampleClassifier, batch,
+                             batch_idx: int) -> None:
+        self._lr = learning_rate(trainer)  # this step's (schedulers step before batch_end)
 
     def on_train_batch_end(self, trainer, module: DownsampleClassifier, outputs, batch,
                            batch_idx: int) -> None:
@@ -183,10 +185,9 @@ class MemberOutputs(Callback):
             return
         means = module.take_loss_window().reshape(-1).tolist()
         for member, mean in zip(self.members, means, strict=True):
-            if member.logger is not None:
-                member.logger.log_metrics({"train/loss": mean,
-                                           "epoch": float(trainer.current_epoch + 1)},
-                                          step=trainer.global_step)
+            member.tracking.log_metrics({"train/loss": mean, "train/lr": self._lr,
+                                         "epoch": float(trainer.current_epoch + 1)},
+                                        step=trainer.global_step)
 
     def on_validation_end(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
@@ -201,6 +202,7 @@ class MemberOutputs(Callback):
 
     def _write(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
         epoch, rows, self._rows = trainer.current_epoch + 1, self._rows, None
+        lr = self._lr or learning_rate(trainer)  # the epoch's last step's
         train = module.mean_train_loss().reshape(-1)
         logged = trainer.strategy.reduce(train, reduce_op="mean").tolist()  # every process's
         train = train.tolist()
@@ -216,11 +218,9 @@ class MemberOutputs(Callback):
             write_epoch_row(member.output_dir, {
                 "epoch": epoch, "step": trainer.global_step,
                 "seconds": round(time.perf_counter() - self._start, 3), **row,
-                "train/loss_epoch": train[k]})
-            if member.logger is not None:
-                member.logger.log_metrics({**row, "train/loss_epoch": logged[k],
-                                           "epoch": float(epoch)}, step=trainer.global_step)
-                member.logger.save()
+                "train/loss_epoch": train[k], "train/lr": lr})
+            member.tracking.log_metrics({**row, "train/loss_epoch": logged[k], "train/lr": lr,
+                                         "epoch": float(epoch)}, trainer.global_step, save=True)
         for k, what, value in failing:  # recorded above; the member fails here
             module.note_divergence(k, what, value)
         if not trainer.fast_dev_run:  # a smoke run keeps no checkpoint, as Lightning's
@@ -262,10 +262,9 @@ class MemberOutputs(Callback):
             for old in target.parent.glob(f"{BEST_PREFIX}*.ckpt"):
                 if old != target:
                     old.unlink(missing_ok=True)
-        if member.logger is not None:  # its tracker told what was written
-            if epoch is not None:
-                member.tracker.checkpoint_saved(member.logger, target, True)
-            member.tracker.checkpoint_saved(member.logger, member.last, False)
+        if epoch is not None:  # its trackers told what was written
+            member.tracking.checkpoint_saved(target, True)
+        member.tracking.checkpoint_saved(member.last, False)
 
     def _epoch_line(self, trainer: L.Trainer, module: DownsampleClassifier,
                     rows: list[dict[str, float]], train: list[float], epoch: int) -> str:

@@ -1,5 +1,6 @@
 """Experiment loggers, behind one registry: each a ``Tracker`` that creates the Lightning
-logger and does what the framework needs beyond metrics (figures, summary, where it went)."""
+logger and does what the framework needs beyond metrics (figures, summary, where it went);
+a member's ``Tracking`` holds one open run per logger chosen and speaks to all of them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from matplotlib.figure import Figure
 
+from downsample_study.errors import first_line
 from downsample_study.layout import CSV_DIR, RUN_ID_FILE, TENSORBOARD_DIR
 from downsample_study.results import Results
 from downsample_study.storage import atomic_write
@@ -56,13 +58,13 @@ def summary_metrics(results: Results) -> dict[str, float]:
 
 
 class Tracker:
-    """One kind of experiment logger; the base is "no logger"."""
+    """One kind of experiment logger."""
 
-    def create(self, cfg: LoggerConfig, run: RunIdentity, output_dir: Path) -> Logger | None:
-        return None
+    def create(self, cfg: LoggerConfig, run: RunIdentity, output_dir: Path) -> Logger:
+        raise NotImplementedError
 
-    def start(self, logger: Logger, params: dict[str, Any]) -> None:
-        """Record ``params`` in the run's config."""
+    def log_params(self, logger: Logger, params: dict[str, Any]) -> None:
+        """Record ``params`` in the run's config (the first call may begin the run)."""
         logger.log_hyperparams(params)
 
     def log_figure(self, logger: Logger, name: str, figure: Figure, path: Path, step: int) -> None:
@@ -85,10 +87,8 @@ class Tracker:
         """Where the run is, for ``results.json`` (a report logs beside it)."""
         return {}
 
-    def describe(self, logger: Logger | None) -> str:
+    def describe(self, logger: Logger) -> str:
         """Where the run's metrics went, for the end-of-job message."""
-        if logger is None:
-            return "no experiment logger (logger=none)"
         return f"{type(logger).__name__} in {logger.log_dir}"
 
 
@@ -133,14 +133,78 @@ class TensorBoardTracker(Tracker):
 
 LOGGERS.add("csv", CsvTracker())
 LOGGERS.add("tensorboard", TensorBoardTracker())
-LOGGERS.add("none", Tracker())
 
 
-def create_logger(cfg: LoggerConfig, run: RunIdentity, output_dir: Path) -> Logger | None:
-    tracker = LOGGERS[cfg.name]
-    logger = tracker.create(cfg, run, output_dir)
-    if logger is not None:
-        tracker.start(logger, run.config)
-        if run.earlier_epochs:
-            tracker.replay(logger, run.earlier_epochs)
-    return logger
+@dataclass
+class OpenRun:
+    name: str  # the logger's (logger.<name>)
+    tracker: Tracker
+    logger: Logger
+
+
+@dataclass
+class Tracking:
+    """A member's open runs, one per logger chosen (none: logger=none); each call goes to all."""
+
+    runs: list[OpenRun] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, loggers: dict[str, LoggerConfig], run: RunIdentity,
+              output_dir: Path) -> Tracking:
+        """Open a run in each logger, ``run.config`` in its config and the epochs of earlier
+        attempts logged again; a logger that fails to start ends those started before it."""
+        tracking = cls()
+        try:
+            for name, cfg in loggers.items():
+                tracker = LOGGERS[name]
+                logger = tracker.create(cfg, run, output_dir)
+                tracking.runs.append(OpenRun(name, tracker, logger))
+                tracker.log_params(logger, run.config)
+                if run.earlier_epochs:
+                    tracker.replay(logger, run.earlier_epochs)
+        except BaseException:
+            tracking.finish(1)
+            raise
+        return tracking
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        for run in self.runs:
+            run.tracker.log_params(run.logger, params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int, save: bool = False) -> None:
+        """``save``: written out now (an epoch's end), not when the logger's buffer fills."""
+        for run in self.runs:
+            run.logger.log_metrics(metrics, step=step)
+            if save:
+                run.logger.save()
+
+    def log_figure(self, name: str, figure: Figure, path: Path, step: int) -> None:
+        for run in self.runs:
+            run.tracker.log_figure(run.logger, name, figure, path, step)
+
+    def log_summary(self, results: Results, output_dir: Path) -> None:
+        for run in self.runs:
+            run.tracker.log_summary(run.logger, results, output_dir)
+
+    def checkpoint_saved(self, path: Path, selected: bool) -> None:
+        for run in self.runs:
+            run.tracker.checkpoint_saved(run.logger, path, selected)
+
+    def finish(self, exit_code: int) -> list[str]:
+        """End every run, each whatever the others do; why each that failed to."""
+        failures = []
+        for run in self.runs:
+            try:
+                run.tracker.finish(run.logger, exit_code)
+            except Exception as err:
+                failures.append(f"{run.name}: {first_line(err)}")
+        return failures
+
+    def settings(self) -> list[dict[str, Any]]:
+        """Where each run is, for ``results.json``."""
+        return [{"name": run.name, **run.tracker.run_settings(run.logger)} for run in self.runs]
+
+    def describe(self) -> str:
+        """Where the metrics went, for the end-of-job message."""
+        return "; ".join(run.tracker.describe(run.logger) for run in self.runs) or (
+            "no experiment logger (logger=none)")

@@ -102,7 +102,7 @@ def supersede(output_dir: Path, pattern: str = "offline-run-*") -> None:
 
 
 class CheckpointsWandbLogger(WandbLogger):
-    """A ``WandbLogger`` that knows whether checkpoints go to W&B (``logger.log_model``): the
+    """A ``WandbLogger`` that knows whether checkpoints go to W&B (``logger.wandb.log_model``): the
     selection is the framework's own, so the tracker logs them, not Lightning's hook."""
 
     def __init__(self, *, checkpoints: bool | str = False, **kwargs):
@@ -162,9 +162,9 @@ class WandbTracker(Tracker):
             logger = self._logger(cfg, run, output_dir, "offline")
         return logger
 
-    def start(self, logger, params):
+    def log_params(self, logger, params):
         try:
-            super().start(logger, params)  # wandb.init, where the run was not begun yet
+            super().log_params(logger, params)  # wandb.init, where the run was not begun yet
         except Exception as err:
             if (refused := settings_refused(err)) is not None:
                 raise refused from None
