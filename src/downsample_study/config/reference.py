@@ -116,7 +116,7 @@ def key_rows(cls: type, prefix: str = "", incidental: bool = False) -> list[str]
                             f" | | | {comment.replace('|', chr(92) + '|')} |")
             rows += key_rows(nested[0], f"{prefix}{field.name}.", aside)
             continue
-        if field.name == "name" and prefix:  # an option's own name: group=name chooses it
+        if field.name == "name" and prefix.count(".") == 1:  # an option's: group=name chooses it
             continue
         choices = _choices(kind)
         allowed = ", ".join(f"`{m.value}`" for m in choices) if choices else ""

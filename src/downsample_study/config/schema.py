@@ -38,7 +38,7 @@ CompileMode.__doc__ = "``torch.compile`` modes (``reduce-overhead``: CUDA graphs
 class PathsConfig:
     # env_or: an environment variable set to "" counts as unset (XDG's rule), not as "/"
     data_dir: str = "${env_or:DATA_DIR,./data}"
-    # where gzipped IDX files are decompressed when data_dir is read-only
+    # where gzipped IDX files are decompressed (the data folder is never written to)
     cache_dir: str = "${env_or:XDG_CACHE_HOME,'~/.cache'}/downsample_study"
 
 

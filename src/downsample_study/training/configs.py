@@ -28,7 +28,9 @@ class SchedulerConfig:
     """``optimizer.scheduler``: how the learning rate moves while a job trains (torch's
     schedulers; in a pack, every member's follows the same schedule, as its solo job's)."""
 
-    name: Schedule = Schedule.none  # the schedule (table above)
+    # none: optimizer.lr throughout; cosine: down to min_lr, step by step; step: times gamma
+    # every step_size epochs; onecycle: up to optimizer.lr over warmup, then down
+    name: Schedule = Schedule.none
     min_lr: float = 0.0  # cosine: the rate it ends at
     step_size: int = 10  # step: epochs between two decays
     gamma: float = 0.1  # step: the factor of each decay
