@@ -8,6 +8,7 @@ from torch import nn
 
 from downsample_study.data.datasets import DATASETS
 from downsample_study.errors import ShapeError
+from downsample_study.nets.layers import DownsampleLayer
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
 from downsample_study.nets.shapes import ModelSummary
@@ -19,7 +20,10 @@ FITS = {  # model -> datasets it fits with its default config (convpool3 collaps
     "lenet5_classic": ["mnist", "cifar10"],
     "convpool3": ["cifar10"],
     "allcnn_c": ["cifar10"],
+    "resnet20": ["mnist", "cifar10"],
+    "resnet18": ["cifar10"],
 }
+POINTS = {"convpool3": 3, "resnet20": 4, "resnet18": 6}  # else 2 (a ResNet's: 2 per stage)
 
 
 def build(model: str, downsample: str, dataset: str = "mnist", model_kw=None, **ds_kw):
@@ -67,9 +71,10 @@ def test_every_model_takes_every_operator(model, downsample, dataset):
     # the operator adds parameters exactly when its config says it learns
     learned = downsample_config(downsample).learned
     assert (summary.params_downsample > 0) == learned
-    # every downsampling point halves the map: the summary shows it
-    downs = [r for r in summary.rows if r.name.startswith("down")]
-    assert len(downs) == (0 if downsample == "stride2_fold" else 2 + (model == "convpool3"))
+    # every downsampling point is the operator's, and the summary marks the rows holding one
+    points = [m for m in net.modules() if isinstance(m, DownsampleLayer)]
+    assert len(points) == (0 if downsample == "stride2_fold" else POINTS.get(model, 2))
+    assert any(row.downsample for row in summary.rows) == bool(points)
 
 
 @pytest.mark.parametrize(("width", "channels", "params"), [(1.0, (6, 16), 61_706),

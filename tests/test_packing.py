@@ -42,13 +42,15 @@ def _member(model: str, operator: str, shape, seed: int):
     *((m, op, True) for m in MNIST_MODELS[1:] for op in ("maxpool", "blurpool", "aps")),
     ("convpool3", "maxpool", True), ("convpool3", "aps", True), ("allcnn_c", "stride2", True),
     ("allcnn_c", "stride2", False),
+    # residual sums, option A's zero channels, both points of a stage
+    *(("resnet20", op, True) for op in ("stride2_fold", "blurpool", "aps", "stride2")),
 ])
 def test_the_first_step_of_a_pack_is_each_members_solo_step(model, operator, channels_last):
     """Loss and gradients of every member (BatchNorm and dropout on) equal its solo run's to
     1e-5, dropout masks included: each member draws them from its own generator as solo.
     The deep CIFAR nets run in float64: there the float32 rounding of a grouped and a plain
     convolution, amplified by six BatchNorm layers, reaches 2e-5 (the algorithm is exact)."""
-    cifar = model in ("convpool3", "allcnn_c")
+    cifar = model in ("convpool3", "allcnn_c") or model.startswith("resnet")
     shape = (3, 32, 32) if cifar else (1, 28, 28)
     dtype = torch.float64 if cifar else torch.float32
     members = [_member(model, operator, shape, seed) for seed in SEEDS]

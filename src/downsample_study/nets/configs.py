@@ -212,8 +212,42 @@ class AllCnnConfig(ModelConfig):
     def __post_init__(self) -> None:
         probability("model.input_dropout", self.input_dropout)
 
+class Shortcut(Choice):
+    """How a residual block's shortcut meets a stage that halves the map and widens it."""
+
+    A = "A"  # subsample (the operator's point) and pad the new channels with zeros: no params
+    B = "B"  # a 1×1 projection conv and BatchNorm, the operator's point after them
+
+
+@dataclass
+class CifarResNetConfig(ModelConfig):
+    """He et al. 2016 §4.2's CIFAR ResNets: 6n + 2 layers (resnet20: n = 3), stages of 16, 32,
+    64 channels."""
+
+    shortcut: Shortcut = Shortcut.A  # the paper's CIFAR nets use A
+    padding_mode: PaddingMode = PaddingMode.zeros  # of every 3×3 conv (circular: APS's regime)
+
+    def __post_init__(self) -> None:
+        self.shortcut = as_choice(Shortcut, self.shortcut, "model.shortcut")
+        self.padding_mode = as_choice(PaddingMode, self.padding_mode, "model.padding_mode")
+
+
+@dataclass
+class ResNet18Config(ModelConfig):
+    """ResNet-18 for small images, as the APS, LPS and TIPS code bases build it: a 3×3 stem,
+    no stem max pool, stages of 64 to 512 channels, projection shortcuts."""
+
+    padding_mode: PaddingMode = PaddingMode.zeros  # of every 3×3 conv
+
+    def __post_init__(self) -> None:
+        self.padding_mode = as_choice(PaddingMode, self.padding_mode, "model.padding_mode")
+
+
+CIFAR_RESNET_DEPTHS = (20, 32, 44, 56, 110)
+
 MODELS: Registry = Registry("model", ModelConfig, "downsample_study.nets.models", {
     "lenet5": Lenet5Config, "lenet5_nopool": ModelConfig, "lenet_gap": LenetGapConfig,
     "lenet5_classic": Lenet5ClassicConfig, "convpool3": ConvPoolConfig,
-    "allcnn_c": AllCnnConfig,
+    "allcnn_c": AllCnnConfig, "resnet18": ResNet18Config,
+    **{f"resnet{depth}": CifarResNetConfig for depth in CIFAR_RESNET_DEPTHS},
 })

@@ -90,3 +90,45 @@ class PolyphaseSampling(nn.Module):
         phases = self.unshuffle(x).unflatten(1, (c, 4)).transpose(1, 2)  # N, 4, C, H/2, W/2
         index = phases.pow(2).sum(dim=(2, 3, 4)).argmax(dim=1)
         return phases[torch.arange(n, device=x.device), index]
+
+
+class Residual(nn.Module):
+    """``body(x) + shortcut(x)``: a residual block's sum (its ReLU follows as a layer of its
+    own); a downsampling point may sit in either branch."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+class Subsample(nn.Module):
+    """Every ``stride``-th row and column from the first (``x[:, :, ::s, ::s]``): the identity
+    shortcut's subsampling (He et al. 2016's option A), a 1×1 convolution's stride alone."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., :: self.stride, :: self.stride]
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}"
+
+
+class ChannelPad(nn.Module):
+    """Zero channels before and after the map's own: option A's shortcut to a wider stage."""
+
+    def __init__(self, before: int, after: int):
+        super().__init__()
+        self.before, self.after = before, after
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (0, 0, 0, 0, self.before, self.after))
+
+    def extra_repr(self) -> str:
+        return f"before={self.before}, after={self.after}"

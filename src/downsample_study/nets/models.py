@@ -12,8 +12,10 @@ from collections.abc import Callable
 from torch import nn
 
 from downsample_study.nets.configs import (
+    CIFAR_RESNET_DEPTHS,
     MODELS,
     AllCnnConfig,
+    CifarResNetConfig,
     ConvActivation,
     ConvPoolConfig,
     DownsampleConfig,
@@ -22,7 +24,10 @@ from downsample_study.nets.configs import (
     LenetGapConfig,
     ModelConfig,
     PaddingMode,
+    ResNet18Config,
+    Shortcut,
 )
+from downsample_study.nets.layers import ChannelPad, Residual, Subsample
 from downsample_study.nets.operators import create_downsample
 from downsample_study.nets.points import DownsamplePoint, Rounding
 from downsample_study.nets.shapes import LayerStack
@@ -93,6 +98,38 @@ class _Blocks(LayerStack):
         if dropout and self.downsample.dropout > 0:
             self.add(f"drop{self._points}", nn.Dropout(self.downsample.dropout))
         return self
+
+    def residual(self, name: str, out: int, stride: int, shortcut: Shortcut,
+                 padding_mode: PaddingMode) -> _Blocks:
+        """A basic block (He et al. 2016): 3×3 conv, BN, ReLU, 3×3 conv, BN, plus the shortcut,
+        then ReLU. Where it halves the map, its first conv and its shortcut are each a
+        downsampling point: option A subsamples (``Subsample``, at the operator's stride) and
+        zero-pads the new channels, option B projects with a 1×1 conv and BN."""
+        pad, bias = {"padding_mode": padding_mode.value}, not self.downsample.batch_norm
+        body = _Blocks(self.downsample, self.shape)
+        if stride == 1:
+            body.conv("conv1", out, 3, padding=1, bias=bias, **pad).batch_norm("bn1")
+            body.relu("relu1")
+        else:
+            down = body.downsampled_conv("conv1", out, 3, padding=1, bias=bias, **pad)
+            body.batch_norm("bn1").relu("relu1").down(down)
+        body.conv("conv2", out, 3, padding=1, bias=bias, **pad).batch_norm("bn2")
+        short = _Blocks(self.downsample, self.shape)
+        if stride > 1 and shortcut == Shortcut.A:
+            op = create_downsample(self.downsample, DownsamplePoint(self.channels,
+                                                                     size=self.shape[-2:]))
+            if op.conv_stride > 1:
+                short.add("subsample", Subsample(op.conv_stride))
+            short.down(op.layer, dropout=False)
+            extra = out - self.channels
+            short.add("pad", ChannelPad(extra // 2, extra - extra // 2))
+        elif stride > 1:
+            down = short.downsampled_conv("conv", out, 1, bias=bias)
+            short.batch_norm("bn").down(down, dropout=False)
+        elif out != self.channels:  # a wider stage at the same size: a projection alone
+            short.conv("conv", out, 1, bias=bias).batch_norm("bn")
+        self.add(name, Residual(body.build(), short.build()))
+        return self.relu(f"{name}_relu")
 
     def classifier(self, *hidden: int, num_classes: int) -> nn.Sequential:
         self.add("flatten", nn.Flatten())
@@ -210,3 +247,40 @@ def allcnn_c(cfg: AllCnnConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
     if cfg.class_relu:
         b.relu("relu7")
     return b.add("gap", nn.AdaptiveAvgPool2d(1)).add("flatten", nn.Flatten()).build()
+
+
+def _resnet(b: _Blocks, widths: tuple[int, ...], blocks: int, shortcut: Shortcut,
+            padding_mode: PaddingMode, num_classes: int) -> nn.Sequential:
+    """A 3×3 stem, stages of ``blocks`` basic blocks (each stage after the first halves the
+    map at its first block), global average pooling, a linear classifier."""
+    b.conv("conv1", widths[0], 3, padding=1, bias=not b.downsample.batch_norm,
+           padding_mode=padding_mode.value).batch_norm("bn1").relu("relu1")
+    for stage, width in enumerate(widths, start=1):
+        for block in range(blocks):
+            stride = 2 if stage > 1 and block == 0 else 1
+            b.residual(f"layer{stage}_{block}", width, stride, shortcut, padding_mode)
+    b.add("gap", nn.AdaptiveAvgPool2d(1))
+    return b.classifier(num_classes=num_classes)
+
+
+def cifar_resnet(cfg: CifarResNetConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
+    """He et al. 2016 §4.2's CIFAR ResNet of ``model=resnet<depth>``: 3 stages of (depth − 2)
+    / 6 basic blocks, 16, 32 and 64 channels (ResNet-20: 269,722 params on CIFAR-10 with option A,
+    272,474 with B).
+    ``downsample=stride2_fold`` is the paper's network; another operator takes each stage's
+    strided conv and its shortcut's subsampling."""
+    depth = int(cfg.name.removeprefix("resnet"))
+    return _resnet(b, (16, 32, 64), (depth - 2) // 6, cfg.shortcut, cfg.padding_mode,
+                   num_classes)
+
+
+for _depth in CIFAR_RESNET_DEPTHS:
+    register_model(f"resnet{_depth}")(cifar_resnet)
+
+
+@register_model("resnet18")
+def resnet18(cfg: ResNet18Config, b: _Blocks, num_classes: int) -> nn.Sequential:
+    """ResNet-18 for small images (the APS/LPS/TIPS code's): a 3×3 stem of 64 channels and no
+    max pool, stages of 2 basic blocks with 64, 128, 256, 512 channels, projection shortcuts
+    (11,173,962 params on CIFAR-10 with downsample=stride2_fold)."""
+    return _resnet(b, (64, 128, 256, 512), 2, Shortcut.B, cfg.padding_mode, num_classes)

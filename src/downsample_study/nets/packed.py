@@ -2,7 +2,8 @@
 
 Member k owns channels ``k*C … (k+1)*C`` of every map, so a conv becomes one grouped conv, a
 BatchNorm one over K × C channels, per-channel layers run unchanged and, after the flatten, a
-linear layer is one batched matmul; any other layer runs as K copies (correct, only slower).
+linear layer is one batched matmul, a residual block packs each branch; any other layer runs
+as K copies (correct, only slower).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from downsample_study.nets.layers import BlurPool, DownsampleLayer, EvenSize
+from downsample_study.nets.layers import BlurPool, DownsampleLayer, EvenSize, Residual, Subsample
 
 # parameter-free layers that act on each channel (map) alone: shared by the members as they are
 PER_CHANNEL = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d, nn.AdaptiveAvgPool2d,
                nn.Identity, nn.ReplicationPad2d, nn.CircularPad2d, nn.ZeroPad2d,
-               nn.PixelUnshuffle, EvenSize)
+               nn.PixelUnshuffle, EvenSize, Subsample)
 
 
 class PackedLinear(nn.Module):
@@ -162,6 +163,9 @@ class Packer:
                 (name, self.pack([c[name] for c in children], f"{prefix}{name}."))
                 for name in children[0]))
         kind = type(first)
+        if kind is Residual:  # its sum adds each member's channels to its own
+            return Residual(self.pack([n.body for n in nets], f"{prefix}body."),
+                            self.pack([n.shortcut for n in nets], f"{prefix}shortcut."))
         if kind in PACKERS:
             self._record_slices(first, prefix)
             return PACKERS[kind](nets)

@@ -121,7 +121,7 @@ def layer_table(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[Laye
                     kind=type(layer).__name__,
                     output_shape=tuple(x.shape[1:]),
                     params=count_params(layer),
-                    downsample=isinstance(layer, DownsampleLayer),
+                    downsample=any(isinstance(m, DownsampleLayer) for m in layer.modules()),
                 )
             )
     model.train(was_training)

@@ -1,0 +1,137 @@
+"""The CIFAR ResNets (He et al. 2016, sec. 4.2) and ResNet-18 for small images, each against a
+plain re-implementation written here: the same parameters, and with ``downsample=stride2_fold``
+the same function, weight for weight. Every other operator takes both downsampling points of a
+stage's first block: its strided conv and its shortcut's subsampling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from downsample_study.nets.layers import DownsampleLayer, Residual
+from downsample_study.nets.models import build_model, model_config
+from downsample_study.nets.operators import available_downsamples, downsample_config
+from downsample_study.nets.shapes import count_params
+
+
+class PlainBlock(nn.Module):
+    """A basic block as akamaster/pytorch_resnet_cifar10 (BSD-2) and kuangliu/pytorch-cifar
+    (MIT) write it: option A pads ``x[:, :, ::2, ::2]`` with planes // 4 zero channels a side."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int, option: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.option, self.planes = option, planes
+        self.shortcut = nn.Sequential()
+        if (stride != 1 or in_planes != planes) and option == "B":
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride,
+                                                    bias=False), nn.BatchNorm2d(planes))
+        self.pad = stride != 1 or in_planes != planes
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.option == "A" and self.pad:
+            short = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.planes // 4, self.planes // 4))
+        else:
+            short = self.shortcut(x)
+        return F.relu(out + short)
+
+
+class PlainResNet(nn.Module):
+    def __init__(self, widths, blocks: int, option: str, in_channels: int = 3,
+                 num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        layers, in_planes = [], widths[0]
+        for stage, planes in enumerate(widths):
+            for block in range(blocks):
+                stride = 2 if stage > 0 and block == 0 else 1
+                layers.append(PlainBlock(in_planes, planes, stride, option))
+                in_planes = planes
+        self.layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x):
+        out = self.layers(F.relu(self.bn1(self.conv1(x))))
+        out = F.avg_pool2d(out, out.shape[3]).flatten(1)
+        return self.linear(out)
+
+
+def _plain(model: str, option: str) -> PlainResNet:
+    if model == "resnet18":
+        return PlainResNet((64, 128, 256, 512), 2, "B")
+    return PlainResNet((16, 32, 64), (int(model.removeprefix("resnet")) - 2) // 6, option)
+
+
+def _ours(model: str, operator: str = "stride2_fold", shape=(3, 32, 32), **options):
+    config = model_config(model, **options)
+    return build_model(config, downsample_config(operator, batch_norm=True), shape, 10)
+
+
+@pytest.mark.parametrize(("model", "option", "params"), [
+    ("resnet20", "A", 269_722), ("resnet32", "A", 464_154), ("resnet44", "A", 658_586),
+    ("resnet56", "A", 853_018), ("resnet110", "A", 1_727_962), ("resnet20", "B", 272_474),
+    ("resnet56", "B", 855_770), ("resnet18", "B", 11_173_962),
+])
+def test_parameter_counts_equal_the_plain_networks(model, option, params):
+    options = {} if model == "resnet18" else {"shortcut": option}
+    assert count_params(_ours(model, **options)) == count_params(_plain(model, option)) == params
+
+
+@pytest.mark.parametrize(("model", "option"), [("resnet20", "A"), ("resnet20", "B"),
+                                               ("resnet56", "A"), ("resnet18", "B")])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_with_the_strided_conv_the_network_is_the_plain_one_weight_for_weight(
+    model, option, training
+):
+    torch.manual_seed(0)
+    plain = _plain(model, option).double()
+    ours = _ours(model, **({} if model == "resnet18" else {"shortcut": option})).double()
+    theirs = list(plain.state_dict().values())
+    assert [t.shape for t in ours.state_dict().values()] == [t.shape for t in theirs]
+    ours.load_state_dict(dict(zip(ours.state_dict(), theirs, strict=True)))
+    plain.train(training)
+    ours.train(training)
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), plain(x))
+
+
+def _points(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, m) for name, m in net.named_modules() if isinstance(m, DownsampleLayer)]
+
+
+@pytest.mark.parametrize("operator", sorted(set(available_downsamples()) - {"stride2_fold"}))
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_every_operator_takes_both_points_of_each_stage_that_halves_the_map(operator, shortcut):
+    net = _ours("resnet20", operator, shortcut=shortcut)
+    names = [name for name, _ in _points(net)]
+    assert names == [f"layer{s}_0.{branch}.down1" for s in (2, 3)
+                     for branch in ("body", "shortcut")]
+    strided = [name for name, m in net.named_modules()
+               if isinstance(m, nn.Conv2d) and m.stride != (1, 1)
+               and not any(name.startswith(p) for p, _ in _points(net))]
+    assert strided == []  # the operator downsamples; no conv keeps the stride of its own
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_the_paper_network_subsamples_its_shortcut_and_strides_its_conv():
+    net = _ours("resnet20")
+    block = net.layer2_0
+    assert isinstance(block, Residual) and block.body.conv1.stride == (2, 2)
+    assert [type(m).__name__ for m in block.shortcut] == ["Subsample", "ChannelPad"]
+    assert _points(net) == []  # stride2_fold adds no layer
+
+
+@pytest.mark.parametrize("model", ["resnet20", "resnet18"])
+def test_a_circular_padding_mode_pads_every_3x3_conv(model):
+    net = _ours(model, "aps", padding_mode="circular")
+    modes = {m.padding_mode for m in net.modules()
+             if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)}
+    assert modes == {"circular"}
