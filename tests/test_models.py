@@ -22,8 +22,10 @@ FITS = {  # model -> datasets it fits with its default config (convpool3 collaps
     "allcnn_c": ["cifar10"],
     "resnet20": ["mnist", "cifar10"],
     "resnet18": ["cifar10"],
+    "vgg11": ["mnist", "cifar10"],
 }
-POINTS = {"convpool3": 3, "resnet20": 4, "resnet18": 6}  # else 2 (a ResNet's: 2 per stage)
+# the operator layers of each model (else 2): a ResNet has 2 per stage that halves the map
+POINTS = {"convpool3": 3, "resnet20": 4, "resnet18": 6, "vgg11": 5}
 
 
 def build(model: str, downsample: str, dataset: str = "mnist", model_kw=None, **ds_kw):

@@ -244,10 +244,16 @@ class ResNet18Config(ModelConfig):
 
 
 CIFAR_RESNET_DEPTHS = (20, 32, 44, 56, 110)
+# VGG's convolutions per stage (Simonyan & Zisserman 2015, configurations A and D); a
+# downsampling point ends each stage
+VGG_STAGES = {"vgg11": ((64,), (128,), (256, 256), (512, 512), (512, 512)),
+              "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512),
+                        (512, 512, 512))}
 
 MODELS: Registry = Registry("model", ModelConfig, "downsample_study.nets.models", {
     "lenet5": Lenet5Config, "lenet5_nopool": ModelConfig, "lenet_gap": LenetGapConfig,
     "lenet5_classic": Lenet5ClassicConfig, "convpool3": ConvPoolConfig,
     "allcnn_c": AllCnnConfig, "resnet18": ResNet18Config,
     **{f"resnet{depth}": CifarResNetConfig for depth in CIFAR_RESNET_DEPTHS},
+    **{name: ModelConfig for name in VGG_STAGES},
 })

@@ -14,6 +14,7 @@ from torch import nn
 from downsample_study.nets.configs import (
     CIFAR_RESNET_DEPTHS,
     MODELS,
+    VGG_STAGES,
     AllCnnConfig,
     CifarResNetConfig,
     ConvActivation,
@@ -284,3 +285,25 @@ def resnet18(cfg: ResNet18Config, b: _Blocks, num_classes: int) -> nn.Sequential
     max pool, stages of 2 basic blocks with 64, 128, 256, 512 channels, projection shortcuts
     (11,173,962 params on CIFAR-10 with downsample=stride2_fold)."""
     return _resnet(b, (64, 128, 256, 512), 2, Shortcut.B, cfg.padding_mode, num_classes)
+
+
+def vgg(cfg: ModelConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
+    """VGG-11 or VGG-16 for small images (kuangliu/pytorch-cifar's): 3×3 convs with BN and
+    ReLU, a downsampling point after each of 5 stages, one linear classifier on 512 features
+    (9,231,114 and 14,728,266 params on CIFAR-10 with max pooling). Points truncate as
+    Paddle's do, so 28×28 inputs go 14, 7, 3, 1, 1."""
+    for stage, widths in enumerate(VGG_STAGES[cfg.name], start=1):
+        for i, width in enumerate(widths, start=1):
+            name = f"conv{stage}_{i}"  # with a bias before BN, as the reference code
+            if i < len(widths):
+                b.conv(name, width, 3, padding=1)
+                b.batch_norm(f"bn{stage}_{i}").relu(f"relu{stage}_{i}")
+            else:
+                down = b.downsampled_conv(name, width, 3, padding=1, rounding=Rounding.truncate)
+                b.batch_norm(f"bn{stage}_{i}").relu(f"relu{stage}_{i}").down(down)
+    b.add("gap", nn.AdaptiveAvgPool2d(1))  # 1×1 already: the features, whatever the input
+    return b.classifier(num_classes=num_classes)
+
+
+for _name in VGG_STAGES:
+    register_model(_name)(vgg)

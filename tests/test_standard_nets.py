@@ -1,7 +1,7 @@
-"""The CIFAR ResNets (He et al. 2016, sec. 4.2) and ResNet-18 for small images, each against a
-plain re-implementation written here: the same parameters, and with ``downsample=stride2_fold``
-the same function, weight for weight. Every other operator takes both downsampling points of a
-stage's first block: its strided conv and its shortcut's subsampling."""
+"""The CIFAR ResNets (He et al. 2016, sec. 4.2), ResNet-18 and VGG-11/16 for small images, each
+against a plain re-implementation written here: the same parameters, and with the reference's
+own downsampling the same function, weight for weight. In a ResNet every other operator takes
+both points of a stage's first block: its strided conv and its shortcut's subsampling."""
 
 from __future__ import annotations
 
@@ -135,3 +135,37 @@ def test_a_circular_padding_mode_pads_every_3x3_conv(model):
     modes = {m.padding_mode for m in net.modules()
              if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)}
     assert modes == {"circular"}
+
+
+PLAIN_VGG = {"vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+             "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+                       512, 512, 512, "M"]}
+
+
+def _plain_vgg(name: str) -> nn.Sequential:
+    """kuangliu/pytorch-cifar's VGG (MIT): conv (with bias), BN, ReLU; "M" a 2×2 max pool."""
+    layers, channels = [], 3
+    for entry in PLAIN_VGG[name]:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, entry, 3, padding=1), nn.BatchNorm2d(entry),
+                       nn.ReLU()]
+            channels = entry
+    return nn.Sequential(*layers, nn.AvgPool2d(1, 1), nn.Flatten(), nn.Linear(512, 10))
+
+
+@pytest.mark.parametrize(("name", "params"), [("vgg11", 9_231_114), ("vgg16", 14_728_266)])
+def test_vgg_with_max_pooling_is_the_plain_network_weight_for_weight(name, params):
+    torch.manual_seed(0)
+    plain, ours = _plain_vgg(name).double(), _ours(name, "maxpool").double()
+    assert count_params(ours) == count_params(plain) == params
+    ours.load_state_dict(dict(zip(ours.state_dict(), plain.state_dict().values(), strict=True)))
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), plain(x))
+    assert len(_points(ours)) == 5
+
+
+def test_vgg_keeps_a_feature_on_28x28_inputs_where_floor_would_collapse():
+    net = _ours("vgg11", "maxpool", shape=(1, 28, 28))
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
