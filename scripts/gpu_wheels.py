@@ -179,7 +179,10 @@ def unmet(name: str, have: str | None, wheel: str | None, failing: list) -> str:
 
 def project_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     """[project] dependencies plus the dev extra's test runners."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the dev extra's tomli, the same API
+        import tomli as tomllib
 
     project = tomllib.loads(pyproject.read_text())["project"]
     dev = project.get("optional-dependencies", {}).get("dev", [])
