@@ -63,7 +63,9 @@ class ConvThenPoolConfig(PoolConfig):
 
 
 class BlurVariant(Choice):
-    max = "max"  # MaxBlurPool (max pool stride 1, then blur stride 2), in place of max pooling
+    # MaxBlurPool (max pool stride 1, then blur stride 2) in place of a pool; at a point that
+    # stands for a strided conv, the blur alone after it (Zhang's ConvBlurPool, as his ResNets)
+    max = "max"
     # BlurPool alone, in place of average pooling or of a folded stride (the conv before the
     # point runs at stride 1 and the blur subsamples)
     avg = "avg"
@@ -243,6 +245,20 @@ class ResNet18Config(ModelConfig):
         self.padding_mode = as_choice(PaddingMode, self.padding_mode, "model.padding_mode")
 
 
+@dataclass
+class TorchvisionConfig(ModelConfig):
+    """Any torchvision classification network, built without downloaded weights, its
+    downsampling points given to the operator (``nets/surgery.py``)."""
+
+    arch: str = "resnet18"  # a torchvision.models name: resnet50, vgg16_bn, mobilenet_v2, ...
+    # for 28 and 32 px images: a strided stem conv runs at stride 1 and the pool after it goes
+    small_input: bool = True
+    min_channels: int = 16  # a strided conv with fewer inputs (an RGB stem) stays as it is
+
+    def __post_init__(self) -> None:
+        at_least("model.min_channels", self.min_channels, 1)
+
+
 CIFAR_RESNET_DEPTHS = (20, 32, 44, 56, 110)
 # VGG's convolutions per stage (Simonyan & Zisserman 2015, configurations A and D); a
 # downsampling point ends each stage
@@ -255,5 +271,5 @@ MODELS: Registry = Registry("model", ModelConfig, "downsample_study.nets.models"
     "lenet5_classic": Lenet5ClassicConfig, "convpool3": ConvPoolConfig,
     "allcnn_c": AllCnnConfig, "resnet18": ResNet18Config,
     **{f"resnet{depth}": CifarResNetConfig for depth in CIFAR_RESNET_DEPTHS},
-    **{name: ModelConfig for name in VGG_STAGES},
+    **{name: ModelConfig for name in VGG_STAGES}, "torchvision": TorchvisionConfig,
 })

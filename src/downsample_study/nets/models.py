@@ -7,10 +7,12 @@ BatchNorm and Dropout where each seed has them.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 
 from torch import nn
 
+from downsample_study.errors import ConfigError
 from downsample_study.nets.configs import (
     CIFAR_RESNET_DEPTHS,
     MODELS,
@@ -27,11 +29,13 @@ from downsample_study.nets.configs import (
     PaddingMode,
     ResNet18Config,
     Shortcut,
+    TorchvisionConfig,
 )
 from downsample_study.nets.layers import ChannelPad, Residual, Subsample
 from downsample_study.nets.operators import create_downsample
-from downsample_study.nets.points import DownsamplePoint, Rounding
+from downsample_study.nets.points import DownsamplePoint, Rounding, Stands
 from downsample_study.nets.shapes import LayerStack
+from downsample_study.nets.surgery import adapt_stem, swap_downsampling
 
 Builder = Callable[..., nn.Sequential]
 
@@ -82,12 +86,12 @@ class _Blocks(LayerStack):
 
     def downsampled_conv(
         self, name: str, out: int, kernel: int, *, rounding: Rounding = Rounding.floor,
-        padding: int = 0, **kwargs
+        padding: int = 0, stands_for: Stands = Stands.pool, **kwargs
     ) -> nn.Module:
         """Add a conv that precedes a downsampling point; return the point's layer, which the
         caller places with ``down`` after its BatchNorm/activation."""
         size = tuple(n + 2 * padding - kernel + 1 for n in self.shape[-2:])  # at stride 1
-        point = DownsamplePoint(out, rounding=rounding, size=size)
+        point = DownsamplePoint(out, rounding=rounding, size=size, stands_for=stands_for)
         op = create_downsample(self.downsample, point)
         self.conv(name, out, kernel, stride=op.conv_stride, padding=padding, **kwargs)
         return op.layer
@@ -112,20 +116,21 @@ class _Blocks(LayerStack):
             body.conv("conv1", out, 3, padding=1, bias=bias, **pad).batch_norm("bn1")
             body.relu("relu1")
         else:
-            down = body.downsampled_conv("conv1", out, 3, padding=1, bias=bias, **pad)
+            down = body.downsampled_conv("conv1", out, 3, padding=1, bias=bias,
+                                         stands_for=Stands.conv, **pad)
             body.batch_norm("bn1").relu("relu1").down(down)
         body.conv("conv2", out, 3, padding=1, bias=bias, **pad).batch_norm("bn2")
         short = _Blocks(self.downsample, self.shape)
         if stride > 1 and shortcut == Shortcut.A:
-            op = create_downsample(self.downsample, DownsamplePoint(self.channels,
-                                                                     size=self.shape[-2:]))
+            op = create_downsample(self.downsample, DownsamplePoint(
+                self.channels, size=self.shape[-2:], stands_for=Stands.conv))
             if op.conv_stride > 1:
                 short.add("subsample", Subsample(op.conv_stride))
             short.down(op.layer, dropout=False)
             extra = out - self.channels
             short.add("pad", ChannelPad(extra // 2, extra - extra // 2))
         elif stride > 1:
-            down = short.downsampled_conv("conv", out, 1, bias=bias)
+            down = short.downsampled_conv("conv", out, 1, bias=bias, stands_for=Stands.conv)
             short.batch_norm("bn").down(down, dropout=False)
         elif out != self.channels:  # a wider stage at the same size: a projection alone
             short.conv("conv", out, 1, bias=bias).batch_norm("bn")
@@ -307,3 +312,22 @@ def vgg(cfg: ModelConfig, b: _Blocks, num_classes: int) -> nn.Sequential:
 
 for _name in VGG_STAGES:
     register_model(_name)(vgg)
+
+
+@register_model("torchvision")
+def torchvision_model(cfg: TorchvisionConfig, b: _Blocks, num_classes: int) -> nn.Module:
+    """``torchvision.models.get_model(model.arch)`` without weights, for the dataset's channels
+    and classes (``model.small_input``: a stem for 28 and 32 px), every downsampling point the
+    operator's."""
+    import torchvision
+
+    names = torchvision.models.list_models(module=torchvision.models)
+    if cfg.arch not in names:
+        close = difflib.get_close_matches(cfg.arch, names, n=3)
+        raise ConfigError(f"model.arch: no torchvision classification model {cfg.arch!r}"
+                          f"{'; did you mean ' + ', '.join(close) + '?' if close else ''} "
+                          f"(torchvision.models.list_models() lists {len(names)})")
+    net = torchvision.models.get_model(cfg.arch, weights=None, num_classes=num_classes)
+    adapt_stem(net, b.input_shape, cfg.small_input)
+    swap_downsampling(net, b.downsample, b.input_shape, min_channels=cfg.min_channels)
+    return net

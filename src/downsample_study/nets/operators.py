@@ -33,7 +33,7 @@ from downsample_study.nets.layers import (
     MixedPool,
     PolyphaseSampling,
 )
-from downsample_study.nets.points import Downsample, DownsamplePoint
+from downsample_study.nets.points import Downsample, DownsamplePoint, Stands
 
 Builder = Callable[[DownsampleConfig, DownsamplePoint], Downsample]
 
@@ -112,7 +112,8 @@ def blurpool(cfg: BlurPoolConfig, point: DownsamplePoint) -> Downsample:
     """Anti-aliased downsampling: MaxBlurPool, BlurPool or ConvBlurPool (Zhang, ICML 2019)."""
     c = point.channels
     blur = BlurPool(c, cfg.filter_size)
-    if cfg.variant == BlurVariant.avg:
+    if cfg.variant == BlurVariant.avg or (cfg.variant == BlurVariant.max
+                                          and point.stands_for == Stands.conv):
         return _added(blur)
     if cfg.variant == BlurVariant.conv:
         return _added(*_own_conv(cfg, c, c, 3), nn.ReLU(), blur)

@@ -20,6 +20,14 @@ class Rounding(Choice):
     truncate = "truncate"
 
 
+class Stands(Choice):
+    """What a point stands in for in the network it was made from."""
+
+    pool = "pool"  # a pooling layer (the LeNets', VGG's): the operator replaces it
+    conv = "conv"  # a strided conv or subsampling (a ResNet's): the conv runs at the operator's
+    # stride and its layer follows
+
+
 @dataclass(frozen=True)
 class DownsamplePoint:
     """What the model tells the operator about the place it is asked to downsample."""
@@ -27,6 +35,7 @@ class DownsamplePoint:
     channels: int
     rounding: Rounding = Rounding.floor
     size: tuple[int, int] | None = None  # the map's (H, W) at the point: truncate needs it
+    stands_for: Stands = Stands.pool
 
     def ceil_mode(self, kernel: int = 2) -> bool:
         """Whether a window of ``kernel`` that overhangs the edge yields an output."""

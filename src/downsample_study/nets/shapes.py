@@ -108,23 +108,29 @@ class LayerStack:
         return nn.Sequential(self.layers)
 
 
-def layer_table(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[LayerRow]:
-    rows, x = [], torch.zeros(1, *input_shape)
+def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
+    """A row per top-level layer, in the order the forward pass calls them (a network of any
+    shape: its children's outputs are recorded as it runs)."""
+    rows: list[LayerRow] = []
+
+    def record(name: str, layer: nn.Module, out: torch.Tensor) -> None:  # the output stays
+        rows.append(LayerRow(
+            name=name, kind=type(layer).__name__, output_shape=tuple(out.shape[1:]),
+            params=count_params(layer),
+            downsample=any(isinstance(m, DownsampleLayer) for m in layer.modules())))
+
+    hooks = [layer.register_forward_hook(
+        lambda layer, args, out, name=name: record(name, layer, out))
+        for name, layer in model.named_children()]
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        for name, layer in model.named_children():
-            x = layer(x)
-            rows.append(
-                LayerRow(
-                    name=name,
-                    kind=type(layer).__name__,
-                    output_shape=tuple(x.shape[1:]),
-                    params=count_params(layer),
-                    downsample=any(isinstance(m, DownsampleLayer) for m in layer.modules()),
-                )
-            )
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
     return rows
 
 
@@ -149,7 +155,7 @@ class ModelSummary:
     flops_forward: int
 
     @classmethod
-    def of(cls, model: nn.Sequential, input_shape: tuple[int, ...]) -> ModelSummary:
+    def of(cls, model: nn.Module, input_shape: tuple[int, ...]) -> ModelSummary:
         return cls(
             rows=layer_table(model, input_shape),
             input_shape=tuple(input_shape),

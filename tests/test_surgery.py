@@ -1,0 +1,152 @@
+"""Module surgery on networks the project did not write: torchvision's, checked against the two
+anchors that do this for BlurPool alone, antialiased-cnns (its package) and Composer's
+``apply_blurpool`` (its placement rules, ported below)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from support import launch, results_under
+from torch import nn
+
+from downsample_study.errors import ShapeError
+from downsample_study.nets.configs import BlurVariant
+from downsample_study.nets.layers import BlurPool, DownsampleLayer
+from downsample_study.nets.operators import available_downsamples, downsample_config
+from downsample_study.nets.surgery import (
+    downsampling_points,
+    format_swaps,
+    swap_downsampling,
+)
+
+ARCHS = ["resnet18", "resnet50", "vgg16", "mobilenet_v2", "densenet121"]
+
+
+def _net(arch: str) -> nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.get_model(arch, weights=None, num_classes=10)
+
+
+def test_blurpool_in_resnet18_sits_where_antialiased_cnns_puts_it():
+    """antialiased-cnns 0.3 (Zhang 2019's code): a BlurPool after the stem's max pool (which
+    becomes kernel 2, stride 1), after each strided conv1's BN and ReLU (at the head of
+    conv2) and at the head of each strided shortcut; the stem conv stays strided."""
+    antialiased_cnns = pytest.importorskip("antialiased_cnns")
+    theirs = antialiased_cnns.resnet18(pretrained=False)
+    where = {"maxpool.1": "maxpool"}  # their blur's place -> the point it anti-aliases
+    where.update({f"layer{i}.0.{kind}.0": f"layer{i}.0.{point}" for i in (2, 3, 4)
+                  for kind, point in (("conv2", "conv1"), ("downsample", "downsample.0"))})
+    their_blurs = {name: m for name, m in theirs.named_modules()
+                   if type(m).__name__ == "BlurPool"}
+    assert set(their_blurs) == set(where)
+    ours = _net("resnet18")
+    cfg = downsample_config("blurpool", filter_size=4)  # antialiased-cnns' default for ResNets
+    swaps = swap_downsampling(ours, cfg, (3, 64, 64))
+    assert [s.name for s in swaps] == sorted(where.values(), key=[s.name for s in swaps].index)
+    assert {s.name for s in swaps} == set(where.values())
+    for their_name, point in where.items():
+        [blur] = [m for m in ours.get_submodule(point).modules() if isinstance(m, BlurPool)]
+        torch.testing.assert_close(blur.kernel[0, 0], their_blurs[their_name].filt[0, 0])
+    their_pool = theirs.maxpool[0]
+    [our_pool] = [m for m in ours.maxpool.modules() if isinstance(m, nn.MaxPool2d)]
+    assert (our_pool.kernel_size, our_pool.stride) == (their_pool.kernel_size,
+                                                        their_pool.stride) == (2, 1)
+    assert ours.conv1.stride == theirs.conv1.stride == (2, 2)  # the RGB stem is left alone
+
+
+def _composer_points(model: nn.Module) -> set[str]:
+    """Composer's apply_blurpool (composer/algorithms/blurpool/blurpool.py, Apache-2.0): every
+    MaxPool2d, and a Conv2d when ``np.max(module.stride) > 1 and module.in_channels >= 16``."""
+    return {name for name, m in model.named_modules()
+            if isinstance(m, nn.MaxPool2d)
+            or (isinstance(m, nn.Conv2d) and max(m.stride) > 1 and m.in_channels >= 16)}
+
+
+@pytest.mark.parametrize("arch", [*ARCHS, "efficientnet_b0"])
+def test_the_points_are_composers_where_both_apply(arch):
+    net = _net(arch)
+    avg_pools = {name for name, m in net.named_modules() if isinstance(m, nn.AvgPool2d)}
+    ours = set(downsampling_points(net))
+    assert ours - avg_pools == _composer_points(net)  # Composer leaves average pools alone
+    assert all(isinstance(net.get_submodule(n), nn.AvgPool2d) for n in ours & avg_pools)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("operator", available_downsamples())
+def test_every_operator_trains_in_every_network_at_every_point(arch, operator):
+    net = _net(arch)
+    own = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)
+           and max(m.stride) > 1 and m.in_channels >= 16]
+    swaps = swap_downsampling(net, operator, (3, 32, 32))
+    assert [s.name for s in swaps] == downsampling_points(_net(arch))
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    net(x).sum().backward()
+    assert x.grad.abs().sum() > 0
+    operators = {id(m) for layer in net.modules() if isinstance(layer, DownsampleLayer)
+                 for m in layer.modules()}
+    strided = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)
+               and max(m.stride) > 1 and m.in_channels >= 16 and id(m) not in operators]
+    assert strided == (own if operator == "stride2_fold" else [])  # the conv's, or none
+    learned = downsample_config(operator).learned
+    assert (sum(s.params_added for s in swaps) > 0) == learned
+
+
+def test_a_conv_keeps_its_weights_and_the_fold_leaves_a_conv_only_network_as_it_was():
+    net = _net("mobilenet_v2")  # strided convs only (its RGB stem excepted): no pool
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(2, 3, 32, 32)
+    expected = net.eval()(x)
+    swap_downsampling(net, "stride2_fold", (3, 32, 32))
+    torch.testing.assert_close(net(x), expected)
+    points = [s.name for s in swap_downsampling(net, "blurpool", (3, 32, 32))]
+    after = net.state_dict()
+    for key, value in before.items():
+        point = next((p for p in points if key.startswith(f"{p}.")), None)
+        moved = key if point is None else f"{point}.conv.{key.removeprefix(point + '.')}"
+        assert torch.equal(after[moved], value)
+
+
+def test_the_max_variant_adds_no_max_pool_after_a_strided_conv():
+    """Zhang's ConvBlurPool: conv at stride 1, then the blur; MaxBlurPool only for a pool."""
+    net = _net("resnet18")
+    swap_downsampling(net, downsample_config("blurpool", variant=BlurVariant.max), (3, 32, 32))
+    assert [type(m).__name__ for m in net.layer2[0].conv1.down] == ["BlurPool"]
+    assert "MaxPool2d" in [type(m).__name__ for m in net.maxpool]  # the operator's layers
+
+
+@pytest.mark.parametrize(("net", "message"), [
+    (nn.Sequential(nn.Conv2d(16, 16, 4, stride=4), nn.Flatten()),
+     "0 (Conv2d 16→16 k4 s4): a stride of (4, 4); the operators halve a map"),
+    (nn.Sequential(nn.Conv2d(16, 16, 3, stride=2), nn.Flatten()),  # 9 -> 4, but 7 -> 3
+     "0: maxpool gives a 16×3×3 map where the network has 16×4×4; this point cannot take it"),
+])
+def test_a_point_the_operator_cannot_take_is_refused_naming_both(net, message):
+    with pytest.raises(ShapeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        swap_downsampling(net, "maxpool", (16, 9, 9))
+
+
+def test_the_swap_table_names_each_point_what_it_was_and_is():
+    table = format_swaps(swap_downsampling(_net("resnet18"), "maxpool", (3, 32, 32)))
+    assert "layer2.0.conv1" in table and "Conv2d 64→128 k3 s2" in table
+    assert "Conv2d 64→128 k3 s1 + MaxPool2d k2 s2" in table
+
+
+def test_a_torchvision_network_trains_through_the_command_line(quick, tmp_path):
+    run = launch([*quick, "model=torchvision", "model.arch=mobilenet_v3_small",
+                  "downsample=blurpool", "logger=none", "evaluation.feature_maps=false",
+                  "trainer.limit_train_batches=2", "hydra.run.dir=out"])
+    assert run.exit_code == 0
+    [results] = results_under(tmp_path / "out")
+    assert results["status"] == "completed"
+    assert results["config"]["model"]["arch"] == "mobilenet_v3_small"
+
+
+def test_the_small_input_stem_keeps_resolution_for_28_px_images():
+    from downsample_study.nets.models import build_model, model_config
+
+    net = build_model(model_config("torchvision", arch="resnet18"),
+                      downsample_config("maxpool"), (1, 28, 28), 10)
+    assert net.conv1.in_channels == 1 and net.conv1.stride == (1, 1)
+    assert isinstance(net.maxpool, nn.Identity)
+    assert sum(isinstance(m, DownsampleLayer) for m in net.modules()) == 6
