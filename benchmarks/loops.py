@@ -32,7 +32,7 @@ LOOPS = ("dataloader_loop", "tensor_loop", "tensor_loop_tuned", "framework")
 WARMUP_STEPS = 10
 
 
-def compose(args: argparse.Namespace, batch_size: int, logger: str = "logger.mode=offline"):
+def compose(args: argparse.Namespace, batch_size: int, logger: str = "logger.wandb.mode=offline"):
     """The app's config for the bench's job (Hydra's Compose API)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir

@@ -67,7 +67,7 @@ def startup_seconds(args) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             sys.executable, "-c", probe, f"dataset={args.dataset}",
-            f"paths.data_dir={args.data_dir}", f"hydra.run.dir={tmp}", "logger.mode=offline",
+            f"paths.data_dir={args.data_dir}", f"hydra.run.dir={tmp}", "logger.wandb.mode=offline",
             f"accelerator={'gpu' if args.device == 'cuda' else 'cpu'}", *args.set,
         ]
         start = time.time()
