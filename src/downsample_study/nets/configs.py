@@ -266,7 +266,8 @@ VGG_STAGES = {"vgg11": ((64,), (128,), (256, 256), (512, 512), (512, 512)),
               "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512),
                         (512, 512, 512))}
 
-MODELS: Registry = Registry("model", ModelConfig, "downsample_study.nets.models", {
+# the standard networks import the seeds': one import registers every built-in
+MODELS: Registry = Registry("model", ModelConfig, "downsample_study.nets.standard", {
     "lenet5": Lenet5Config, "lenet5_nopool": ModelConfig, "lenet_gap": LenetGapConfig,
     "lenet5_classic": Lenet5ClassicConfig, "convpool3": ConvPoolConfig,
     "allcnn_c": AllCnnConfig, "resnet18": ResNet18Config,
