@@ -1,6 +1,6 @@
-"""Module surgery on networks the project did not write: torchvision's, checked against the two
-anchors that do this for BlurPool alone, antialiased-cnns (its package) and Composer's
-``apply_blurpool`` (its placement rules, ported below)."""
+"""Module surgery on networks the project did not write: torchvision's and timm's, checked
+against the anchors that do this for BlurPool alone: antialiased-cnns (its package), timm's
+``aa_layer`` ResNets and Composer's ``apply_blurpool`` (its placement rules, ported below)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,21 @@ def test_blurpool_in_resnet18_sits_where_antialiased_cnns_puts_it():
     assert (our_pool.kernel_size, our_pool.stride) == (their_pool.kernel_size,
                                                         their_pool.stride) == (2, 1)
     assert ours.conv1.stride == theirs.conv1.stride == (2, 2)  # the RGB stem is left alone
+
+
+def test_the_points_hold_every_place_timm_anti_aliases_in_its_resnet18():
+    """timm's ResNet with ``aa_layer``: a blur after the stem pool (at stride 1) and after each
+    strided block's first conv, not in its shortcut, which the points (Zhang's) also take."""
+    timm = pytest.importorskip("timm")
+    theirs = timm.create_model("resnet18", pretrained=False, aa_layer=timm.layers.BlurPool2d)
+    aa = {name.removesuffix(".1").replace(".aa", ".conv1") for name, m in theirs.named_modules()
+          if isinstance(m, timm.layers.BlurPool2d)}
+    assert aa == {"maxpool", "layer2.0.conv1", "layer3.0.conv1", "layer4.0.conv1"}
+    net = timm.create_model("resnet18", pretrained=False, num_classes=10)
+    swaps = swap_downsampling(net, "blurpool", (3, 32, 32))
+    assert aa < {s.name for s in swaps}
+    assert {s.name for s in swaps} - aa == {f"layer{i}.0.downsample.0" for i in (2, 3, 4)}
+    net(torch.randn(2, 3, 32, 32)).sum().backward()
 
 
 def _composer_points(model: nn.Module) -> set[str]:
@@ -142,11 +157,14 @@ def test_a_torchvision_network_trains_through_the_command_line(quick, tmp_path):
     assert results["config"]["model"]["arch"] == "mobilenet_v3_small"
 
 
-def test_the_small_input_stem_keeps_resolution_for_28_px_images():
+@pytest.mark.parametrize(("model", "arch"), [("torchvision", "resnet18"), ("timm", "resnet18")])
+def test_the_small_input_stem_keeps_resolution_for_28_px_images(model, arch):
     from downsample_study.nets.models import build_model, model_config
 
-    net = build_model(model_config("torchvision", arch="resnet18"),
-                      downsample_config("maxpool"), (1, 28, 28), 10)
+    if model == "timm":
+        pytest.importorskip("timm")
+    net = build_model(model_config(model, arch=arch), downsample_config("maxpool"),
+                      (1, 28, 28), 10)
     assert net.conv1.in_channels == 1 and net.conv1.stride == (1, 1)
     assert isinstance(net.maxpool, nn.Identity)
     assert sum(isinstance(m, DownsampleLayer) for m in net.modules()) == 6

@@ -259,6 +259,13 @@ class TorchvisionConfig(ModelConfig):
         at_least("model.min_channels", self.min_channels, 1)
 
 
+@dataclass
+class TimmConfig(TorchvisionConfig):
+    """Any timm network (``timm.list_models()``; ``pip install timm``), built the same way."""
+
+    arch: str = "resnet18"  # a timm name: resnet18, resnet50d, seresnet50, regnety_008, ...
+
+
 CIFAR_RESNET_DEPTHS = (20, 32, 44, 56, 110)
 # VGG's convolutions per stage (Simonyan & Zisserman 2015, configurations A and D); a
 # downsampling point ends each stage
@@ -273,4 +280,5 @@ MODELS: Registry = Registry("model", ModelConfig, "downsample_study.nets.standar
     "allcnn_c": AllCnnConfig, "resnet18": ResNet18Config,
     **{f"resnet{depth}": CifarResNetConfig for depth in CIFAR_RESNET_DEPTHS},
     **{name: ModelConfig for name in VGG_STAGES}, "torchvision": TorchvisionConfig,
+    "timm": TimmConfig,
 })

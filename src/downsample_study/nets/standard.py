@@ -1,5 +1,5 @@
 """The field's standard networks: He et al.'s CIFAR ResNets, ResNet-18 and VGG for small
-images, and any torchvision classifier through module surgery (``nets/surgery.py``)."""
+images, and any torchvision or timm classifier through module surgery (``nets/surgery.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from downsample_study.nets.configs import (
     PaddingMode,
     ResNet18Config,
     Shortcut,
+    TimmConfig,
     TorchvisionConfig,
 )
 from downsample_study.nets.layers import ChannelPad, Residual, Subsample
@@ -118,6 +119,21 @@ for _name in VGG_STAGES:
     register_model(_name)(vgg)
 
 
+def _unknown(library: str, arch: str, names: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(arch, names, n=3)
+    return ConfigError(f"model.arch: no {library} classification model {arch!r}"
+                       f"{'; did you mean ' + ', '.join(close) + '?' if close else ''} "
+                       f"({len(names)} to choose from)")
+
+
+def _surgery(net: nn.Module, cfg: TorchvisionConfig, b: Blocks) -> nn.Module:
+    """A network made for ImageNet, fitted to the data (``adapt_stem``), its points the
+    operator's."""
+    adapt_stem(net, b.input_shape, cfg.small_input)
+    swap_downsampling(net, b.downsample, b.input_shape, min_channels=cfg.min_channels)
+    return net
+
+
 @register_model("torchvision")
 def torchvision_model(cfg: TorchvisionConfig, b: Blocks, num_classes: int) -> nn.Module:
     """``torchvision.models.get_model(model.arch)`` without weights, for the dataset's channels
@@ -127,11 +143,20 @@ def torchvision_model(cfg: TorchvisionConfig, b: Blocks, num_classes: int) -> nn
 
     names = torchvision.models.list_models(module=torchvision.models)
     if cfg.arch not in names:
-        close = difflib.get_close_matches(cfg.arch, names, n=3)
-        raise ConfigError(f"model.arch: no torchvision classification model {cfg.arch!r}"
-                          f"{'; did you mean ' + ', '.join(close) + '?' if close else ''} "
-                          f"(torchvision.models.list_models() lists {len(names)})")
+        raise _unknown("torchvision", cfg.arch, names)
     net = torchvision.models.get_model(cfg.arch, weights=None, num_classes=num_classes)
-    adapt_stem(net, b.input_shape, cfg.small_input)
-    swap_downsampling(net, b.downsample, b.input_shape, min_channels=cfg.min_channels)
-    return net
+    return _surgery(net, cfg, b)
+
+
+@register_model("timm")
+def timm_model(cfg: TimmConfig, b: Blocks, num_classes: int) -> nn.Module:
+    """``timm.create_model(model.arch)`` without weights, as ``model=torchvision`` builds."""
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError("model=timm: timm is not installed (pip install timm, or "
+                          "pip install 'downsample_study[timm]')") from None
+    if not timm.is_model(cfg.arch):
+        raise _unknown("timm", cfg.arch, timm.list_models())
+    net = timm.create_model(cfg.arch, pretrained=False, num_classes=num_classes)
+    return _surgery(net, cfg, b)
