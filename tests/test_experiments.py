@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from support import launch
+from support import REAL_DATA, launch, results_under
 
 from downsample_study.config.hydra_versions import VERSION_BASE
 from downsample_study.config.store import CONFIG_DIR, register_configs
@@ -30,6 +30,8 @@ PRESETS = {
                 ("downsample.name", "optimizer.name", "model.conv_activation")),
     "seed004": (2, {"dataset.name": "cifar10", "model.name": "convpool3",
                     "dataset.batch_size": 128}, ("downsample.batch_norm",)),
+    "aps_regime": (6, {"model.name": "lenet_gap", "model.padding_mode": "circular",
+                       "trainer.max_epochs": 10}, ("dataset.name", "downsample.name")),
     "operators": (40, {"model.name": "lenet5", "dataset.batch_size": 128,
                        "trainer.max_epochs": 20, "optimizer.name": "adam"},
                   ("dataset.name", "downsample.name", "downsample.batch_norm")),
@@ -80,11 +82,12 @@ def test_short_version_runs_and_reports(preset, quick, tmp_path):
     # seed 001 one dataset, CIFAR-10, instead of three: all of them compose above)
     # the study: one dataset, no BatchNorm, two operators (all of them compose above), at
     # lr 1e-3 (tests/test_tuning.py tunes)
-    narrowed = {"seed001": ["dataset=cifar10"],
+    narrowed = {"seed001": ["dataset=cifar10"], "aps_regime": ["dataset=mnist"],
                 "operators": ["dataset=mnist", "downsample.batch_norm=false",
                               "downsample=maxpool,aps", "hydra.sweeper.lr.trials=0"]
                 }.get(preset, [])
-    variants = {"seed001": variants // 3, "operators": 2}.get(preset, variants)
+    variants = {"seed001": variants // 3, "operators": 2,
+                "aps_regime": variants // 2}.get(preset, variants)
     run = launch(["-m", f"experiment={preset}", *quick, "seed=0", *narrowed, "logger=csv",
                   "trainer.limit_train_batches=3", "evaluation.feature_maps=false",
                   "hydra.sweep.dir=sweep"])
@@ -96,3 +99,43 @@ def test_short_version_runs_and_reports(preset, quick, tmp_path):
     assert report.comparisons and all(c.test == "none" for c in report.comparisons)
     text = (tmp_path / "sweep" / "report.md").read_text()
     assert f"{variants} jobs: {variants} completed, 0 failed, 0 not run" in text
+
+
+@pytest.mark.parametrize(("operator", "invariant"),
+                         [("aps", True), ("maxpool", False), ("stride2_fold", False)])
+def test_in_the_aps_regime_only_aps_logits_are_invariant_to_circular_shifts(
+    operator, invariant, data_dir
+):
+    """Circular padding and global average pooling: every APS point picks its phase by the
+    content, so no circular shift changes a logit, before any training (Chaman & Dokmanić
+    2021's claim); max pooling and the folded stride in the same network do not."""
+    import torch
+
+    from downsample_study.analysis.shift import shift_images
+    from downsample_study.nets.models import build_model
+
+    settings = validate(composed(["experiment=aps_regime", f"downsample={operator}",
+                                  f"paths.data_dir={data_dir}"]))
+    torch.manual_seed(0)
+    net = build_model(settings.model, settings.downsample, (1, 28, 28), 10).double().eval()
+    x = torch.randn(16, 1, 28, 28, dtype=torch.float64)
+    logits = net(x)
+    moved = max((net(shift_images(x, torch.tensor([[dy, dx]] * 16), "circular")) - logits)
+                .abs().max().item() for dy in range(-3, 4) for dx in range(-3, 4))
+    assert (moved < 1e-9) == invariant, moved
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.skipif(REAL_DATA is None or not (REAL_DATA / "MNIST").is_dir(),
+                    reason=f"REAL_DATA_DIR={REAL_DATA} holds no MNIST")
+def test_the_aps_regime_reaches_full_circular_consistency_on_real_mnist(tmp_path):
+    run = launch(["-m", "experiment=aps_regime", f"paths.data_dir={REAL_DATA}",
+                  f"paths.cache_dir={tmp_path / 'cache'}", "accelerator=cpu", "seed=0",
+                  "dataset=mnist", "downsample=aps,maxpool", "logger=none",
+                  "trainer.max_epochs=1", "trainer.limit_train_batches=100",
+                  "evaluation.feature_maps=false", "hydra.sweep.dir=sweep"])
+    assert run.exit_code == 0
+    consistency = {r["config"]["downsample"]["name"]: r["shift"]["circular"]["consistency"]
+                   for r in results_under(tmp_path / "sweep")}
+    assert consistency["aps"] == 1.0 and consistency["maxpool"] < 1.0
