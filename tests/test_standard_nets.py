@@ -129,6 +129,42 @@ def test_the_paper_network_subsamples_its_shortcut_and_strides_its_conv():
     assert _points(net) == []  # stride2_fold adds no layer
 
 
+@pytest.mark.parametrize(("model", "shortcut"), [("resnet20", "A"), ("resnet20", "B"),
+                                                 ("resnet18", None)])
+@pytest.mark.parametrize("pool", ["max", "none"])
+def test_an_aps_resnet_with_circular_padding_is_invariant_to_circular_shifts(model, shortcut,
+                                                                              pool):
+    """Its shortcut takes the body's phases, as the APS code does: each block's two branches
+    shift alike, so no circular shift moves a logit (random weights, float64)."""
+    from downsample_study.analysis.shift import shift_images
+
+    torch.manual_seed(0)
+    options = {"padding_mode": "circular", **({"shortcut": shortcut} if shortcut else {})}
+    config = downsample_config("aps", batch_norm=True, pool=pool)
+    net = build_model(model_config(model, **options), config, (3, 32, 32), 10).double().eval()
+    x = torch.randn(8, 3, 32, 32, dtype=torch.float64)
+    logits = net(x)
+    for dy, dx in [(0, 1), (1, 0), (3, -2), (-1, -1)]:
+        moved = net(shift_images(x, torch.tensor([[dy, dx]] * 8), "circular"))
+        torch.testing.assert_close(moved, logits, atol=1e-12, rtol=0)
+
+
+def test_a_shortcut_that_chose_its_own_phase_would_break_the_invariance():
+    """The same network with the phase hand-over undone: the branches can disagree."""
+    from downsample_study.analysis.shift import shift_images
+    from downsample_study.nets.layers import PolyphaseSampling
+
+    torch.manual_seed(0)
+    net = _ours("resnet20", "aps", padding_mode="circular").double().eval()
+    for block in net.modules():
+        if isinstance(block, Residual):
+            block.forward = lambda x, block=block: block.body(x) + block.shortcut(x)
+    x = torch.randn(8, 3, 32, 32, dtype=torch.float64)
+    moved = net(shift_images(x, torch.tensor([[0, 1]] * 8), "circular"))
+    assert (moved - net(x)).abs().max() > 1e-6
+    assert any(isinstance(m, PolyphaseSampling) for m in net.layer2_0.shortcut.modules())
+
+
 @pytest.mark.parametrize("model", ["resnet20", "resnet18"])
 def test_a_circular_padding_mode_pads_every_3x3_conv(model):
     net = _ours(model, "aps", padding_mode="circular")

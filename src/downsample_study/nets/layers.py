@@ -83,18 +83,24 @@ class PolyphaseSampling(nn.Module):
     def __init__(self):
         super().__init__()
         self.unshuffle = nn.PixelUnshuffle(2)
+        self.chosen: torch.Tensor | None = None  # each sample's phase, at the last call
+        self.given: torch.Tensor | None = None  # phases to take instead (``Residual`` sets)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         x = F.pad(x, (0, w % 2, 0, h % 2), mode="circular")
         phases = self.unshuffle(x).unflatten(1, (c, 4)).transpose(1, 2)  # N, 4, C, H/2, W/2
-        index = phases.pow(2).sum(dim=(2, 3, 4)).argmax(dim=1)
+        index = (self.given if self.given is not None
+                 else phases.pow(2).sum(dim=(2, 3, 4)).argmax(dim=1))
+        self.chosen = index
         return phases[torch.arange(n, device=x.device), index]
 
 
 class Residual(nn.Module):
     """``body(x) + shortcut(x)``: a residual block's sum (its ReLU follows as a layer of its
-    own); a downsampling point may sit in either branch."""
+    own); a downsampling point may sit in either branch. Where both subsample by polyphase
+    choice, the shortcut takes the body's phases (as the APS code does), so both branches
+    shift alike and the sum stays equivariant to circular shifts."""
 
     def __init__(self, body: nn.Module, shortcut: nn.Module):
         super().__init__()
@@ -102,7 +108,18 @@ class Residual(nn.Module):
         self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
+        out = self.body(x)
+        leaders, followers = ([m for m in branch.modules() if isinstance(m, PolyphaseSampling)]
+                              for branch in (self.body, self.shortcut))
+        if not followers or len(leaders) != len(followers):  # (a pack: one of each a member)
+            return out + self.shortcut(x)
+        for leader, follower in zip(leaders, followers, strict=True):
+            follower.given = leader.chosen
+        try:
+            return out + self.shortcut(x)
+        finally:
+            for follower in followers:
+                follower.given = None
 
 
 class Subsample(nn.Module):
