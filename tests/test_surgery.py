@@ -168,3 +168,38 @@ def test_the_small_input_stem_keeps_resolution_for_28_px_images(model, arch):
     assert net.conv1.in_channels == 1 and net.conv1.stride == (1, 1)
     assert isinstance(net.maxpool, nn.Identity)
     assert sum(isinstance(m, DownsampleLayer) for m in net.modules()) == 6
+
+
+def test_a_pack_of_torchvision_networks_steps_as_each_member_alone():
+    """A network the packer does not know runs as one copy per member: each member's loss and
+    gradients are its solo step's (its classifier's dropout off: inside such a copy it draws
+    from the global generator, not the member's)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from downsample_study.nets.models import build_model, model_config
+    from downsample_study.nets.packed import PackedNet, member_losses, stack_members
+
+    nets = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        nets.append(build_model(model_config("torchvision", arch="mobilenet_v3_small"),
+                                downsample_config("blurpool"), (1, 28, 28), 10).double())
+        for dropout in (m for m in nets[-1].modules() if isinstance(m, nn.Dropout)):
+            dropout.p = 0.0
+    packed = PackedNet([copy.deepcopy(n) for n in nets], [torch.Generator() for _ in nets])
+    images = [torch.randn(4, 1, 28, 28, dtype=torch.float64, generator=torch.Generator()
+                          .manual_seed(s)) for s in (0, 1)]
+    labels = [torch.tensor([0, 1, 2, 3]), torch.tensor([4, 5, 6, 7])]
+    losses = member_losses(packed(stack_members(images)), torch.stack(labels, 1))
+    losses.sum().backward()
+    grads = dict(packed.body.named_parameters())
+    for k, (net, x, y) in enumerate(zip(nets, images, labels, strict=True)):
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        assert losses[k].item() == pytest.approx(loss.item(), abs=1e-10)
+        for name, parameter in net.named_parameters():
+            key, _ = packed.locate(name, k)
+            torch.testing.assert_close(packed.member_tensor(name, grads[key].grad, k),
+                                       parameter.grad)
