@@ -5,6 +5,7 @@ a member's ``Tracking`` holds one open run per logger chosen and speaks to all o
 from __future__ import annotations
 
 import secrets
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,13 @@ def summary_metrics(results: Results) -> dict[str, float]:
             "train_seconds": results.train_seconds, "best_epoch": results.best_epoch}
 
 
-class Tracker:
-    """One kind of experiment logger."""
+class Tracker(ABC):
+    """One kind of experiment logger: ``create`` makes its run; the other hooks default to
+    what most loggers do, or to nothing."""
 
+    @abstractmethod
     def create(self, cfg: LoggerConfig, run: RunIdentity, output_dir: Path) -> Logger:
-        raise NotImplementedError
+        """The Lightning logger of one job's run."""
 
     def log_params(self, logger: Logger, params: dict[str, Any]) -> None:
         """Record ``params`` in the run's config (the first call may begin the run)."""
@@ -69,15 +72,19 @@ class Tracker:
 
     def log_figure(self, logger: Logger, name: str, figure: Figure, path: Path, step: int) -> None:
         """Log a figure already saved at ``path`` (nothing, unless the tracker shows images)."""
+        return None
 
     def log_summary(self, logger: Logger, results: Results, output_dir: Path) -> None:
         """Record the job's final numbers as the run's summary, where the tracker has one."""
+        return None
 
     def checkpoint_saved(self, logger: Logger, path: Path, selected: bool) -> None:
         """A checkpoint of the job was written at ``path`` (``selected``: its best so far)."""
+        return None
 
     def replay(self, logger: Logger, rows: list[dict[str, Any]]) -> None:
         """Log again the epochs of earlier attempts, where this attempt's run lacks them."""
+        return None
 
     def finish(self, logger: Logger, exit_code: int) -> None:
         """End the run (a pack's members end theirs one by one; a job's run ends with it)."""
