@@ -108,6 +108,23 @@ class LayerStack:
         return nn.Sequential(self.layers)
 
 
+def run_once(model: nn.Module, input_shape: tuple[int, ...], hooks: list) -> None:
+    """One forward pass of a zero image in eval mode, ``hooks`` removed after it; a network
+    that cannot take the input is a ``ShapeError`` naming both."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    except RuntimeError as err:
+        raise ShapeError(f"{type(model).__name__} cannot take {_fmt(input_shape)} inputs: "
+                         f"{str(err).splitlines()[0]}") from None
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+
+
 def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     """A row per top-level layer, in the order the forward pass calls them (a network of any
     shape: its children's outputs are recorded as it runs)."""
@@ -119,18 +136,9 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow
             params=count_params(layer),
             downsample=any(isinstance(m, DownsampleLayer) for m in layer.modules())))
 
-    hooks = [layer.register_forward_hook(
+    run_once(model, input_shape, [layer.register_forward_hook(
         lambda layer, args, out, name=name: record(name, layer, out))
-        for name, layer in model.named_children()]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    finally:
-        model.train(was_training)
-        for hook in hooks:
-            hook.remove()
+        for name, layer in model.named_children()])
     return rows
 
 

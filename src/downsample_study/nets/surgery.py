@@ -19,7 +19,7 @@ from downsample_study.nets.configs import DownsampleConfig
 from downsample_study.nets.layers import Subsample
 from downsample_study.nets.operators import create_downsample, downsample_config
 from downsample_study.nets.points import DownsamplePoint, Rounding, Stands
-from downsample_study.nets.shapes import count_params
+from downsample_study.nets.shapes import count_params, run_once
 
 POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 IMAGENET_SIZE = (224, 224)
@@ -72,23 +72,6 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
-def _run(model: nn.Module, input_shape: tuple[int, ...], hooks: list) -> None:
-    """One forward pass of a zero image in eval mode, ``hooks`` removed after it; a network
-    that cannot take the input is a ``ShapeError`` naming both."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
-    except RuntimeError as err:
-        raise ShapeError(f"{type(model).__name__} cannot take {'×'.join(map(str, input_shape))}"
-                         f" inputs: {str(err).splitlines()[0]}") from None
-    finally:
-        model.train(was_training)
-        for hook in hooks:
-            hook.remove()
-
-
 def _shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ...]) -> dict:
     """Each point's input and output shape (C, H, W), from one forward pass."""
     seen: dict[str, tuple] = {}
@@ -96,7 +79,7 @@ def _shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ...]) ->
     def record(name: str, args: tuple, out: torch.Tensor) -> None:  # None: the output stays
         seen.setdefault(name, (tuple(args[0].shape[1:]), tuple(out.shape[1:])))
 
-    _run(model, input_shape, [model.get_submodule(name).register_forward_hook(
+    run_once(model, input_shape, [model.get_submodule(name).register_forward_hook(
         lambda module, args, out, name=name: record(name, args, out)) for name in names])
     return seen
 
@@ -162,7 +145,7 @@ def swap_downsampling(model: nn.Module, downsample: DownsampleConfig | str,
 def _call_order(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
     """The leaf modules in the order one forward pass calls them (each once)."""
     order: dict[str, nn.Module] = {}
-    _run(model, input_shape, [module.register_forward_hook(
+    run_once(model, input_shape, [module.register_forward_hook(
         lambda module, args, out, name=name: order.setdefault(name, module) and None)
         for name, module in model.named_modules() if not list(module.children())])
     return list(order.items())
