@@ -73,10 +73,18 @@ def test_every_model_takes_every_operator(model, downsample, dataset):
     # the operator adds parameters exactly when its config says it learns
     learned = downsample_config(downsample).learned
     assert (summary.params_downsample > 0) == learned
-    # every downsampling point is the operator's, and the summary marks the rows holding one
-    points = [m for m in net.modules() if isinstance(m, DownsampleLayer)]
-    assert len(points) == (0 if downsample == "stride2_fold" else POINTS.get(model, 2))
-    assert any(row.downsample for row in summary.rows) == bool(points)
+    # every downsampling point is the operator's (stride2_fold's: a strided conv or
+    # subsampling), listed with its shapes (at most half the side: a strided valid conv also
+    # loses its kernel's border), and the rows holding one are marked
+    points = POINTS.get(model, 2)
+    layers = [m for m in net.modules() if isinstance(m, DownsampleLayer)]
+    assert len(layers) == (0 if downsample == "stride2_fold" else points)
+    assert len(summary.points) == points
+    for point in summary.points:
+        side, halved = point.input_shape[-1], point.output_shape[-1]
+        assert 0 < halved <= -(-side // 2), point
+    assert {row.name for row in summary.rows if row.downsample} == {
+        point.name.split(".")[0] for point in summary.points}
 
 
 @pytest.mark.parametrize(("width", "channels", "params"), [(1.0, (6, 16), 61_706),

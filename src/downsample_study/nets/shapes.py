@@ -14,8 +14,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from downsample_study.errors import ShapeError
-from downsample_study.nets.layers import DownsampleLayer
+from downsample_study.nets.layers import DownsampleLayer, Subsample
 
+POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 OUTPUT_SIZE_FORMULA = "out = floor((in + 2·pad − dilation·(k − 1) − 1) / stride) + 1"
 
 
@@ -25,6 +26,45 @@ def _pair(value) -> tuple[int, int]:
 
 def _fmt(shape) -> str:
     return "×".join(str(s) for s in shape)
+
+
+def stride_of(module: nn.Module) -> tuple[int, int]:
+    """A conv's, pool's or subsampling's stride (a pool's defaults to its kernel)."""
+    if isinstance(module, POOLS):
+        return _pair(module.stride or module.kernel_size)
+    return _pair(getattr(module, "stride", 1))
+
+
+def describe(module: nn.Module) -> str:
+    """A short name of a layer: ``Conv2d 16→32 k3 s2``, ``MaxPool2d k2 s2``, or for a sequence
+    (an operator's layers, a swapped point) its parts joined by ``+``."""
+    if isinstance(module, nn.Sequential):
+        return " + ".join(map(describe, module.children()))
+    if isinstance(module, nn.Conv2d):
+        groups = f", groups {module.groups}" if module.groups > 1 else ""
+        return (f"Conv2d {module.in_channels}→{module.out_channels} k{module.kernel_size[0]} "
+                f"s{module.stride[0]}{groups}")
+    if isinstance(module, POOLS):
+        return f"{type(module).__name__} k{_pair(module.kernel_size)[0]} s{stride_of(module)[0]}"
+    if isinstance(module, Subsample):
+        return f"Subsample s{module.stride}"
+    return type(module).__name__
+
+
+def downsampling_points(model: nn.Module, min_channels: int = 1) -> list[str]:
+    """The names of ``model``'s downsampling points, in module order: each set of layers an
+    operator added (a ``DownsampleLayer``, one point), and outside those every conv with a
+    stride above 1 and at least ``min_channels`` inputs, strided pool and subsampling."""
+    def strided(module: nn.Module) -> bool:
+        return (isinstance(module, (nn.Conv2d, *POOLS, Subsample)) and max(stride_of(module)) > 1
+                and (not isinstance(module, nn.Conv2d) or module.in_channels >= min_channels))
+
+    found: list[str] = []
+    for name, module in model.named_modules():
+        inside = any(name.startswith(point + ".") for point in found)  # an operator's layers
+        if not inside and (isinstance(module, DownsampleLayer) or strided(module)):
+            found.append(name)
+    return found
 
 
 def _explain(module: nn.Module, in_shape: tuple[int, ...]) -> str:
@@ -125,21 +165,53 @@ def run_once(model: nn.Module, input_shape: tuple[int, ...], hooks: list) -> Non
             hook.remove()
 
 
+def io_shapes(model: nn.Module, names: list[str],
+              input_shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """The input and output shape (C, H, W) of each module in ``names`` the first time one
+    forward pass calls it (a module it does not call is left out)."""
+    seen: dict[str, tuple[tuple[int, ...], ...]] = {}
+
+    def record(name: str, args: tuple, out: torch.Tensor) -> None:  # None: the output stays
+        seen.setdefault(name, (tuple(args[0].shape[1:]), tuple(out.shape[1:])))
+
+    run_once(model, input_shape, [model.get_submodule(name).register_forward_hook(
+        lambda module, args, out, name=name: record(name, args, out)) for name in names])
+    return seen
+
+
+@dataclass
+class PointRow:
+    name: str  # the module's path in the network
+    kind: str  # ``describe``'s
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
 def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
     """A row per top-level layer, in the order the forward pass calls them (a network of any
-    shape: its children's outputs are recorded as it runs)."""
+    shape: its children's outputs are recorded as it runs); a row holding a downsampling point
+    is marked."""
     rows: list[LayerRow] = []
+    points = downsampling_points(model)
 
     def record(name: str, layer: nn.Module, out: torch.Tensor) -> None:  # the output stays
         rows.append(LayerRow(
             name=name, kind=type(layer).__name__, output_shape=tuple(out.shape[1:]),
             params=count_params(layer),
-            downsample=any(isinstance(m, DownsampleLayer) for m in layer.modules())))
+            downsample=any(p == name or p.startswith(name + ".") for p in points)))
 
     run_once(model, input_shape, [layer.register_forward_hook(
         lambda layer, args, out, name=name: record(name, layer, out))
         for name, layer in model.named_children()])
     return rows
+
+
+def point_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[PointRow]:
+    """A row per downsampling point the forward pass reaches, in module order."""
+    names = downsampling_points(model)
+    shapes = io_shapes(model, names, input_shape)
+    return [PointRow(name, describe(model.get_submodule(name)), *shapes[name])
+            for name in names if name in shapes]
 
 
 def forward_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -156,6 +228,7 @@ def forward_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 @dataclass
 class ModelSummary:
     rows: list[LayerRow]
+    points: list[PointRow]
     input_shape: tuple[int, ...]
     params_total: int
     params_trainable: int
@@ -166,6 +239,7 @@ class ModelSummary:
     def of(cls, model: nn.Module, input_shape: tuple[int, ...]) -> ModelSummary:
         return cls(
             rows=layer_table(model, input_shape),
+            points=point_table(model, input_shape),
             input_shape=tuple(input_shape),
             params_total=count_params(model),
             params_trainable=count_params(model, trainable_only=True),
@@ -192,8 +266,14 @@ class ModelSummary:
         lines.append("-" * len(lines[0]))
         lines.append(
             f"params: {self.params_total:,} total, {self.params_trainable:,} trainable, "
-            f"{self.params_downsample:,} in downsampling layers (*)"
+            f"{self.params_downsample:,} in the operator's layers"
         )
         lines.append(f"forward FLOPs per image: {self.flops_forward:,} "
                      f"({self.flops_forward / 1e6:.2f} MFLOP; conv + linear)")
+        lines.append(f"downsampling points (*): {len(self.points)}")
+        points = [(p.name, p.kind, f"{_fmt(p.input_shape)} → {_fmt(p.output_shape)}")
+                  for p in self.points]
+        widths = [max((len(row[i]) for row in points), default=0) for i in range(3)]
+        lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                  for row in points]
         return "\n".join(lines)

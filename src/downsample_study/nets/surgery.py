@@ -11,17 +11,23 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from downsample_study.errors import ShapeError
+from downsample_study.nets import shapes
 from downsample_study.nets.configs import DownsampleConfig
 from downsample_study.nets.layers import Subsample
 from downsample_study.nets.operators import create_downsample, downsample_config
 from downsample_study.nets.points import DownsamplePoint, Rounding, Stands
-from downsample_study.nets.shapes import count_params, run_once
+from downsample_study.nets.shapes import (
+    POOLS,
+    count_params,
+    describe,
+    io_shapes,
+    run_once,
+    stride_of,
+)
 
-POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 IMAGENET_SIZE = (224, 224)
 MIN_CHANNELS = 16  # Composer's: a stem conv on RGB (3 channels) stays as it is
 
@@ -36,34 +42,10 @@ class Swap:
     params_added: int
 
 
-def _pair(value) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-
-
-def _describe(module: nn.Module) -> str:
-    if isinstance(module, nn.Sequential):  # a swapped point, or an operator's layers
-        return " + ".join(map(_describe, module.children()))
-    if not isinstance(module, (nn.Conv2d, *POOLS)):
-        return type(module).__name__
-    if isinstance(module, nn.Conv2d):
-        groups = f", groups {module.groups}" if module.groups > 1 else ""
-        return (f"Conv2d {module.in_channels}→{module.out_channels} k{module.kernel_size[0]} "
-                f"s{module.stride[0]}{groups}")
-    kernel, stride = _pair(module.kernel_size), _pair(module.stride or module.kernel_size)
-    return f"{type(module).__name__} k{kernel[0]} s{stride[0]}"
-
-
 def downsampling_points(model: nn.Module, min_channels: int = MIN_CHANNELS) -> list[str]:
-    """The names of ``model``'s downsampling points: every conv with a stride above 1 and at
-    least ``min_channels`` inputs, and every max or average pool with a stride above 1."""
-    found = []
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d) and max(module.stride) > 1:
-            if module.in_channels >= min_channels:
-                found.append(name)
-        elif isinstance(module, POOLS) and max(_pair(module.stride or module.kernel_size)) > 1:
-            found.append(name)
-    return found
+    """The names of ``model``'s downsampling points that a swap changes: as
+    ``shapes.downsampling_points``, a conv with fewer than ``min_channels`` inputs left out."""
+    return shapes.downsampling_points(model, min_channels)
 
 
 def _set(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -72,24 +54,12 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
-def _shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ...]) -> dict:
-    """Each point's input and output shape (C, H, W), from one forward pass."""
-    seen: dict[str, tuple] = {}
-
-    def record(name: str, args: tuple, out: torch.Tensor) -> None:  # None: the output stays
-        seen.setdefault(name, (tuple(args[0].shape[1:]), tuple(out.shape[1:])))
-
-    run_once(model, input_shape, [model.get_submodule(name).register_forward_hook(
-        lambda module, args, out, name=name: record(name, args, out)) for name in names])
-    return seen
-
-
-def _replacement(module: nn.Module, cfg: DownsampleConfig, shapes) -> nn.Module:
-    (channels, *size), (_, *out_size) = shapes
+def _replacement(module: nn.Module, cfg: DownsampleConfig, sizes) -> nn.Module:
+    (channels, *size), (_, *out_size) = sizes
     rounding = (Rounding.ceil if out_size == [math.ceil(n / 2) for n in size]
                 else Rounding.floor)
     if isinstance(module, nn.Conv2d):
-        kernel, padding = module.kernel_size, _pair(module.padding)
+        kernel, padding = module.kernel_size, module.padding
         at_stride_1 = tuple(n + 2 * p - d * (k - 1) for n, p, d, k in zip(
             size, padding, module.dilation, kernel))
         op = create_downsample(cfg, DownsamplePoint(module.out_channels, rounding,
@@ -117,28 +87,28 @@ def swap_downsampling(model: nn.Module, downsample: DownsampleConfig | str,
     """
     cfg = downsample_config(downsample) if isinstance(downsample, str) else downsample
     names = downsampling_points(model, min_channels)
-    shapes = _shapes(model, names, input_shape)
+    sizes = io_shapes(model, names, input_shape)
     swaps = []
     for name in names:
         module = model.get_submodule(name)
-        stride = _pair(module.stride or module.kernel_size)
+        stride = stride_of(module)
         if stride != (2, 2):
-            raise ShapeError(f"{name} ({_describe(module)}): a stride of {stride}; the "
+            raise ShapeError(f"{name} ({describe(module)}): a stride of {stride}; the "
                              f"operators halve a map (stride 2), {cfg.name} included")
-        if name not in shapes:
-            raise ShapeError(f"{name} ({_describe(module)}): not reached by a forward pass on "
+        if name not in sizes:
+            raise ShapeError(f"{name} ({describe(module)}): not reached by a forward pass on "
                              f"{'×'.join(map(str, input_shape))} inputs")
-        was, before = _describe(module), count_params(module)
-        new = _replacement(module, cfg, shapes[name])
+        was, before = describe(module), count_params(module)
+        new = _replacement(module, cfg, sizes[name])
         _set(model, name, new)
-        swaps.append(Swap(name, was, _describe(new), count_params(new) - before))
-    after = _shapes(model, names, input_shape)
+        swaps.append(Swap(name, was, describe(new), count_params(new) - before))
+    after = io_shapes(model, names, input_shape)
     for name in names:
-        if after.get(name, (None, None))[1] != shapes[name][1]:
+        if after.get(name, (None, None))[1] != sizes[name][1]:
             got = after.get(name, (None, ("nothing",)))[1]
             raise ShapeError(
                 f"{name}: {cfg.name} gives a {'×'.join(map(str, got))} map where the network "
-                f"has {'×'.join(map(str, shapes[name][1]))}; this point cannot take it")
+                f"has {'×'.join(map(str, sizes[name][1]))}; this point cannot take it")
     return swaps
 
 
