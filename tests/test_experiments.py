@@ -136,6 +136,9 @@ def test_the_aps_regime_reaches_full_circular_consistency_on_real_mnist(tmp_path
                   "trainer.max_epochs=1", "trainer.limit_train_batches=100",
                   "evaluation.feature_maps=false", "hydra.sweep.dir=sweep"])
     assert run.exit_code == 0
+    found = results_under(tmp_path / "sweep")
     consistency = {r["config"]["downsample"]["name"]: r["shift"]["circular"]["consistency"]
-                   for r in results_under(tmp_path / "sweep")}
+                   for r in found}
     assert consistency["aps"] == 1.0 and consistency["maxpool"] < 1.0
+    # both networks are in the regime: invariant to circular shifts by their stride of 4
+    assert [r["shift"]["regime"] for r in found] == [{"stride": 4, "invariant": True}] * 2

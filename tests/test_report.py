@@ -421,3 +421,34 @@ def test_a_report_without_comparisons_has_one_latex_table(tmp_path):
     write_report(sweep, use_wandb=False, draw_plots=False)
     tex = (sweep / "tables.tex").read_text()
     assert "tab:variants" in tex and "tab:comparisons" not in tex
+
+
+@pytest.mark.parametrize(("regime", "padding_mode", "cells", "sentences"), [
+    ({"stride": 4, "invariant": True}, "circular", {"in"}, ["All variants are in it."]),
+    ({"stride": 4, "invariant": False}, "circular", {"out"},
+     ["No variant is in it.", "The aps rows are outside it"]),
+    # files of schema < 7 recorded no regime: zero padding is outside it, circular not known
+    (None, "zeros", {"out"}, ["No variant is in it.", "The aps rows are outside it"]),
+    (None, "circular", {"—"}, ["0 of 2 variants are in it.", "For 2 variants it is not known"]),
+])
+def test_the_shift_section_says_which_variants_are_in_apss_regime(tmp_path, regime, padding_mode,
+                                                                   cells, sentences):
+    sweep = tmp_path / "sweep"
+    for op in ("maxpool", "aps"):
+        for seed in (0, 1):
+            path = write_job(sweep, "mnist", op, seed, 0.98 + seed / 100) / "results.json"
+            results = json.loads(path.read_text())
+            results["config"]["model"] = {"name": "lenet_gap", "padding_mode": padding_mode}
+            if regime is not None:
+                results["shift"]["regime"] = regime
+            path.write_text(json.dumps(results))
+    write_report(sweep, use_wandb=False, draw_plots=False)
+    section = (sweep / "report.md").read_text().split("## Shift robustness")[1]
+    table = [line.strip("| ").split(" | ") for line in section.splitlines()
+             if line.startswith("| mnist")]
+    assert len(table) == 2 and {row[-1] for row in table} == cells
+    for sentence in sentences:
+        assert sentence in section
+    assert ("The aps rows" in section) == (cells == {"out"})
+    regimes = {row["aps_regime"] for row in read_csv(sweep / "results.csv")}
+    assert regimes == {{"in": "True", "out": "False", "—": ""}[cell] for cell in cells}

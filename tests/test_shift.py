@@ -9,12 +9,15 @@ from torch import nn
 
 from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.analysis.shift import (
+    circular_regime,
     random_offsets,
     shift_images,
     shift_metrics,
     shift_robustness,
 )
 from downsample_study.data.batches import Split, TensorBatches
+from downsample_study.nets.models import build_model, model_config
+from downsample_study.nets.operators import downsample_config
 
 MEAN, STD = (0.2,), (0.3,)
 
@@ -110,6 +113,40 @@ def test_deterministic_given_the_seed_and_restores_train_mode(split):
     offsets = random_offsets(300, 3, 2, seed=0)
     assert offsets.shape == (2, 2, 300, 2) and offsets.abs().max() == 3
     assert torch.equal(offsets, random_offsets(300, 3, 2, seed=0))
+
+
+@pytest.mark.parametrize(("model", "options", "operator", "shape", "stride", "invariant"), [
+    ("lenet_gap", {"padding_mode": "circular"}, "maxpool", (1, 28, 28), 4, True),
+    ("lenet_gap", {"padding_mode": "circular"}, "aps", (1, 28, 28), 4, True),
+    ("resnet20", {"padding_mode": "circular"}, "stride2_fold", (3, 32, 32), 4, True),
+    # out: zero padding; BlurPool's reflect padding; a flatten head on maps that do not halve
+    # evenly (28 → 14 → 5); a map that ends at 1×1 (its stride is not the whole image)
+    ("lenet_gap", {}, "maxpool", (1, 28, 28), 4, False),
+    ("resnet20", {}, "aps", (3, 32, 32), 4, False),
+    ("resnet20", {"padding_mode": "circular"}, "blurpool", (3, 32, 32), 4, False),
+    ("lenet5", {}, "aps", (1, 28, 28), None, False),
+    ("vgg11", {}, "maxpool", (3, 32, 32), 16, False),
+])
+def test_the_regime_is_invariance_to_circular_shifts_by_the_total_stride(
+        model, options, operator, shape, stride, invariant):
+    torch.manual_seed(0)
+    net = build_model(model_config(model, **options),
+                      downsample_config(operator, batch_norm=True), shape, 10).double().eval()
+    x = torch.randn(8, *shape, dtype=torch.float64)
+    with torch.no_grad():
+        assert circular_regime(net, x) == {"stride": stride, "invariant": invariant}
+        if invariant:  # and so for every multiple of the stride, not for a shift of 1 px
+            for by in (2 * stride, 3 * stride):
+                assert torch.allclose(net(torch.roll(x, (by, -by), (2, 3))), net(x))
+            moved = net(torch.roll(x, 1, 3))
+            assert torch.allclose(moved, net(x)) == (operator == "aps")
+
+
+def test_the_shift_evaluation_records_the_regime(split):
+    torch.manual_seed(0)
+    assert evaluate(pointwise_then_global_pool(), split)["regime"] == {"stride": 1,
+                                                                       "invariant": True}
+    assert evaluate(flatten_linear(), split)["regime"] == {"stride": 1, "invariant": False}
 
 
 def test_metric_names():

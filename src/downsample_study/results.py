@@ -24,8 +24,8 @@ from downsample_study.storage import atomic_write
 # 1: no schema_version, provenance or typed reader (before 2026-12-01); 2: those; 3: the
 # interrupted status with its signal, stopping point and checkpoint to resume from; 4: epochs
 # counted from 1 (best_epoch, stopped_at), smoke_test; 5: the tracker the job logged to; 6:
-# the trackers, a list (several loggers at once)
-SCHEMA_VERSION = 6
+# the trackers, a list (several loggers at once); 7: shift.regime (APS's regime, measured)
+SCHEMA_VERSION = 7
 
 
 class Status(Choice):
@@ -98,7 +98,8 @@ class Results:
     flops_forward: int | None = None  # conv and linear FLOPs of one image's forward pass
     val: Metrics | None = None  # both from the checkpoint selected on val/acc_top1
     test: Metrics | None = None
-    shift: dict[str, Any] | None = None  # evaluation.shift: accuracy and consistency per fill
+    # evaluation.shift: accuracy and consistency per fill, and the network's circular regime
+    shift: dict[str, Any] | None = None
     epochs: int | None = None  # epochs trained
     best_epoch: int | None = None  # the selected checkpoint's, counted from 1
     train_seconds: float | None = None  # wall time of training (a pack's: all its members)

@@ -2,7 +2,7 @@
 
 Each test image is shifted twice by offsets drawn from [-k, k]² (the same in every run) and
 classified both times: per fill mode, top-1 accuracy and ``consistency`` (both draws agree).
-``circular`` loses nothing, so an exactly shift-invariant net scores 1.0 there.
+``regime`` says whether a net can score 1.0 under ``circular`` shifts at all (APS's regime).
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from torch import nn
 
 from downsample_study.analysis.evaluation import EvaluationConfig, ShiftFill
 from downsample_study.data.batches import TensorBatches
+from downsample_study.nets.shapes import downsampling_points
+
+TOLERANCE = 1e-4  # of the largest logit: what summing a global pool in another order moves
 
 
 def shift_images(
@@ -46,6 +49,42 @@ def random_offsets(n: int, max_shift: int, samples: int, seed: int) -> torch.Ten
     return torch.randint(-max_shift, max_shift + 1, (samples, 2, n, 2), generator=generator)
 
 
+def total_stride(net: nn.Module, x: torch.Tensor) -> int | None:
+    """How many pixels of ``x`` one pixel of ``net``'s smallest downsampled map above 1×1
+    stands for (1 without a downsampling point); None where the maps do not halve evenly
+    (28 → 14 → 7 → 4)."""
+    sides: list[int] = []
+    hooks = [net.get_submodule(name).register_forward_hook(
+        lambda module, args, out: sides.append(out.shape[-1]) and None)
+        for name in downsampling_points(net)]
+    try:
+        net(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    side = x.shape[-1]
+    # a 1×1 map's stride is the whole image: a shift by it changes nothing
+    smallest = min((s for s in sides if s > 1), default=side)
+    stride = side // smallest
+    even = side % smallest == 0 and x.shape[-2] % smallest == 0 and stride & (stride - 1) == 0
+    return stride if even else None
+
+
+def circular_regime(net: nn.Module, x: torch.Tensor) -> dict:
+    """Whether ``net`` (in eval mode) is in APS's regime (Chaman & Dokmanić 2021) on images
+    ``x``: its logits unchanged when ``x`` is shifted circularly by its total stride along
+    either axis, as circular padding and a global pooling head make them. Only there can an
+    operator make a network invariant to every circular shift."""
+    stride = total_stride(net, x)
+    invariant = False
+    if stride is not None:
+        logits = net(x)
+        tolerance = TOLERANCE * max(logits.abs().max().item(), 1.0)
+        invariant = all(torch.allclose(net(torch.roll(x, stride, dims=dim)), logits, rtol=0,
+                                       atol=tolerance) for dim in (-2, -1))
+    return {"stride": stride, "invariant": invariant}
+
+
 @torch.inference_mode()
 def shift_robustness(net: nn.Module, batches: TensorBatches, cfg: EvaluationConfig) -> dict:
     """Accuracy and consistency under random shifts, per ``cfg.shift_modes``, of the unshuffled
@@ -67,12 +106,14 @@ def shift_robustness(net: nn.Module, batches: TensorBatches, cfg: EvaluationConf
                 a, b = (net(shift_images(x, draw, mode, batches.shift)).argmax(1) for draw in pair)
                 correct[mode] += (a == y).sum() + (b == y).sum()
                 agree[mode] += (a == b).sum()
+    regime = circular_regime(net.eval(), next(iter(batches))[0])
     net.train(was_training)
     n = len(test) * cfg.shift_samples
     return {
         "max_shift": cfg.shift_max,
         "samples": cfg.shift_samples,
         "seed": cfg.shift_seed,
+        "regime": regime,
         **{
             str(mode): {
                 "acc_top1": correct[mode].item() / (2 * n),

@@ -26,6 +26,10 @@ class DownsampleConfig:
     dropout: float = 0.0  # Dropout probability after each downsampling point
     # whether the operator's layers have parameters of their own: a learned downsampling
     learned: ClassVar[bool] = False
+    # whether its paper claims exact invariance to circular shifts, in the regime where a
+    # network is invariant to circular shifts by its total stride (circular padding, global
+    # pooling): APS's regime, which ``shift.regime`` records
+    shift_invariant: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         probability("downsample.dropout", self.dropout)
@@ -131,6 +135,7 @@ class APSPool(Choice):
 @dataclass
 class APSConfig(DownsampleConfig):
     pool: APSPool = APSPool.max  # the pooling before the polyphase choice: max, avg or none
+    shift_invariant: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -11,7 +11,8 @@ from typing import Any
 
 from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.console import counted
-from downsample_study.layout import COMPARISONS_FILE, PLOTS, TABLE_FILE
+from downsample_study.layout import COMPARISONS_FILE, PLOTS, RESULTS_FILE, TABLE_FILE
+from downsample_study.nets.configs import DOWNSAMPLES
 from downsample_study.report.comparisons import unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.glance import glance, variants_glance
@@ -51,6 +52,7 @@ def variant_rows(report: Report) -> list[dict[str, Any]]:
         for path, _ in SHIFT_COLUMNS:
             s = v.stat("shift", *path.split("."))
             row[f"shift_{path.replace('.', '_')}_mean"] = s.mean if s else None
+        row["aps_regime"] = v.in_circular_regime
         c = first.get(id(v))
         row.update(baseline=c.baseline.label if c else None, diff_top1_pp=c.diff if c else None,
                    diff_ci_low=c.low if c else None, diff_ci_high=c.high if c else None,
@@ -162,6 +164,36 @@ def _comparisons_section(report: Report) -> list[str]:
     return lines
 
 
+REGIME = {True: "in", False: "out", None: "—"}
+
+
+def _regime_lines(shifted: list[Variant]) -> list[str]:
+    """Which variants are in APS's regime, and which operators claim what it alone allows."""
+    inside = [v for v in shifted if v.in_circular_regime]
+    unknown = [v for v in shifted if v.in_circular_regime is None]
+    where = ("All variants are in it." if len(inside) == len(shifted) else
+             "No variant is in it." if not inside and not unknown else
+             f"{len(inside)} of {len(shifted)} variants are in it.")
+    lines = ["", "APS's regime (Chaman & Dokmanić 2021): a network whose logits stay the same "
+             "when its input is shifted circularly by its total stride, as circular padding "
+             "and a global pooling head make them. Only there can an operator make a network "
+             f"invariant to every circular shift (100 % circular consistency). {where}"]
+    if unknown:
+        lines[-1] += (f" For {counted(len(unknown), 'variant')} it is not known: "
+                      f"{RESULTS_FILE} files of schema < 7 did not record it.")
+    claims = sorted({text(v.flat.get("downsample.name")) for v in shifted
+                     if v.in_circular_regime is False and _claims_invariance(v)})
+    if claims:
+        lines[-1] += (f" The {', '.join(claims)} rows are outside it, so they do not test "
+                      f"that operator's claim of exact circular-shift invariance.")
+    return lines
+
+
+def _claims_invariance(v: Variant) -> bool:
+    name = v.flat.get("downsample.name")
+    return name in DOWNSAMPLES and DOWNSAMPLES.schema(name).shift_invariant
+
+
 def _shift_section(report: Report) -> list[str]:
     shifted = [v for v in report.variants if v.stat("shift", "zero", "acc_top1")
                or v.stat("shift", "circular", "acc_top1")]
@@ -169,7 +201,7 @@ def _shift_section(report: Report) -> list[str]:
         return []
     k = shifted[0].jobs[0].results.shift.get("max_shift")
     header = ["dataset", "variant", "params", "test top-1 %",
-              *(title for _, title in SHIFT_COLUMNS)]
+              *(title for _, title in SHIFT_COLUMNS), "APS's regime"]
     rows = []
     for v in shifted:
         cells = []
@@ -177,12 +209,14 @@ def _shift_section(report: Report) -> list[str]:
             s = v.stat("shift", *path.split("."))
             cells.append(s.format(ci=False) if s else "—")
         rows.append([text(v.flat.get("dataset.name")), v.label, f"{v.params:,}",
-                     v.stat("test", "acc_top1").format(ci=False), *cells])
+                     v.stat("test", "acc_top1").format(ci=False), *cells,
+                     REGIME[v.in_circular_regime]])
     at_a_glance = variants_glance(shifted, report.keys, ("shift", "zero", "consistency"),
                                   report.first_baselines)
     return ["", f"## Shift robustness (random shifts of up to ±{k} px)", "",
             "Consistency: the fraction of test images whose top-1 prediction is the same "
-            "under two independent random shifts (Zhang 2019). In percent.", "",
+            "under two independent random shifts (Zhang 2019). In percent.",
+            *_regime_lines(shifted), "",
             *(["Consistency (zero fill), mean ± standard deviation over seeds:", "",
                *at_a_glance, "", "Every variant:", ""] if at_a_glance else []),
             *_table(header, rows)]

@@ -115,6 +115,18 @@ class Variant:
     def flops(self) -> int | None:
         return self.jobs[0].results.flops_forward
 
+    @property
+    def in_circular_regime(self) -> bool | None:
+        """Whether its network is in APS's regime, as its shift evaluation measured; for a file
+        written before it did (schema < 7), False without circular padding (a zero-padded or
+        unpadded conv breaks the regime), else None: not known."""
+        results = self.jobs[0].results
+        if results.shift and "regime" in results.shift:
+            return bool(results.shift["regime"]["invariant"])
+        if (results.config.get("model") or {}).get("padding_mode", "zeros") != "circular":
+            return False
+        return None
+
 
 def by_dataset(variants: list[Variant]) -> dict[str, list[Variant]]:
     """The variants of each dataset, in their order."""
