@@ -36,6 +36,9 @@ def _one_cycle(peak: float, steps: int) -> float:
     # two epochs at step_size 1: decayed twice
     (["optimizer.scheduler.name=step", "optimizer.scheduler.step_size=1",
       "optimizer.scheduler.gamma=0.5"], lambda steps: 1e-3 * 0.25),
+    # decayed after epoch 1 alone, not after epoch 3, which two epochs never reach
+    (["optimizer.scheduler.name=multistep", "optimizer.scheduler.milestones=[1,3]",
+      "optimizer.scheduler.gamma=0.5"], lambda steps: 1e-3 * 0.5),
     (["optimizer.scheduler.name=onecycle"], lambda steps: _one_cycle(1e-3, steps)),
 ])
 def test_a_schedule_moves_the_rate_as_torchs_scheduler_does(schedule, expected, quick,
@@ -73,6 +76,9 @@ def test_a_packs_members_follow_the_schedule_their_solo_jobs_do(quick, tmp_path)
     ("optimizer.scheduler.warmup=1.5", "optimizer.scheduler.warmup: a probability in [0, 1)"),
     ("optimizer.scheduler.step_size=0", "optimizer.scheduler.step_size: must be >= 1, got 0"),
     ("optimizer.scheduler.gamma=0", "optimizer.scheduler.gamma: must be > 0, got 0"),
+    ("optimizer.scheduler.name=multistep", "optimizer.scheduler.milestones: empty"),
+    ("optimizer.scheduler.milestones=[3,2]", "optimizer.scheduler.milestones: [3, 2]; epochs"),
+    ("optimizer.scheduler.milestones=[0]", "optimizer.scheduler.milestones: [0]; epochs"),
 ])
 def test_a_schedule_that_makes_no_sense_is_one_line(override, message, quick, capsys):
     run = launch([*quick, override], capsys)

@@ -20,6 +20,7 @@ class Schedule(Choice):
     none = "none"  # optimizer.lr throughout
     cosine = "cosine"  # from optimizer.lr down to min_lr along a cosine, step by step
     step = "step"  # times gamma every step_size epochs
+    multistep = "multistep"  # times gamma at each epoch in milestones (He et al. 2016's)
     onecycle = "onecycle"  # up to optimizer.lr over the warmup share of the steps, then down
 
 
@@ -29,11 +30,13 @@ class SchedulerConfig:
     schedulers; in a pack, every member's follows the same schedule, as its solo job's)."""
 
     # none: optimizer.lr throughout; cosine: down to min_lr, step by step; step: times gamma
-    # every step_size epochs; onecycle: up to optimizer.lr over warmup, then down
+    # every step_size epochs; multistep: times gamma at each of milestones; onecycle: up to
+    # optimizer.lr over warmup, then down
     name: Schedule = Schedule.none
     min_lr: float = 0.0  # cosine: the rate it ends at
     step_size: int = 10  # step: epochs between two decays
-    gamma: float = 0.1  # step: the factor of each decay
+    milestones: list[int] = field(default_factory=list)  # multistep: the epochs it decays after
+    gamma: float = 0.1  # step, multistep: the factor of each decay
     warmup: float = 0.3  # onecycle: the share of the steps the rate rises for
 
     def __post_init__(self) -> None:
@@ -41,6 +44,13 @@ class SchedulerConfig:
         at_least("optimizer.scheduler.min_lr", self.min_lr, 0)
         at_least("optimizer.scheduler.step_size", self.step_size, 1)
         above("optimizer.scheduler.gamma", self.gamma, 0)
+        milestones = list(self.milestones)
+        if self.name == Schedule.multistep and not milestones:
+            raise ConfigError("optimizer.scheduler.milestones: empty, so multistep never "
+                              "decays; list the epochs to decay after, e.g. [91,137]")
+        if milestones and (min(milestones) < 1 or milestones != sorted(set(milestones))):
+            raise ConfigError(f"optimizer.scheduler.milestones: {milestones}; epochs of at "
+                              f"least 1, each after the one before")
         above("optimizer.scheduler.warmup", self.warmup, 0)
         probability("optimizer.scheduler.warmup", self.warmup)
 

@@ -40,6 +40,9 @@ def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer,
     if cfg.name == Schedule.step:
         return {"scheduler": schedulers.StepLR(optimizer, cfg.step_size, cfg.gamma),
                 "interval": "epoch"}
+    if cfg.name == Schedule.multistep:
+        return {"scheduler": schedulers.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma),
+                "interval": "epoch"}
     if cfg.name == Schedule.cosine:
         scheduler = schedulers.CosineAnnealingLR(optimizer, T_max=total_steps,
                                                  eta_min=cfg.min_lr)
