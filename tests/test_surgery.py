@@ -170,33 +170,40 @@ def test_the_small_input_stem_keeps_resolution_for_28_px_images(model, arch):
     assert sum(isinstance(m, DownsampleLayer) for m in net.modules()) == 6
 
 
-def test_a_pack_of_torchvision_networks_steps_as_each_member_alone():
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small", "efficientnet_b0"])
+def test_a_pack_of_torchvision_networks_steps_as_each_member_alone(arch):
     """A network the packer does not know runs as one copy per member: each member's loss and
-    gradients are its solo step's (its classifier's dropout off: inside such a copy it draws
-    from the global generator, not the member's)."""
+    gradients are its solo step's, with its classifier's dropout (and EfficientNet's
+    stochastic depth) drawn from the member's generator as from the solo run's global one."""
     import copy
 
+    import lightning as L
     import torch.nn.functional as F
 
     from downsample_study.nets.models import build_model, model_config
     from downsample_study.nets.packed import PackedNet, member_losses, stack_members
 
-    nets = []
+    nets, generators = [], []
     for seed in (0, 1):
-        torch.manual_seed(seed)
-        nets.append(build_model(model_config("torchvision", arch="mobilenet_v3_small"),
+        L.seed_everything(seed, verbose=False)
+        nets.append(build_model(model_config("torchvision", arch=arch),
                                 downsample_config("blurpool"), (1, 28, 28), 10).double())
-        for dropout in (m for m in nets[-1].modules() if isinstance(m, nn.Dropout)):
-            dropout.p = 0.0
-    packed = PackedNet([copy.deepcopy(n) for n in nets], [torch.Generator() for _ in nets])
+        generators.append(torch.Generator().set_state(torch.get_rng_state()))
+    assert any(isinstance(m, nn.Dropout) and m.p > 0 for m in nets[0].modules())
+    packed = PackedNet([copy.deepcopy(n) for n in nets],
+                       [torch.Generator().set_state(g.get_state()) for g in generators])
     images = [torch.randn(4, 1, 28, 28, dtype=torch.float64, generator=torch.Generator()
                           .manual_seed(s)) for s in (0, 1)]
     labels = [torch.tensor([0, 1, 2, 3]), torch.tensor([4, 5, 6, 7])]
+    torch.manual_seed(99)  # the global generator's state is not what the members draw from
     losses = member_losses(packed(stack_members(images)), torch.stack(labels, 1))
     losses.sum().backward()
     grads = dict(packed.body.named_parameters())
     for k, (net, x, y) in enumerate(zip(nets, images, labels, strict=True)):
+        torch.set_rng_state(generators[k].get_state())  # the solo run's global state here
         loss = F.cross_entropy(net(x), y)
+        # the member's generator moved on as far as the solo run's global one
+        assert torch.equal(packed.generators[k].get_state(), torch.get_rng_state())
         loss.backward()
         assert losses[k].item() == pytest.approx(loss.item(), abs=1e-10)
         for name, parameter in net.named_parameters():

@@ -3,12 +3,13 @@
 Member k owns channels ``k*C … (k+1)*C`` of every map, so a conv becomes one grouped conv, a
 BatchNorm one over K × C channels, per-channel layers run unchanged and, after the flatten, a
 linear layer is one batched matmul, a residual block packs each branch; any other layer runs
-as K copies (correct, only slower).
+as K copies (correct, only slower), its random draws from each member's own generator.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -94,15 +95,41 @@ class PackedDropout(nn.Module):
 
 class PerMember(nn.Module):
     """K copies of a layer, each on its own member's slice: for a layer that may mix channels
-    (APS picks its phase by a norm over all of them; a mixed pool's gate may be shared)."""
+    (APS picks its phase by a norm over all of them; a mixed pool's gate may be shared), or a
+    network the packer does not know. In training, what member k's copy draws from torch's
+    global generator (dropout, stochastic depth) comes from member k's, as in its solo run."""
 
-    def __init__(self, layers: Sequence[nn.Module]):
+    def __init__(self, layers: Sequence[nn.Module], generators: list[torch.Generator]):
         super().__init__()
         self.copies = nn.ModuleList(layers)
+        self.generators = generators  # the pack's list: ``PackedNet.generators_on`` moves them
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = _member_slices(x, len(self.copies))
-        return _join([m(p) for m, p in zip(self.copies, parts, strict=True)], x.dim() == 3)
+        if not self.training:
+            outs = [m(p) for m, p in zip(self.copies, parts, strict=True)]
+        else:
+            outs = [_drawing_from(generator, m, p) for m, p, generator in zip(
+                self.copies, parts, self.generators, strict=True)]
+        return _join(outs, x.dim() == 3)
+
+
+def _drawing_from(generator: torch.Generator, module: nn.Module, x: torch.Tensor):
+    """``module(x)`` with ``generator`` standing in for the global generator of ``x``'s
+    device (CPU or CUDA), and left where the draws took it."""
+    if x.device.type == "cuda":
+        index = x.device.index if x.device.index is not None else torch.cuda.current_device()
+        get = functools.partial(torch.cuda.get_rng_state, index)
+        put = functools.partial(torch.cuda.set_rng_state, device=index)
+    else:
+        get, put = torch.get_rng_state, torch.set_rng_state
+    own = get()
+    put(generator.get_state())
+    try:
+        return module(x)
+    finally:
+        generator.set_state(get())
+        put(own)
 
 
 def _conv(layers: Sequence[nn.Conv2d]) -> nn.Conv2d:
@@ -178,7 +205,7 @@ class Packer:
         for name in first.state_dict():  # any other layer: one copy per member
             self.keys[prefix + name] = {k: f"{prefix}copies.{k}.{name}"
                                         for k in range(self.members)}
-        return PerMember([copy.deepcopy(n) for n in nets])
+        return PerMember([copy.deepcopy(n) for n in nets], self.generators)
 
     def _record_slices(self, module: nn.Module, prefix: str) -> None:
         """The module's tensors are the members' concatenated: member k's is slice k."""
