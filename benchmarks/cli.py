@@ -31,7 +31,8 @@ from downsample_study.config.validate import validate
 from downsample_study.console import quiet_library_noise
 from downsample_study.data.datasets import DATASETS
 from downsample_study.errors import UserError
-from downsample_study.nets.configs import DOWNSAMPLES, MODELS
+from downsample_study.nets.configs import MODELS
+from downsample_study.nets.downsample_configs import DOWNSAMPLES
 from downsample_study.training.speed import use_tf32_matmuls
 
 

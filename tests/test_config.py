@@ -87,7 +87,7 @@ from support import launch, results_under
         ("+evaluation.shift_mode=zero", ["evaluation.shift_mode: no such key (did you mean "
                                          "shift_modes?)"]),
         ("~downsample", ["downsample: none chosen (~downsample removes it); choose one: "
-                         "downsample=<aps|avgpool"]),
+                         "downsample=<aps|asap|avgpool"]),
         # read by mode=eval alone: training does not start from it, so it is not ignored
         ("checkpoint=outputs/job", ["checkpoint: read by mode=eval alone", "not by mode=train"]),
     ],
@@ -119,7 +119,7 @@ def test_bad_config_fails_at_start_up_naming_the_key(override, expected, quick, 
          "logger.wandb.projct: no such key (did you mean project?)"),
         (["dataset=cifar10", "dataset.augmnet=true"],
          "dataset.augmnet: no such key (did you mean augment?)"),
-        (["downsample=nope"], "downsample=nope: no such option; allowed: aps, avgpool"),
+        (["downsample=nope"], "downsample=nope: no such option; allowed: aps, asap, avgpool"),
         (["trainer.max_epochs=abc"], "trainer.max_epochs: expected an integer, got 'abc'"),
         # a sweeper's own keys, from its YAML (a closed node without a schema)
         (["hydra/sweeper=tuned", "hydra.sweeper.lr.lwo=1"],
@@ -196,7 +196,7 @@ def test_help_says_what_the_tool_does_and_lists_groups_presets_and_examples(caps
     assert run.exit_code == 0
     assert run.output.startswith("downsample_study: what the downsampling step")
     groups = run.output.split("== Configuration groups ==")[1].split("== Sweeps")[0]
-    assert "downsample: aps, avgpool, blurpool" in groups and "schema" not in groups
+    assert "downsample: aps, asap, avgpool, blurpool" in groups and "schema" not in groups
     assert "hydra/launcher: local, parallel, slurm" in run.output
     assert "hydra/sweeper: lr_search" in run.output
     assert run.output.count("python -m downsample_study") >= 5  # the examples

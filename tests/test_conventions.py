@@ -36,7 +36,8 @@ def test_only_hydra_full_error_1_turns_a_one_line_error_into_a_traceback(value, 
         assert "Traceback" in run.stderr and "MissingConfigException" in run.stderr
     else:
         [line] = run.stderr.splitlines()
-        assert line.startswith("error: downsample=nope: no such option; allowed: aps, avgpool")
+        assert line.startswith(
+            "error: downsample=nope: no such option; allowed: aps, asap, avgpool")
 
 
 @pytest.mark.parametrize(("override", "group", "option"), [
@@ -61,7 +62,7 @@ def test_the_api_says_the_same_of_plus_on_a_group_with_a_default():
 def test_a_glob_sweep_runs_its_checks_without_a_warning_and_progress_reads_its_plan(
         quick, tmp_path, capsys, recwarn):
     run = launch(["-m", *quick, "logger=none", "trainer.limit_train_batches=2",
-                  "evaluation.feature_maps=false", "downsample=glob(a*)",
+                  "evaluation.feature_maps=false", "downsample=glob(a*,exclude=asap)",
                   "hydra.sweep.dir=sweep"], capsys)
     assert run.exit_code == 0, run.output[-2000:]
     assert [str(w.message) for w in recwarn if "Callback" in str(w.message)] == []
@@ -72,7 +73,7 @@ def test_a_glob_sweep_runs_its_checks_without_a_warning_and_progress_reads_its_p
 
 
 @pytest.mark.parametrize(("sweep", "message"), [
-    (["downsample=glob(a*)", "seed=0,0"], "seed=0,0: 0 given more than once"),
+    (["downsample=glob(a*,exclude=asap)", "seed=0,0"], "seed=0,0: 0 given more than once"),
     (["downsample=glob(nothing*)"], "downsample=glob(nothing*): an empty sweep, so no job"),
 ], ids=["a-value-twice-beside-a-glob", "a-glob-matching-nothing"])
 def test_a_glob_sweep_is_checked_before_it_starts(sweep, message, quick, tmp_path, capsys):

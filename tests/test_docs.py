@@ -17,7 +17,8 @@ from downsample_study.config.reference import (
     results_reference,
 )
 from downsample_study.config.store import CONFIG_DIR
-from downsample_study.nets.configs import DOWNSAMPLES, PoolConfig
+from downsample_study.nets.downsample_base import PoolConfig
+from downsample_study.nets.downsample_configs import DOWNSAMPLES
 from downsample_study.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,3 +92,23 @@ def test_the_constraints_pin_the_versions_every_recorded_result_ran_with():
         versions = json.loads(path.read_text())["provenance"]["versions"]
         assert versions.pop("python") == "3.11.7" and versions.pop("downsample_study")
         assert versions == pins, path
+
+
+def _operator_rows() -> dict[str, list[str]]:
+    page = (ROOT / "docs" / "operators-and-models.md").read_text()
+    table = page.split("| option | family |")[1].split("\n\n")[0]
+    return {cells[0].strip("`"): cells for cells in (
+        [c.strip() for c in line.strip("| ").split(" | ")] for line in table.splitlines()[2:])}
+
+
+@pytest.mark.parametrize("name", sorted(DOWNSAMPLES.names()))
+def test_the_operators_table_has_each_operators_family_and_lenet5_count(name):
+    from downsample_study.nets.models import build_model, model_config
+    from downsample_study.nets.operators import downsample_config
+    from downsample_study.nets.shapes import count_params
+
+    cells = _operator_rows()[name]
+    cfg = downsample_config(name)
+    assert cells[1] == type(cfg).family.value
+    net = build_model(model_config("lenet5"), cfg, (1, 28, 28), 10)
+    assert cells[-1] == f"{count_params(net):,}"

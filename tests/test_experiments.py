@@ -12,6 +12,7 @@ from support import REAL_DATA, launch, results_under
 from downsample_study.config.hydra_versions import VERSION_BASE
 from downsample_study.config.store import CONFIG_DIR, register_configs
 from downsample_study.config.validate import validate
+from downsample_study.nets.operators import available_downsamples
 from downsample_study.report.build import write_report
 from downsample_study.sweeps.plan import sweep_jobs
 
@@ -32,6 +33,11 @@ PRESETS = {
                     "dataset.batch_size": 128}, ("downsample.batch_norm",)),
     "aps_regime": (6, {"model.name": "lenet_gap", "model.padding_mode": "circular",
                        "trainer.max_epochs": 10}, ("dataset.name", "downsample.name")),
+    "resnet20_operators": (len(available_downsamples()), {  # every operator
+        "model.name": "resnet20", "dataset.name": "cifar10", "dataset.augment": True,
+        "downsample.batch_norm": True, "optimizer.name": "sgd", "optimizer.lr": 0.1,
+        "optimizer.weight_decay": 1e-4, "optimizer.scheduler.milestones": [91, 137],
+        "trainer.max_epochs": 182}, ("downsample.name",)),
     "operators": (40, {"model.name": "lenet5", "dataset.batch_size": 128,
                        "trainer.max_epochs": 20, "optimizer.name": "adam"},
                   ("dataset.name", "downsample.name", "downsample.batch_norm")),
@@ -83,10 +89,11 @@ def test_short_version_runs_and_reports(preset, quick, tmp_path):
     # the study: one dataset, no BatchNorm, two operators (all of them compose above), at
     # lr 1e-3 (tests/test_tuning.py tunes)
     narrowed = {"seed001": ["dataset=cifar10"], "aps_regime": ["dataset=mnist"],
+                "resnet20_operators": ["downsample=stride2_fold,aps"],
                 "operators": ["dataset=mnist", "downsample.batch_norm=false",
                               "downsample=maxpool,aps", "hydra.sweeper.lr.trials=0"]
                 }.get(preset, [])
-    variants = {"seed001": variants // 3, "operators": 2,
+    variants = {"seed001": variants // 3, "operators": 2, "resnet20_operators": 2,
                 "aps_regime": variants // 2}.get(preset, variants)
     run = launch(["-m", f"experiment={preset}", *quick, "seed=0", *narrowed, "logger=csv",
                   "trainer.limit_train_batches=3", "evaluation.feature_maps=false",

@@ -143,6 +143,38 @@ def test_the_job_being_set_up_is_read_off_the_failure():
 def test_hydras_basic_sweeper_still_expands_a_glob_with_a_config_loader():
     from downsample_study.config.store import config_loader
 
-    jobs = internals.basic_sweep_jobs(["downsample=glob(a*)", "seed=0"], config_loader())
+    jobs = internals.basic_sweep_jobs(["downsample=glob(a*,exclude=asap)", "seed=0"],
+                                      config_loader())
     assert sorted(map(sorted, jobs)) == [["downsample=aps", "seed=0"],
                                          ["downsample=avgpool", "seed=0"]]
+
+
+def test_torch_fft_still_calls_the_aten_ops_the_flop_formulas_name():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from downsample_study.internals import fft_flop_formulas
+
+    formulas = fft_flop_formulas()
+    assert len(formulas) == 3
+    # 2 maps of 8×8: 64-point transforms, log2(64) = 6; complex 5·N·log2(N), real 2.5·N·log2(N)
+    for transform, x, flops in ((torch.fft.fft2, torch.randn(2, 8, 8, dtype=torch.complex64),
+                                 5 * 128 * 6),
+                                (torch.fft.rfft2, torch.randn(2, 8, 8), 2.5 * 128 * 6)):
+        counter = FlopCounterMode(display=False, custom_mapping=formulas)
+        with counter:
+            transform(x)
+        assert counter.get_total_flops() == flops
+
+
+def test_fractional_max_pooling_still_takes_fixed_region_draws():
+    import torch
+    import torch.nn.functional as F
+
+    from downsample_study.internals import fractional_max_pool_fixed
+
+    x = torch.randn(2, 3, 9, 9)
+    fixed = fractional_max_pool_fixed(x, 2, (4, 4), 0.5)
+    drawn = F.fractional_max_pool2d(x, 2, output_size=(4, 4),
+                                    _random_samples=torch.full((2, 3, 2), 0.5))
+    assert torch.equal(fixed, drawn)  # the private argument, not the seeded fallback

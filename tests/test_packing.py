@@ -47,7 +47,8 @@ def _member(model: str, operator: str, shape, seed: int):
 ])
 def test_the_first_step_of_a_pack_is_each_members_solo_step(model, operator, channels_last):
     """Loss and gradients of every member (BatchNorm and dropout on) equal its solo run's to
-    1e-5, dropout masks included: each member draws them from its own generator as solo.
+    1e-5 (relative too: LIP's zero-started conv meets InstanceNorm, whose gradients are ~3),
+    dropout masks included: each member draws them from its own generator as solo.
     The deep CIFAR nets run in float64: there the float32 rounding of a grouped and a plain
     convolution, amplified by six BatchNorm layers, reaches 2e-5 (the algorithm is exact)."""
     cifar = model in ("convpool3", "allcnn_c") or model.startswith("resnet")
@@ -79,7 +80,7 @@ def test_the_first_step_of_a_pack_is_each_members_solo_step(model, operator, cha
         for name in packed.solo_parameters:
             key, _ = packed.locate(name, k)
             grad = packed.member_tensor(name, grads[key].grad, k)
-            torch.testing.assert_close(grad, solo_grads[name], atol=1e-5, rtol=0)
+            torch.testing.assert_close(grad, solo_grads[name], atol=1e-5, rtol=1e-5)
 
 
 def test_seeds_of_a_variant_are_packed_up_to_the_size_and_the_rest_run_alone():

@@ -65,7 +65,8 @@ def test_a_registered_datasets_schema_is_checked_at_composition(plugin, quick, c
     assert "dataset.batch_sise: no such key (did you mean batch_size?)" in run.output
 
 
-REGISTRIES = ["downsample_study.nets.configs:DOWNSAMPLES", "downsample_study.nets.configs:MODELS",
+REGISTRIES = ["downsample_study.nets.downsample_configs:DOWNSAMPLES",
+              "downsample_study.nets.configs:MODELS",
               "downsample_study.data.configs:DATASETS",
               "downsample_study.training.configs:OPTIMIZERS",
               "downsample_study.training.configs:LOGGERS"]
@@ -105,14 +106,14 @@ def test_each_registrys_builders_load_on_its_first_lookup(tmp_path):
 
 def test_a_built_in_name_cannot_be_registered_with_another_schema(monkeypatch):
     from downsample_study.data.configs import DatasetConfig
-    from downsample_study.nets.configs import DOWNSAMPLES, PoolConfig
+    from downsample_study.nets.downsample_configs import DOWNSAMPLES, MaxPoolConfig
 
     monkeypatch.setattr(DOWNSAMPLES, "builders", dict(DOWNSAMPLES.builders))
     monkeypatch.setattr(DOWNSAMPLES, "schemas", dict(DOWNSAMPLES.schemas))
     DOWNSAMPLES.builders.pop("maxpool", None)
-    with pytest.raises(ValueError, match="declared with PoolConfig, not DatasetConfig"):
+    with pytest.raises(ValueError, match="declared with MaxPoolConfig, not DatasetConfig"):
         DOWNSAMPLES.add("maxpool", lambda cfg, point: None, DatasetConfig)
-    DOWNSAMPLES.add("maxpool", lambda cfg, point: None, PoolConfig)  # its own schema: fine
+    DOWNSAMPLES.add("maxpool", lambda cfg, point: None, MaxPoolConfig)  # its own schema: fine
     with pytest.raises(ValueError, match="registered already"):
         DOWNSAMPLES.add("maxpool", lambda cfg, point: None)
 

@@ -452,3 +452,14 @@ def test_the_shift_section_says_which_variants_are_in_apss_regime(tmp_path, regi
     assert ("The aps rows" in section) == (cells == {"out"})
     regimes = {row["aps_regime"] for row in read_csv(sweep / "results.csv")}
     assert regimes == {{"in": "True", "out": "False", "—": ""}[cell] for cell in cells}
+
+
+def test_each_variant_names_its_operators_family(sweep):
+    write_report(sweep, use_wandb=False, draw_plots=False)
+    families = {r["downsample"]: r["family"] for r in read_csv(sweep / "results.csv")}
+    assert families == {"maxpool": "importance", "stride2": "strided",
+                        "avgpool": "fixed low-pass"}
+    table = (sweep / "report.md").read_text().split("Every variant:")[1].split("\n\n")[1]
+    header, _, *rows = table.splitlines()
+    at = header.strip("| ").split(" | ").index("family")
+    assert {row.strip("| ").split(" | ")[at] for row in rows} == set(families.values())

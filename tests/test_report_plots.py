@@ -224,3 +224,25 @@ def test_accuracy_against_shift_consistency_puts_each_variant_where_its_means_ar
         assert set(named) == {"maxpool", "blurpool"}
         assert named["maxpool"] == pytest.approx((71.0, 98.1))
         assert named["blurpool"] == pytest.approx((85.0, 98.1))
+
+
+def test_operators_of_one_family_share_a_hue_in_shades_of_it(tmp_path, monkeypatch):
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+
+    from downsample_study.report import plots
+
+    figures = capture_figures(monkeypatch, plots)
+    sweep = tmp_path / "sweep"
+    for i, op in enumerate(("maxpool", "lppool", "avgpool", "stride2")):  # 2 importance
+        for seed in (0, 1):
+            write_job(sweep, "mnist", op, seed, 0.97 + 0.001 * i + 0.0005 * seed)
+    write_report(sweep, use_wandb=False)
+    [by_params] = [f for f in figures if "parameters" in f.axes[0].get_xlabel()]
+    [ax] = by_params.axes
+    colours = {}  # each errorbar's data line, by the operator in its label
+    for bar in ax.containers:
+        colours[bar.get_label().split(" (")[0].split(" · ")[-1]] = to_rgb(
+            bar.lines[0].get_color())
+    hue = {op: round(float(rgb_to_hsv(rgb)[0]), 3) for op, rgb in colours.items()}
+    assert hue["maxpool"] == hue["lppool"] and colours["maxpool"] != colours["lppool"]
+    assert len({hue["maxpool"], hue["avgpool"], hue["stride2"]}) == 3

@@ -11,7 +11,7 @@ from support import launch, results_under
 from torch import nn
 
 from downsample_study.errors import ShapeError
-from downsample_study.nets.configs import BlurVariant
+from downsample_study.nets.downsample_configs import BlurVariant
 from downsample_study.nets.layers import BlurPool, DownsampleLayer
 from downsample_study.nets.operators import available_downsamples, downsample_config
 from downsample_study.nets.surgery import (

@@ -11,6 +11,7 @@ import atexit
 import ctypes
 import importlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -181,3 +182,47 @@ def job_set_up(err: BaseException) -> Any:
             found = frames.tb_frame.f_locals.get("config")
         frames = frames.tb_next
     return found
+
+
+def fft_flop_formulas() -> dict[Any, Callable[..., int]]:
+    """FLOP formulas for ``FlopCounterMode(custom_mapping=...)`` for the ATen ops that
+    ``torch.fft`` calls (``_fft_c2c``, ``_fft_r2c``, ``_fft_c2r``: private), which it counts
+    as 0; none where they have moved. 5·N·log2(N) real FLOPs per complex N-point FFT,
+    2.5·N·log2(N) per real one (the radix-2 count)."""
+    import torch
+
+    def formula(per_point: float, on_output: bool) -> Callable[..., int]:
+        def count(x_shape, dim, *args, out_shape=None, **kwargs) -> int:
+            signal = out_shape if on_output else x_shape  # the side the transform is n-point on
+            points = math.prod(signal[d] for d in dim)  # per transform
+            return int(per_point * math.prod(signal) * math.log2(points))
+        return count
+
+    try:
+        aten = torch.ops.aten
+        return {aten._fft_c2c: formula(5, on_output=False),
+                aten._fft_r2c: formula(2.5, on_output=False),
+                aten._fft_c2r: formula(2.5, on_output=True)}
+    except (AttributeError, RuntimeError) as err:
+        _unavailable("FFT FLOP formulas", err)
+        return {}
+
+
+def fractional_max_pool_fixed(x: Any, kernel_size: int, output_size: tuple[int, int],
+                              sample: float) -> Any:
+    """``F.fractional_max_pool2d`` with every region's draw fixed at ``sample`` (its private
+    ``_random_samples``): deterministic regions, for evaluation. Where that has moved, the
+    regions come from a generator seeded alike at every call: deterministic still."""
+    import torch
+    import torch.nn.functional as F
+
+    samples = x.new_full((x.shape[0], x.shape[1], 2), sample)
+    try:
+        return F.fractional_max_pool2d(x, kernel_size, output_size=output_size,
+                                       _random_samples=samples)
+    except TypeError as err:
+        _unavailable("fractional max pooling's fixed regions", err)
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(0)
+        return F.fractional_max_pool2d(x, kernel_size, output_size=output_size)

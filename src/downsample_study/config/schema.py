@@ -16,7 +16,8 @@ from downsample_study.checks import above
 from downsample_study.choices import Choice, as_choice
 from downsample_study.data.configs import DATASETS
 from downsample_study.errors import ConfigError
-from downsample_study.nets.configs import DOWNSAMPLES, MODELS
+from downsample_study.nets.configs import MODELS
+from downsample_study.nets.downsample_configs import DOWNSAMPLES
 from downsample_study.registry import INCIDENTAL, Registry
 from downsample_study.training.configs import OPTIMIZERS
 

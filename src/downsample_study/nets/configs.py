@@ -1,9 +1,9 @@
-"""Operator and model schemas and registries, torch-free: Hydra composes before torch loads."""
+"""The models' schemas and registry, torch-free: Hydra composes against them before torch
+loads. (The operators' are in ``downsample_configs.py``.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -11,145 +11,6 @@ from downsample_study.checks import above, at_least, probability
 from downsample_study.choices import Choice, as_choice
 from downsample_study.errors import ConfigError
 from downsample_study.registry import Registry
-
-# --- operators ------------------------------------------------------------------------------
-
-
-@dataclass
-class DownsampleConfig:
-    """Keys every operator has: ``batch_norm`` and ``dropout`` are swept like the operator."""
-
-    name: str = MISSING
-    # BatchNorm after the model's convs and those an operator adds (stride2, convpool, blurpool's
-    # conv, space_to_depth), so a BatchNorm sweep treats learned and fixed operators alike
-    batch_norm: bool = False
-    dropout: float = 0.0  # Dropout probability after each downsampling point
-    # whether the operator's layers have parameters of their own: a learned downsampling
-    learned: ClassVar[bool] = False
-    # whether its paper claims exact invariance to circular shifts, in the regime where a
-    # network is invariant to circular shifts by its total stride (circular padding, global
-    # pooling): APS's regime, which ``shift.regime`` records
-    shift_invariant: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        probability("downsample.dropout", self.dropout)
-
-
-@dataclass
-class PoolConfig(DownsampleConfig):
-    kernel_size: int = 2  # the pooling window
-    stride: int = 2  # the step of the window: 2 halves the feature map
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        at_least("downsample.kernel_size", self.kernel_size, 1)
-        at_least("downsample.stride", self.stride, 1)
-
-
-@dataclass
-class StridedConvConfig(DownsampleConfig):
-    kernel_size: int = 3  # padding = kernel_size // 2, so even maps halve exactly
-    learned: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        at_least("downsample.kernel_size", self.kernel_size, 1)
-
-
-@dataclass
-class ConvThenPoolConfig(PoolConfig):
-    conv_kernel_size: int = 3  # the extra C -> C convolution, padding conv_kernel_size // 2
-    learned: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        at_least("downsample.conv_kernel_size", self.conv_kernel_size, 1)
-
-
-class BlurVariant(Choice):
-    # MaxBlurPool (max pool stride 1, then blur stride 2) in place of a pool; at a point that
-    # stands for a strided conv, the blur alone after it (Zhang's ConvBlurPool, as his ResNets)
-    max = "max"
-    # BlurPool alone, in place of average pooling or of a folded stride (the conv before the
-    # point runs at stride 1 and the blur subsamples)
-    avg = "avg"
-    conv = "conv"  # a learned C -> C 3x3 conv at stride 1, ReLU, BlurPool, in place of stride2
-
-
-@dataclass
-class BlurPoolConfig(DownsampleConfig):
-    variant: BlurVariant = BlurVariant.max  # which reference operator it replaces (above)
-    filter_size: int = 3  # binomial filter: 3 -> [1, 2, 1], 4 -> [1, 3, 3, 1], 5 -> [1, 4, 6, 4, 1]
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.variant = as_choice(BlurVariant, self.variant, "downsample.variant")
-        at_least("downsample.filter_size", self.filter_size, 1)
-
-    @property
-    def learned(self) -> bool:
-        return self.variant == BlurVariant.conv
-
-
-@dataclass
-class LPPoolConfig(PoolConfig):
-    p: float = 2.0  # 1: sum pooling, 2: l2 pooling, large: towards max pooling
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        above("downsample.p", self.p, 0)
-
-
-class MixedPoolGate(Choice):
-    layer = "layer"  # one learned gate per downsampling point
-    channel = "channel"  # one per channel
-
-
-@dataclass
-class MixedPoolConfig(PoolConfig):
-    gate: MixedPoolGate = MixedPoolGate.layer  # one learned max/avg mix per layer or per channel
-    learned: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.gate = as_choice(MixedPoolGate, self.gate, "downsample.gate")
-
-
-@dataclass
-class SpaceToDepthConfig(DownsampleConfig):
-    kernel_size: int = 1  # of the conv from 4C back to C channels: 1 (default) or 3 (SPD-Conv)
-    learned: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ConfigError(f"downsample.kernel_size: must be odd and >= 1 (1 or 3), got "
-                              f"{self.kernel_size}")
-
-
-class APSPool(Choice):
-    max = "max"  # a circular max pool (kernel 2, stride 1) first, in place of max pooling
-    none = "none"  # the conv output itself is subsampled, in place of a strided conv
-
-
-@dataclass
-class APSConfig(DownsampleConfig):
-    pool: APSPool = APSPool.max  # the pooling before the polyphase choice: max, avg or none
-    shift_invariant: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.pool = as_choice(APSPool, self.pool, "downsample.pool")
-
-DOWNSAMPLES: Registry = Registry("downsample", DownsampleConfig,
-                                 "downsample_study.nets.operators", {
-    "maxpool": PoolConfig, "avgpool": PoolConfig, "stride2": StridedConvConfig,
-    "stride2_fold": DownsampleConfig, "convpool": ConvThenPoolConfig,
-    "blurpool": BlurPoolConfig, "lppool": LPPoolConfig, "mixedpool": MixedPoolConfig,
-    "space_to_depth": SpaceToDepthConfig, "aps": APSConfig,
-})
-
-# --- models ---------------------------------------------------------------------------------
 
 
 @dataclass

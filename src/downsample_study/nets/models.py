@@ -16,13 +16,13 @@ from downsample_study.nets.configs import (
     AllCnnConfig,
     ConvActivation,
     ConvPoolConfig,
-    DownsampleConfig,
     Lenet5ClassicConfig,
     Lenet5Config,
     LenetGapConfig,
     ModelConfig,
     PaddingMode,
 )
+from downsample_study.nets.downsample_base import DownsampleConfig
 from downsample_study.nets.operators import create_downsample
 from downsample_study.nets.points import DownsamplePoint, Rounding, Stands
 from downsample_study.nets.shapes import LayerStack
@@ -76,12 +76,13 @@ class Blocks(LayerStack):
 
     def downsampled_conv(
         self, name: str, out: int, kernel: int, *, rounding: Rounding = Rounding.floor,
-        padding: int = 0, stands_for: Stands = Stands.pool, **kwargs
+        padding: int = 0, stands_for: Stands = Stands.pool, follows: bool = False, **kwargs
     ) -> nn.Module:
         """Add a conv that precedes a downsampling point; return the point's layer, which the
         caller places with ``down`` after its BatchNorm/activation."""
         size = tuple(n + 2 * padding - kernel + 1 for n in self.shape[-2:])  # at stride 1
-        point = DownsamplePoint(out, rounding=rounding, size=size, stands_for=stands_for)
+        point = DownsamplePoint(out, rounding=rounding, size=size, stands_for=stands_for,
+                                follows=follows)
         op = create_downsample(self.downsample, point)
         self.conv(name, out, kernel, stride=op.conv_stride, padding=padding, **kwargs)
         return op.layer

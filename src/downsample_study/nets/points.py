@@ -36,6 +36,9 @@ class DownsamplePoint:
     rounding: Rounding = Rounding.floor
     size: tuple[int, int] | None = None  # the map's (H, W) at the point: truncate needs it
     stands_for: Stands = Stands.pool
+    # a residual shortcut's point, which takes the phases its block's body chose (``Residual``):
+    # an operator that learns to choose them (LPS) needs nothing of its own to choose here
+    follows: bool = False
 
     def ceil_mode(self, kernel: int = 2) -> bool:
         """Whether a window of ``kernel`` that overhangs the edge yields an output."""

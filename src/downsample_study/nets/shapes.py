@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from downsample_study.errors import ShapeError
+from downsample_study.internals import fft_flop_formulas
 from downsample_study.nets.layers import DownsampleLayer, Subsample
 
 POOLS = (nn.MaxPool2d, nn.AvgPool2d)
@@ -215,10 +216,11 @@ def point_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[PointRow
 
 
 def forward_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Forward FLOPs for one image (convolutions and matmuls), by ``torch.utils.flop_counter``."""
+    """Forward FLOPs for one image (convolutions, matmuls and FFTs), by
+    ``torch.utils.flop_counter``, which counts no FFT itself (``internals``)."""
     was_training = model.training
     model.eval()
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=fft_flop_formulas())
     with torch.no_grad(), counter:
         model(torch.zeros(1, *input_shape))
     model.train(was_training)
@@ -269,7 +271,7 @@ class ModelSummary:
             f"{self.params_downsample:,} in the operator's layers"
         )
         lines.append(f"forward FLOPs per image: {self.flops_forward:,} "
-                     f"({self.flops_forward / 1e6:.2f} MFLOP; conv + linear)")
+                     f"({self.flops_forward / 1e6:.2f} MFLOP; conv, linear and FFT)")
         lines.append(f"downsampling points (*): {len(self.points)}")
         points = [(p.name, p.kind, f"{_fmt(p.input_shape)} → {_fmt(p.output_shape)}")
                   for p in self.points]

@@ -45,14 +45,15 @@ def residual(b: Blocks, name: str, out: int, stride: int, shortcut: Shortcut,
     short = Blocks(b.downsample, b.shape)
     if stride > 1 and shortcut == Shortcut.A:
         op = create_downsample(b.downsample, DownsamplePoint(
-            b.channels, size=b.shape[-2:], stands_for=Stands.conv))
+            b.channels, size=b.shape[-2:], stands_for=Stands.conv, follows=True))
         if op.conv_stride > 1:
             short.add("subsample", Subsample(op.conv_stride))
         short.down(op.layer, dropout=False)
         extra = out - b.channels
         short.add("pad", ChannelPad(extra // 2, extra - extra // 2))
     elif stride > 1:
-        down = short.downsampled_conv("conv", out, 1, bias=bias, stands_for=Stands.conv)
+        down = short.downsampled_conv("conv", out, 1, bias=bias, stands_for=Stands.conv,
+                                      follows=True)
         short.batch_norm("bn").down(down, dropout=False)
     elif out != b.channels:  # a wider stage at the same size: a projection alone
         short.conv("conv", out, 1, bias=bias).batch_norm("bn")

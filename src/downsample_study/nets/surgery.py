@@ -15,7 +15,7 @@ from torch import nn
 
 from downsample_study.errors import ShapeError
 from downsample_study.nets import shapes
-from downsample_study.nets.configs import DownsampleConfig
+from downsample_study.nets.downsample_base import DownsampleConfig
 from downsample_study.nets.layers import Subsample
 from downsample_study.nets.operators import create_downsample, downsample_config
 from downsample_study.nets.points import DownsamplePoint, Rounding, Stands

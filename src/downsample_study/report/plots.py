@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from matplotlib.transforms import Bbox
 
+from downsample_study.nets.downsample_base import Family
 from downsample_study.report.contents import Report
 from downsample_study.report.statistics import CONFIDENCE
 from downsample_study.report.variants import Variant, by_dataset
@@ -40,9 +42,21 @@ def save(fig: Figure, path: Path) -> None:
 
 
 def _colors(report: Report) -> dict[str, Any]:
-    """One colour per label, the same in every panel; past ten, tab20's pairs of a hue, so
-    labels that sort together (BatchNorm off and on) get two shades of one hue."""
+    """One colour per label, the same in every panel. Where the operators' families differ,
+    one hue per family and shades of it for its labels; else up to ten hues, and past ten
+    tab20's pairs of a hue, so labels that sort together (BatchNorm off and on) get two
+    shades of one hue."""
     labels = sorted({v.label for v in report.variants})
+    family = {v.label: v.family for v in report.variants}
+    families = [f.value for f in Family if f.value in family.values()]
+    if len(families) > 1:
+        colors = {}
+        for hue, name in enumerate(families):
+            members = [label for label in labels if family[label] == name]
+            base = np.array(to_rgb(f"C{hue % 10}"))
+            for i, label in enumerate(members):  # darkest first, towards white
+                colors[label] = tuple(base + (1 - base) * 0.6 * i / max(len(members), 2))
+        return colors
     if len(labels) <= 10:
         return {label: f"C{i}" for i, label in enumerate(labels)}
     palette = colormaps["tab20"]

@@ -12,7 +12,7 @@ from typing import Any
 from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.console import counted
 from downsample_study.layout import COMPARISONS_FILE, PLOTS, RESULTS_FILE, TABLE_FILE
-from downsample_study.nets.configs import DOWNSAMPLES
+from downsample_study.nets.downsample_configs import DOWNSAMPLES
 from downsample_study.report.comparisons import unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.glance import glance, variants_glance
@@ -38,6 +38,7 @@ def variant_rows(report: Report) -> list[dict[str, Any]]:
     rows = []
     for v in report.variants:
         row = {column(k): text(v.flat.get(k, "")) for k in report.keys}
+        row["family"] = v.family
         row.update({f"tuned {column(k)}": value for k, value in v.tuned.items()})
         row.update(n=len(v.jobs), seeds=" ".join(map(str, v.seeds)), failed=len(v.failed))
         for name, path in (("test_top1", ("test", "acc_top1")), ("test_top2", ("test", "acc_top2")),
@@ -95,7 +96,9 @@ def _dataset(v: Variant) -> str:
 
 def _variants_section(report: Report) -> list[str]:
     tuned = sorted({k for v in report.variants for k in v.tuned})
-    header = [*(column(k) for k in report.keys), *(f"{column(k)} (tuned)" for k in tuned),
+    families = len({v.family for v in report.variants}) > 1  # a column when they differ
+    header = [*(column(k) for k in report.keys), *(["family"] if families else []),
+              *(f"{column(k)} (tuned)" for k in tuned),
               "n", "test top-1 %", "test top-2 %", "params", "MFLOPs", "train s"]
     # a baseline's mark goes on the column its spec names (downsample=maxpool: downsample),
     # on each of them for a variant that is the baseline of several comparisons
@@ -112,6 +115,7 @@ def _variants_section(report: Report) -> list[str]:
                   for k in baselines.get(id(v), ())} if keys else set()
         for at in marked:
             keys[at] += " (baseline)"
+        keys += [v.family] if families else []
         keys += [f"{v.tuned[k]:.3g}" if isinstance(v.tuned.get(k), float)
                  else text(v.tuned.get(k, "—")) for k in tuned]
         rows.append([*keys, n,

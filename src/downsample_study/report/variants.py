@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from downsample_study.nets.downsample_base import Family
+from downsample_study.nets.downsample_configs import DOWNSAMPLES
 from downsample_study.report.statistics import Stat
 from downsample_study.results import Status
 from downsample_study.sweeps.folder import JobFolder
@@ -114,6 +116,13 @@ class Variant:
     @property
     def flops(self) -> int | None:
         return self.jobs[0].results.flops_forward
+
+    @property
+    def family(self) -> str:
+        """Its operator's family (``downsample_configs.Family``); ``other`` for an operator this
+        process does not know (a plug-in not imported here)."""
+        name = self.flat.get("downsample.name")
+        return (DOWNSAMPLES.schema(name).family if name in DOWNSAMPLES else Family.other).value
 
     @property
     def in_circular_regime(self) -> bool | None:

@@ -183,11 +183,13 @@ class MemberOutputs(Callback):
                            batch_idx: int) -> None:
         if batch_idx % trainer.log_every_n_steps:
             return
-        means = module.take_loss_window().reshape(-1).tolist()
-        for member, mean in zip(self.members, means, strict=True):
-            member.tracking.log_metrics({"train/loss": mean, "train/lr": self._lr,
-                                         "epoch": float(trainer.current_epoch + 1)},
-                                        step=trainer.global_step)
+        loss, added = module.take_loss_window().reshape(2, -1).tolist()
+        for k, member in enumerate(self.members):
+            metrics = {"train/loss": loss[k], "train/lr": self._lr,
+                       "epoch": float(trainer.current_epoch + 1)}
+            if module.adds_losses:  # the operator's part of train/loss
+                metrics["train/aux_loss"] = added[k]
+            member.tracking.log_metrics(metrics, step=trainer.global_step)
 
     def on_validation_end(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:

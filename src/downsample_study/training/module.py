@@ -18,7 +18,9 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from downsample_study.errors import DivergedError
-from downsample_study.nets.configs import DOWNSAMPLES, MODELS
+from downsample_study.nets.auxiliary import AuxiliaryLoss, auxiliary_losses
+from downsample_study.nets.configs import MODELS
+from downsample_study.nets.downsample_configs import DOWNSAMPLES
 from downsample_study.nets.models import build_model
 from downsample_study.nets.packed import PackedNet, member_losses
 from downsample_study.nets.shapes import ModelSummary
@@ -80,10 +82,10 @@ def plain(config: Any) -> Any:
 
 
 class TrainLossSums:
-    """The epoch's training-loss sums ``[loss × images, images]`` (per member), kept in
-    checkpoints so a fit resumed mid-epoch goes on with them."""
+    """The epoch's training-loss sums ``[loss × images, images, auxiliary loss × images]``
+    (per member), kept in checkpoints so a fit resumed mid-epoch goes on with them."""
 
-    loss_sums_shape: tuple[int, ...] = (2,)
+    loss_sums_shape: tuple[int, ...] = (3,)
 
     def on_train_epoch_start(self) -> None:
         self._loss_window = torch.zeros(self.loss_sums_shape, device=self.device)
@@ -94,8 +96,10 @@ class TrainLossSums:
         sums = getattr(self, "_restored_sums", None)
         if sums is None:
             self.on_train_epoch_start()
-        else:
-            self._loss_window, self._epoch_loss = (t.to(self.device) for t in sums)
+        else:  # a checkpoint from before the auxiliary loss has two rows: it had none
+            self._loss_window, self._epoch_loss = (
+                torch.cat([t, t.new_zeros((3 - len(t), *t.shape[1:]))]).to(self.device)
+                for t in sums)
             self._restored_sums = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -111,12 +115,13 @@ class TrainLossSums:
         return total[0] / total[1].clamp(min=1)
 
     def take_loss_window(self) -> torch.Tensor:
-        """The mean training loss since the last call, per member (added to the epoch's)."""
+        """The mean training loss and auxiliary loss since the last call (two rows, per
+        member), added to the epoch's."""
         window = self._loss_window
         self._epoch_loss += window
-        mean = window[0] / window[1].clamp(min=1)
+        means = window[0::2] / window[1].clamp(min=1)
         window.zero_()
-        return mean
+        return means
 
 
 MEMBER_RNG = "member_rng"  # in a pack's checkpoint: each member's dropout generator
@@ -155,7 +160,9 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         self.members = len(nets)
         self.summary = ModelSummary.of(nets[0], tuple(input_shape))  # one member's
         self.net = nets[0] if self.members == 1 else PackedNet(nets, generators)
-        self.loss_sums_shape = (2,) if self.members == 1 else (2, self.members)
+        self.loss_sums_shape = (3,) if self.members == 1 else (3, self.members)
+        # whether an operator adds a term to the objective (train/aux_loss)
+        self.adds_losses = any(isinstance(m, AuxiliaryLoss) for m in self.net.modules())
         self.optimizer_cfg = OPTIMIZERS.schema(optimizer["name"])(**optimizer)
         self.channels_last_setting = channels_last
         self.channels_last = False  # decided in setup(), once the device is known
@@ -183,6 +190,9 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         x, y = batch
         logits = self(x)
         losses = F.cross_entropy(logits, y) if self.members == 1 else member_losses(logits, y)
+        added = auxiliary_losses(self.net, self.members) if self.adds_losses else None
+        if added is not None:
+            losses = losses + added
         # Summed on the device, read every log_every_n_steps (members.py): self.log per step
         # costs much of a small CPU step in Python. The finiteness check syncs
         # an accelerator, so there it runs only with the logging.
@@ -193,6 +203,8 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         window = self._loss_window
         window[0] += detached * len(y)
         window[1] += len(y)
+        if added is not None:
+            window[2] += added.detach() * len(y)
         if log_now:  # the progress bar's (each member's logger: training/members.py)
             self.log("train/loss", (window[0] / window[1]).mean(), prog_bar=True, logger=False)
         return losses if self.members == 1 else losses.sum()
