@@ -86,6 +86,22 @@ def test_lps_shortcut_takes_the_bodys_choice_as_the_reference_shortcut(training)
     assert not torch.allclose(shortcut(short_in), expected)  # its own choice would differ
 
 
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_an_lps_resnets_shortcuts_learn_nothing_and_every_parameter_gets_a_gradient(shortcut):
+    """Like the reference's logit-less shortcut pool: no idle logits network, which would
+    also stop DDP (a parameter without a gradient) and inflate params/downsample."""
+    torch.manual_seed(0)
+    net = build_model(model_config("resnet20", shortcut=shortcut), downsample_config("lps"),
+                      (3, 16, 16), 10)
+    layers = [m for m in net.modules() if isinstance(m, LearnedPolyphaseSampling)]
+    followers = [m for name, m in net.named_modules() if ".shortcut." in f".{name}."
+                 and isinstance(m, LearnedPolyphaseSampling)]
+    assert len(layers) == 4 and len(followers) == 2
+    assert all(m.logits is None for m in followers)
+    net(torch.randn(4, 3, 16, 16)).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
 def test_lps_evaluation_is_deterministic_and_training_draws_differ_by_seed():
     torch.manual_seed(0)
     layer, _ = _lps_pair(tau=10.0)
