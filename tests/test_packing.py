@@ -47,13 +47,14 @@ def _member(model: str, operator: str, shape, seed: int):
 ])
 def test_the_first_step_of_a_pack_is_each_members_solo_step(model, operator, channels_last):
     """Loss and gradients of every member (BatchNorm and dropout on) equal its solo run's to
-    1e-5 (relative too: LIP's zero-started conv meets InstanceNorm, whose gradients are ~3),
-    dropout masks included: each member draws them from its own generator as solo.
+    1e-5, dropout masks included: each member draws them from its own generator as solo.
     The deep CIFAR nets run in float64: there the float32 rounding of a grouped and a plain
-    convolution, amplified by six BatchNorm layers, reaches 2e-5 (the algorithm is exact)."""
+    convolution, amplified by six BatchNorm layers, reaches 2e-5 (the algorithm is exact).
+    So does LIP: its conv starts at zero, and InstanceNorm of a zero map multiplies what
+    reaches it by 1/sqrt(eps), about 316."""
     cifar = model in ("convpool3", "allcnn_c") or model.startswith("resnet")
     shape = (3, 32, 32) if cifar else (1, 28, 28)
-    dtype = torch.float64 if cifar else torch.float32
+    dtype = torch.float64 if cifar or operator == "lip" else torch.float32
     members = [_member(model, operator, shape, seed) for seed in SEEDS]
     members = [(net.to(dtype), generator) for net, generator in members]
     packed = PackedNet([copy.deepcopy(net) for net, _ in members], [g for _, g in members])
@@ -80,7 +81,7 @@ def test_the_first_step_of_a_pack_is_each_members_solo_step(model, operator, cha
         for name in packed.solo_parameters:
             key, _ = packed.locate(name, k)
             grad = packed.member_tensor(name, grads[key].grad, k)
-            torch.testing.assert_close(grad, solo_grads[name], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(grad, solo_grads[name], atol=1e-5, rtol=0)
 
 
 def test_seeds_of_a_variant_are_packed_up_to_the_size_and_the_rest_run_alone():
