@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from support.references.lip import SimplifiedLIP, lip2d
 from support.references.softpool import soft_pool2d
 
-from downsample_study.errors import ConfigError
 from downsample_study.nets.operators import (
     DownsamplePoint,
     create_downsample,
@@ -163,17 +162,3 @@ def test_lip_importance_weights_are_bounded_by_the_gate():
     assert torch.isfinite(out).all()
     assert (out <= F.max_pool2d(x, 3, 2, 1) + 1e-6).all()
     assert (out >= -F.max_pool2d(-x, 3, 2, 1) - 1e-6).all()
-
-
-# --- options --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("name", "options", "key", "allowed"), [
-    ("softpool", {"kernel_size": 0}, "downsample.kernel_size", ">= 1"),
-    ("softpool", {"stride": 0}, "downsample.stride", ">= 1"),
-])
-def test_bad_options_are_one_line_config_errors_naming_the_key(name, options, key, allowed):
-    with pytest.raises(ConfigError) as err:
-        downsample_config(name, **options)
-    message = str(err.value)
-    assert message.startswith(f"{key}: ") and allowed in message and "\n" not in message

@@ -13,7 +13,6 @@ from support.references.pasa import Downsample_PASA_group_softmax
 from torch import nn
 from torch.testing import assert_close
 
-from downsample_study.errors import ConfigError
 from downsample_study.nets.later_downsample_configs import DISCRETE_WAVELETS
 from downsample_study.nets.operators import DownsamplePoint, create_downsample, downsample_config
 from downsample_study.nets.operators.lowpass import PixelAdaptiveSmoothing
@@ -271,26 +270,3 @@ def test_pasa_with_the_released_codes_joint_softmax_scales_a_constant_map_by_gro
     shares = pasa.filters(F.max_pool2d(x, 2, 1)).sum(dim=2)  # N × groups × H' × W'
     assert_close(out, levels.expand_as(out) * shares.repeat_interleave(C // 4, dim=1))
     assert (out < levels.expand_as(out)).all()
-
-
-# --- options ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "options", "key", "allowed"),
-    [
-        ("dwtpool", {"wavelet": "haar2"}, "downsample.wavelet", "haar, db2"),
-        ("dwtpool", {"wavelet": "morl"}, "downsample.wavelet", "ch3.3"),  # a continuous one
-        ("dwtpool", {"wavelet": "ch9.9"}, "downsample.wavelet", "bior2.2"),
-        ("pasa", {"kernel_size": 4}, "downsample.kernel_size", "odd and >= 3"),
-        ("pasa", {"kernel_size": 1}, "downsample.kernel_size", "odd and >= 3"),
-        ("pasa", {"groups": 0}, "downsample.groups", ">= 1"),
-        ("pasa", {"softmax": "pixel"}, "downsample.softmax", "joint, group"),
-    ],
-)
-def test_a_bad_option_is_a_one_line_config_error_naming_the_key(name, options, key, allowed):
-    with pytest.raises(ConfigError) as err:
-        downsample_config(name, **options)
-    message = str(err.value)
-    assert message.startswith(f"{key}: ") and allowed in message and "\n" not in message
-    assert str(next(iter(options.values()))) in message

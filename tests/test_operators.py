@@ -203,12 +203,36 @@ def test_collapse_check_still_names_the_layer(name):
         ("aps", {"pool": "avg"}, "downsample.pool", "max, none"),
         ("space_to_depth", {"kernel_size": 2}, "downsample.kernel_size", "odd"),
         ("lppool", {"p": 0.0}, "downsample.p", "> 0"),
+        ("lps", {"pool": "avg"}, "downsample.pool", "max, none"),
+        ("lps", {"hidden_channels": -1}, "downsample.hidden_channels", ">= 0"),
+        ("lps", {"gumbel_tau": 0.0}, "downsample.gumbel_tau", "> 0"),
+        ("lps", {"logits_padding": "wrap"},
+         "downsample.logits_padding", "circular, zeros, reflect, replicate"),
+        ("tips", {"kernel_size": 2}, "downsample.kernel_size", "odd and >= 1"),
+        ("tips", {"alpha": 1.0}, "downsample.alpha", "[0, 1)"),
+        ("tips", {"fm_weight": -1.0}, "downsample.fm_weight", ">= 0"),
+        ("tips", {"max_shift": -1}, "downsample.max_shift", ">= 0"),
+        ("tips", {"shift": "reflect"}, "downsample.shift", "circular, standard"),
+        ("dwtpool", {"wavelet": "haar2"}, "downsample.wavelet", "haar, db2"),
+        ("dwtpool", {"wavelet": "morl"}, "downsample.wavelet", "ch3.3"),
+        ("dwtpool", {"wavelet": "ch9.9"}, "downsample.wavelet", "bior2.2"),
+        ("pasa", {"kernel_size": 4}, "downsample.kernel_size", "odd and >= 3"),
+        ("pasa", {"kernel_size": 1}, "downsample.kernel_size", "odd and >= 3"),
+        ("pasa", {"groups": 0}, "downsample.groups", ">= 1"),
+        ("pasa", {"softmax": "pixel"}, "downsample.softmax", "joint, group"),
+        ("softpool", {"kernel_size": 0}, "downsample.kernel_size", ">= 1"),
+        ("softpool", {"stride": 0}, "downsample.stride", ">= 1"),
+        ("stochasticpool", {"kernel_size": 0}, "downsample.kernel_size", ">= 1"),
+        ("stochasticpool", {"stride": 0}, "downsample.stride", ">= 1"),
+        ("fractionalpool", {"kernel_size": 0}, "downsample.kernel_size", ">= 1"),
     ],
 )
 def test_bad_options_name_the_key_and_what_is_allowed(name, options, key, allowed):
     with pytest.raises(ConfigError) as err:
         create_downsample(config(name, **options), DownsamplePoint(C))
-    assert key in str(err.value) and allowed in str(err.value)
+    message = str(err.value)  # one line that starts with the key
+    assert message.startswith(f"{key}: ") and allowed in message and "\n" not in message
+    assert str(next(iter(options.values()))) in message  # and what was given
 
 
 @pytest.mark.parametrize(("make", "kind", "a_known_one"),

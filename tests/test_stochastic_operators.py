@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from support.references.fractionalpool import fractional_max_pool
 from support.references.stochasticpool import probabilistic_weighting, probabilities
 
-from downsample_study.errors import ConfigError
 from downsample_study.nets.operators import (
     DownsamplePoint,
     create_downsample,
@@ -199,18 +198,3 @@ def test_fractional_pool_pads_a_map_too_small_for_its_windows_by_repeating_the_e
     assert (out <= x.amax(dim=(2, 3), keepdim=True)).all()
     if size == (1, 1):
         torch.testing.assert_close(out, x)
-
-
-# --- options --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("name", "options", "key", "allowed"), [
-    ("stochasticpool", {"kernel_size": 0}, "downsample.kernel_size", ">= 1"),
-    ("stochasticpool", {"stride": 0}, "downsample.stride", ">= 1"),
-    ("fractionalpool", {"kernel_size": 0}, "downsample.kernel_size", ">= 1"),
-])
-def test_bad_options_are_one_line_config_errors_naming_the_key(name, options, key, allowed):
-    with pytest.raises(ConfigError) as err:
-        downsample_config(name, **options)
-    message = str(err.value)
-    assert message.startswith(f"{key}: ") and allowed in message and "\n" not in message
