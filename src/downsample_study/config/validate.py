@@ -159,7 +159,7 @@ def validate(cfg: DictConfig) -> RunConfig:
                           f"checkpoint; a stopped job resumes when its command runs again")
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"seed: must be in 0 to {MAX_SEED} (numpy's range), got {cfg.seed}")
-    dataset = DATASETS[nodes["dataset"].name]
+    dataset = DATASETS[nodes["dataset"].name].configured(nodes["dataset"])
     paths = OmegaConf.to_object(cfg.paths)
     for key in ("data_dir", "cache_dir"):
         if not str(getattr(paths, key)).strip():  # "" would be the working directory

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 from downsample_study.checks import at_least
+from downsample_study.choices import Choice, as_choice
+from downsample_study.errors import ConfigError
 from downsample_study.registry import INCIDENTAL, Registry
 
 
@@ -27,6 +29,42 @@ class DatasetConfig:
             at_least(f"dataset.{key}", getattr(self, key), 1)
 
 
+SOURCE_SIDE = 28  # the side of MNIST's and Fashion-MNIST's images, which a canvas holds
+
+
+class Placement(Choice):
+    random = "random"  # drawn once per image, from split_seed
+    centre = "centre"
+
+
+@dataclass
+class CanvasConfig(DatasetConfig):
+    """A 28×28 dataset's images each placed on a larger blank canvas (translated MNIST, as in
+    Jaderberg et al. 2015's spatial transformer networks)."""
+
+    canvas: int = 60  # the canvas's side, px (>= 28)
+    # where each training image lies (and so each validation one, held out of them): random,
+    # drawn once per image from split_seed, or centre
+    train_placement: Placement = Placement.random
+    test_placement: Placement = Placement.random  # where each test image lies (drawn apart)
+    # a random position's largest offset from the centred one, px along each axis; null:
+    # anywhere on the canvas
+    max_offset: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.canvas < SOURCE_SIDE:
+            raise ConfigError(f"dataset.canvas: a canvas of {self.canvas} px cannot hold a "
+                              f"{SOURCE_SIDE}×{SOURCE_SIDE} image; at least {SOURCE_SIDE}")
+        for key in ("train_placement", "test_placement"):
+            setattr(self, key, as_choice(Placement, getattr(self, key), f"dataset.{key}"))
+        room = (self.canvas - SOURCE_SIDE) // 2
+        if self.max_offset is not None and not 0 <= self.max_offset <= room:
+            raise ConfigError(f"dataset.max_offset: 0 to {room} on a {self.canvas} px canvas "
+                              f"(null: anywhere on it), got {self.max_offset}")
+
+
 DATASETS: Registry = Registry("dataset", DatasetConfig, "downsample_study.data.datasets", {
     "mnist": DatasetConfig, "fashion_mnist": DatasetConfig, "cifar10": DatasetConfig,
+    "translated_mnist": CanvasConfig, "translated_fashion_mnist": CanvasConfig,
 })

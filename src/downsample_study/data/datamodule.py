@@ -22,7 +22,7 @@ class DownsampleDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg, self.data_dir, self.cache_dir = cfg, data_dir, cache_dir
         self.seeds = list(seeds)
-        self.info = DATASETS[cfg.name]
+        self.info = DATASETS[cfg.name].configured(cfg)
         self.splits: dict[str, Split] = {}
 
     def setup(self, stage: str | None = None) -> None:

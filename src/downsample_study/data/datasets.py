@@ -6,6 +6,7 @@ file in ``conf/dataset/``, which may live on Hydra's search path (``hydra.search
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 from torchvision import datasets
 
 from downsample_study.data.batches import Split
+from downsample_study.data.canvas import translated
 from downsample_study.data.configs import DATASETS, DatasetConfig
 from downsample_study.data.files import Cifar10Files, IdxFiles
 from downsample_study.errors import DataError
@@ -36,10 +38,17 @@ class ImageDataset:
     # bench's plain DataLoader loop; None where the dataset has no such form
     per_sample: Callable | None = None
     classes: tuple[str, ...] = ()  # the labels' names, by index; () where none are given
+    # (this dataset, its config) -> the dataset as the config shapes it, where options set its
+    # side and normalisation (a canvas's); None: always as registered
+    configure: Callable[[ImageDataset, DatasetConfig], ImageDataset] | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.channels, self.size, self.size)
+
+    def configured(self, cfg: DatasetConfig) -> ImageDataset:
+        """This dataset as ``cfg`` (its node of the config) shapes it: what a job trains on."""
+        return self if self.configure is None else self.configure(self, cfg)
 
 
 def register_dataset(
@@ -95,10 +104,25 @@ def _check(split: Split, which: str, info: ImageDataset, data_dir: Path) -> None
                         f"are 0 to {info.num_classes - 1}")
 
 
-def load_splits(cfg: DatasetConfig, data_dir: Path, cache_dir: Path) -> tuple[Split, Split]:
-    """The (train, test) splits of the dataset ``cfg.name``, checked."""
-    info = DATASETS[cfg.name]
+def _checked(info: ImageDataset, cfg: DatasetConfig, data_dir: Path, cache_dir: Path
+             ) -> tuple[Split, Split]:
     train, test = info.load(cfg, Path(data_dir), Path(cache_dir))
     for split, which in ((train, "training"), (test, "test")):
         _check(split, which, info, Path(data_dir))
     return train, test
+
+
+def load_splits(cfg: DatasetConfig, data_dir: Path, cache_dir: Path) -> tuple[Split, Split]:
+    """The (train, test) splits of the dataset ``cfg.name``, checked."""
+    return _checked(DATASETS[cfg.name].configured(cfg), cfg, data_dir, cache_dir)
+
+
+def _add_canvas(source: str) -> None:
+    """``source`` placed on a canvas (data/canvas.py), as ``translated_<source>``; its files
+    are checked as the source's."""
+    info, name = DATASETS[source], f"translated_{source}"
+    DATASETS.add(name, translated(name, info, functools.partial(_checked, info)))
+
+
+_add_canvas("mnist")
+_add_canvas("fashion_mnist")

@@ -117,7 +117,7 @@ def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
     first = members[0].settings
     if len(members) > 1 and (reason := refusal(first)) is not None:
         raise ConfigError(reason)
-    dataset = DATASETS[first.dataset.name]
+    dataset = DATASETS[first.dataset.name].configured(first.dataset)
     optimizer = unfused_to_clip(first.optimizer, first.trainer)
     module = DownsampleClassifier(
         **hyper_parameters(first, dataset.input_shape, dataset.num_classes, optimizer),

@@ -92,7 +92,7 @@ class Run:
     @functools.cached_property
     def dataset(self):
         """The registered dataset the job trained on (``data.datasets.ImageDataset``)."""
-        return DATASETS[self.config.dataset.name]
+        return DATASETS[self.config.dataset.name].configured(self.config.dataset)
 
     @property
     def classes(self) -> list[str]:
