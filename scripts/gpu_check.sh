@@ -144,7 +144,7 @@ if [ "$QUICK" = 1 ]; then  # every step at its smallest, for the rehearsal on CP
               --set "${SMALL[@]}" --variant compiled speed.compile=default)
     TRAIN=("${SMALL[@]}" trainer.max_epochs=1 trainer.limit_train_batches=4
            trainer.limit_val_batches=2 trainer.limit_test_batches=2
-           evaluation.shift=false evaluation.feature_maps=false)
+           evaluation.shift.enabled=false evaluation.feature_maps.enabled=false)
     PRESET=("${TRAIN[@]}" "seed=range(2)")
     CIFAR=(2000 500)
 else

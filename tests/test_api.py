@@ -28,7 +28,7 @@ def sweep(tmp_path_factory, data_dir):
     assert launch(["-m", f"paths.data_dir={data_dir}", f"paths.cache_dir={cache}",
                    "dataset.val_size=100", "dataset.eval_batch_size=128",
                    "trainer.max_epochs=2", "accelerator=cpu", "logger=none",
-                   "evaluation.feature_maps=false", "downsample=maxpool,avgpool",
+                   "evaluation.feature_maps.enabled=false", "downsample=maxpool,avgpool",
                    f"hydra.sweep.dir={root / 'sweep'}"]).exit_code == 0
     return root / "sweep"
 
@@ -218,7 +218,8 @@ def test_mode_eval_measures_a_job_again_without_training(sweep, data_dir, tmp_pa
     assert line in run.output
     again = json.loads((tmp_path / "again" / "evaluation.json").read_text())
     assert again["test"] == pytest.approx(recorded["test"], rel=1e-6)
-    assert again["shift"] == recorded["shift"]
+    assert again["evaluations"]["shift"]["details"] == (
+        recorded["evaluations"]["shift"]["details"])
     assert (tmp_path / "again" / "feature_maps.png").is_file()
     assert not (tmp_path / "again" / "checkpoints").exists()  # nothing trained
 

@@ -101,7 +101,7 @@ def plugin(monkeypatch, tmp_path):
 def test_the_term_is_logged_per_member_as_its_solo_jobs(plugin, quick, tmp_path):
     common = ["-m", *quick, plugin, f"downsample={NAME}", "model=lenet5", "logger=csv",
               "trainer.limit_train_batches=4", "trainer.log_every_n_steps=1",
-              "evaluation.shift=false", "evaluation.feature_maps=false"]
+              "evaluation.shift.enabled=false", "evaluation.feature_maps.enabled=false"]
     assert launch([*common, "seed=0", "hydra.sweep.dir=solo"]).exit_code == 0
     assert launch([*common, "seed=0,1", "hydra/sweeper=packed",
                    "hydra.sweep.dir=packed"]).exit_code == 0

@@ -74,8 +74,8 @@ from support import launch, results_under
         ("optimizer.betas=[0.9]", ["optimizer.betas: a pair [beta1, beta2] is required, got 1 "
                                    "value"]),
         ("report.baselines=[{}]", ["report.baselines[0]: empty; a baseline names the values"]),
-        ("evaluation.shift_max=28", ["evaluation.shift_max", "out of the frame; at most 27"]),
-        ("evaluation.shift_modes=[]", ["evaluation.shift_modes: empty, so the shift evaluation "
+        ("evaluation.shift.max=28", ["evaluation.shift.max", "out of the frame; at most 27"]),
+        ("evaluation.shift.modes=[]", ["evaluation.shift.modes: empty, so the evaluation "
                                        "measures nothing; list zero and/or circular"]),
         # read only by hydra/sweeper=packed, but wrong wherever it is written
         ("pack.size=abc", ["pack.size: a number of members >= 1 or auto, got 'abc'"]),
@@ -84,8 +84,11 @@ from support import launch, results_under
         # a key no schema has, added with "+", which Hydra lets into a closed node
         ("+downsample.foo=1", ["downsample.foo: no such key; keys of downsample: batch_norm"]),
         ("+trainer.max_epoch=1", ["trainer.max_epoch: no such key (did you mean max_epochs?)"]),
-        ("+evaluation.shift_mode=zero", ["evaluation.shift_mode: no such key (did you mean "
-                                         "shift_modes?)"]),
+        ("+evaluation.shift.mode=zero", ["evaluation.shift.mode: no such key (did you mean "
+                                         "modes?)"]),
+        ("evaluation.shift=false", ["evaluation.shift: a node of options (ShiftConfig), not a "
+                                    "value; set one of its keys (an evaluation: "
+                                    "evaluation.shift.enabled=false)"]),
         ("~downsample", ["downsample: none chosen (~downsample removes it); choose one: "
                          "downsample=<aps|asap|avgpool"]),
         # read by mode=eval alone: training does not start from it, so it is not ignored
@@ -211,11 +214,11 @@ def test_cfg_hydra_resolves_with_every_preset(preset, capsys):
 
 
 def test_the_jobs_log_file_holds_what_it_printed(quick, tmp_path, capsys):
-    run = launch([*quick, "logger=none", "evaluation.feature_maps=false", "hydra.run.dir=out"],
-                 capsys)
+    run = launch([*quick, "logger=none", "evaluation.feature_maps.enabled=false",
+                  "hydra.run.dir=out"], capsys)
     assert run.exit_code == 0
     log = (tmp_path / "out" / "downsample_study.log").read_text()  # the job is named so
-    for line in ("61,706 total", "epoch 1/1", "shifts of up to", "test, on the checkpoint"):
+    for line in ("61,706 total", "epoch 1/1", "shift (", "test, on the checkpoint"):
         assert line in run.output and line in log, line
 
 
@@ -226,7 +229,7 @@ def test_lightnings_lines_show_once_and_reach_the_log_file(quick, tmp_path):
     # a process of its own: Lightning's loggers are set up by its first import, which in the
     # command line comes after Hydra configured logging
     run = subprocess.run([sys.executable, "-m", "downsample_study", *quick, "logger=none",
-                          "evaluation.feature_maps=false", "hydra.run.dir=out"],
+                          "evaluation.feature_maps.enabled=false", "hydra.run.dir=out"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     log = (tmp_path / "out" / "downsample_study.log").read_text()

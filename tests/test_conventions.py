@@ -62,7 +62,7 @@ def test_the_api_says_the_same_of_plus_on_a_group_with_a_default():
 def test_a_glob_sweep_runs_its_checks_without_a_warning_and_progress_reads_its_plan(
         quick, tmp_path, capsys, recwarn):
     run = launch(["-m", *quick, "logger=none", "trainer.limit_train_batches=2",
-                  "evaluation.feature_maps=false", "downsample=glob(a*,exclude=asap)",
+                  "evaluation.feature_maps.enabled=false", "downsample=glob(a*,exclude=asap)",
                   "hydra.sweep.dir=sweep"], capsys)
     assert run.exit_code == 0, run.output[-2000:]
     assert [str(w.message) for w in recwarn if "Callback" in str(w.message)] == []

@@ -16,7 +16,7 @@ EPOCHS = 2
 
 @pytest.fixture
 def job(quick) -> list[str]:
-    return [*quick, f"trainer.max_epochs={EPOCHS}", "evaluation.feature_maps=false",
+    return [*quick, f"trainer.max_epochs={EPOCHS}", "evaluation.feature_maps.enabled=false",
             "hydra.run.dir=out"]
 
 
@@ -37,7 +37,7 @@ def test_wandb_shows_each_epoch_once_and_the_selected_checkpoint_as_its_summary(
     assert run.summary["val/acc_top1"] == pytest.approx(results["val"]["acc_top1"])
     assert run.summary["best_epoch"] == results["best_epoch"]
     assert run.summary["test/shift_consistency_zero"] == pytest.approx(
-        results["shift"]["zero"]["consistency"])
+        results["evaluations"]["shift"]["summary"]["consistency_zero"])
     assert run.config["params"]["total"] == 61_706 and run.config["flops_forward"] == 833_040
     assert run.project == "from-the-environment"
     assert {"mine", "also-mine", "mnist", "maxpool"} <= set(run.tags)
@@ -89,7 +89,7 @@ def test_csv_counts_epochs_from_1_and_ends_with_the_test_numbers(job, tmp_path):
 def test_three_loggers_at_once_each_hold_every_members_run_with_its_learning_rate(
     quick, tmp_path, packed, capsys
 ):
-    args = [*quick, f"trainer.max_epochs={EPOCHS}", "evaluation.feature_maps=false",
+    args = [*quick, f"trainer.max_epochs={EPOCHS}", "evaluation.feature_maps.enabled=false",
             "logger=[wandb,tensorboard,csv]", "logger.wandb.mode=offline",
             "optimizer.scheduler.name=cosine"]
     args = (["-m", *args, "hydra/sweeper=packed", "seed=0,1", "hydra.sweep.dir=out"] if packed

@@ -23,7 +23,7 @@ INCIDENTAL = [("optimizer.fused", "false"), ("trainer.deterministic", "true"),
               ("speed.channels_last", "false"), ("logger", "csv"), ("accelerator", "cpu")]
 DEFINING = [("optimizer.weight_decay", "0.01"), ("dataset.batch_size", "32"),
             ("trainer.gradient_clip_val", "0.5"), ("downsample.dropout", "0.1"),
-            ("evaluation.shift_max", "2")]
+            ("evaluation.shift.max", "2")]
 CASES = [(*case, False) for case in INCIDENTAL] + [(*case, True) for case in DEFINING]
 
 

@@ -96,7 +96,7 @@ def test_short_version_runs_and_reports(preset, quick, tmp_path):
     variants = {"seed001": variants // 3, "operators": 2, "resnet20_operators": 2,
                 "aps_regime": variants // 2}.get(preset, variants)
     run = launch(["-m", f"experiment={preset}", *quick, "seed=0", *narrowed, "logger=csv",
-                  "trainer.limit_train_batches=3", "evaluation.feature_maps=false",
+                  "trainer.limit_train_batches=3", "evaluation.feature_maps.enabled=false",
                   "hydra.sweep.dir=sweep"])
     assert run.exit_code == 0
     report = write_report(tmp_path / "sweep", use_wandb=False)
@@ -118,7 +118,7 @@ def test_in_the_aps_regime_only_aps_logits_are_invariant_to_circular_shifts(
     2021's claim); max pooling and the folded stride in the same network do not."""
     import torch
 
-    from downsample_study.analysis.shift import shift_images
+    from downsample_study.evaluations.shift import shift_images
     from downsample_study.nets.models import build_model
 
     settings = validate(composed(["experiment=aps_regime", f"downsample={operator}",
@@ -141,11 +141,12 @@ def test_the_aps_regime_reaches_full_circular_consistency_on_real_mnist(tmp_path
                   f"paths.cache_dir={tmp_path / 'cache'}", "accelerator=cpu", "seed=0",
                   "dataset=mnist", "downsample=aps,maxpool", "logger=none",
                   "trainer.max_epochs=1", "trainer.limit_train_batches=100",
-                  "evaluation.feature_maps=false", "hydra.sweep.dir=sweep"])
+                  "evaluation.feature_maps.enabled=false", "hydra.sweep.dir=sweep"])
     assert run.exit_code == 0
     found = results_under(tmp_path / "sweep")
-    consistency = {r["config"]["downsample"]["name"]: r["shift"]["circular"]["consistency"]
-                   for r in found}
+    shift = {r["config"]["downsample"]["name"]: r["evaluations"]["shift"]["details"]
+             for r in found}
+    consistency = {name: details["circular"]["consistency"] for name, details in shift.items()}
     assert consistency["aps"] == 1.0 and consistency["maxpool"] < 1.0
     # both networks are in the regime: invariant to circular shifts by their stride of 4
-    assert [r["shift"]["regime"] for r in found] == [{"stride": 4, "invariant": True}] * 2
+    assert [d["regime"] for d in shift.values()] == [{"stride": 4, "invariant": True}] * 2

@@ -28,7 +28,8 @@ from downsample_study.training.checkpoints import AtomicCheckpointIO, resume_poi
 
 @pytest.fixture
 def job(quick) -> list[str]:
-    return [*quick, "logger=none", "evaluation.feature_maps=false", "evaluation.shift=false"]
+    return [*quick, "logger=none", "evaluation.feature_maps.enabled=false",
+            "evaluation.shift.enabled=false"]
 
 
 # --- checkpoints ------------------------------------------------------------------------------

@@ -8,15 +8,14 @@ import torch
 from PIL import Image
 from support import launch, read_wandb_runs, results_under
 
-from downsample_study.analysis.featuremaps import (
+from downsample_study.data.batches import Split
+from downsample_study.data.datasets import DATASETS
+from downsample_study.evaluations.featuremaps import (
     capture,
     downsampling_stages,
     feature_map_figure,
     first_of_each_class,
 )
-from downsample_study.data.batches import Split
-from downsample_study.data.datasets import DATASETS
-from downsample_study.layout import FEATURE_MAPS_FILE
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
 
@@ -69,11 +68,11 @@ def test_figure_has_input_and_before_after_per_stage(op, test_split, tmp_path):
 def test_a_job_writes_and_logs_the_figure_and_the_shift_numbers(logger, quick, tmp_path):
     assert launch([*quick, f"logger={logger}", "hydra.run.dir=out"]).exit_code == 0
     out = tmp_path / "out"
-    with Image.open(out / FEATURE_MAPS_FILE) as image:
+    with Image.open(out / "feature_maps.png") as image:
         assert image.format == "PNG"
     [results] = results_under(out)
-    shift = results["shift"]
-    assert shift["max_shift"] == 3 and set(shift) >= {"zero", "circular"}
+    shift = results["evaluations"]["shift"]["details"]
+    assert shift["max"] == 3 and set(shift) >= {"zero", "circular"}
     assert 0 <= shift["circular"]["consistency"] <= 1
     names = {"test/shift_acc_zero", "test/shift_consistency_zero", "test/shift_acc_circular",
              "test/shift_consistency_circular"}
@@ -97,10 +96,10 @@ def test_a_job_writes_and_logs_the_figure_and_the_shift_numbers(logger, quick, t
 
 
 def test_evaluation_can_be_switched_off(quick, tmp_path):
-    run = launch([*quick, "logger=none", "evaluation.shift=false", "evaluation.feature_maps=false",
-                  "hydra.run.dir=out"])
+    run = launch([*quick, "logger=none", "evaluation.shift.enabled=false",
+                  "evaluation.feature_maps.enabled=false", "hydra.run.dir=out"])
     assert run.exit_code == 0
     [results] = results_under(tmp_path / "out")
-    assert results["status"] == "completed" and results["shift"] is None
-    assert not (tmp_path / "out" / FEATURE_MAPS_FILE).exists()
+    assert results["status"] == "completed" and results["evaluations"] == {}
+    assert not (tmp_path / "out" / "feature_maps.png").exists()
     assert (tmp_path / "out" / "epochs.csv").read_text().startswith("epoch,")

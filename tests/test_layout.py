@@ -49,7 +49,7 @@ def test_no_import_cycle():
 # (runtime) sits below the job, what only a multirun needs (sweeps) above it.
 GROUND = ("errors", "choices", "checks", "registry", "storage", "provenance", "internals",
           "console", "layout", "results")
-WINGS = ("ground", "nets", "data", "analysis", "training", "config", "runtime", "job", "sweeps",
+WINGS = ("ground", "nets", "data", "evaluations", "training", "config", "runtime", "job", "sweeps",
          "task", "report", "runs", "cli", "__main__")
 # and what a wing above may not reach either: the report reads files (through the one reader
 # of a sweep folder), not the live schema or the training code

@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 from support import launch, results_under
+from support.evaluations import evaluation_data
 from torch import nn
 
-from downsample_study.analysis.evaluation import EvaluationConfig
-from downsample_study.analysis.shift import shift_robustness
-from downsample_study.data.batches import Split, TensorBatches
+from downsample_study.data.batches import Split
 from downsample_study.errors import ConfigError, ShapeError
+from downsample_study.evaluations.configs import ShiftConfig
+from downsample_study.evaluations.shift import shift_robustness
 from downsample_study.nets.downsample_base import Family
 from downsample_study.nets.layers import BlurPool
 from downsample_study.nets.models import build_model, model_config
@@ -282,8 +283,9 @@ def test_lenet_gap_with_circular_padding_and_aps_is_shift_consistent(name, invar
     ).eval()
     images = textures(100)
     split = Split(images, torch.arange(100) % 10)
-    shifts = EvaluationConfig(shift_max=27, shift_modes=["circular"], shift_samples=4)
-    measured = shift_robustness(net, TensorBatches(split, 100, (0.5,), (0.3,)), shifts)
+    shifts = ShiftConfig(max=27, modes=["circular"], samples=4)
+    measured = shift_robustness(net.eval(), evaluation_data(split, batch_size=100),
+                                shifts).details
     x = (images.float() / 255 - 0.5) / 0.3
     logits = net(x)
     assert len(logits.argmax(1).unique()) > 1  # the predictions are not trivially constant
@@ -360,8 +362,8 @@ def test_new_operators_train_end_to_end(name, dataset, quick, tmp_path):
 @pytest.mark.slow
 def test_allcnn_c_trains_end_to_end_on_cifar10(quick, tmp_path):
     run = launch([*quick, "model=allcnn_c", "dataset=cifar10", "downsample=stride2",
-                  "trainer.limit_train_batches=2", "evaluation.shift=false",
-                  "evaluation.feature_maps=false", "logger=none", "hydra.run.dir=out"])
+                  "trainer.limit_train_batches=2", "evaluation.shift.enabled=false",
+                  "evaluation.feature_maps.enabled=false", "logger=none", "hydra.run.dir=out"])
     assert run.exit_code == 0
     [results] = results_under(tmp_path / "out")
     assert results["status"] == "completed"

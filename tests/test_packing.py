@@ -149,7 +149,8 @@ def _assert_same_as_solo(packed: dict[int, dict], solo: dict[int, dict],
                 close = pytest.approx(value, rel=1e-2) if name == "loss" else value
                 assert member[split][name] == close, (seed, split, name)
         for padding in ("zero", "circular"):  # over 200 test images: up to two may flip
-            assert member["shift"][padding] == pytest.approx(alone["shift"][padding], abs=0.011)
+            shifts = [r["evaluations"]["shift"]["details"][padding] for r in (member, alone)]
+            assert shifts[0] == pytest.approx(shifts[1], abs=0.011)
 
 
 @pytest.mark.xdist_group("packing_solo")  # one worker runs the solo sweep once
@@ -192,7 +193,7 @@ def test_a_packed_sweep_writes_what_its_solo_jobs_write(job, solo, tmp_path, cap
 
 
 def test_each_member_has_its_own_wandb_run_named_as_its_solo_job(quick, tmp_path):
-    sweep = ["-m", *quick, "logger=wandb", "seed=0,1", "evaluation.feature_maps=false"]
+    sweep = ["-m", *quick, "logger=wandb", "seed=0,1", "evaluation.feature_maps.enabled=false"]
     assert launch([*sweep, "hydra/sweeper=packed", "hydra.sweep.dir=packed"]).exit_code == 0
     assert launch([*sweep, "hydra.sweep.dir=solo"]).exit_code == 0
     runs = {f: {job_dir_name(r.name): r for r in read_wandb_runs(tmp_path / f)}
@@ -272,7 +273,7 @@ def test_smoke_tests_and_layer_tables_are_not_packed(job, override, reason, tmp_
 
 @pytest.mark.slow
 def test_packs_run_side_by_side_under_the_parallel_launcher(quick, tmp_path):
-    run = cli(["-m", *quick, "logger=none", "evaluation.feature_maps=false",
+    run = cli(["-m", *quick, "logger=none", "evaluation.feature_maps.enabled=false",
                "downsample=maxpool,avgpool", "seed=0,1", "hydra/sweeper=packed",
                "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.sweep.dir=sweep"],
               tmp_path)
@@ -324,7 +325,7 @@ def test_a_diverged_member_is_recorded_as_failed_as_its_solo_job(quick, tmp_path
 def test_members_are_measured_as_their_solo_jobs_measure_themselves(quick, tmp_path):
     """The job's own evaluation settings (here: a part of the validation and test sets) hold
     for each member's selected checkpoint, as for the solo job."""
-    sweep = ["-m", *quick, "logger=none", "evaluation.feature_maps=false", "seed=0,1",
+    sweep = ["-m", *quick, "logger=none", "evaluation.feature_maps.enabled=false", "seed=0,1",
              "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
              "dataset.eval_batch_size=50"]
     assert launch([*sweep, "hydra/sweeper=packed", "hydra.sweep.dir=packed"]).exit_code == 0

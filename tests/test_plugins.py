@@ -49,7 +49,7 @@ def test_a_dataset_registered_outside_the_package_trains_through_the_command_lin
     plugin, quick, tmp_path
 ):
     run = launch([*quick, plugin, f"dataset={NAME}", "dataset.val_size=50", "logger=csv",
-                  "evaluation.feature_map_images=4", "hydra.run.dir=out"])
+                  "evaluation.feature_maps.images=4", "hydra.run.dir=out"])
     assert run.exit_code == 0
     [results] = results_under(tmp_path / "out")
     assert results["status"] == "completed" and results["config"]["dataset"]["name"] == NAME
@@ -141,7 +141,7 @@ def test_a_logger_registered_outside_the_package_logs_beside_a_built_in_one(
     (conf / "mine.yaml").write_text("# @package logger.mine\ndefaults:\n"
                                     "  - /schema_logger_mine@_here_\n")
     run = launch([*quick, f"hydra.searchpath=[file://{conf.parent}]", "logger=[csv,mine]",
-                  "logger.mine.folder=elsewhere", "evaluation.feature_maps=false",
+                  "logger.mine.folder=elsewhere", "evaluation.feature_maps.enabled=false",
                   "hydra.run.dir=out"])
     assert run.exit_code == 0
     [results] = results_under(tmp_path / "out")

@@ -11,7 +11,7 @@ from support import csv_rows, launch, results_under
 from support.references import lps as lps_reference
 from support.references import tips as tips_reference
 
-from downsample_study.analysis.shift import shift_images
+from downsample_study.evaluations.shift import shift_images
 from downsample_study.nets.layers import Residual
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import downsample_config
@@ -237,8 +237,8 @@ def test_tips_in_evaluation_adds_no_term_and_is_deterministic():
 @pytest.mark.parametrize("name", ["lps", "tips"])
 def test_trains_end_to_end_and_only_tips_logs_a_term_of_its_own(name, quick, tmp_path):
     run = launch([*quick, f"downsample={name}", "logger=csv", "trainer.limit_train_batches=3",
-                  "trainer.log_every_n_steps=1", "evaluation.shift=false",
-                  "evaluation.feature_maps=false", "hydra.run.dir=out"])
+                  "trainer.log_every_n_steps=1", "evaluation.shift.enabled=false",
+                  "evaluation.feature_maps.enabled=false", "hydra.run.dir=out"])
     assert run.exit_code == 0
     [results] = results_under(tmp_path / "out")
     assert results["status"] == "completed" and math.isfinite(results["test"]["loss"])

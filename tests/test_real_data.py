@@ -14,7 +14,8 @@ from support import REAL_DATA, launch, results_under
 def test_one_epoch_of_lenet5_maxpool_on_real_mnist_reaches_97_percent(tmp_path):
     run = launch([f"paths.data_dir={REAL_DATA}", f"paths.cache_dir={tmp_path / 'cache'}",
                   "trainer.max_epochs=1", "accelerator=cpu", "logger=none",
-                  "evaluation.shift=false", "evaluation.feature_maps=false",  # tested elsewhere
+                  # tested elsewhere
+                  "evaluation.shift.enabled=false", "evaluation.feature_maps.enabled=false",
                   "hydra.run.dir=out"])
     assert run.exit_code == 0
     [results] = results_under(tmp_path / "out")
@@ -43,7 +44,7 @@ def test_packed_and_solo_seeds_agree_on_real_mnist_within_the_ci_of_their_differ
     job = ["-m", f"paths.data_dir={REAL_DATA}", f"paths.cache_dir={tmp_path / 'cache'}",
            "trainer.max_epochs=1", "trainer.limit_train_batches=80", "accelerator=cpu",
            "trainer.limit_val_batches=2", "trainer.limit_test_batches=4",
-           "logger=none", "evaluation.shift=false", "evaluation.feature_maps=false",
+           "logger=none", "evaluation.shift.enabled=false", "evaluation.feature_maps.enabled=false",
            "seed=range(5)"]
     assert launch([*job, "hydra.sweep.dir=solo"]).exit_code == 0
     assert launch([*job, "hydra/sweeper=packed", "hydra.sweep.dir=packed"]).exit_code == 0

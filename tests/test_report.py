@@ -160,7 +160,8 @@ def test_the_comparisons_with_a_baseline_are_also_one_table_at_a_glance(sweep):
 
 @pytest.mark.parametrize(("section", "path"), [
     ("Test top-1 %, mean ± standard deviation", ("test", "acc_top1")),
-    ("Consistency (zero fill), mean ± standard deviation", ("shift", "zero", "consistency")),
+    ("Consistency (zero fill), mean ± standard deviation",
+     ("evaluations", "shift", "summary", "consistency_zero")),
 ])
 def test_each_variants_mean_is_also_one_table_at_a_glance(sweep, section, path):
     """A row per operator (best first, the baseline marked), a column per dataset, each cell
@@ -322,7 +323,8 @@ def test_report_is_logged_to_the_sweeps_wandb_group_offline(tmp_path, trackers):
     sweep = tmp_path / "sweep"
     for (dataset, op), by_seed in TOP1.items():
         for seed, top1 in by_seed.items():
-            write_job(sweep, dataset, op, seed, top1, logger="wandb", trackers=trackers)
+            write_job(sweep, dataset, op, seed, top1, logger="wandb", trackers=trackers,
+                      schema=8 if trackers else 4)
     assert main([str(sweep)]) == 0
     if trackers == [{"name": "csv"}]:
         assert not (sweep / "wandb").exists()
@@ -436,11 +438,12 @@ def test_the_shift_section_says_which_variants_are_in_apss_regime(tmp_path, regi
     sweep = tmp_path / "sweep"
     for op in ("maxpool", "aps"):
         for seed in (0, 1):
-            path = write_job(sweep, "mnist", op, seed, 0.98 + seed / 100) / "results.json"
+            path = write_job(sweep, "mnist", op, seed, 0.98 + seed / 100,
+                             schema=8 if regime else 6) / "results.json"
             results = json.loads(path.read_text())
             results["config"]["model"] = {"name": "lenet_gap", "padding_mode": padding_mode}
             if regime is not None:
-                results["shift"]["regime"] = regime
+                results["evaluations"]["shift"]["details"]["regime"] = regime
             path.write_text(json.dumps(results))
     write_report(sweep, use_wandb=False, draw_plots=False)
     section = (sweep / "report.md").read_text().split("## Shift robustness")[1]

@@ -54,7 +54,7 @@ def test_a_schedule_moves_the_rate_as_torchs_scheduler_does(schedule, expected, 
 def test_a_packs_members_follow_the_schedule_their_solo_jobs_do(quick, tmp_path):
     sweep = ["-m", *quick, "logger=none", "trainer.max_epochs=2", "seed=0,1",
              "trainer.limit_train_batches=5", "optimizer.scheduler.name=cosine",
-             "evaluation.shift=false", "evaluation.feature_maps=false"]
+             "evaluation.shift.enabled=false", "evaluation.feature_maps.enabled=false"]
     assert launch([*sweep, "hydra/sweeper=packed", "hydra.sweep.dir=packed"]).exit_code == 0
     assert launch([*sweep, "hydra.sweep.dir=solo"]).exit_code == 0
     packed = {r["config"]["seed"]: r for r in results_under(tmp_path / "packed")}

@@ -5,17 +5,23 @@ from __future__ import annotations
 import pytest
 import torch
 from support import launch
+from support.evaluations import evaluation_data
 from torch import nn
 
-from downsample_study.analysis.evaluation import EvaluationConfig
-from downsample_study.analysis.shift import (
+from downsample_study.data.batches import Split
+from downsample_study.evaluations.base import logged_metrics
+from downsample_study.evaluations.configs import (
+    FeatureMapsConfig,
+    ShiftConfig,
+    evaluation_schema,
+)
+from downsample_study.evaluations.running import run_evaluations
+from downsample_study.evaluations.shift import (
     circular_regime,
     random_offsets,
     shift_images,
-    shift_metrics,
     shift_robustness,
 )
-from downsample_study.data.batches import Split, TensorBatches
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import downsample_config
 
@@ -32,9 +38,12 @@ def split() -> Split:
 
 
 def evaluate(net: nn.Module, split: Split, **options) -> dict:
-    cfg = EvaluationConfig(**{"shift_max": 3, **options})
+    """The shift evaluation alone, run as a job runs it."""
+    settings = evaluation_schema()(shift=ShiftConfig(**{"max": 3, **options}),
+                                   feature_maps=FeatureMapsConfig(enabled=False))
     torch.manual_seed(1)
-    return shift_robustness(net, TensorBatches(split, 64, MEAN, STD), cfg)
+    found = run_evaluations(net, evaluation_data(split, MEAN, STD), settings, say=lambda _: None)
+    return found["shift"].details
 
 
 class Constant(nn.Module):
@@ -89,7 +98,7 @@ def test_global_pooling_of_a_pointwise_map_is_circular_shift_invariant(split):
     net = pointwise_then_global_pool()
     predictions = net((split.images.float() / 255 - MEAN[0]) / STD[0]).argmax(1)
     assert len(predictions.unique()) > 1  # not a constant net in disguise
-    unshifted = evaluate(net, split, shift_max=0)["circular"]["acc_top1"]
+    unshifted = evaluate(net, split, max=0)["circular"]["acc_top1"]
     result = evaluate(net, split)
     assert result["circular"]["consistency"] == 1.0
     assert result["circular"]["acc_top1"] == pytest.approx(unshifted)
@@ -101,7 +110,7 @@ def test_a_net_without_shift_invariance_is_inconsistent(split):
     torch.manual_seed(0)
     result = evaluate(flatten_linear(), split)
     assert result["circular"]["consistency"] < 0.9
-    assert evaluate(flatten_linear(), split, shift_max=0)["circular"]["consistency"] == 1.0
+    assert evaluate(flatten_linear(), split, max=0)["circular"]["consistency"] == 1.0
 
 
 def test_deterministic_given_the_seed_and_restores_train_mode(split):
@@ -109,7 +118,7 @@ def test_deterministic_given_the_seed_and_restores_train_mode(split):
     net = flatten_linear().train()
     first, again = evaluate(net, split), evaluate(net, split)
     assert first == again and net.training
-    assert evaluate(net, split, shift_seed=1) != first
+    assert evaluate(net, split, seed=1) != first
     offsets = random_offsets(300, 3, 2, seed=0)
     assert offsets.shape == (2, 2, 300, 2) and offsets.abs().max() == 3
     assert torch.equal(offsets, random_offsets(300, 3, 2, seed=0))
@@ -149,20 +158,19 @@ def test_the_shift_evaluation_records_the_regime(split):
     assert evaluate(flatten_linear(), split)["regime"] == {"stride": 1, "invariant": False}
 
 
-def test_metric_names():
-    result = {"max_shift": 3, "zero": {"acc_top1": 0.9, "consistency": 0.8},
-              "circular": {"acc_top1": 0.7, "consistency": 0.6}}
-    assert shift_metrics(result) == {
-        "test/shift_acc_zero": 0.9, "test/shift_consistency_zero": 0.8,
-        "test/shift_acc_circular": 0.7, "test/shift_consistency_circular": 0.6,
-    }
+def test_metric_names_are_those_logged_before_the_evaluations_had_nodes(split):
+    measured = shift_robustness(flatten_linear().eval(), evaluation_data(split, MEAN, STD),
+                                ShiftConfig())
+    assert sorted(logged_metrics({"shift": measured.record()})) == [
+        "test/shift_acc_circular", "test/shift_acc_zero", "test/shift_consistency_circular",
+        "test/shift_consistency_zero"]
 
 
 @pytest.mark.parametrize(
     ("override", "expected"),
-    [("evaluation.shift_modes=[zero,reflect]", ["evaluation.shift_modes", "reflect", "circular"]),
-     ("evaluation.shift_max=-1", ["evaluation.shift_max"]),
-     ("evaluation.feature_map_images=11", ["evaluation.feature_map_images", "1 to 10"]),
+    [("evaluation.shift.modes=[zero,reflect]", ["evaluation.shift.modes", "reflect", "circular"]),
+     ("evaluation.shift.max=-1", ["evaluation.shift.max"]),
+     ("evaluation.feature_maps.images=11", ["evaluation.feature_maps.images", "1 to 10"]),
      ("evaluation.shift_sampels=2", ["shift_sampels"])],
 )
 def test_bad_evaluation_config_fails_at_start_up(override, expected, quick, capsys):

@@ -19,7 +19,7 @@ def test_channels_last_trains_to_the_same_result_and_is_the_cpu_default(quick, t
     layouts = {"nchw": ["speed.channels_last=false"], "nhwc": ["speed.channels_last=true"],
                "default": []}
     for name, extra in layouts.items():
-        run = launch([*quick, "logger=none", "evaluation.feature_maps=false",
+        run = launch([*quick, "logger=none", "evaluation.feature_maps.enabled=false",
                       f"hydra.run.dir={name}", *extra])
         assert run.exit_code == 0
     results = {name: results_under(tmp_path / name)[0] for name in layouts}

@@ -136,7 +136,7 @@ def test_an_aps_resnet_with_circular_padding_is_invariant_to_circular_shifts(mod
                                                                               pool):
     """Its shortcut takes the body's phases, as the APS code does: each block's two branches
     shift alike, so no circular shift moves a logit (random weights, float64)."""
-    from downsample_study.analysis.shift import shift_images
+    from downsample_study.evaluations.shift import shift_images
 
     torch.manual_seed(0)
     options = {"padding_mode": "circular", **({"shortcut": shortcut} if shortcut else {})}
@@ -151,7 +151,7 @@ def test_an_aps_resnet_with_circular_padding_is_invariant_to_circular_shifts(mod
 
 def test_a_shortcut_that_chose_its_own_phase_would_break_the_invariance():
     """The same network with the phase hand-over undone: the branches can disagree."""
-    from downsample_study.analysis.shift import shift_images
+    from downsample_study.evaluations.shift import shift_images
     from downsample_study.nets.layers import PolyphaseSampling
 
     torch.manual_seed(0)

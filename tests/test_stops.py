@@ -22,7 +22,7 @@ SLOW_CLI_TIMEOUT = 300
 def job(quick) -> list[str]:
     """3 epochs of 10 steps, dropout on: a resume must continue the data order and the masks."""
     return [*quick, "trainer.max_epochs=3", "downsample.dropout=0.3", "logger=csv",
-            "evaluation.feature_maps=false"]
+            "evaluation.feature_maps.enabled=false"]
 
 
 @pytest.mark.parametrize(("signum", "schedule"), [
@@ -100,7 +100,8 @@ def test_a_stopped_sweep_prints_its_summary_exits_with_the_signal_and_finishes_o
 def test_a_parallel_sweep_stops_its_running_jobs_and_starts_no_new_one(quick, tmp_path):
     sweep = tmp_path / "sweep"
     command = [sys.executable, "-m", "downsample_study", "-m", *quick, "trainer.max_epochs=50",
-               "logger=none", "evaluation.feature_maps=false", "downsample=maxpool,avgpool,stride2",
+               "logger=none", "evaluation.feature_maps.enabled=false",
+               "downsample=maxpool,avgpool,stride2",
                "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
     with open(tmp_path / "sweep.log", "w") as log:
         proc = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
@@ -121,17 +122,17 @@ def test_a_parallel_sweep_stops_its_running_jobs_and_starts_no_new_one(quick, tm
 def test_a_signal_after_training_stops_at_once_and_the_rerun_trains_no_more(
     job, monkeypatch, tmp_path, capsys
 ):
-    import downsample_study.job.run as job_module
+    from downsample_study.evaluations.configs import EVALUATIONS
 
-    original = job_module.shift_robustness
+    original = EVALUATIONS["shift"]
 
     def shift_robustness(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)  # while measuring the selected checkpoint
         return original(*args, **kwargs)
 
-    args = [*job, "evaluation.shift=true", "trainer.max_epochs=2"]
+    args = [*job, "evaluation.shift.enabled=true", "trainer.max_epochs=2"]
     with monkeypatch.context() as patch:
-        patch.setattr(job_module, "shift_robustness", shift_robustness)
+        patch.setitem(EVALUATIONS.builders, "shift", shift_robustness)
         run = launch([*args, "hydra.run.dir=out"], capsys)
     assert run.exit_code == 128 + signal.SIGTERM
     [stopped] = results_under(tmp_path / "out")
@@ -140,7 +141,8 @@ def test_a_signal_after_training_stops_at_once_and_the_rerun_trains_no_more(
     assert launch([*args, "hydra.run.dir=reference"]).exit_code == 0
     [resumed], [reference] = results_under(tmp_path / "out"), results_under(tmp_path / "reference")
     assert resumed["status"] == "completed" and resumed["epochs"] == 2
-    assert (resumed["test"], resumed["shift"]) == (reference["test"], reference["shift"])
+    shift = [r["evaluations"]["shift"]["summary"] for r in (resumed, reference)]
+    assert resumed["test"] == reference["test"] and shift[0] == shift[1]
 
 
 def test_a_job_requeued_by_its_launcher_is_not_recorded_as_stopped_by_the_sigterm_that_follows(

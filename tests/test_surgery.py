@@ -149,7 +149,7 @@ def test_the_swap_table_names_each_point_what_it_was_and_is():
 
 def test_a_torchvision_network_trains_through_the_command_line(quick, tmp_path):
     run = launch([*quick, "model=torchvision", "model.arch=mobilenet_v3_small",
-                  "downsample=blurpool", "logger=none", "evaluation.feature_maps=false",
+                  "downsample=blurpool", "logger=none", "evaluation.feature_maps.enabled=false",
                   "trainer.limit_train_batches=2", "hydra.run.dir=out"])
     assert run.exit_code == 0
     [results] = results_under(tmp_path / "out")

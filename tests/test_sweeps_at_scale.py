@@ -288,7 +288,7 @@ def test_sweep_killed_midway_resumes_to_the_results_of_an_uninterrupted_sweep(qu
 @pytest.mark.slow
 def test_submitit_local_preset_runs_each_job_in_its_own_process(quick, tmp_path):
     sweep = tmp_path / "sweep"
-    run = cli(["-m", *quick, "logger=none", "evaluation.feature_maps=false",
+    run = cli(["-m", *quick, "logger=none", "evaluation.feature_maps.enabled=false",
                "downsample=maxpool,avgpool", "hydra/launcher=local",
                f"hydra.sweep.dir={sweep}"], tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -323,7 +323,7 @@ def test_lr_search_runs_one_optuna_study_per_variant_and_no_test_seed(sweeper, q
     from downsample_study.report.build import write_report
     from downsample_study.sweeps.progress import describe, read_progress
 
-    args = ["-m", *quick, "logger=none", "evaluation.feature_maps=false",
+    args = ["-m", *quick, "logger=none", "evaluation.feature_maps.enabled=false",
             "trainer.limit_train_batches=3", "downsample=avgpool,maxpool",
             "hydra.sweeper.lr.trials=2", "hydra.sweep.dir=sweep"]
     run = launch([*args, *sweeper], capsys)

@@ -8,7 +8,7 @@ from support import launch, results_under, summarize_sweep
 
 @pytest.fixture
 def job(quick) -> list[str]:
-    return [*quick, "logger=csv", "evaluation.feature_maps=false", "hydra.run.dir=out"]
+    return [*quick, "logger=csv", "evaluation.feature_maps.enabled=false", "hydra.run.dir=out"]
 
 
 def test_fast_dev_run_is_a_smoke_run_marked_as_such(job, tmp_path, capsys):

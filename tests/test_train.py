@@ -28,7 +28,7 @@ def test_results_carry_their_schema_version_and_the_codes_commit(quick, tmp_path
     import downsample_study
     from downsample_study.results import SCHEMA_VERSION
 
-    assert launch([*quick, "logger=none", "evaluation.feature_maps=false",
+    assert launch([*quick, "logger=none", "evaluation.feature_maps.enabled=false",
                    "hydra.run.dir=out"]).exit_code == 0
     [results] = results_under(tmp_path / "out")
     assert results["schema_version"] == SCHEMA_VERSION
@@ -83,7 +83,7 @@ def test_the_command_line_exits_with_the_run_status_and_a_complete_wandb_run(
     # the process skips the interpreter's teardown (__main__): W&B must still close its run
     run = subprocess.run(
         [sys.executable, "-m", "downsample_study", *quick, "logger.wandb.mode=offline",
-         "evaluation.feature_maps=false", "hydra.run.dir=out", *extra],
+         "evaluation.feature_maps.enabled=false", "hydra.run.dir=out", *extra],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == status, run.stderr[-3000:]

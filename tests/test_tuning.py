@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.filterwarnings("error:.*optuna"),
               pytest.mark.filterwarnings("error::optuna.exceptions.ExperimentalWarning")]
 
 TUNED = ["hydra/sweeper=tuned", "hydra.sweeper.lr.trials=3", "hydra.sweeper.lr.low=1e-3",
-         "hydra.sweeper.lr.high=3e-2", "logger=none", "evaluation.feature_maps=false",
+         "hydra.sweeper.lr.high=3e-2", "logger=none", "evaluation.feature_maps.enabled=false",
          "trainer.limit_train_batches=3"]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -32,6 +33,23 @@ _QUIET_INFO = ("litlogger", "Restoring states from the checkpoint path",
                "Loaded model weights from the checkpoint", "Received SIGTERM")
 _QUIETED_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
                     "lightning.pytorch.trainer.connectors.signal_connector")
+
+
+@contextlib.contextmanager
+def native_lines_quieted():
+    """Send file descriptor 2 to /dev/null for the block: what C++ libraries print there
+    (torch's profiler: ``profiler_start``, ``gpuGetDeviceCount failed`` on a CPU) no Python
+    setting quiets. Keep the block short: Python's own stderr goes there too."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

@@ -11,7 +11,6 @@ CHECKPOINTS = "checkpoints"  # last.ckpt, best-epoch<N>.ckpt, and *.broken: thos
 LAST = "last.ckpt"  # every epoch, and where a stopped job stopped
 BEST_PREFIX = "best-epoch"  # best-epoch<N>.ckpt: the selected one, epoch N counted from 1
 BROKEN = ".broken"  # the suffix of a checkpoint set aside because it does not load
-FEATURE_MAPS_FILE = "feature_maps.png"
 EVALUATION_FILE = "evaluation.json"  # what mode=eval writes into its own folder
 HYDRA_DIR = ".hydra"  # Hydra's record of the job: its composed config and overrides
 CONFIG_FILE = f"{HYDRA_DIR}/config.yaml"
@@ -35,7 +34,12 @@ REPORT_FILE, TABLE_FILE, COMPARISONS_FILE = "report.md", "results.csv", "compari
 LATEX_FILE = "tables.tex"  # the report's tables for a paper (booktabs)
 PLOTS = {"differences": "differences.png", "accuracy": "accuracy.png",
          "params": "accuracy_vs_params.png", "shift": "accuracy_vs_shift.png",
-         "curves": "val_curves.png"}
+         "curves": "val_curves.png",
+         # the evaluations': accuracy at each shift per fill, accuracy against robustness
+         # (worst-case shift, mCE) and under attack against the budget
+         "shift_grid_circular": "shift_grid_circular.png",
+         "shift_grid_zero": "shift_grid_zero.png", "tradeoffs": "accuracy_vs_robustness.png",
+         "attacks": "accuracy_vs_epsilon.png"}
 TUNING_PLOT = "lr_tuning.png"
 
 MAX_DIR_NAME = 150

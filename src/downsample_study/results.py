@@ -24,8 +24,9 @@ from downsample_study.storage import atomic_write
 # 1: no schema_version, provenance or typed reader (before 2026-12-01); 2: those; 3: the
 # interrupted status with its signal, stopping point and checkpoint to resume from; 4: epochs
 # counted from 1 (best_epoch, stopped_at), smoke_test; 5: the tracker the job logged to; 6:
-# the trackers, a list (several loggers at once); 7: shift.regime (APS's regime, measured)
-SCHEMA_VERSION = 7
+# the trackers, a list (several loggers at once); 7: shift.regime (APS's regime, measured);
+# 8: evaluations, one entry per evaluation (shift's numbers move there from ``shift``)
+SCHEMA_VERSION = 8
 
 
 class Status(Choice):
@@ -98,8 +99,9 @@ class Results:
     flops_forward: int | None = None  # conv and linear FLOPs of one image's forward pass
     val: Metrics | None = None  # both from the checkpoint selected on val/acc_top1
     test: Metrics | None = None
-    # evaluation.shift: accuracy and consistency per fill, and the network's circular regime
-    shift: dict[str, Any] | None = None
+    # what each evaluation switched on measured: {name: {"summary": {key: number}, "details":
+    # {...}}} (evaluations/base.py's Measured); files before version 8 hold shift's alone
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
     epochs: int | None = None  # epochs trained
     best_epoch: int | None = None  # the selected checkpoint's, counted from 1
     train_seconds: float | None = None  # wall time of training (a pack's: all its members)
@@ -155,6 +157,8 @@ class Results:
                 raise NewerResultsError(f"schema_version {values['schema_version']}, which this "
                                    f"version (reading 1 to {SCHEMA_VERSION}) cannot read: "
                                    f"upgrade downsample_study to read it")
+            if values["schema_version"] < 8 and data.get("shift"):
+                values["evaluations"] = {"shift": shift_evaluation(data["shift"])}
             if values["schema_version"] == 5:  # one tracker, or none
                 values["trackers"] = [tracker for tracker in [data.get("tracker")]
                                       if tracker and tracker.get("name") != "none"]
@@ -167,6 +171,15 @@ class Results:
             return cls(**values)
         except TypeError as err:
             raise ResultsError(f"unexpected fields: {err}") from None
+
+
+def shift_evaluation(shift: dict[str, Any]) -> dict[str, Any]:
+    """A ``shift`` entry of a file before version 8 as its ``evaluations.shift`` entry now."""
+    summary = {f"{'acc' if key == 'acc_top1' else key}_{mode}": value
+               for mode in ("zero", "circular") if isinstance(shift.get(mode), dict)
+               for key, value in shift[mode].items()}
+    details = {("max" if key == "max_shift" else key): value for key, value in shift.items()}
+    return {"summary": summary, "details": details}
 
 
 def write_results(output_dir: Path, results: Results) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from downsample_study.layout import EPOCHS_FILE
-from downsample_study.results import EPOCH_COLUMNS
+from downsample_study.results import EPOCH_COLUMNS, SCHEMA_VERSION
 
 OPTIONS = {"maxpool": {"kernel_size": 2, "stride": 2}, "avgpool": {"kernel_size": 2, "stride": 2},
            "stride2": {"kernel_size": 3}}
@@ -42,15 +42,30 @@ def job_config(dataset: str, op: str, seed: int, logger: str = "csv",
     }
 
 
+def shift_measured(top1: float) -> dict:
+    """The shift evaluation's numbers of a job of this test top-1, as ``results.json`` of
+    schema 8 records them (``evaluations.shift``)."""
+    modes = {"zero": {"acc_top1": top1 - 0.1, "consistency": 0.8},
+             "circular": {"acc_top1": top1 - 0.12, "consistency": 0.78}}
+    return {"summary": {f"{'acc' if key == 'acc_top1' else key}_{mode}": value
+                        for mode, values in modes.items() for key, value in values.items()},
+            "details": {"max": 3, "samples": 1, "seed": 0, **modes}, "seconds": 1.0}
+
+
 def write_job(sweep: Path, dataset: str, op: str, seed: int, top1: float, logger: str = "csv",
-              batch_norm: bool = False, trackers: list[dict] | None = None) -> Path:
-    """A completed job's folder as the report reads it: results.json and three epochs (a file
-    of schema version 1, whose config's ``logger`` says where it logged; given ``trackers``,
-    of version 6, which lists them)."""
+              batch_norm: bool = False, trackers: list[dict] | None = None,
+              schema: int = SCHEMA_VERSION) -> Path:
+    """A completed job's folder as the report reads it: results.json and three epochs. Its
+    shift evaluation where ``schema`` keeps it: ``evaluations.shift`` (8 on), ``shift`` (its
+    ``max_shift``, before 8); before 6 no ``trackers`` (the config's ``logger`` says)."""
     folder = sweep / f"dataset={dataset},downsample={op},seed={seed}{',bn' * batch_norm}"
     folder.mkdir(parents=True)
     params = 61_706 + (2_650 if op == "stride2" else 0)
+    shift = shift_measured(top1)
+    old_shift = {"max_shift": 3, "samples": 1, "seed": 0,
+                 **{mode: shift["details"][mode] for mode in ("zero", "circular")}}
     results = {
+        "schema_version": schema,
         "status": "completed",
         "config": job_config(dataset, op, seed, logger, batch_norm),
         "group": "multirun_test",
@@ -58,13 +73,11 @@ def write_job(sweep: Path, dataset: str, op: str, seed: int, top1: float, logger
         "flops_forward": 833_040,
         "val": {"acc_top1": top1 + 0.001, "acc_top2": 0.995, "loss": 0.05},
         "test": {"acc_top1": top1, "acc_top2": min(1.0, top1 + 0.012), "loss": 0.06},
-        "shift": {"max_shift": 3, "samples": 1, "seed": 0,
-                  "zero": {"acc_top1": top1 - 0.1, "consistency": 0.8},
-                  "circular": {"acc_top1": top1 - 0.12, "consistency": 0.78}},
+        **({"evaluations": {"shift": shift}} if schema >= 8 else {"shift": old_shift}),
         "epochs": 3,
         "best_epoch": 2,
         "train_seconds": 10.0 + seed,
-        **({"trackers": trackers, "schema_version": 6} if trackers is not None else {}),
+        **({"trackers": trackers} if schema >= 6 and trackers is not None else {}),
     }
     (folder / "results.json").write_text(json.dumps(results))
     with (folder / EPOCHS_FILE).open("w", newline="") as f:
@@ -93,10 +106,11 @@ def write_report_sweep(sweep: Path) -> Path:
     return sweep
 
 
-def capture_figures(monkeypatch, module) -> list:
-    """The figures ``module`` saves, kept for the test to inspect (and still saved)."""
+def capture_figures(monkeypatch, module, saved: bool = True) -> list:
+    """The figures ``module`` saves, kept for the test to inspect (and still saved, unless
+    not ``saved``: quicker)."""
     figures = []
-    save = module.save
+    save = module.save if saved else lambda fig, path: None
     monkeypatch.setattr(module, "save", lambda fig, path: (figures.append(fig), save(fig, path)))
     return figures
 

@@ -37,13 +37,18 @@ _REWORDED = (
      "expected a list ([a, b]), got type {type}"),
     (re.compile(r"Cannot assign (?P<type>\w+) to Dict\["),
      "expected a mapping ({{key: value}}), got type {type}"),
+    # a node of options given one value: evaluation.shift=false (its flat form of before)
+    (re.compile(r"Invalid type assigned: (?P<type>\w+) is not a subclass of (?P<node>\w+)\. "
+                r"value: (?P<value>.*)"),
+     "a node of options ({node}), not a value; set one of its keys (an evaluation: "
+     "{key}.enabled=false)"),
 )
 
 
-def _reworded(message: str) -> str:
+def _reworded(message: str, key: str) -> str:
     for pattern, wording in _REWORDED:
         if found := pattern.match(message):
-            return wording.format(**found.groupdict())
+            return wording.format(**found.groupdict(), key=key)
     return message
 
 
@@ -62,7 +67,7 @@ def node_message(err: OmegaConfBaseException, prefix: str = "") -> str:
                 if isinstance(parent, DictConfig) and parent.keys() else None)
         if keys is not None:
             return no_such_key(key, keys, parent=key.rpartition(".")[0] or prefix)
-    message = _reworded(err.msg.splitlines()[0])
+    message = _reworded(err.msg.splitlines()[0], key)
     return f"{key}: {message}" if key else message
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from downsample_study.config.schema import CHOICES, Config
 from downsample_study.config.store import CONFIG_DIR, MANAGED_TRAINER_ARGS
+from downsample_study.evaluations.configs import EVALUATIONS
 from downsample_study.results import SCHEMA_VERSION, Results, Status
 from downsample_study.training.configs import LOGGERS
 
@@ -167,7 +168,8 @@ def config_reference() -> str:
            "(`downsample=blurpool`). Every key is typed: a wrong key, type or value is refused "
            "in one line naming it.", "",
            "## Groups", "", "| group | options | default |", "| --- | --- | --- |"]
-    groups = [*CHOICES, "logger", "accelerator", "callbacks", "experiment", "variant",
+    groups = [*CHOICES, "logger", "evaluation", "accelerator", "callbacks", "experiment",
+              "variant",
               "hydra/launcher", "hydra/sweeper"]
     for group in groups:
         names = ", ".join(f"`{p.stem}`" for p in _options(group))
@@ -177,7 +179,7 @@ def config_reference() -> str:
         out.append(f"| `{group}` | {names} | {shown} |")
     out += ["", "## Keys of every job", ""]
     fixed = [f for f in dataclasses.fields(Config)
-             if f.name not in {*CHOICES, "logger", "trainer"}]
+             if f.name not in {*CHOICES, "logger", "trainer", "evaluation"}]
     rows = key_rows(Config)
     out += _table([row for row in rows if row.split("`")[1].split(".")[0] in
                    {f.name for f in fixed}])
@@ -186,6 +188,13 @@ def config_reference() -> str:
         for path in _options(group):
             out += [f"### `{group}={path.stem}`", "", yaml_summary(path), ""]
             out += _table(key_rows(registry.schemas[path.stem], f"{group}."))
+    out += ["## evaluation", "", "What a job measures after its test pass, on the selected "
+            "checkpoint (`mode=eval` measures a finished job again). Each evaluation is a node "
+            "`evaluation.<name>`; `evaluation.<name>.enabled=true` switches it on, "
+            "`evaluation=all` switches every one on, `evaluation=none` every one off.", ""]
+    for name, schema in sorted(EVALUATIONS.schemas.items()):
+        out += [f"### `evaluation.{name}`", "", " ".join((schema.__doc__ or "").split()), ""]
+        out += _table(key_rows(schema, f"evaluation.{name}."))
     out += ["## logger", "", "One logger, several (`logger=[wandb,tensorboard]`) or none "
             "(`logger=none`). Each chosen logger's keys are `logger.<name>.<key>`.", ""]
     for path in _options("logger"):

@@ -11,11 +11,11 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.checks import above
 from downsample_study.choices import Choice, as_choice
 from downsample_study.data.configs import DATASETS
 from downsample_study.errors import ConfigError
+from downsample_study.evaluations.configs import evaluation_schema
 from downsample_study.nets.configs import MODELS
 from downsample_study.nets.downsample_configs import DOWNSAMPLES
 from downsample_study.registry import INCIDENTAL, Registry
@@ -120,7 +120,9 @@ class Config:
     logger: dict[str, Any] = field(default_factory=dict, metadata=INCIDENTAL)
     trainer: Any = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig, metadata=INCIDENTAL)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    # evaluation.<name>: each registered evaluation's node, ``enabled`` or not (``store.py``
+    # types it by the registry as it is when the configs are registered)
+    evaluation: Any = field(default_factory=lambda: evaluation_schema()())
     report: ReportConfig = field(default_factory=ReportConfig, metadata=INCIDENTAL)
     parallel: ParallelConfig = field(default_factory=ParallelConfig, metadata=INCIDENTAL)
     speed: SpeedConfig = field(default_factory=SpeedConfig, metadata=INCIDENTAL)

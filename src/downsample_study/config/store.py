@@ -25,6 +25,7 @@ from downsample_study.config.schema import CHOICES, Config
 from downsample_study.config.trainer_checks import plain_values
 from downsample_study.console import SIDE_COMMANDS
 from downsample_study.errors import StorageError
+from downsample_study.evaluations.configs import current_evaluation, evaluation_schema
 from downsample_study.layout import job_dir_name
 from downsample_study.storage import atomic_write
 from downsample_study.training.configs import LOGGERS
@@ -105,10 +106,17 @@ def _field_type(spec: dict[str, list] | None) -> Any:
     return Optional[plain[kinds.pop()]] if len(kinds) == 1 else Any  # noqa: UP045
 
 
-@functools.cache
 def top_level_schema() -> type:
+    """``Config`` with the Trainer's schema and the evaluations registered now."""
+    return _top_level(evaluation_schema())
+
+
+@functools.cache
+def _top_level(evaluation: type) -> type:
     trainer = trainer_schema()
-    return make_dataclass("TopLevelConfig", [("trainer", trainer, field(default_factory=trainer))],
+    return make_dataclass("TopLevelConfig",
+                          [("trainer", trainer, field(default_factory=trainer)),
+                           ("evaluation", evaluation, field(default_factory=evaluation))],
                           bases=(Config,))
 
 
@@ -164,7 +172,9 @@ RESOLVERS = {
 
 def typed_config(data: dict[str, Any]) -> DictConfig:
     """A config saved as plain data (``results.json``'s ``config``) typed by the schema again,
-    as Hydra composes it (each choice's node is typed at start-up, by its name)."""
+    as Hydra composes it (each choice's node is typed at start-up, by its name); one saved
+    before the evaluations had nodes of their own is read as it would be written now."""
+    data = {**data, "evaluation": current_evaluation(data.get("evaluation") or {})}
     return OmegaConf.merge(OmegaConf.structured(top_level_schema()), data)
 
 

@@ -13,13 +13,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from downsample_study.analysis.evaluation import EvaluationConfig
 from downsample_study.config.messages import node_message
 from downsample_study.config.schema import CHOICES, JobMode, PathsConfig, SpeedConfig
 from downsample_study.config.store import top_level_schema, trainer_arguments
 from downsample_study.config.trainer_checks import check_trainer
 from downsample_study.data.configs import DATASETS, DatasetConfig
 from downsample_study.errors import ConfigError, no_such_key
+from downsample_study.evaluations.configs import DataShape, enabled, evaluation_schema
 from downsample_study.training.configs import LOGGERS, LoggerConfig, OptimizerConfig
 
 _ABSENT = object()
@@ -38,7 +38,7 @@ class RunConfig:
     paths: PathsConfig
     seed: int
     mode: JobMode
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    evaluation: Any = field(default_factory=lambda: evaluation_schema()())  # evaluation.*
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     logger: dict[str, LoggerConfig] = field(default_factory=dict)  # name -> its options
     callbacks: dict[str, Any] = field(default_factory=dict)  # name -> node with _target_
@@ -105,14 +105,11 @@ def _check_keys(cfg: DictConfig) -> None:
         raise ConfigError(found)
 
 
-def _evaluation(cfg: DictConfig, num_classes: int, size: int) -> EvaluationConfig:
+def _evaluation(cfg: DictConfig, data: DataShape) -> Any:
+    """The ``evaluation`` node, each evaluation switched on checked against the dataset."""
     evaluation = OmegaConf.to_object(cfg.evaluation)
-    if evaluation.shift_max >= size:
-        raise ConfigError(f"evaluation.shift_max: a shift of {evaluation.shift_max} px moves a "
-                          f"{size}×{size} image out of the frame; at most {size - 1}")
-    if evaluation.feature_map_images > num_classes:
-        raise ConfigError(f"evaluation.feature_map_images: one image per class, so 1 to "
-                          f"{num_classes}; got {evaluation.feature_map_images}")
+    for name, settings in enabled(evaluation):
+        settings.check(f"evaluation.{name}", data)
     return evaluation
 
 
@@ -170,7 +167,8 @@ def validate(cfg: DictConfig) -> RunConfig:
         paths=paths,
         seed=cfg.seed,
         mode=cfg.mode,
-        evaluation=_evaluation(cfg, dataset.num_classes, dataset.size),
+        evaluation=_evaluation(cfg, DataShape(dataset.channels, dataset.size,
+                                                 dataset.num_classes)),
         speed=OmegaConf.to_object(cfg.speed),
         logger=_loggers(cfg.get("logger")),
         callbacks=_callbacks(cfg.get("callbacks")),

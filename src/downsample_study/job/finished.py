@@ -3,6 +3,7 @@ network), and ``mode=eval``: its checkpoint measured again, nothing trained."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
@@ -10,14 +11,18 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from downsample_study.config.messages import node_message
 from downsample_study.config.store import typed_config
 from downsample_study.console import quiet_lightning, say
 from downsample_study.data.configs import DATASETS
 from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.inputs import net_input
 from downsample_study.errors import ConfigError, ResultsError, path_of
+from downsample_study.evaluations.base import Measured
+from downsample_study.evaluations.configs import EVALUATIONS, evaluation_schema
 from downsample_study.job.build import member, validated
 from downsample_study.job.run import Job, test_line
 from downsample_study.layout import (
@@ -143,6 +148,24 @@ class Run:
                 for name in ("acc_top1", "acc_top2", "loss")}
 
 
+    def measure(self, name: str, data_dir: str | Path | None = None, **options) -> Measured:
+        """Evaluation ``name`` (``shift_grid``, ``corruptions``, ...) of the checkpoint, with
+        ``options`` over its defaults (``radius=2``), nothing else run; its figures are not
+        saved (``Measured.figures`` holds them)."""
+        schema = EVALUATIONS.schema(name)
+        try:
+            node = OmegaConf.merge(OmegaConf.structured(schema), {**options, "enabled": True})
+        except OmegaConfBaseException as err:
+            raise ConfigError(node_message(err, prefix=f"evaluation.{name}")) from None
+        evaluation = evaluation_schema()(**{name: OmegaConf.to_object(node)})
+        for other in dataclasses.fields(evaluation):
+            if other.name != name:
+                getattr(evaluation, other.name).enabled = False
+        job = self.evaluation_job(data_dir, evaluation=evaluation)
+        with quiet_lightning():
+            return job.measure(job.members[0], job.module, save=False)[name]
+
+
 def _device(device) -> str:
     """``device`` as torch names it, when this machine has it; else a ``ConfigError``."""
     try:
@@ -203,8 +226,9 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> None:
     evaluation = job.evaluate(job.members[0], module=job.module)
     say(test_line(run.results.best_epoch if run.chosen is None and run.results else None,
                   evaluation))
+    evaluations = {name: measured.record() for name, measured in evaluation.evaluations.items()}
     with atomic_write(Path(output_dir) / EVALUATION_FILE) as f:
         json.dump({"checkpoint": str(run.checkpoint), "val": vars(evaluation.val),
-                   "test": vars(evaluation.test), "shift": evaluation.shift,
+                   "test": vars(evaluation.test), "evaluations": evaluations,
                    "versions": versions()}, f, indent=2)
     say(f"evaluation: {Path(output_dir) / EVALUATION_FILE}")

@@ -4,6 +4,7 @@ selected checkpoint evaluated → recorded in its ``results.json``, as a job of 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -13,15 +14,13 @@ from typing import Any
 import lightning as L
 import torch
 
-from downsample_study.analysis.featuremaps import feature_map_figure
-from downsample_study.analysis.shift import shift_metrics, shift_robustness
 from downsample_study.config.schema import JobMode
 from downsample_study.console import quiet_lightning, say
-from downsample_study.data.batches import TensorBatches
 from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.datasets import ImageDataset
 from downsample_study.errors import UserError
-from downsample_study.layout import FEATURE_MAPS_FILE
+from downsample_study.evaluations.base import EvaluationData, Measured
+from downsample_study.evaluations.running import run_evaluations, save_figures
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.results import (
     Metrics,
@@ -35,7 +34,6 @@ from downsample_study.results import (
 from downsample_study.runtime.locks import is_primary, refuse_script_relaunch
 from downsample_study.runtime.slots import Slot
 from downsample_study.runtime.stops import fit_to_the_end_or_a_stop
-from downsample_study.storage import atomic_write
 from downsample_study.training.checkpoints import epochs_trained, load
 from downsample_study.training.members import Member, best_epoch
 from downsample_study.training.module import DownsampleClassifier, diverged, plain
@@ -47,11 +45,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Evaluation:
-    """What a member's selected checkpoint scores (``shift`` is None when switched off)."""
+    """What a member's selected checkpoint scores: val and test, then each evaluation switched
+    on (none in DDP's other processes)."""
 
     val: Metrics
     test: Metrics
-    shift: dict[str, Any] | None
+    evaluations: dict[str, Measured] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -164,31 +163,29 @@ class Job:
                                                            member.output_dir)
             val = trainer.validate(module, datamodule=self.datamodule, verbose=False)
             test = trainer.test(module, datamodule=self.datamodule, verbose=False)
-        shift = self._after_test(member, module) if trainer.is_global_zero else None
-        return Evaluation(_metrics(val[0], "val"), _metrics(test[0], "test"), shift)
+        found = self.measure(member, module) if trainer.is_global_zero else {}
+        return Evaluation(_metrics(val[0], "val"), _metrics(test[0], "test"), found)
 
-    def _after_test(self, member: Member, module: DownsampleClassifier) -> dict | None:
-        evaluation, cfg = member.settings.evaluation, member.settings
+    def measure(self, member: Member, module: DownsampleClassifier,
+                save: bool = True) -> dict[str, Measured]:
+        """The member's evaluations of ``module``, their figures saved in its folder and
+        logged (``save``)."""
+        cfg = member.settings
         self.datamodule.setup("test")  # a no-op unless the test ran in other processes
-        test, info = self.datamodule.splits["test"], self.dataset
+        info = self.dataset
+        data = EvaluationData(
+            self.datamodule.splits["test"], info.mean, info.std, cfg.dataset.eval_batch_size,
+            info.num_classes, member.seed,
+            title=f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name}",
+            initial=functools.partial(_initial_net, module, member.seed))
+        found = run_evaluations(module.net, data, cfg.evaluation, say=say)
+        if not save:
+            return found
         step = self.trainer.global_step if self.trainer is not None else 0
-        shift = None
-        if evaluation.shift:
-            batches = TensorBatches(test, cfg.dataset.eval_batch_size, info.mean, info.std)
-            shift = shift_robustness(module.net, batches, evaluation)
-            shown = "  ".join(f"{key.removeprefix('test/')} {value:.4f}"
-                              for key, value in shift_metrics(shift).items())
-            say(f"shifts of up to ±{evaluation.shift_max} px: {shown}")
-        if evaluation.feature_maps:
-            figure = feature_map_figure(
-                module.net, test, info.mean, info.std, evaluation.feature_map_images,
-                evaluation.feature_map_channels,
-                title=f"{cfg.model.name} + {cfg.downsample.name} on {cfg.dataset.name}")
-            path = member.output_dir / FEATURE_MAPS_FILE
-            with atomic_write(path, "wb") as f:
-                figure.savefig(f, format="png", dpi=110)
-            member.tracking.log_figure("feature_maps", figure, path, step)
-        return shift
+        for name, path in save_figures(found, member.output_dir).items():
+            evaluation, figure = name.split("/")
+            member.tracking.log_figure(path.stem, found[evaluation].figures[figure], path, step)
+        return found
 
     def record(self, member: Member, evaluation: Evaluation) -> Results:
         """The member's results, written to its ``results.json`` (by the main process)."""
@@ -197,7 +194,9 @@ class Job:
         results = Results(
             status=Status.completed, config=member.config, overrides=identity.name,
             group=identity.group, params=params_of(summary), flops_forward=summary.flops_forward,
-            val=evaluation.val, test=evaluation.test, shift=evaluation.shift,
+            val=evaluation.val, test=evaluation.test,
+            evaluations={name: measured.record()
+                         for name, measured in evaluation.evaluations.items()},
             epochs=epochs_trained(trainer.current_epoch, self.folder),
             best_epoch=best_epoch(selected), train_seconds=round(self.train_seconds, 3),
             checkpoint=str(selected or ""),
@@ -225,6 +224,14 @@ def test_line(epoch: int | None, evaluation: Evaluation, smoke_test: bool = Fals
              f"the checkpoint of epoch {'?' if epoch is None else epoch}")
     return (f"test, on {which} (val acc_top1 {evaluation.val.acc_top1:.4f}): acc_top1 "
             f"{test.acc_top1:.4f}  acc_top2 {test.acc_top2:.4f}  loss {test.loss:.4f}")
+
+
+def _initial_net(module: DownsampleClassifier, seed: int) -> torch.nn.Module:
+    """The network as ``seed`` initialises it, before training, in eval mode on ``module``'s
+    device (one network of a pack: its member's)."""
+    hparams = {key: value for key, value in module.hparams.items() if key != "seeds"}
+    fresh = DownsampleClassifier(**hparams, seeds=[seed])
+    return fresh.net.eval().to(module.device)
 
 
 def _metrics(metrics: dict[str, float], split: str) -> Metrics:

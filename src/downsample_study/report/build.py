@@ -17,9 +17,11 @@ from downsample_study.layout import (
     TABLE_FILE,
     TUNING_PLOT,
 )
-from downsample_study.report.comparisons import adjust, compare, find_baseline, unmatched
+from downsample_study.report.comparisons import compare_all, unmatched
 from downsample_study.report.contents import Report
 from downsample_study.report.differences import plot_differences
+from downsample_study.report.evaluation_plots import draw_evaluation_plots
+from downsample_study.report.evaluation_sections import headline_comparisons
 from downsample_study.report.latex import latex_tables
 from downsample_study.report.plots import (
     plot_accuracy,
@@ -65,15 +67,9 @@ def build_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
                 raise ReportError(f"baseline {why}")
     if margin is None:
         margin = settings.equivalence_margin
-    comparisons, seen = [], set()
-    for spec in baselines:
-        for v in variants:
-            b = find_baseline(v, variants, spec)
-            if b is not None and (id(v), id(b)) not in seen:  # once, under its first baseline
-                seen.add((id(v), id(b)))
-                comparisons.append(compare(v, b, spec, margin))
-    adjust(comparisons)
-    return Report(sweep, jobs, variants, keys, baselines, comparisons, no_seed_completed)
+    comparisons = compare_all(variants, baselines, margin)
+    return Report(sweep, jobs, variants, keys, baselines, comparisons, no_seed_completed,
+                  headline_comparisons(variants, baselines, margin))
 
 
 def write_report(sweep: Path, baselines: list[dict[str, str]] | None = None,
@@ -120,6 +116,7 @@ def _draw_plots(report: Report, studies: list[Study]) -> list[Path]:
             plots.append(sweep / PLOTS["shift"])
         if plot_curves(report, sweep / PLOTS["curves"]):
             plots.append(sweep / PLOTS["curves"])
+        plots += draw_evaluation_plots(report)
     if studies:
         plot_tuning(studies, sweep / TUNING_PLOT)
         plots.append(sweep / TUNING_PLOT)

@@ -1,4 +1,5 @@
-"""Each variant against its baseline: the difference in test top-1 and the verdict.
+"""Each variant against its baseline: the difference in test top-1 (or in an evaluation's
+headline number) and the verdict.
 
 A paired t-test when both sides ran the same seeds, else Welch's; TOST for equivalence within
 the margin; both Holm-adjusted over the report's comparisons, so every claim holds family-wise.
@@ -18,6 +19,7 @@ from downsample_study.report.statistics import ALPHA, CONFIDENCE
 from downsample_study.report.variants import SHARED, Variant, short, text
 
 POWER = 0.8  # for the seeds that would resolve an inconclusive comparison
+TOP1 = ("test", "acc_top1")  # what a comparison compares unless told
 MAX_SEEDS = 1000
 
 
@@ -27,7 +29,7 @@ class Comparison:
     baseline: Variant
     spec: dict[str, str]
     what: str  # "stride2_fold − maxpool"
-    diff: float  # percentage points, test top-1
+    diff: float  # percentage points, of ``metric``
     low: float = math.nan
     high: float = math.nan
     p: float = math.nan
@@ -42,6 +44,8 @@ class Comparison:
     effect: float = math.nan  # Cohen's d_z (paired) or Hedges' g (Welch)
     seeds_needed: int | None = None  # per side, to resolve an inconclusive comparison
     spread: float = math.nan  # sd of the paired differences, or the pooled sd (Welch)
+    metric: str = "test top-1"  # what is compared
+    lower_is_better: bool = False  # an error: a negative difference is the better
 
     @property
     def significant(self) -> bool:
@@ -53,7 +57,7 @@ class Comparison:
         if self.test == "none":
             return "no test"
         if self.significant:
-            return "better" if self.diff > 0 else "worse"
+            return "better" if (self.diff > 0) != self.lower_is_better else "worse"
         if self.p_equivalent_adjusted < ALPHA:
             return "equivalent"
         return "inconclusive"
@@ -129,38 +133,57 @@ def unmatched(spec: dict[str, str], variants: list[Variant]) -> str | None:
     return None
 
 
+def is_baseline(variant: Variant, spec: dict[str, str]) -> bool:
+    """Whether ``variant`` has the spec's values."""
+    return all(text(variant.flat.get(k)) == value for k, value in _spec_keys(spec).items())
+
+
 def find_baseline(variant: Variant, variants: list[Variant], spec: dict[str, str]
                   ) -> Variant | None:
     """The one variant with the spec's values that agrees with ``variant`` on every other key
     (a spec group's own options aside); None if ``variant`` is itself one, or none/several."""
-    wanted = _spec_keys(spec)
-
-    def matches(v: Variant) -> bool:
-        return all(text(v.flat.get(k)) == value for k, value in wanted.items())
-
-    if matches(variant):
+    if is_baseline(variant, spec):
         return None
     keys = {k for k in variant.flat if not _ignored_by(spec, k)}
     found = [
         v for v in variants
-        if matches(v)
+        if is_baseline(v, spec)
         and keys == {k for k in v.flat if not _ignored_by(spec, k)}
         and all(v.flat[k] == variant.flat[k] for k in keys)
     ]
     return found[0] if len(found) == 1 else None
 
 
-def compare(variant: Variant, baseline: Variant, spec: dict[str, str],
-            margin: float = 0.2) -> Comparison:
+def compare_all(variants: list[Variant], baselines: list[dict[str, str]], margin: float,
+                path: tuple[str, ...] = TOP1, metric: str = "test top-1",
+                lower_is_better: bool = False) -> list[Comparison]:
+    """Each variant with a value at ``path`` against each kind of baseline it has (once, under
+    the first kind that pairs the two), Holm-adjusted over these comparisons."""
+    comparisons, seen = [], set()
+    for spec in baselines:
+        for v in variants:
+            b = find_baseline(v, variants, spec)
+            if (b is not None and (id(v), id(b)) not in seen and v.values(*path)
+                    and b.values(*path)):
+                seen.add((id(v), id(b)))
+                comparisons.append(compare(v, b, spec, margin, path, metric, lower_is_better))
+    adjust(comparisons)
+    return comparisons
+
+
+def compare(variant: Variant, baseline: Variant, spec: dict[str, str], margin: float = 0.2,
+            path: tuple[str, ...] = TOP1, metric: str = "test top-1",
+            lower_is_better: bool = False) -> Comparison:
     wanted = _spec_keys(spec)
 
     def side(v: Variant) -> str:
         return "+".join(short(k, v.flat.get(k)) for k in wanted)
 
-    a, b = variant.values("test", "acc_top1"), baseline.values("test", "acc_top1")
+    a, b = variant.values(*path), baseline.values(*path)
     what = f"{side(variant)} − {side(baseline)}"
     diff = float(np.mean(list(a.values())) - np.mean(list(b.values())))
-    result = Comparison(variant, baseline, spec, what, diff, margin=margin)
+    result = Comparison(variant, baseline, spec, what, diff, margin=margin, metric=metric,
+                        lower_is_better=lower_is_better)
     if set(a) == set(b) and len(a) >= 2:
         seeds = sorted(a)
         x, y = [a[s] for s in seeds], [b[s] for s in seeds]

@@ -19,6 +19,9 @@ class Report:
     baselines: list[dict[str, str]]
     comparisons: list[Comparison]
     no_seed_completed: list[Variant] = field(default_factory=list)  # every seed failed
+    # each evaluation's headline number against the baselines: {(evaluation, summary key):
+    # its comparisons}, each a family of its own (``evaluation_sections.py``)
+    headlines: dict[tuple[str, str], list[Comparison]] = field(default_factory=dict)
 
     @property
     def first_baselines(self) -> set[int]:

@@ -70,20 +70,23 @@ def _verdict_cell(c: Comparison) -> str:
 
 def glance(found: list[Comparison], keys: list[str]) -> list[str]:
     """``found``: the comparisons with one baseline; ``keys``: the report's shown keys."""
-    table = pivot(found, lambda c: c.variant.flat, lambda c: c.diff, _verdict_cell, keys)
+    table = pivot(found, lambda c: c.variant.flat,  # the best first: an error's lowest
+                  lambda c: -c.diff if c.lower_is_better else c.diff, _verdict_cell, keys)
     if not table:
         return []
     return [*table, "",
-            f"Difference in test top-1, pp, at the verdict the sentences below give: **bold**, "
-            f"better or worse (Holm p < 0.05); ≈, equivalent within ±{found[0].margin:g} pp; "
+            f"Difference in {found[0].metric}, pp, at the verdict the sentences below give: "
+            f"**bold**, better or worse (Holm p < 0.05); ≈, equivalent within "
+            f"±{found[0].margin:g} pp; "
             f"?, inconclusive at these seeds; —, not in the sweep.", ""]
 
 
 def variants_glance(variants: list[Variant], keys: list[str], path: tuple[str, ...],
-                    baselines: set[int]) -> list[str]:
+                    baselines: set[int], best_first: int = 1) -> list[str]:
     """Each variant's mean ± standard deviation over seeds of the value at ``path``
-    (percent), the rows of the variants in ``baselines`` (ids) marked."""
+    (percent), the rows of the variants in ``baselines`` (ids) marked; the rows largest first,
+    smallest first with ``best_first`` -1 (an error)."""
     shown = [v for v in variants if v.stat(*path)]
-    return pivot(shown, lambda v: v.flat, lambda v: v.stat(*path).mean,
+    return pivot(shown, lambda v: v.flat, lambda v: best_first * v.stat(*path).mean,
                  lambda v: v.stat(*path).format(ci=False), keys,
                  marked=lambda v: id(v) in baselines)

@@ -1,11 +1,12 @@
 """The report's plots: accuracy per variant (mean, CI and every seed), accuracy against
 parameters and against shift consistency, and validation accuracy per epoch (every
-comparison: ``differences.py``)."""
+comparison: ``differences.py``; the evaluations': ``evaluation_plots.py``)."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from matplotlib.transforms import Bbox
 
 from downsample_study.nets.downsample_base import Family
 from downsample_study.report.contents import Report
-from downsample_study.report.statistics import CONFIDENCE
+from downsample_study.report.statistics import CONFIDENCE, Stat
+from downsample_study.report.summaries import path as summary_path
 from downsample_study.report.variants import Variant, by_dataset
 from downsample_study.storage import atomic_write
 
@@ -41,7 +43,7 @@ def save(fig: Figure, path: Path) -> None:
     log.info("plot: %s (and .svg)", path.name)  # a few seconds each: the report's progress
 
 
-def _colors(report: Report) -> dict[str, Any]:
+def label_colors(report: Report) -> dict[str, Any]:
     """One colour per label, the same in every panel. Where the operators' families differ,
     one hue per family and shades of it for its labels; else up to ten hues, and past ten
     tab20's pairs of a hue, so labels that sort together (BatchNorm off and on) get two
@@ -98,7 +100,7 @@ def plot_accuracy(report: Report, path: Path) -> None:
     save(fig, path)
 
 
-def _interval(s) -> list[list[float]] | None:
+def interval(s) -> list[list[float]] | None:
     """An errorbar's extent for a ``Stat``'s confidence interval (none from one seed)."""
     return [[s.mean - s.low], [s.high - s.mean]] if s.n >= 2 else None
 
@@ -113,7 +115,7 @@ def _legend(ax, crowded: bool) -> None:
 def plot_accuracy_vs_params(report: Report, path: Path) -> None:
     datasets = by_dataset(report.variants)
     crowded = max(len(vs) for vs in datasets.values()) > SMALL_MULTIPLES
-    colors = _colors(report)
+    colors = label_colors(report)
     fig, axes = _panels(len(datasets), 8.0 if crowded else 5.0, 3.8)
     for ax, (dataset, variants) in zip(axes, datasets.items()):
         params = [v.params for v in variants]
@@ -125,7 +127,7 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
             s = v.stat("test", "acc_top1")
             same = [j for j, p in enumerate(params) if p == v.params]
             x = v.params + (same.index(i) - (len(same) - 1) / 2) * dodge
-            ax.errorbar(x, s.mean, yerr=_interval(s), fmt="o", color=colors[v.label],
+            ax.errorbar(x, s.mean, yerr=interval(s), fmt="o", color=colors[v.label],
                         capsize=4, label=f"{label} ({v.params:,})")
         if not span:
             ax.set_xticks([params[0]])
@@ -141,39 +143,48 @@ def plot_accuracy_vs_params(report: Report, path: Path) -> None:
 def plot_accuracy_vs_shift(report: Report, path: Path) -> bool:
     """Test top-1 against shift consistency (zero fill), Zhang 2019's trade-off: a low-pass
     operator moves right at no cost in height. False when no variant measured shift."""
-    shifted = [v for v in report.variants if v.stat("shift", "zero", "consistency")]
+    consistency = summary_path("shift", "consistency_zero")
+    shifted = [v for v in report.variants if v.stat(*consistency)]
     if not shifted:
         return False
     datasets = by_dataset(shifted)
     most = max(len(vs) for vs in datasets.values())
     crowded = most > SMALL_MULTIPLES
-    colors = _colors(report)
-    k = shifted[0].jobs[0].results.shift.get("max_shift")
+    colors = label_colors(report)
+    k = shifted[0].details("shift").get("max")
     fig, axes = _panels(len(datasets), 10.0 if crowded else 5.0, max(3.8, 0.3 * most))
     names = []
     for ax, (dataset, variants) in zip(axes, datasets.items()):
-        xs = [v.stat("shift", "zero", "consistency").mean for v in variants]
-        right = min(xs) + 0.7 * (max(xs) - min(xs))  # past it, a name goes left of its point
-        for v, label in zip(variants, distinct_labels(variants), strict=True):
-            top1, consistency = v.stat("test", "acc_top1"), v.stat("shift", "zero", "consistency")
-            ax.errorbar(consistency.mean, top1.mean, xerr=_interval(consistency),
-                        yerr=_interval(top1), fmt="o", color=colors[v.label], capsize=3,
-                        label=label)
-            left = consistency.mean > right
-            names.append(ax.annotate(  # named where it is: 20 colours are hard to match
-                label, (consistency.mean, top1.mean), xytext=(-4 if left else 4, 3),
-                textcoords="offset points", ha="right" if left else "left",
-                fontsize=6 if crowded else 7, color="0.25"))
-        ax.margins(x=0.15)
+        names += named_points(ax, variants, lambda v: v.stat(*consistency), colors, crowded)
         ax.set_xlabel(f"shift consistency (%), random shifts of up to ±{k} px")
-        ax.set_ylabel("test top-1 accuracy (%)")
         ax.set_title(f"{dataset}: accuracy vs shift consistency, mean and {CONFIDENCE:.0%} CI",
                      fontsize=9)
-        ax.grid(alpha=0.3)
         _legend(ax, crowded)
     spread_labels(fig, names)
     save(fig, path)
     return True
+
+
+def named_points(ax, variants: list[Variant], x: Callable[[Variant], Stat],
+                 colors: dict[str, Any], crowded: bool) -> list[Annotation]:
+    """Each variant at (``x``, test top-1), means and CIs, named beside its point (20 colours
+    are hard to match), on the left of a point in the right 30 % of the range."""
+    xs = [x(v).mean for v in variants]
+    right = min(xs) + 0.7 * (max(xs) - min(xs))
+    names = []
+    for v, label in zip(variants, distinct_labels(variants), strict=True):
+        top1, at = v.stat("test", "acc_top1"), x(v)
+        ax.errorbar(at.mean, top1.mean, xerr=interval(at), yerr=interval(top1), fmt="o",
+                    color=colors[v.label], capsize=3, label=label)
+        left = at.mean > right
+        names.append(ax.annotate(
+            label, (at.mean, top1.mean), xytext=(-4 if left else 4, 3),
+            textcoords="offset points", ha="right" if left else "left",
+            fontsize=6 if crowded else 7, color="0.25"))
+    ax.margins(x=0.15)
+    ax.set_ylabel("test top-1 accuracy (%)")
+    ax.grid(alpha=0.3)
+    return names
 
 
 def _curve(v: Variant) -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -207,7 +218,7 @@ def plot_curves(report: Report, path: Path) -> bool:
     if not datasets:
         return False
     if max(len(vs) for vs in datasets.values()) <= SMALL_MULTIPLES:
-        colors = _colors(report)
+        colors = label_colors(report)
         fig, axes = _panels(len(datasets), 5.0, 3.8)
         for ax, (dataset, variants) in zip(axes, datasets.items()):
             for v in variants:

@@ -9,21 +9,25 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from downsample_study.analysis.evaluation import ShiftFill
 from downsample_study.console import counted
+from downsample_study.evaluations.configs import ShiftFill
 from downsample_study.layout import COMPARISONS_FILE, PLOTS, RESULTS_FILE, TABLE_FILE
 from downsample_study.nets.downsample_configs import DOWNSAMPLES
 from downsample_study.report.comparisons import unmatched
 from downsample_study.report.contents import Report
+from downsample_study.report.evaluation_sections import evaluation_columns, evaluation_sections
 from downsample_study.report.glance import glance, variants_glance
 from downsample_study.report.plateau import plateau_section
 from downsample_study.report.statistics import ALPHA, CONFIDENCE
+from downsample_study.report.summaries import path as summary_path
 from downsample_study.report.variants import Variant, column, text
 from downsample_study.results import Status
 from downsample_study.storage import atomic_write
 from downsample_study.sweeps.folder import NEVER_STARTED, JobFolder
 
-SHIFT_COLUMNS = [(f"{mode}.{key}", f"shift {'top-1' if key == 'acc_top1' else key} ({mode})")
+# (results.csv's name, the shift evaluation's summary key, report.md's title)
+SHIFT_COLUMNS = [(f"{mode}_{key}", f"{'acc' if key == 'acc_top1' else key}_{mode}",
+                  f"shift {'top-1' if key == 'acc_top1' else key} ({mode})")
                  for mode in map(str, ShiftFill) for key in ("acc_top1", "consistency")]
 
 
@@ -50,10 +54,11 @@ def variant_rows(report: Report) -> list[dict[str, Any]]:
         for name in ("train_seconds", "epochs", "best_epoch"):
             s = v.stat(name, scale=1.0)
             row[f"{name}_mean"] = s.mean if s else None
-        for path, _ in SHIFT_COLUMNS:
-            s = v.stat("shift", *path.split("."))
-            row[f"shift_{path.replace('.', '_')}_mean"] = s.mean if s else None
+        for name, key, _ in SHIFT_COLUMNS:
+            s = v.stat(*summary_path("shift", key))
+            row[f"shift_{name}_mean"] = s.mean if s else None
         row["aps_regime"] = v.in_circular_regime
+        row.update(evaluation_columns(report, v))
         c = first.get(id(v))
         row.update(baseline=c.baseline.label if c else None, diff_top1_pp=c.diff if c else None,
                    diff_ci_low=c.low if c else None, diff_ci_high=c.high if c else None,
@@ -199,23 +204,23 @@ def _claims_invariance(v: Variant) -> bool:
 
 
 def _shift_section(report: Report) -> list[str]:
-    shifted = [v for v in report.variants if v.stat("shift", "zero", "acc_top1")
-               or v.stat("shift", "circular", "acc_top1")]
+    shifted = [v for v in report.variants if v.stat(*summary_path("shift", "acc_zero"))
+               or v.stat(*summary_path("shift", "acc_circular"))]
     if not shifted:
         return []
-    k = shifted[0].jobs[0].results.shift.get("max_shift")
+    k = shifted[0].details("shift").get("max")
     header = ["dataset", "variant", "params", "test top-1 %",
-              *(title for _, title in SHIFT_COLUMNS), "APS's regime"]
+              *(title for *_, title in SHIFT_COLUMNS), "APS's regime"]
     rows = []
     for v in shifted:
         cells = []
-        for path, _ in SHIFT_COLUMNS:
-            s = v.stat("shift", *path.split("."))
+        for _, key, _ in SHIFT_COLUMNS:
+            s = v.stat(*summary_path("shift", key))
             cells.append(s.format(ci=False) if s else "—")
         rows.append([text(v.flat.get("dataset.name")), v.label, f"{v.params:,}",
                      v.stat("test", "acc_top1").format(ci=False), *cells,
                      REGIME[v.in_circular_regime]])
-    at_a_glance = variants_glance(shifted, report.keys, ("shift", "zero", "consistency"),
+    at_a_glance = variants_glance(shifted, report.keys, summary_path("shift", "consistency_zero"),
                                   report.first_baselines)
     return ["", f"## Shift robustness (random shifts of up to ±{k} px)", "",
             "Consistency: the fraction of test images whose top-1 prediction is the same "
@@ -243,6 +248,7 @@ def markdown(report: Report, tuning: list[str] = ()) -> str:
         *_variants_section(report),
         *_comparisons_section(report),
         *_shift_section(report),
+        *evaluation_sections(report),
         *tuning,
         *plateau_section(report),
         "", "## Plots", "",

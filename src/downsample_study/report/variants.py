@@ -12,6 +12,7 @@ from typing import Any
 from downsample_study.nets.downsample_base import Family
 from downsample_study.nets.downsample_configs import DOWNSAMPLES
 from downsample_study.report.statistics import Stat
+from downsample_study.report.summaries import is_fraction
 from downsample_study.results import Status
 from downsample_study.sweeps.folder import JobFolder
 
@@ -34,6 +35,8 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def _is_fraction(path: Sequence[str]) -> bool:
     """Whether the value at ``path`` in the results is a fraction of a split's images."""
+    if len(path) == 4 and path[0] == "evaluations" and path[2] == "summary":
+        return is_fraction(path[1], path[3])
     return path[-1].startswith(("acc", "consistency"))
 
 
@@ -124,14 +127,19 @@ class Variant:
         name = self.flat.get("downsample.name")
         return (DOWNSAMPLES.schema(name).family if name in DOWNSAMPLES else Family.other).value
 
+    def details(self, evaluation: str) -> dict[str, Any]:
+        """The ``details`` of ``evaluation`` of its first seed that ran it (empty if none)."""
+        return next((job.results.evaluations[evaluation].get("details") or {}
+                     for job in self.jobs if evaluation in job.results.evaluations), {})
+
     @property
     def in_circular_regime(self) -> bool | None:
         """Whether its network is in APS's regime, as its shift evaluation measured; for a file
         written before it did (schema < 7), False without circular padding (a zero-padded or
         unpadded conv breaks the regime), else None: not known."""
-        results = self.jobs[0].results
-        if results.shift and "regime" in results.shift:
-            return bool(results.shift["regime"]["invariant"])
+        results, shift = self.jobs[0].results, self.details("shift")
+        if shift.get("regime"):
+            return bool(shift["regime"]["invariant"])
         if (results.config.get("model") or {}).get("padding_mode", "zeros") != "circular":
             return False
         return None

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from downsample_study.checks import above, at_least
 from downsample_study.config.defining import config_differences, difference, listed
 from downsample_study.errors import ConfigError, OtherJobError, ResultsError, UserError
+from downsample_study.evaluations.configs import EVALUATIONS
 from downsample_study.layout import BEST_FILE, RESULTS_FILE, TUNING_DIR, job_dir_name
 from downsample_study.results import read_results, versions
 from downsample_study.runtime.locks import wait_for_others
@@ -32,7 +33,7 @@ log = logging.getLogger("downsample_study")
 
 LR_KEY = "optimizer.lr"
 # the trials select a learning rate on validation: what only the test seeds need is off
-TRIAL_OVERRIDES = ("evaluation.shift=false", "evaluation.feature_maps=false")
+TRIAL_OVERRIDES = tuple(f"evaluation.{name}.enabled=false" for name in EVALUATIONS.names())
 
 
 @dataclass

@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from matplotlib.figure import Figure
 
 from downsample_study.errors import first_line
+from downsample_study.evaluations.base import logged_metrics
 from downsample_study.layout import CSV_DIR, RUN_ID_FILE, TENSORBOARD_DIR
 from downsample_study.results import Results
 from downsample_study.storage import atomic_write
@@ -50,11 +51,9 @@ def run_id_of(output_dir: Path, resumed: bool) -> str:
 
 def summary_metrics(results: Results) -> dict[str, float]:
     """The selected checkpoint's numbers, by their logged names: a run's summary."""
-    from downsample_study.analysis.shift import shift_metrics
-
     metrics = {f"{split}/{name}": value for split in ("val", "test")
                for name, value in vars(getattr(results, split)).items()}
-    return {**metrics, **(shift_metrics(results.shift) if results.shift else {}),
+    return {**metrics, **logged_metrics(results.evaluations),
             "train_seconds": results.train_seconds, "best_epoch": results.best_epoch}
 
 

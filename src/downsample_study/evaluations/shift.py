@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from downsample_study.analysis.evaluation import EvaluationConfig, ShiftFill
-from downsample_study.data.batches import TensorBatches
+from downsample_study.evaluations.base import EvaluationData, Measured
+from downsample_study.evaluations.configs import EVALUATIONS, ShiftConfig, ShiftFill
 from downsample_study.nets.shapes import downsampling_points
 
 TOLERANCE = 1e-4  # of the largest logit: what summing a global pool in another order moves
@@ -85,50 +85,29 @@ def circular_regime(net: nn.Module, x: torch.Tensor) -> dict:
     return {"stride": stride, "invariant": invariant}
 
 
+@EVALUATIONS.register("shift")
 @torch.inference_mode()
-def shift_robustness(net: nn.Module, batches: TensorBatches, cfg: EvaluationConfig) -> dict:
-    """Accuracy and consistency under random shifts, per ``cfg.shift_modes``, of the unshuffled
-    test ``batches``; in eval mode, on the split's device (the net is moved there)."""
-    test = batches.split
-    was_training = net.training
-    net.eval().to(test.images.device)
-    offsets = random_offsets(len(test), cfg.shift_max, cfg.shift_samples, cfg.shift_seed)
+def shift_robustness(net: nn.Module, data: EvaluationData, cfg: ShiftConfig) -> Measured:
+    """Accuracy and consistency under random shifts, per ``cfg.modes``, of the test split."""
+    batches = data.batches()
+    offsets = random_offsets(len(data.test), cfg.max, cfg.samples, cfg.seed)
     # counts stay on the device: one synchronisation at the end, not one per batch
-    correct = {mode: torch.zeros((), dtype=torch.long, device=test.images.device)
-               for mode in cfg.shift_modes}
+    correct = {mode: torch.zeros((), dtype=torch.long, device=data.device) for mode in cfg.modes}
     agree = {mode: torch.zeros_like(count) for mode, count in correct.items()}
     start = 0
     for x, y in batches:
         part = offsets[:, :, start : start + len(y)]
         start += len(y)
-        for mode in cfg.shift_modes:
+        for mode in cfg.modes:
             for pair in part:
                 a, b = (net(shift_images(x, draw, mode, batches.shift)).argmax(1) for draw in pair)
                 correct[mode] += (a == y).sum() + (b == y).sum()
                 agree[mode] += (a == b).sum()
-    regime = circular_regime(net.eval(), next(iter(batches))[0])
-    net.train(was_training)
-    n = len(test) * cfg.shift_samples
-    return {
-        "max_shift": cfg.shift_max,
-        "samples": cfg.shift_samples,
-        "seed": cfg.shift_seed,
-        "regime": regime,
-        **{
-            str(mode): {
-                "acc_top1": correct[mode].item() / (2 * n),
-                "consistency": agree[mode].item() / n,
-            }
-            for mode in cfg.shift_modes
-        },
-    }
-
-
-def shift_metrics(shift: dict) -> dict[str, float]:
-    """The logged names: ``test/shift_acc_zero``, ``test/shift_consistency_circular``, ..."""
-    return {
-        f"test/shift_{'acc' if key == 'acc_top1' else key}_{mode}": value
-        for mode in map(str, ShiftFill)
-        if mode in shift
-        for key, value in shift[mode].items()
-    }
+    n = len(data.test) * cfg.samples
+    measured = {str(mode): {"acc_top1": correct[mode].item() / (2 * n),
+                            "consistency": agree[mode].item() / n} for mode in cfg.modes}
+    return Measured(
+        summary={f"{'acc' if key == 'acc_top1' else key}_{mode}": value
+                 for mode, values in measured.items() for key, value in values.items()},
+        details={"max": cfg.max, "samples": cfg.samples, "seed": cfg.seed,
+                 "regime": circular_regime(net, next(iter(batches))[0]), **measured})

@@ -15,6 +15,8 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from downsample_study.data.batches import Split, TensorBatches
+from downsample_study.evaluations.base import EvaluationData, Measured
+from downsample_study.evaluations.configs import EVALUATIONS, FeatureMapsConfig
 from downsample_study.nets.layers import DownsampleLayer
 
 
@@ -105,3 +107,11 @@ def feature_map_figure(
     if title:
         fig.suptitle(f"{title} — first {channels} channels, each scaled to its range", fontsize=9)
     return fig
+
+
+@EVALUATIONS.register("feature_maps")
+def feature_maps(net: nn.Module, data: EvaluationData, cfg: FeatureMapsConfig) -> Measured:
+    """The figure alone: nothing to table."""
+    figure = feature_map_figure(net, data.test, data.mean, data.std, cfg.images, cfg.channels,
+                                title=data.title)
+    return Measured(summary={}, figures={"feature_maps": figure})

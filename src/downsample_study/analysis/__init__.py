@@ -1,1 +1,0 @@
-"""Measurements of a trained net beyond accuracy: shift robustness and feature maps."""

@@ -1,0 +1,1 @@
+"""What a job measures after its test pass, each a registered evaluation (``configs.py``)."""
