@@ -44,7 +44,7 @@ def test_packed_and_solo_seeds_agree_on_real_mnist_within_the_ci_of_their_differ
     job = ["-m", f"paths.data_dir={REAL_DATA}", f"paths.cache_dir={tmp_path / 'cache'}",
            "trainer.max_epochs=1", "trainer.limit_train_batches=80", "accelerator=cpu",
            "trainer.limit_val_batches=2", "trainer.limit_test_batches=4",
-           "logger=none", "evaluation.shift.enabled=false", "evaluation.feature_maps.enabled=false",
+           "logger=none", "evaluation=none",
            "seed=range(5)"]
     assert launch([*job, "hydra.sweep.dir=solo"]).exit_code == 0
     assert launch([*job, "hydra/sweeper=packed", "hydra.sweep.dir=packed"]).exit_code == 0
@@ -57,3 +57,37 @@ def test_packed_and_solo_seeds_agree_on_real_mnist_within_the_ci_of_their_differ
     half_width = stats.t.ppf(0.975, 4) * stats.sem(difference) if any(difference) else 0.0
     assert abs(mean) <= half_width
     assert min(accuracy["solo"].values()) > 0.8  # trained: 80 steps reach ~90 %
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+@pytest.mark.skipif(REAL_DATA is None or not (REAL_DATA / "MNIST").is_dir(),
+                    reason=f"REAL_DATA_DIR={REAL_DATA} holds no MNIST")
+def test_every_evaluation_on_real_mnist_gets_its_section_in_the_report(tmp_path):
+    """Two operators × two seeds (200 steps), every evaluation on 200 test images."""
+    from downsample_study.evaluations.configs import EVALUATIONS
+    from downsample_study.report.build import write_report
+
+    sized = [f"evaluation.{name}.images=200" for name in
+             ("shift_grid", "corruptions", "attacks", "equivariance", "aliasing")]
+    run = launch(["-m", f"paths.data_dir={REAL_DATA}", f"paths.cache_dir={tmp_path / 'cache'}",
+                  "trainer.max_epochs=1", "trainer.limit_train_batches=200", "accelerator=cpu",
+                  "logger=none", "evaluation=all", *sized, "evaluation.cost.repeats=3",
+                  "downsample=maxpool,blurpool", "seed=range(2)", "hydra.sweep.dir=sweep"])
+    assert run.exit_code == 0
+    found = results_under(tmp_path / "sweep")
+    assert len(found) == 4
+    for results in found:
+        assert set(results["evaluations"]) == set(EVALUATIONS.names())
+        assert results["test"]["acc_top1"] > 0.8  # trained: 200 steps reach ~90 %
+        grid = results["evaluations"]["shift_grid"]["summary"]
+        # the grid adversary wins where random shifts may not: worst ≤ mean ≤ clean
+        assert grid["worst_circular"] <= grid["mean_circular"] <= results["test"]["acc_top1"]
+    write_report(tmp_path / "sweep")
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    for title in ("## Shift robustness", "(`shift_grid`)", "(`equivariance`)", "(`aliasing`)",
+                  "(`corruptions`)", "(`attacks`)", "(`cost`)", "mCE %"):
+        assert title in report, title
+    for plot in ("shift_grid_circular.png", "accuracy_vs_robustness.png",
+                 "accuracy_vs_epsilon.png"):
+        assert (tmp_path / "sweep" / plot).is_file(), plot
