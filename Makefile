@@ -46,7 +46,8 @@ report: install
 	$(PY) -m downsample_study.report $(SWEEP) $(ARGS)
 
 # DATA_DIR=/path/to/data make bench [ARGS="--device cuda --batch-sizes 64 256"]: framework vs
-# hand-written loops (the data folder as for make run: DATA_DIR, else ./data)
+# hand-written loops (the data folder as for make run: DATA_DIR, else ./data);
+# ARGS="--study": also a whole study, the packed sweep against a hand-written script (minutes)
 bench: install
 	$(PY) -m benchmarks $(ARGS)
 

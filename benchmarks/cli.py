@@ -4,7 +4,8 @@ The four loops of ``loops`` train the same model (LeNet-5 + max pool by default)
 data, batch size and number of steps, interleaved round by round so that machine noise hits
 them alike. It prints images/s (median of the rounds), the ratios, the share of the machine's
 measured fp32 peak, and the start-up time of ``python -m downsample_study`` to its first
-training step.
+training step. With ``--study`` it also times a whole study, the framework's packed sweep
+against a hand-written script (``study``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 from pathlib import Path
 
 import torch
@@ -25,6 +27,7 @@ from benchmarks.measure import (
     train_flops_per_image,
     train_images,
 )
+from benchmarks.study import run_study
 from downsample_study import internals
 from downsample_study.config.messages import composition_message
 from downsample_study.config.validate import validate
@@ -67,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sweep", action="store_true",
                         help=f"also time a 4-job sweep (downsample={SWEEP_OPERATORS}, 1 epoch) "
                              "run sequentially and with hydra/launcher=parallel")
+    parser.add_argument("--study", action="store_true",
+                        help="also time a whole study: the framework's packed sweep against a "
+                             "hand-written script (plain_study.py), same seeds, epochs, batch")
+    parser.add_argument("--study-seeds", type=_count(1), default=10)
+    parser.add_argument("--study-epochs", type=_count(1), default=2)
+    parser.add_argument("--study-batch", type=_count(1), default=128)
     parser.add_argument("--pack-sizes", type=_count(1), nargs="*", default=[1, 2, 4, 8, 16],
                         help="pack sizes K to time against K solo jobs one after another "
                              "(at the first batch size; none: skip)")
@@ -147,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
             if (message := composition_message(err)) is None:
                 raise
             parser.error(f"{option}: {message}")
+    if args.study and args.dataset != "fashion_mnist":
+        parser.error(f"--study: the plain script trains on fashion_mnist, not {args.dataset}")
     os.environ.setdefault("WANDB_SILENT", "true")
     quiet_library_noise()
     internals.skip_unloadable_nvml_probe()  # as every job does: the hand loops pay what it pays
@@ -193,6 +204,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"4-job sweep, 1 epoch: sequential {sequential:.1f} s, parallel preset "
               f"{parallel:.1f} s\n")
         print(f"sweep parallel/sequential = {parallel / sequential:.2f}")
+
+    if args.study:
+        with tempfile.TemporaryDirectory() as tmp:
+            study = run_study(args, Path(tmp))
+        (plain, plain_acc), (ours, our_acc) = study["plain_script"], study["framework"]
+        print(f"study/plain_script = {plain / ours:.2f}  (test top-1: framework {our_acc:.4f}, "
+              f"plain script {plain_acc:.4f})")
 
     for batch_size in args.batch_sizes[1:]:
         ratio = medians["framework", batch_size] / medians["tensor_loop", batch_size]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -49,8 +51,12 @@ def test_benchmark_prints_the_ratio_lines(data_dir, tmp_path, capsys):
     bench.main(["--data-dir", str(data_dir), "--cache-dir", str(tmp_path / "cache"),
                 "--dataset", "fashion_mnist", "--batch-sizes", "32", "--steps", "2",
                 "--rounds", "1", "--startup-runs", "1", "--set", "dataset.val_size=100",
-                "--variant", "nchw", "speed.channels_last=false"])
+                "--variant", "nchw", "speed.channels_last=false",
+                "--study", "--study-seeds", "1", "--study-epochs", "1", "--study-batch", "32"])
     lines = capsys.readouterr().out.strip().splitlines()
+    study = next(line for line in lines if line.startswith("study/plain_script = "))
+    assert float(study.split()[2]) > 0
+    assert re.search(r"framework [01]\.\d{4}, plain script [01]\.\d{4}", study)
     assert any(line.startswith("  framework[nchw] ") for line in lines)  # its row, and ratio:
     assert float(next(line for line in lines
                       if line.startswith("framework[nchw]/framework@32 = ")).split("=")[1]) > 0
