@@ -59,6 +59,15 @@ def test_the_presets_switch_every_registered_evaluation(preset, enabled):
     assert node == {name: {"enabled": enabled} for name in EVALUATIONS.names()}
 
 
+def test_the_evaluation_node_pickles_for_a_process_ddp_spawns():
+    import pickle
+
+    settings = evaluation_schema()()
+    settings.shift_grid.enabled, settings.shift_grid.radius = True, 2
+    again = pickle.loads(pickle.dumps(settings))
+    assert again == settings and type(again) is type(settings)
+
+
 def test_a_results_file_of_schema_7_reads_its_shift_as_the_shift_evaluation():
     shift = {"max_shift": 3, "samples": 1, "seed": 0, "regime": {"stride": 4, "invariant": False},
              "zero": {"acc_top1": 0.9, "consistency": 0.8},

@@ -209,10 +209,24 @@ def evaluation_schema() -> type:
     return _schema(tuple(sorted(EVALUATIONS.schemas.items())))
 
 
+class Evaluations:
+    """The base of ``evaluation_schema()``'s dataclass: pickled as its nodes (a process that
+    DDP spawns gets them), which rebuild it there, as that class is made at run time."""
+
+    def __reduce__(self):
+        return rebuilt, ({f.name: getattr(self, f.name) for f in fields(self)},)
+
+
+def rebuilt(nodes: dict[str, EvaluationSettings]) -> Evaluations:
+    """The ``evaluation`` node of these evaluations' settings."""
+    return _schema(tuple(sorted((name, type(node)) for name, node in nodes.items())))(**nodes)
+
+
 @functools.cache
 def _schema(entries: tuple[tuple[str, type], ...]) -> type:
     return make_dataclass("EvaluationConfig", [(name, schema, field(default_factory=schema))
-                                               for name, schema in entries])
+                                               for name, schema in entries],
+                          bases=(Evaluations,))
 
 
 def enabled(evaluation: object) -> list[tuple[str, EvaluationSettings]]:
