@@ -122,6 +122,23 @@ def test_only_the_evaluations_some_variant_ran_have_a_section(tmp_path, names):
         == set(names)
 
 
+def test_an_evaluation_the_report_does_not_know_gets_a_table_of_its_own(tmp_path):
+    """A plug-in's: titled by its name, its summary keys as they are, mean over seeds."""
+    sweep = tmp_path / "sweep"
+    for op, level in (("maxpool", 1.0), ("stride2", 2.0)):
+        for seed in (0, 1):
+            folder = write_job(sweep, "mnist", op, seed, 0.98)
+            add_evaluations(folder, {"mean_logit": {"summary": {"mean": level + seed},
+                                                    "details": {}, "seconds": 0.1}})
+    write_report(sweep, use_wandb=False, draw_plots=False)
+    text = (sweep / "report.md").read_text()
+    part = text.split("## mean_logit")[1].split("\n## ")[0]
+    rows = {line.split("|")[2].strip(): line for line in part.splitlines()
+            if line.startswith("| mnist")}
+    assert "1.50 ± 0.71" in rows["lenet5 · maxpool"] and "2.50 ± 0.71" in rows["lenet5 · stride2"]
+    assert float(read_csv(sweep / "results.csv")[0]["mean_logit_mean_mean"]) in (1.5, 2.5)
+
+
 def _corrupted(sweep, op, seed, clean, noise, blur):
     folder = write_job(sweep, "mnist", op, seed, 0.98)
     add_evaluations(folder, {"corruptions": corruptions(

@@ -31,6 +31,13 @@ def measured(variants: list[Variant], evaluation: str) -> list[Variant]:
             if any(evaluation in job.results.evaluations for job in v.jobs)]
 
 
+def sections(variants: list[Variant]) -> list[str]:
+    """The evaluations with a section of their own, in ``SECTIONS``' order, then any other
+    that a seed ran (a plug-in's), by name; shift has its own, feature maps are a figure."""
+    ran = {name for v in variants for job in v.jobs for name in job.results.evaluations}
+    return [*SECTIONS, *sorted(ran - {*SECTIONS, "shift", "feature_maps"})]
+
+
 def summary_keys(variants: list[Variant], evaluation: str) -> list[str]:
     """Every summary key of ``evaluation`` that a seed of ``variants`` recorded, in order."""
     return ordered(evaluation, {key for v in variants for job in v.jobs for key in
@@ -51,7 +58,7 @@ def headline_comparisons(variants: list[Variant], baselines: list[dict[str, str]
     """Each evaluation's headline key (``summaries.KINDS``) of each variant against its
     baselines, as test top-1 is; none where no variant has a baseline that measured it."""
     found = {}
-    for evaluation in SECTIONS:
+    for evaluation in sections(variants):
         key = kind(evaluation).headline(summary_keys(variants, evaluation))
         if key is None:
             continue
@@ -63,9 +70,9 @@ def headline_comparisons(variants: list[Variant], baselines: list[dict[str, str]
 
 
 def evaluation_sections(report: Report) -> list[str]:
-    """The sections of the evaluations some variant ran, in ``SECTIONS``' order."""
+    """The sections of the evaluations some variant ran, in ``sections``' order."""
     lines = []
-    for evaluation in SECTIONS:
+    for evaluation in sections(report.variants):
         shown = measured(report.variants, evaluation)
         if shown:
             lines += _section(report, evaluation, shown)
@@ -171,7 +178,7 @@ def evaluation_columns(report: Report, v: Variant) -> dict[str, Any]:
     and CI over seeds (percent where a fraction), mCE, and the headline's comparison with
     the first baseline."""
     row: dict[str, Any] = {}
-    for evaluation in SECTIONS:
+    for evaluation in sections(report.variants):
         for key in summary_keys(report.variants, evaluation):
             s = stat(v, evaluation, key)
             row.update({f"{evaluation}_{key}_{column}": getattr(s, part) if s else None
