@@ -9,7 +9,6 @@ import statistics
 import pytest
 from support import results_under
 
-import benchmarks as bench
 from benchmarks.cli import _parser
 from benchmarks.study import OUTPUT_FILE, plain_script, run_study
 
@@ -67,17 +66,3 @@ def test_a_failing_side_stops_the_study_with_its_output(tmp_path):
     args = _args(tmp_path / "no data", tmp_path)
     with pytest.raises(RuntimeError, match=r"the plain script exited with 1:(.|\n)*No such file"):
         plain_script(args, tmp_path / "plain")
-
-
-@pytest.mark.parametrize(("args", "message"), [
-    (["--study-seeds", "0"], "argument --study-seeds: must be >= 1, got 0"),
-    (["--study-epochs", "x"], "argument --study-epochs: 'x' is not a whole number"),
-    (["--study", "--dataset", "mnist"], "--study: the plain script trains on fashion_mnist"),
-])
-def test_bad_study_input_is_one_line_and_exit_2(args, message, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        bench.main(args)
-    assert exit_.value.code == 2
-    captured = capsys.readouterr()
-    assert message in captured.err and "Traceback" not in captured.err
-    assert not captured.out

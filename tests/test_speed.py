@@ -89,6 +89,9 @@ def test_no_profiling_costs_nothing_unless_a_profiler_is_chosen(overrides, expec
     (["--set", "trainer.max_epochs=-1"], "trainer.max_epochs: must be >= 1, got -1"),
     (["--variant", "fast", "foo=1"], "--variant: foo: no such key"),
     (["--variant", "bf16", "trainer.precision=bf17"], "trainer.precision"),
+    (["--study-seeds", "0"], "argument --study-seeds: must be >= 1, got 0"),
+    (["--study-epochs", "x"], "argument --study-epochs: 'x' is not a whole number"),
+    (["--study", "--dataset", "mnist"], "--study: the plain script trains on fashion_mnist"),
 ])
 def test_bad_benchmark_input_is_one_line_and_exit_2_before_any_timing(args, message, capsys):
     with pytest.raises(SystemExit) as exit_:
