@@ -248,10 +248,11 @@ def current_evaluation(node: dict) -> dict:
     true``, ``shift_max: 3``) moved into the evaluations' own nodes."""
     current: dict = {}
     for key, value in node.items():
-        if key in FLAT_KEYS and not isinstance(value, dict):
+        if isinstance(value, dict):
+            current.setdefault(key, {}).update(value)
+        elif key in FLAT_KEYS:
             name, option = FLAT_KEYS[key]
             current.setdefault(name, {})[option] = value
         else:
-            current.setdefault(key, {}).update(value) if isinstance(value, dict) else (
-                current.__setitem__(key, value))
+            current[key] = value
     return current
