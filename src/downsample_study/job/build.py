@@ -30,7 +30,7 @@ from downsample_study.training.checkpoints import RngState, resume_point
 from downsample_study.training.members import Member, MemberOutputs
 from downsample_study.training.module import DownsampleClassifier, hyper_parameters
 from downsample_study.training.optimizers import unfused_to_clip
-from downsample_study.training.speed import use_tf32_matmuls
+from downsample_study.training.speed import keep_freed_memory, use_tf32_matmuls
 from downsample_study.training.tracking import RunIdentity
 from downsample_study.training.trainer import build_trainer
 
@@ -126,6 +126,7 @@ def build_job(members: list[Member], folder: Path, slot: Slot | None = None,
     if first.mode == JobMode.summary:
         return job
     use_tf32_matmuls()
+    keep_freed_memory()
     paths = first.paths
     job.datamodule = DownsampleDataModule(first.dataset, Path(paths.data_dir),
                                           Path(paths.cache_dir), [m.seed for m in members])

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import platform
 
 import torch
 from lightning.pytorch.profilers import PassThroughProfiler
@@ -13,6 +15,22 @@ def use_tf32_matmuls() -> None:
     """On a GPU, fp32 matmuls in TF32 (cuDNN's convolutions already are, by default)."""
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
+
+
+# glibc's mallopt parameters (malloc.h); one GiB: a block below it is kept for reuse
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, KEEP_BELOW = -1, -3, 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """With glibc, freed blocks up to 1 GiB stay in the process for the next step; returns
+    whether it was done. Otherwise each of a pack's activations (MBs) is mapped afresh and
+    page-faulted every step: a third of a CPU pack step (benchmarks/RESULTS.md). No pip
+    package swaps the allocator in a running process; ``mallopt`` is glibc's own switch."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, KEEP_BELOW)
+                and libc.mallopt(M_TRIM_THRESHOLD, KEEP_BELOW))
 
 
 def use_channels_last(setting: bool | None, device: torch.device) -> bool:
