@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import signal
+from collections import OrderedDict
 from types import SimpleNamespace
 
 import lightning as L
@@ -12,12 +13,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 from support import cli, launch, read_wandb_runs, results_under, signal_at_step
+from torch import nn
 
 from downsample_study import load_run
 from downsample_study.layout import job_dir_name
+from downsample_study.nets.layers import DownsampleLayer
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
-from downsample_study.nets.packed import PackedDropout, PackedNet, member_losses, stack_members
+from downsample_study.nets.packed import (
+    PackedDropout,
+    PackedFlatten,
+    PackedNet,
+    member_losses,
+    pooled_first,
+    stack_members,
+)
 from downsample_study.report.build import write_report
 from downsample_study.results import read_epochs
 from downsample_study.sweeps.packing import plan
@@ -334,3 +344,59 @@ def test_members_are_measured_as_their_solo_jobs_measure_themselves(quick, tmp_p
     for seed in (0, 1):
         for split in ("val", "test"):  # 50 images: one image is 0.02
             assert packed[seed][split]["acc_top1"] == alone[seed][split]["acc_top1"]
+
+
+def _relu_pool_input() -> torch.Tensor:
+    """Maps with every kind of window: all negative, ties at zero and above it (a constant
+    background, as a conv's bias gives), a NaN, and plain values."""
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    x[0, :, :4, :4] = -1.0
+    x[1, :, :4, :4] = 0.0
+    x[2, :, :4, :4] = 0.25
+    x[3, 0, 0, 0] = float("nan")
+    return x
+
+
+@pytest.mark.parametrize("pool", [
+    nn.MaxPool2d(2), nn.MaxPool2d(3, stride=2, padding=1), nn.MaxPool2d(2, ceil_mode=True),
+    DownsampleLayer(nn.MaxPool2d(2))])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_relu_before_a_max_pool_moves_after_it_bit_for_bit(pool, channels_last):
+    layers = OrderedDict(conv=nn.Conv2d(3, 4, 3, padding=1), relu=nn.ReLU(), pool=pool,
+                         again=nn.ReLU(), flat=nn.Flatten())
+    written = nn.Sequential(layers)
+    rewritten = nn.Sequential(pooled_first(layers))
+    assert list(rewritten._modules) == ["conv", "pool", "relu", "flat"]  # ReLU∘ReLU = ReLU
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = _relu_pool_input().contiguous(memory_format=layout)
+    outputs, grads = [], []
+    for net in (written, rewritten):
+        net.zero_grad()
+        out = net(x)
+        out.nan_to_num().sum().backward()
+        outputs.append(out)
+        grads.append([p.grad.clone() for p in net.parameters()])
+    assert torch.equal(outputs[0].nan_to_num(), outputs[1].nan_to_num())
+    assert outputs[0].isnan().equal(outputs[1].isnan())
+    for written_grad, rewritten_grad in zip(*grads, strict=True):
+        assert torch.equal(written_grad.nan_to_num(), rewritten_grad.nan_to_num())
+
+
+@pytest.mark.parametrize("layers,order", [
+    ((nn.ReLU(), nn.AvgPool2d(2)), ["0", "1"]),  # max(relu) = relu(max) holds for max only
+    ((nn.GELU(), nn.MaxPool2d(2)), ["0", "1"]),  # not monotone
+    ((nn.ReLU(), nn.MaxPool2d(2, return_indices=True)), ["0", "1"]),
+    ((nn.ReLU(), DownsampleLayer(nn.MaxPool2d(2), nn.BatchNorm2d(3))), ["0", "1"]),
+    ((nn.ReLU(), nn.MaxPool2d(2), nn.MaxPool2d(2)), ["1", "2", "0"]),
+])
+def test_only_a_relu_right_before_a_max_pool_alone_moves(layers, order):
+    assert list(pooled_first(OrderedDict((str(i), m) for i, m in enumerate(layers)))) == order
+
+
+def test_a_packed_flatten_gives_its_gradient_back_in_the_maps_memory_format():
+    x = torch.randn(2, 6, 3, 3).contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = PackedFlatten(3)(x)
+    assert torch.equal(out, x.reshape(2, 3, -1))  # each member's features in solo order
+    out.backward(torch.arange(out.numel(), dtype=torch.float).reshape(out.shape))
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x.grad, torch.arange(x.numel(), dtype=torch.float).reshape(x.shape))

@@ -43,6 +43,26 @@ class PackedLinear(nn.Module):
         return out.transpose(0, 1)
 
 
+class _Flatten(torch.autograd.Function):
+    """``x.reshape(batch, K, -1)`` whose gradient comes back in ``x``'s memory format: a
+    channels-last map's max pool would otherwise convert its input, 4× the gradient, both ways
+    (benchmarks/RESULTS.md)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, members: int) -> torch.Tensor:
+        ctx.shape = x.shape
+        ctx.channels_last = (x.dim() == 4 and not x.is_contiguous()
+                             and x.is_contiguous(memory_format=torch.channels_last))
+        return x.reshape(x.shape[0], members, -1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad = grad.reshape(ctx.shape)
+        if ctx.channels_last:
+            grad = grad.contiguous(memory_format=torch.channels_last)
+        return grad, None
+
+
 class PackedFlatten(nn.Module):
     """``(batch, K·C, H, W)`` maps to ``(batch, K, C·H·W)`` features, each member's in the
     solo network's order."""
@@ -52,7 +72,7 @@ class PackedFlatten(nn.Module):
         self.members = members
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], self.members, -1)
+        return _Flatten.apply(x, self.members)
 
 
 def _member_slices(x: torch.Tensor, members: int) -> list[torch.Tensor]:
@@ -168,6 +188,28 @@ def _copy_cat(packed: nn.Module, layers: Sequence[nn.Module]) -> None:
     packed.load_state_dict(state)
 
 
+def _max_pool(module: nn.Module) -> bool:
+    """A max pool alone, or an operator's layers that are one."""
+    if type(module) is DownsampleLayer and len(module) == 1:
+        module = module[0]
+    return type(module) is nn.MaxPool2d and not module.return_indices
+
+
+def pooled_first(layers: OrderedDict[str, nn.Module]) -> OrderedDict[str, nn.Module]:
+    """A sequence's layers with each ReLU that comes right before a max pool moved after it,
+    and a ReLU right after a ReLU dropped: the same values and gradients, bit for bit (the
+    pool picks the same element; where the two orders differ ReLU's gradient is 0), the ReLU
+    on a quarter of the elements. The pack's maps leave the cache: it pays there."""
+    names, modules = list(layers), list(layers.values())
+    for i in range(len(modules) - 1):
+        if type(modules[i]) is nn.ReLU and _max_pool(modules[i + 1]):
+            names[i], names[i + 1] = names[i + 1], names[i]
+            modules[i], modules[i + 1] = modules[i + 1], modules[i]
+    kept = [i for i, module in enumerate(modules)
+            if not (i > 0 and type(module) is nn.ReLU and type(modules[i - 1]) is nn.ReLU)]
+    return OrderedDict((names[i], modules[i]) for i in kept)
+
+
 PACKERS = {nn.Conv2d: _conv, nn.BatchNorm2d: _batch_norm, nn.BatchNorm1d: _batch_norm,
            BlurPool: _blur, nn.Linear: PackedLinear}
 
@@ -186,9 +228,9 @@ class Packer:
         first = nets[0]
         if type(first) in (nn.Sequential, DownsampleLayer):
             children = [dict(net.named_children()) for net in nets]
-            return type(first)(OrderedDict(
+            return type(first)(pooled_first(OrderedDict(
                 (name, self.pack([c[name] for c in children], f"{prefix}{name}."))
-                for name in children[0]))
+                for name in children[0])))
         kind = type(first)
         if kind is Residual:  # its sum adds each member's channels to its own
             return Residual(self.pack([n.body for n in nets], f"{prefix}body."),
