@@ -400,3 +400,37 @@ def test_a_packed_flatten_gives_its_gradient_back_in_the_maps_memory_format():
     out.backward(torch.arange(out.numel(), dtype=torch.float).reshape(out.shape))
     assert x.grad.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(x.grad, torch.arange(x.numel(), dtype=torch.float).reshape(x.shape))
+
+
+@pytest.mark.parametrize("model,operator", [("lenet5", "maxpool"), ("lenet5", "aps"),
+                                            ("resnet20", "blurpool")])
+def test_a_members_solo_state_loads_into_its_place_in_the_pack(model, operator):
+    shape = (3, 32, 32) if model.startswith("resnet") else (1, 28, 28)
+    members = [_member(model, operator, shape, seed) for seed in SEEDS]
+    pack = PackedNet([net for net, _ in members], [g for _, g in members])
+    other = _member(model, operator, shape, 7)[0].state_dict()
+    before = [pack.member_state(k) for k in range(len(SEEDS))]
+    pack.load_member_state(1, other)
+    after = [pack.member_state(k) for k in range(len(SEEDS))]
+    for key, value in other.items():
+        if value.dim() > 0:  # a scalar (BatchNorm's batch count) is the pack's own
+            assert torch.equal(after[1][key], value), key
+        for k in (0, 2):  # the others untouched
+            assert torch.equal(after[k][key], before[k][key]), key
+
+
+def test_each_member_is_scored_on_its_selected_checkpoint_not_the_packs_last_weights(
+        quick, tmp_path):
+    """The pack scores its members together, each with the weights of its best epoch: the
+    val loss recorded then, re-measured from its checkpoint, not the last epoch's."""
+    sweep = ["-m", *quick, "logger=none", "evaluation=none", "trainer.max_epochs=4",
+             "optimizer.lr=0.02", "seed=0,1,2", "hydra/sweeper=packed", "hydra.sweep.dir=sweep"]
+    assert launch(sweep).exit_code == 0
+    earlier = 0
+    for r in results_under(tmp_path / "sweep"):
+        rows = {row["epoch"]: row for row in read_epochs(tmp_path / "sweep" / r["overrides"])}
+        best, last = rows[r["best_epoch"]], rows[4]
+        assert r["val"]["acc_top1"] == best["val/acc_top1"]
+        assert r["val"]["loss"] == pytest.approx(best["val/loss"], rel=1e-4, abs=1e-9)
+        earlier += r["val"]["loss"] != pytest.approx(last["val/loss"], rel=1e-4, abs=1e-9)
+    assert earlier  # the premise: a member peaked before the last epoch, with another loss

@@ -20,6 +20,7 @@ from downsample_study.data.datamodule import DownsampleDataModule
 from downsample_study.data.datasets import ImageDataset
 from downsample_study.errors import UserError
 from downsample_study.evaluations.base import EvaluationData, Measured
+from downsample_study.evaluations.configs import enabled
 from downsample_study.evaluations.running import run_evaluations, save_figures
 from downsample_study.nets.shapes import ModelSummary
 from downsample_study.results import (
@@ -92,13 +93,38 @@ class Job:
         if summary_only:
             return None
         self.fit()
+        scores = self.score_together()
         return [diverged(*self.module.diverged[k]) if k in self.module.diverged else
-                self._outcome(member) for k, member in enumerate(self.members)]
+                self._outcome(member, scores.get(k)) for k, member in enumerate(self.members)]
 
-    def _outcome(self, member: Member) -> Results | UserError:
-        """The member's results; or, where its selected checkpoint scores a loss or metric
-        that is not finite, the error it failed with."""
-        evaluation = self.evaluate(member)
+    def score_together(self) -> dict[int, tuple[Metrics, Metrics]]:
+        """Val and test metrics of each pack member's selected checkpoint (those of members
+        that did not diverge), all in the pack: one pass over each split instead of K passes of
+        their own, each a Trainer loop (benchmarks/RESULTS.md). None for a lone member."""
+        live = [k for k in range(len(self.members)) if k not in self.module.diverged]
+        if len(self.members) == 1 or not live:
+            return {}
+        for k in live:
+            state = load(self.members[k].selected())["state_dict"]
+            self.module.net.load_member_state(
+                k, {key.removeprefix("net."): value for key, value in state.items()})
+        self.datamodule.setup("test")
+        rows = {}
+        with quiet_lightning():
+            trainer = evaluation_trainer(self.settings.trainer, self.folder)
+            for split in ("val", "test"):
+                trainer.validate(self.module, dataloaders=self.datamodule.batches(split),
+                                 verbose=False)
+                rows[split] = [{key.removeprefix("val/"): value for key, value in row.items()}
+                               for row in self.module.validation_rows]
+        return {k: (Metrics(**rows["val"][k]), Metrics(**rows["test"][k])) for k in live}
+
+    def _outcome(self, member: Member, scored: tuple[Metrics, Metrics] | None = None
+                 ) -> Results | UserError:
+        """The member's results (``scored``: its val and test metrics, scored in its pack); or,
+        where its selected checkpoint scores a loss or metric that is not finite, the error it
+        failed with."""
+        evaluation = self.evaluate(member, scored=scored)
         for split in ("val", "test"):
             for name, value in vars(getattr(evaluation, split)).items():
                 if not math.isfinite(value):
@@ -150,14 +176,20 @@ class Job:
         return {"epoch": min(epoch, last) if last and last > 0 else epoch,
                 "step": self.trainer.global_step}
 
-    def evaluate(self, member: Member, module: DownsampleClassifier | None = None) -> Evaluation:
+    def evaluate(self, member: Member, module: DownsampleClassifier | None = None,
+                 scored: tuple[Metrics, Metrics] | None = None) -> Evaluation:
         """Val and test metrics of ``member``'s selected checkpoint (or ``module``; a smoke run's
-        last weights), then shift robustness and feature maps in the main process."""
+        last weights; ``scored``: those metrics, from its pack), then its evaluations in the
+        main process."""
+        if scored is not None and not enabled(member.settings.evaluation):
+            return Evaluation(*scored)
         if module is None and self.trainer is not None and self.trainer.fast_dev_run:
             module = self.module
         if module is None:
             module = DownsampleClassifier.load_from_checkpoint(
                 member.selected(), map_location=self.trainer.strategy.root_device)
+        if scored is not None:
+            return Evaluation(*scored, self.measure(member, module))
         with quiet_lightning():  # the evaluation Trainer's lines, once per member
             trainer = self.evaluator or evaluation_trainer(member.settings.trainer,
                                                            member.output_dir)

@@ -304,6 +304,20 @@ class PackedNet(nn.Module):
         # a copy: a view would keep (and save) the whole packed tensor
         return tensor.chunk(self.members, dim=0)[k].reshape(self._shapes[solo_key]).clone()
 
+    @torch.no_grad()
+    def load_member_state(self, k: int, state: dict[str, torch.Tensor]) -> None:
+        """Member k's part of the pack from its solo ``state_dict`` (a scalar, such as
+        BatchNorm's batch count, is the pack's own: no member's part)."""
+        packed = self.body.state_dict(keep_vars=True)
+        for solo_key, tensor in state.items():
+            packed_key, sliced = self.locate(solo_key, k)
+            target = packed[packed_key]
+            if target.dim() == 0:
+                continue
+            if sliced:
+                target = target.chunk(self.members, dim=0)[k]
+            target.copy_(tensor.reshape(target.shape))
+
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         packed = self.body.state_dict()
         state = {}
