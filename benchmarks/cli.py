@@ -3,9 +3,10 @@
 The four loops of ``loops`` train the same model (LeNet-5 + max pool by default) on the same
 data, batch size and number of steps, interleaved round by round so that machine noise hits
 them alike. It prints images/s (median of the rounds), the ratios, the share of the machine's
-measured fp32 peak, and the start-up time of ``python -m downsample_study`` to its first
-training step. With ``--study`` it also times a whole study, the framework's packed sweep
-against a hand-written script (``study``).
+measured fp32 peak, packs of K seeds against K solo jobs, the same for other networks
+(``--models``, ResNet-20 by default), and the start-up time of ``python -m downsample_study`` to
+its first training step. With ``--study`` it also times a whole study, the framework's packed
+sweep against a hand-written script (``study``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,19 @@ def _count(low: int):
     return parse
 
 
+def _network(text: str) -> tuple[str, str]:
+    """``MODEL[:OPERATOR]`` as (model, operator); the operator defaults to ``stride2``."""
+    model, _, operator = text.partition(":")
+    if model not in MODELS.names():
+        raise argparse.ArgumentTypeError(f"no model {model!r} (models: "
+                                         f"{', '.join(MODELS.names())})")
+    operator = operator or "stride2"
+    if operator not in DOWNSAMPLES.names():
+        raise argparse.ArgumentTypeError(f"no operator {operator!r} (operators: "
+                                         f"{', '.join(DOWNSAMPLES.names())})")
+    return model, operator
+
+
 def _parser() -> argparse.ArgumentParser:
     # datasets that have the per-sample form the DataLoader loop needs
     datasets = [name for name in DATASETS.names() if DATASETS[name].per_sample is not None]
@@ -81,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
                              "(at the first batch size; none: skip)")
     parser.add_argument("--pack-steps", type=_count(1), default=100,
                         help="timed steps per pack and round")
+    parser.add_argument("--models", type=_network, nargs="*", default=[("resnet20", "stride2")],
+                        metavar="MODEL[:OPERATOR]",
+                        help="more networks, each timed solo and as a pack of --model-pack "
+                             "seeds at the first batch size (default: resnet20:stride2; none: "
+                             "skip)")
+    parser.add_argument("--model-steps", type=_count(1), default=20,
+                        help="timed steps per network, pack and round")
+    parser.add_argument("--model-pack", type=_count(2), default=8)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for the framework loop, e.g. "
                              "speed.channels_last=true trainer.precision=bf16-mixed")
@@ -140,6 +162,33 @@ def _packing(args, medians: dict) -> dict[int, float]:
     return ratios
 
 
+def _networks(args) -> dict[str, float]:
+    """Images/s of each ``--models`` network solo and as a pack of ``--model-pack`` seeds
+    (all members together), interleaved round by round; each pack's ratio to solo."""
+    from benchmarks.loops import packed
+
+    batch_size, members = args.batch_sizes[0], args.model_pack
+    print(f"other networks, batch {batch_size} ({args.model_steps} timed steps), images/s; "
+          f"a pack of {members} against the solo job run {members} times")
+    ratios = {}
+    for model, operator in args.models:
+        setting = _with(argparse.Namespace(**{
+            **vars(args), "model": model, "downsample": operator, "steps": args.model_steps,
+            "pack_steps": args.model_steps}), [f"dataset.eval_batch_size={batch_size}"])
+        solo, pack = [], []
+        for _ in range(args.rounds):
+            solo.append(framework(setting, batch_size))
+            pack.append(packed(setting, batch_size, members)[0])
+        name = f"{model}+{operator}"
+        ratios[name] = statistics.median(pack) / statistics.median(solo)
+        print(f"  {name:<22} solo {statistics.median(solo):>8,.0f}  K={members} "
+              f"{statistics.median(pack):>8,.0f}  {ratios[name]:.2f}x   rounds solo "
+              f"{', '.join(f'{r:,.0f}' for r in solo)}; K={members} "
+              f"{', '.join(f'{r:,.0f}' for r in pack)}")
+    print()
+    return ratios
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -147,9 +196,13 @@ def main(argv: list[str] | None = None) -> None:
     # a variant's row, framework[NAME], and its overrides
     variants = {f"framework[{name}]": overrides for name, *overrides in args.variant}
     # the framework's config, with --set and each variant's, checked before anything is timed
-    for option, extra in [("--set", []), *(("--variant", o) for o in variants.values())]:
+    networks = [(f"--models {model}:{operator}",
+                 argparse.Namespace(**{**vars(args), "model": model, "downsample": operator}))
+                for model, operator in args.models]
+    for option, checked in [("--set", args), *(("--variant", _with(args, o))
+                                              for o in variants.values()), *networks]:
         try:
-            validate(compose(_with(args, extra), args.batch_sizes[0]))
+            validate(compose(checked, args.batch_sizes[0]))
         except UserError as err:
             parser.error(str(err))
         except Exception as err:
@@ -193,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
                      {loop: medians[loop, batch_size] for loop in samples}, flops, peak)
 
     packed_ratios = _packing(args, medians) if args.pack_sizes else {}
+    network_ratios = _networks(args) if args.models else {}
 
     if args.startup_runs:
         times = [startup_seconds(args) for _ in range(args.startup_runs)]
@@ -222,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}/framework@{batch_size} = {ratio:.2f}")
     for members, ratio in packed_ratios.items():
         print(f"packed/sequential@K={members} = {ratio:.2f}")
+    for name, ratio in network_ratios.items():
+        print(f"packed/sequential@K={args.model_pack}[{name}] = {ratio:.2f}")
     print(f"framework/tensor_loop_tuned = "
           f"{medians['framework', first] / medians['tensor_loop_tuned', first]:.2f}"
           "  (the framework's own per-step cost)")

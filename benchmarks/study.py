@@ -1,8 +1,10 @@
 """``--study``: a whole study, the framework's packed sweep against a hand-written script.
 
 Both train the same seeds, epochs, batch size and data, each in a process of its own timed from
-launch to exit (start-up included), one at a time with the machine's threads, interleaved round
-by round in alternating order so that the machine's drift hits them alike.
+launch to exit (start-up included), interleaved round by round in alternating order so that the
+machine's drift hits them alike. The script trains one seed after another with the machine's
+threads; the sweep runs its packs side by side (``hydra/launcher=parallel``), each on its share
+of the cores: measured the faster split (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def plain_command(args) -> list[str]:
 
 def framework_command(args, folder: Path) -> list[str]:
     return [sys.executable, "-m", "downsample_study", "-m", "hydra/sweeper=packed",
+            "hydra/launcher=parallel",
             f"seed=range({args.study_seeds})", f"dataset={args.dataset}", f"model={args.model}",
             f"downsample={args.downsample}", f"trainer.max_epochs={args.study_epochs}",
             f"dataset.batch_size={args.study_batch}", "logger=none", "evaluation=none",

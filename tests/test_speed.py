@@ -53,7 +53,8 @@ def test_benchmark_prints_the_ratio_lines(data_dir, tmp_path, capsys):
     bench.main(["--data-dir", str(data_dir), "--cache-dir", str(tmp_path / "cache"),
                 "--dataset", "fashion_mnist", "--batch-sizes", "32", "--steps", "2",
                 "--rounds", "1", "--startup-runs", "1", "--set", "dataset.val_size=100",
-                "--variant", "nchw", "speed.channels_last=false",
+                "--variant", "nchw", "speed.channels_last=false", "--pack-sizes", "2",
+                "--models", "lenet_gap:blurpool", "--model-steps", "1", "--model-pack", "2",
                 "--study", "--study-seeds", "1", "--study-epochs", "1", "--study-batch", "32"])
     lines = capsys.readouterr().out.strip().splitlines()
     study = next(line for line in lines if line.startswith("study/plain_script = "))
@@ -62,6 +63,8 @@ def test_benchmark_prints_the_ratio_lines(data_dir, tmp_path, capsys):
     assert any(line.startswith("  framework[nchw] ") for line in lines)  # its row, and ratio:
     assert float(next(line for line in lines
                       if line.startswith("framework[nchw]/framework@32 = ")).split("=")[1]) > 0
+    assert float(next(line for line in lines if line.startswith(
+        "packed/sequential@K=2[lenet_gap+blurpool] = ")).rsplit("=", 1)[1]) > 0
     assert lines[-3].startswith("framework/tensor_loop_tuned = ")
     assert lines[-2].startswith("framework/tensor_loop = ")
     assert lines[-1].startswith("framework/dataloader_loop = ")
@@ -94,6 +97,11 @@ def test_no_profiling_costs_nothing_unless_a_profiler_is_chosen(overrides, expec
     (["--study-seeds", "0"], "argument --study-seeds: must be >= 1, got 0"),
     (["--study-epochs", "x"], "argument --study-epochs: 'x' is not a whole number"),
     (["--study", "--dataset", "mnist"], "--study: the plain script trains on fashion_mnist"),
+    (["--models", "resnet21"], "argument --models: no model 'resnet21' (models: "),
+    (["--models", "resnet20:maxpol"], "argument --models: no operator 'maxpol' (operators: "),
+    (["--model-pack", "1"], "argument --model-pack: must be >= 2, got 1"),
+    (["--downsample", "blurpool", "--set", "downsample.filter_size=5", "--models",
+      "resnet20:maxpool"], "--models resnet20:maxpool: downsample.filter_size: no such key"),
 ])
 def test_bad_benchmark_input_is_one_line_and_exit_2_before_any_timing(args, message, capsys):
     with pytest.raises(SystemExit) as exit_:
