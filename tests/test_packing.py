@@ -20,14 +20,8 @@ from downsample_study.layout import job_dir_name
 from downsample_study.nets.layers import DownsampleLayer
 from downsample_study.nets.models import build_model, model_config
 from downsample_study.nets.operators import available_downsamples, downsample_config
-from downsample_study.nets.packed import (
-    PackedDropout,
-    PackedFlatten,
-    PackedNet,
-    member_losses,
-    pooled_first,
-    stack_members,
-)
+from downsample_study.nets.packed import PackedNet, member_losses, pooled_first, stack_members
+from downsample_study.nets.packed_layers import PackedDropout, PackedFlatten
 from downsample_study.report.build import write_report
 from downsample_study.results import read_epochs
 from downsample_study.sweeps.packing import plan

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from downsample_study.nets.packed import PerMember
+from downsample_study.nets.packed_layers import PerMember
 
 
 class AuxiliaryLoss(nn.Module):
