@@ -37,6 +37,7 @@ from downsample_study.data.datasets import DATASETS
 from downsample_study.errors import UserError
 from downsample_study.nets.configs import MODELS
 from downsample_study.nets.downsample_configs import DOWNSAMPLES
+from downsample_study.nets.models import build_model
 from downsample_study.training.speed import use_tf32_matmuls
 
 
@@ -195,16 +196,19 @@ def main(argv: list[str] | None = None) -> None:
     args.data_dir = str(Path(args.data_dir).resolve())
     # a variant's row, framework[NAME], and its overrides
     variants = {f"framework[{name}]": overrides for name, *overrides in args.variant}
-    # the framework's config, with --set and each variant's, checked before anything is timed
+    # the framework's config, with --set, each variant's and each network's, checked (and each
+    # network built on the dataset's images) before anything is timed
+    info = DATASETS[args.dataset]
     networks = [(f"--models {model}:{operator}",
                  argparse.Namespace(**{**vars(args), "model": model, "downsample": operator}))
                 for model, operator in args.models]
     for option, checked in [("--set", args), *(("--variant", _with(args, o))
                                               for o in variants.values()), *networks]:
         try:
-            validate(compose(checked, args.batch_sizes[0]))
+            cfg = validate(compose(checked, args.batch_sizes[0]))
+            build_model(cfg.model, cfg.downsample, info.input_shape, info.num_classes)
         except UserError as err:
-            parser.error(str(err))
+            parser.error(f"{option}: {err}" if option.startswith("--models") else str(err))
         except Exception as err:
             if (message := composition_message(err)) is None:
                 raise

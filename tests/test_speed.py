@@ -100,6 +100,8 @@ def test_no_profiling_costs_nothing_unless_a_profiler_is_chosen(overrides, expec
     (["--models", "resnet21"], "argument --models: no model 'resnet21' (models: "),
     (["--models", "resnet20:maxpol"], "argument --models: no operator 'maxpol' (operators: "),
     (["--model-pack", "1"], "argument --model-pack: must be >= 2, got 1"),
+    (["--models", "convpool3:maxpool"],  # a CIFAR network on 28×28 images
+     "--models convpool3:maxpool: layer 'conv3' (Conv2d(50, 50, kernel_size=(5, 5)"),
     (["--downsample", "blurpool", "--set", "downsample.filter_size=5", "--models",
       "resnet20:maxpool"], "--models resnet20:maxpool: downsample.filter_size: no such key"),
 ])
