@@ -24,7 +24,7 @@ from downsample_study.nets.packed import PackedNet, member_losses, pooled_first,
 from downsample_study.nets.packed_layers import PackedDropout, PackedFlatten
 from downsample_study.report.build import write_report
 from downsample_study.results import read_epochs
-from downsample_study.sweeps.packing import plan
+from downsample_study.sweeps.packing import pack_size, plan
 from downsample_study.training.module import DownsampleClassifier
 
 SEEDS = (0, 1, 2)
@@ -428,3 +428,30 @@ def test_each_member_is_scored_on_its_selected_checkpoint_not_the_packs_last_wei
         assert r["val"]["loss"] == pytest.approx(best["val/loss"], rel=1e-4, abs=1e-9)
         earlier += r["val"]["loss"] != pytest.approx(last["val/loss"], rel=1e-4, abs=1e-9)
     assert earlier  # the premise: a member peaked before the last epoch, with another loss
+
+
+@pytest.mark.parametrize(("accelerator", "flops", "expected"), [
+    ("cpu", 0.83e6, 8), ("cpu", 19.9e6, 8), ("cpu", 20e6, 1), ("cpu", 410e6, 1),
+    ("cpu", None, 8),  # a network that does not build: its job says why
+    ("gpu", 410e6, 32), ("cuda", 0.83e6, 32)])
+def test_auto_packs_on_cpu_only_networks_that_packing_speeds_up(accelerator, flops, expected):
+    assert pack_size("auto", accelerator, flops) == expected
+    assert pack_size("3", accelerator, flops) == 3  # a number is kept, whatever the network
+
+
+def test_a_plan_sizes_each_variants_packs_on_its_own():
+    jobs = [[f"model={m}", f"seed={s}"] for m in ("lenet5", "resnet20") for s in range(4)]
+    launched = plan(jobs, lambda overrides: 1 if "model=resnet20" in overrides else 4)
+    assert [len(j) for j in launched] == [5, 2, 2, 2, 2]  # one pack of 4, then 4 alone
+
+
+def test_an_auto_sweep_on_cpu_trains_a_resnet_alone_and_packs_lenet(quick, tmp_path, capsys):
+    run = launch(["-m", *quick, "logger=none", "evaluation=none", "model=lenet5,resnet20",
+                  "downsample=stride2", "seed=0,1", "trainer.limit_train_batches=1",
+                  "hydra/sweeper=packed", "hydra.sweep.dir=sweep"], capsys)
+    assert run.exit_code == 0, run.output
+    assert "packing: off for model=resnet20 downsample=stride2, 82 MFLOP per image" in run.output
+    packs = {(r["config"]["model"]["name"], r["config"]["seed"]): r["pack"]
+             for r in results_under(tmp_path / "sweep")}
+    assert packs[("resnet20", 0)] is None and packs[("resnet20", 1)] is None
+    assert packs[("lenet5", 0)]["seeds"] == [0, 1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -46,10 +46,12 @@ def alone(config: Any) -> str | None:
     return None
 
 
-def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:
-    """The jobs to launch: the seeds of each variant in as few packs of up to ``size`` as
-    there can be, of even sizes (10 seeds at 8: 5 + 5, which side by side end together); a
-    variant of one seed, or a remainder of one, runs alone."""
+def plan(jobs: Sequence[Sequence[str]], size: int | Callable[[list[str]], int]
+         ) -> list[list[str]]:
+    """The jobs to launch: the seeds of each variant in as few packs of up to ``size`` (or
+    ``size(overrides)`` of the variant's first job) as there can be, of even sizes (10 seeds at
+    8: 5 + 5, which side by side end together); a variant of one seed, or a remainder of one,
+    runs alone."""
     variants: dict[tuple[str, ...], list[tuple[list[str], str]]] = {}
     for overrides in jobs:
         seeds = [o.split("=", 1)[1] for o in overrides if override_key(o) == "seed"]
@@ -58,7 +60,8 @@ def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:
             (list(overrides), seeds[0] if seeds else ""))
     launched = []
     for rest, members in variants.items():
-        even = math.ceil(len(members) / math.ceil(len(members) / size))
+        most = size(members[0][0]) if callable(size) else size
+        even = math.ceil(len(members) / math.ceil(len(members) / most))
         for start in range(0, len(members), even):
             chunk = members[start:start + even]
             if len(chunk) == 1:
@@ -75,16 +78,51 @@ def plan(jobs: Sequence[Sequence[str]], size: int) -> list[list[str]]:
 # CPU: the best ratio of the 2-core machine's measurements (benchmarks/RESULTS.md,
 # packed/sequential@K); CUDA: not measured yet, a guess that keeps a GPU busier than one LeNet
 AUTO_SIZE = {"cpu": 8, "cuda": 32}
+# On CPU a pack saves per-operation overhead, which a network of much arithmetic per image
+# hardly has: at K = 8, 0.7–4.2 MFLOP forward per image gained 1.27–2.11×, 82–410 MFLOP
+# (ResNet-20, All-CNN-C) lost 7–8 % (benchmarks/RESULTS.md). Between them, a round line.
+CPU_PACKS_PAY_BELOW_FLOPS = 20e6
 
 
-def pack_size(size: Any, accelerator: Any) -> int:
-    """``pack.size`` as a number of members, ``auto`` as the best measured for the device the
-    jobs train on (a ``ConfigError`` if it is neither)."""
+def on_cuda(accelerator: Any) -> bool:
+    """Whether jobs of ``trainer.accelerator`` train on a CUDA GPU."""
     import torch
 
+    return str(accelerator) in ("gpu", "cuda") or (
+        str(accelerator) == "auto" and torch.cuda.is_available())
+
+
+def pack_size(size: Any, accelerator: Any, flops_forward: float | None = None) -> int:
+    """``pack.size`` as a number of members, ``auto`` as the best measured for the device the
+    jobs train on and, on CPU, the network's forward FLOPs per image where known: 1 (no
+    packing) for a network that packing does not speed up there. A ``ConfigError`` if it is
+    neither a number nor ``auto``."""
     size = PackConfig(size=str(size)).size
     if size != "auto":
         return int(size)
-    cuda = str(accelerator) in ("gpu", "cuda") or (
-        str(accelerator) == "auto" and torch.cuda.is_available())
-    return AUTO_SIZE["cuda" if cuda else "cpu"]
+    if on_cuda(accelerator):
+        return AUTO_SIZE["cuda"]
+    if flops_forward is not None and flops_forward >= CPU_PACKS_PAY_BELOW_FLOPS:
+        return 1
+    return AUTO_SIZE["cpu"]
+
+
+def network_flops(config: Any) -> float | None:
+    """Forward FLOPs per image of a job's network (its composed config), or None where the
+    config does not build (the job itself then says why)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from downsample_study.config.validate import validate
+    from downsample_study.data.datasets import DATASETS
+    from downsample_study.errors import UserError
+    from downsample_study.nets.models import build_model
+    from downsample_study.nets.shapes import forward_flops
+
+    job = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    try:
+        cfg = validate(job)
+        info = DATASETS[cfg.dataset.name].configured(cfg.dataset)
+        net = build_model(cfg.model, cfg.downsample, info.input_shape, info.num_classes)
+    except (UserError, OmegaConfBaseException):
+        return None
+    return forward_flops(net, info.input_shape)
