@@ -109,10 +109,13 @@ class Job:
             self.module.net.load_member_state(
                 k, {key.removeprefix("net."): value for key, value in state.items()})
         self.datamodule.setup("test")
-        rows = {}
+        rows, settings = {}, dict(self.settings.trainer)
         with quiet_lightning():
-            trainer = evaluation_trainer(self.settings.trainer, self.folder)
-            for split in ("val", "test"):
+            for split in ("val", "test"):  # a validation pass each, the split's batch limit
+                limit = settings.get(f"limit_{split}_batches")
+                trainer = evaluation_trainer(
+                    {**settings, "limit_val_batches": limit} if limit is not None else settings,
+                    self.folder)
                 trainer.validate(self.module, dataloaders=self.datamodule.batches(split),
                                  verbose=False)
                 rows[split] = [{key.removeprefix("val/"): value for key, value in row.items()}
