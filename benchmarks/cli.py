@@ -163,6 +163,12 @@ def _packing(args, medians: dict) -> dict[int, float]:
     return ratios
 
 
+def _network_args(args, model: str, operator: str) -> argparse.Namespace:
+    """``args`` for one ``--models`` network: its model and operator, its steps."""
+    return argparse.Namespace(**{**vars(args), "model": model, "downsample": operator,
+                                 "steps": args.model_steps, "pack_steps": args.model_steps})
+
+
 def _networks(args) -> dict[str, float]:
     """Images/s of each ``--models`` network solo and as a pack of ``--model-pack`` seeds
     (all members together), interleaved round by round; each pack's ratio to solo."""
@@ -173,9 +179,8 @@ def _networks(args) -> dict[str, float]:
           f"a pack of {members} against the solo job run {members} times")
     ratios = {}
     for model, operator in args.models:
-        setting = _with(argparse.Namespace(**{
-            **vars(args), "model": model, "downsample": operator, "steps": args.model_steps,
-            "pack_steps": args.model_steps}), [f"dataset.eval_batch_size={batch_size}"])
+        setting = _with(_network_args(args, model, operator),
+                        [f"dataset.eval_batch_size={batch_size}"])
         solo, pack = [], []
         for _ in range(args.rounds):
             solo.append(framework(setting, batch_size))
@@ -199,8 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     # the framework's config, with --set, each variant's and each network's, checked (and each
     # network built on the dataset's images) before anything is timed
     info = DATASETS[args.dataset]
-    networks = [(f"--models {model}:{operator}",
-                 argparse.Namespace(**{**vars(args), "model": model, "downsample": operator}))
+    networks = [(f"--models {model}:{operator}", _network_args(args, model, operator))
                 for model, operator in args.models]
     for option, checked in [("--set", args), *(("--variant", _with(args, o))
                                               for o in variants.values()), *networks]:

@@ -31,6 +31,12 @@ class PackedLinear(nn.Module):
         return out.transpose(0, 1)
 
 
+def _channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a map laid out channels-last (and not also plainly contiguous)."""
+    return (x.dim() == 4 and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last))
+
+
 class _Flatten(torch.autograd.Function):
     """``x.reshape(batch, K, -1)`` whose gradient comes back in ``x``'s memory format: a
     channels-last map's max pool would otherwise convert its input, 4× the gradient, both ways
@@ -38,9 +44,7 @@ class _Flatten(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, members: int) -> torch.Tensor:
-        ctx.shape = x.shape
-        ctx.channels_last = (x.dim() == 4 and not x.is_contiguous()
-                             and x.is_contiguous(memory_format=torch.channels_last))
+        ctx.shape, ctx.channels_last = x.shape, _channels_last(x)
         return x.reshape(x.shape[0], members, -1)
 
     @staticmethod
@@ -91,9 +95,7 @@ class PackedDropout(nn.Module):
         keep = 1 - self.p
         # as ATen's CPU dropout: a Bernoulli mask shaped like the solo network's input, in
         # its memory format, divided by the keep probability
-        layout = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
-                  and x.is_contiguous(memory_format=torch.channels_last)
-                  else torch.contiguous_format)
+        layout = torch.channels_last if _channels_last(x) else torch.contiguous_format
         masks = [torch.empty(part.shape, dtype=x.dtype, device=x.device, memory_format=layout)
                  .bernoulli_(keep, generator=generator).div_(keep)
                  for part, generator in zip(_member_slices(x, len(self.generators)),
