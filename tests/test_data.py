@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from downsample_study.data.batches import Split, TensorBatches, random_crop_flip
+from downsample_study.data.datamodule import MemberBatches
 from downsample_study.data.datasets import DatasetConfig, load_splits
 from downsample_study.errors import DataError
 
@@ -104,6 +105,31 @@ def test_distributed_shards(n, world):
     training = [labels(r, True) for r in range(world)]
     assert len({len(t) for t in training}) == 1  # equal steps per process
     assert len(set(itertools.chain(*training))) == world * (n // world)  # disjoint shards
+
+
+@pytest.mark.parametrize("augment", [False, True])
+@pytest.mark.parametrize("resumed_after", [None, 2])
+def test_a_packs_batches_are_its_members_own_bit_for_bit(augment, resumed_after):
+    """Gathered and normalised at once, each member's images, labels and augmentation draws
+    are those of its own batches, in its seed's order, after a resume too."""
+    images = torch.randint(0, 256, (23, 3, 6, 6), dtype=torch.uint8)
+    split = Split(images, torch.arange(23))
+
+    def members() -> list[TensorBatches]:
+        return [TensorBatches(split, 5, (0.1, 0.2, 0.3), (0.4, 0.5, 0.6), shuffle=True,
+                              seed=seed, augment=augment) for seed in (3, 1, 4)]
+
+    packed, alone = MemberBatches(members()), members()
+    if resumed_after is not None:
+        packed.load_state_dict({"epoch": 0, "completed": resumed_after})
+        for batches in alone:
+            batches.load_state_dict({"epoch": 0, "completed": resumed_after})
+    together = list(packed)
+    apart = list(zip(*alone, strict=True))
+    assert len(together) == len(apart) == 5 - (resumed_after or 0)
+    for (x, y), members_batches in zip(together, apart, strict=True):
+        assert torch.equal(x, torch.cat([mx for mx, _ in members_batches], dim=1))
+        assert torch.equal(y, torch.stack([my for _, my in members_batches], dim=1))
 
 
 def test_random_crop_flip_keeps_content():

@@ -108,7 +108,9 @@ class TensorBatches:
         n = n // self.world_size if self.shuffle else len(range(self.rank, n, self.world_size))
         return -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def index_batches(self) -> Iterator[tuple[torch.Tensor, torch.Generator]]:
+        """This epoch's batches as indices into the split, from where a resumed epoch goes on,
+        each with the generator that draws its augmentation next."""
         epoch = self.epoch()
         skip = self._resume_at[1] if self._resume_at and self._resume_at[0] == epoch else 0
         self._resume_at = None
@@ -120,9 +122,18 @@ class TensorBatches:
                 if self.augment:
                     _crop_flip_draws(len(batch), generator, CROP_PAD)
                 continue
+            yield batch, generator
+
+    def normalised(self, images: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+        """uint8 images (``repeats`` splits' images side by side along the channels) as
+        normalised float ones, in one fused op."""
+        scale, shift = (t.repeat(1, repeats, 1, 1) for t in (self.scale, self.shift))
+        return torch.addcmul(shift, images.float(), scale)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch, generator in self.index_batches():
             # index_select, not images[batch]: faster on CPU (benchmarks/RESULTS.md)
-            images = self.split.images.index_select(0, batch)
-            x = torch.addcmul(self.shift, images.float(), self.scale)
+            x = self.normalised(self.split.images.index_select(0, batch))
             if self.augment:
                 x = random_crop_flip(x, generator)
             yield x, self.split.labels.index_select(0, batch)
