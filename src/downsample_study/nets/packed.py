@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from downsample_study.nets.layers import BlurPool, DownsampleLayer, EvenSize, Residual, Subsample
+from downsample_study.nets.max_pool_kernel import MaxPool2x2
 from downsample_study.nets.packed_layers import (
     PackedDropout,
     PackedFlatten,
@@ -66,18 +67,23 @@ def _copy_cat(packed: nn.Module, layers: Sequence[nn.Module]) -> None:
     packed.load_state_dict(state)
 
 
+def _alone(module: nn.Module) -> nn.Module:
+    """An operator's layers that are one layer: that layer; any other module as it is."""
+    return module[0] if type(module) is DownsampleLayer and len(module) == 1 else module
+
+
 def _max_pool(module: nn.Module) -> bool:
     """A max pool alone, or an operator's layers that are one."""
-    if type(module) is DownsampleLayer and len(module) == 1:
-        module = module[0]
-    return type(module) is nn.MaxPool2d and not module.return_indices
+    module = _alone(module)
+    return type(module) in (nn.MaxPool2d, MaxPool2x2) and not module.return_indices
 
 
 def pooled_first(layers: OrderedDict[str, nn.Module]) -> OrderedDict[str, nn.Module]:
     """A sequence's layers with each ReLU that comes right before a max pool moved after it,
     and a ReLU right after a ReLU dropped: the same values and gradients, bit for bit (the
     pool picks the same element; where the two orders differ ReLU's gradient is 0), the ReLU
-    on a quarter of the elements. The pack's maps leave the cache: it pays there."""
+    on a quarter of the elements. The pack's maps leave the cache: it pays there. The kernel's
+    pool then takes the ReLU after it in (one pass less each way)."""
     names, modules = list(layers), list(layers.values())
     for i in range(len(modules) - 1):
         if type(modules[i]) is nn.ReLU and _max_pool(modules[i + 1]):
@@ -85,7 +91,14 @@ def pooled_first(layers: OrderedDict[str, nn.Module]) -> OrderedDict[str, nn.Mod
             modules[i], modules[i + 1] = modules[i + 1], modules[i]
     kept = [i for i, module in enumerate(modules)
             if not (i > 0 and type(module) is nn.ReLU and type(modules[i - 1]) is nn.ReLU)]
-    return OrderedDict((names[i], modules[i]) for i in kept)
+    fused = []
+    for i in kept:
+        pool = _alone(modules[fused[-1]]) if fused else None
+        if type(modules[i]) is nn.ReLU and type(pool) is MaxPool2x2 and not pool.relu:
+            pool.relu = True
+            continue
+        fused.append(i)
+    return OrderedDict((names[i], modules[i]) for i in fused)
 
 
 PACKERS = {nn.Conv2d: _conv, nn.BatchNorm2d: _batch_norm, nn.BatchNorm1d: _batch_norm,
@@ -120,6 +133,8 @@ class Packer:
             return PackedFlatten(self.members)
         if kind is nn.Dropout:
             return PackedDropout(first.p, self.generators)
+        if kind is nn.MaxPool2d and MaxPool2x2.replaces(first):
+            return MaxPool2x2(first.ceil_mode)
         if kind in PER_CHANNEL and not list(first.state_dict()):
             return copy.deepcopy(first)
         for name in first.state_dict():  # any other layer: one copy per member
