@@ -430,6 +430,30 @@ def test_each_member_is_scored_on_its_selected_checkpoint_not_the_packs_last_wei
     assert earlier  # the premise: a member peaked before the last epoch, with another loss
 
 
+@pytest.mark.parametrize(("epochs", "lr", "val_passes"), [
+    (2, 1e-3, 1),  # every member peaks at its last epoch: its val metrics are from then
+    (4, 0.02, 2),  # one peaked earlier: the pack validates the selected weights again
+])
+def test_a_pack_validates_again_only_members_that_peaked_before_the_last_epoch(
+        epochs, lr, val_passes, quick, tmp_path, monkeypatch):
+    passes = []
+    validate = L.Trainer.validate
+    monkeypatch.setattr(L.Trainer, "validate", lambda trainer, *args, **kw: (
+        passes.append(trainer.state.fn), validate(trainer, *args, **kw))[1])
+    sweep = ["-m", *quick, "logger=none", "evaluation=none", f"trainer.max_epochs={epochs}",
+             f"optimizer.lr={lr}", "seed=0,1,2", "hydra/sweeper=packed", "hydra.sweep.dir=sweep"]
+    assert launch(sweep).exit_code == 0
+    results = results_under(tmp_path / "sweep")
+    peaked_last = [r["best_epoch"] == epochs for r in results]
+    assert all(peaked_last) == (val_passes == 1)  # the premise
+    assert len(passes) == val_passes  # after training; fit's own validations are not calls
+    for r in results:
+        row = next(row for row in read_epochs(tmp_path / "sweep" / r["overrides"])
+                   if row["epoch"] == r["best_epoch"])
+        assert r["val"]["acc_top1"] == row["val/acc_top1"]
+        assert r["val"]["loss"] == pytest.approx(row["val/loss"], rel=1e-6)
+
+
 @pytest.mark.parametrize(("accelerator", "flops", "expected"), [
     ("cpu", 0.83e6, 8), ("cpu", 19.9e6, 8), ("cpu", 20e6, 1), ("cpu", 410e6, 1),
     ("cpu", None, 8),  # a network that does not build: its job says why

@@ -36,7 +36,7 @@ from downsample_study.runtime.locks import is_primary, refuse_script_relaunch
 from downsample_study.runtime.slots import Slot
 from downsample_study.runtime.stops import fit_to_the_end_or_a_stop
 from downsample_study.training.checkpoints import epochs_trained, load
-from downsample_study.training.members import Member, best_epoch
+from downsample_study.training.members import Member, MemberOutputs, best_epoch
 from downsample_study.training.module import DownsampleClassifier, diverged, plain
 from downsample_study.training.tracking import Tracking, run_id_of
 from downsample_study.training.trainer import evaluation_trainer
@@ -100,27 +100,40 @@ class Job:
     def score_together(self) -> dict[int, tuple[Metrics, Metrics]]:
         """Val and test metrics of each pack member's selected checkpoint (those of members
         that did not diverge), all in the pack: one pass over each split instead of K passes of
-        their own, each a Trainer loop (benchmarks/RESULTS.md). None for a lone member."""
+        their own, each a Trainer loop (benchmarks/RESULTS.md). The val pass is skipped where
+        every member selected its weights at the last validation: its rows are those metrics.
+        None for a lone member."""
         live = [k for k in range(len(self.members)) if k not in self.module.diverged]
         if len(self.members) == 1 or not live:
             return {}
+        outputs = next(c for c in self.trainer.callbacks if isinstance(c, MemberOutputs))
+        rows = {}
+        last = outputs.written_epoch
+        if last is not None and all(outputs.best_epoch[k] == last for k in live):
+            rows["val"] = self._validation_rows()
         for k in live:
             state = load(self.members[k].selected())["state_dict"]
             self.module.net.load_member_state(
                 k, {key.removeprefix("net."): value for key, value in state.items()})
         self.datamodule.setup("test")
-        rows, settings = {}, dict(self.settings.trainer)
+        settings = dict(self.settings.trainer)
         with quiet_lightning():
             for split in ("val", "test"):  # a validation pass each, the split's batch limit
+                if split in rows:
+                    continue
                 limit = settings.get(f"limit_{split}_batches")
                 trainer = evaluation_trainer(
                     {**settings, "limit_val_batches": limit} if limit is not None else settings,
                     self.folder)
                 trainer.validate(self.module, dataloaders=self.datamodule.batches(split),
                                  verbose=False)
-                rows[split] = [{key.removeprefix("val/"): value for key, value in row.items()}
-                               for row in self.module.validation_rows]
+                rows[split] = self._validation_rows()
         return {k: (Metrics(**rows["val"][k]), Metrics(**rows["test"][k])) for k in live}
+
+    def _validation_rows(self) -> list[dict[str, float]]:
+        """Each member's metrics of the module's last validation pass, named as in ``Metrics``."""
+        return [{key.removeprefix("val/"): value for key, value in row.items()}
+                for row in self.module.validation_rows]
 
     def _outcome(self, member: Member, scored: tuple[Metrics, Metrics] | None = None
                  ) -> Results | UserError:

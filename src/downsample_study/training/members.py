@@ -144,6 +144,8 @@ class MemberOutputs(Callback):
         self.member_callbacks = member_callbacks
         self.best: list[float | None] = [None] * len(members)
         self.best_epoch: list[int | None] = [None] * len(members)
+        # the epoch of the last rows written here, if from its one validation, at its end
+        self.written_epoch: int | None = None
         self._lr: float | None = None  # the learning rate of the last step
 
     def state_dict(self) -> dict[str, Any]:
@@ -204,6 +206,7 @@ class MemberOutputs(Callback):
 
     def _write(self, trainer: L.Trainer, module: DownsampleClassifier) -> None:
         epoch, rows, self._rows = trainer.current_epoch + 1, self._rows, None
+        self.written_epoch = epoch if _at_epoch_end(trainer) else None
         lr = self._lr or learning_rate(trainer)  # the epoch's last step's
         train = module.mean_train_loss().reshape(-1)
         logged = trainer.strategy.reduce(train, reduce_op="mean").tolist()  # every process's
