@@ -430,6 +430,28 @@ def test_each_member_is_scored_on_its_selected_checkpoint_not_the_packs_last_wei
     assert earlier  # the premise: a member peaked before the last epoch, with another loss
 
 
+def test_a_cpu_pack_evaluates_a_large_batch_in_parts_to_the_same_metrics(monkeypatch):
+    from downsample_study.training import module as classifier
+
+    pack = DownsampleClassifier(model={"name": "lenet5"}, downsample={"name": "maxpool"},
+                                optimizer={"name": "adam"}, input_shape=[1, 28, 28],
+                                num_classes=10, seeds=[0, 1, 2]).eval()
+    batch = torch.randn(50, 1, 28, 28), torch.randint(0, 10, (50,))
+    passes = []
+    pack.net.register_forward_pre_hook(lambda net, args: passes[-1].append(len(args[0])))
+    metrics = []
+    for images in (10**9, 30):  # one pass, then parts of 10 images (x 3 members)
+        monkeypatch.setattr(classifier, "PACK_EVAL_IMAGES", images)
+        passes.append([])
+        with torch.inference_mode():
+            pack.validation_step(batch, 0)
+        metrics.append([metric.compute() for metric in (*pack.val_loss, *pack.val_acc)])
+        for metric in (*pack.val_loss, *pack.val_acc):
+            metric.reset()
+    assert passes == [[50], [10] * 5]
+    torch.testing.assert_close(metrics[1], metrics[0])
+
+
 @pytest.mark.parametrize(("epochs", "lr", "val_passes"), [
     (2, 1e-3, 1),  # every member peaks at its last epoch: its val metrics are from then
     (4, 0.02, 2),  # one peaked earlier: the pack validates the selected weights again

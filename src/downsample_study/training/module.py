@@ -43,6 +43,8 @@ def _destroy_process_group_at_exit() -> None:
 
 # the epoch's training-loss sums (loss × images, images) so far, for a checkpoint saved mid-epoch
 TRAIN_LOSS_SUMS = "train_loss_sums"
+# a CPU pack evaluates at most this many images × members at once (benchmarks/RESULTS.md)
+PACK_EVAL_IMAGES = 1024
 
 
 def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -238,8 +240,10 @@ class DownsampleClassifier(ChannelsLast, TrainLossSums, L.LightningModule):
         x, y = batch
         if self.members == 1:
             logits = self(x).unsqueeze(1)
-        else:  # every member on the same images
-            logits = self(x.repeat(1, self.members, 1, 1))
+        else:  # every member on the same images; on CPU a part at a time, as caches hold
+            part = max(1, PACK_EVAL_IMAGES // self.members) if x.device.type == "cpu" else len(x)
+            logits = torch.cat([self(images.repeat(1, self.members, 1, 1))
+                                for images in x.split(part)])
         for k in range(self.members):
             if k not in self.diverged:  # failed already (as its solo job stopped there)
                 self.val_loss[k].update(F.cross_entropy(logits[:, k], y), weight=len(y))
