@@ -32,11 +32,13 @@ def summarize(sweep_dir: Path) -> int:
     """Log the sweep's outcome; return its exit status."""
     stopped = sweep_stopped(sweep_dir)
     sweep = SweepFolder(sweep_dir, config=PLANS.get(Path(sweep_dir).absolute()))
-    if stopped is None:
-        wait_for_others([job.folder for job in sweep.jobs()
-                         if job.planned and job.status == Status.running])
-        stopped = STOPS.signum or sweep_stopped(sweep_dir)  # a stop ends the wait
     every = sweep.jobs()
+    if stopped is None:
+        running = [job.folder for job in every if job.planned and job.status == Status.running]
+        if running:  # another process's jobs: their outcome, once they end
+            wait_for_others(running)
+            every = sweep.jobs()
+        stopped = STOPS.signum or sweep_stopped(sweep_dir)  # a stop ends the wait
     jobs = [job for job in every if job.planned]
     counts = Counter(job.status for job in jobs)
     completed = counts[Status.completed] + counts[Status.smoke_test]
