@@ -23,8 +23,8 @@ needs_kernel = pytest.mark.skipif(
 
 @pytest.fixture
 def fresh_library(monkeypatch):
-    """``library()`` decides again, in this test's own cache folder; torch on one thread, where
-    the kernel runs."""
+    """``library()`` decides again, in this test's own cache folder; torch on one thread (the
+    kernel runs on one or two)."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     max_pool_kernel.library.cache_clear()
     yield max_pool_kernel.library
@@ -71,11 +71,11 @@ def test_the_kernel_gives_torchs_values_and_gradients_bit_for_bit(shape, special
 
 @needs_kernel
 @pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("case", ["odd height", "odd width", "NCHW", "float64", "two threads",
+@pytest.mark.parametrize("case", ["odd height", "odd width", "NCHW", "float64", "three threads",
                                   "ceil mode"])
 def test_what_the_kernel_does_not_cover_runs_torchs_pool(case, relu, fresh_library, monkeypatch):
-    if case == "two threads":
-        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    if case == "three threads":  # torch's pool splits its work between them
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
     shape = {"odd height": (2, 3, 7, 8), "odd width": (2, 3, 8, 5)}.get(case, (2, 3, 8, 8))
     x = torch.randn(shape, dtype=torch.float64 if case == "float64" else torch.float32)
     if case != "NCHW":
@@ -88,6 +88,14 @@ def test_what_the_kernel_does_not_cover_runs_torchs_pool(case, relu, fresh_libra
     assert torch.equal(pooled, reference)
     ran_kernel = type(pooled.grad_fn).__name__ == "_MaxPool2x2Backward"
     assert ran_kernel == (case == "ceil mode")  # even sizes: ceil mode changes nothing
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_kernel_runs_with_torch_on_one_or_two_threads(threads, fresh_library, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    x = _map((2, 3, 4, 4), "ties").requires_grad_()
+    assert type(MaxPool2x2()(x).grad_fn).__name__ == "_MaxPool2x2Backward"
 
 
 @needs_kernel

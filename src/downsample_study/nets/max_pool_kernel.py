@@ -24,6 +24,9 @@ from torch.autograd.function import once_differentiable
 from downsample_study.console import say
 
 SOURCE = Path(__file__).with_suffix(".c")
+# the kernel runs on one thread: it measured faster than torch's pool on one and on two
+# (benchmarks/RESULTS.md); on more, torch's pool splits its work further
+MOST_THREADS = 2
 FLAGS = ("-O2", "-mavx512f", "-mavx512bw", "-mavx512vl", "-shared", "-fPIC")
 
 
@@ -96,8 +99,7 @@ def _pair(value: int | Sequence[int]) -> tuple[int, ...]:
 class MaxPool2x2(nn.MaxPool2d):
     """``nn.MaxPool2d(2)``, then ``nn.ReLU`` where ``relu``; run by the kernel where it pays: a
     float32 channels-last CPU map of even height and width (where ceil mode changes nothing),
-    on one thread (with two, torch's pool splits its work and the kernel measured no faster),
-    outside ``torch.compile``."""
+    torch on at most ``MOST_THREADS`` threads, outside ``torch.compile``."""
 
     def __init__(self, ceil_mode: bool = False, relu: bool = False):
         super().__init__(2, 2, ceil_mode=ceil_mode)
@@ -114,7 +116,7 @@ class MaxPool2x2(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
-                and torch.get_num_threads() == 1
+                and torch.get_num_threads() <= MOST_THREADS
                 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0 and x.numel() > 0
                 and x.is_contiguous(memory_format=torch.channels_last)
                 and not torch.compiler.is_compiling() and library() is not None):
