@@ -78,7 +78,7 @@ class DownsampleDataModule(L.LightningDataModule):
 class MemberBatches:
     """The members' ``TensorBatches`` zipped: each step's batch holds every member's along the
     channels, member by member, with the labels as ``(batch, K)`` (stateful like them). The
-    members' images are gathered and normalised at once: a third of the cost of K batches."""
+    members' images are gathered and normalised at once (benchmarks/RESULTS.md)."""
 
     def __init__(self, members: list[TensorBatches]):
         self.members = members
