@@ -117,6 +117,18 @@ def test_the_kernel_is_compiled_once_into_the_cache(fresh_library, tmp_path, mon
     assert fresh_library() is not None and built[0].stat().st_mtime_ns == stamp
 
 
+def test_a_parallel_sweep_builds_the_kernel_before_forking_its_workers(fresh_library,
+                                                                      monkeypatch):
+    """A forked worker that ran the compiler itself later hung in OpenMP (the GPU check's
+    rehearsal, a fresh cache): the workers inherit the built kernel instead."""
+    from downsample_study import internals
+    from downsample_study.sweeps.launchers import fork_workers
+
+    monkeypatch.setattr(internals, "fork_joblib_workers", lambda: False)  # loky untouched
+    fork_workers()
+    assert fresh_library.cache_info().currsize == 1
+
+
 @pytest.mark.parametrize(("compiler", "said"), [
     ("no-such-compiler", "packs: no C compiler (no-such-compiler) to build their max pool "
                          "kernel; torch's max pool runs"),

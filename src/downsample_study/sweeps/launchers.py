@@ -44,6 +44,9 @@ def fork_workers() -> bool:
 
     if sys.platform != "linux" or torch.cuda.is_initialized():
         return False
+    from downsample_study.nets.max_pool_kernel import library
+
+    library()  # built here, not in each worker: a worker that ran the compiler later hung
     if not internals.fork_joblib_workers():
         return False
     # loky warns that fork is "not POSIX": this process has started no threads yet
