@@ -127,9 +127,8 @@ class TensorBatches:
     def normalised(self, images: torch.Tensor, repeats: int = 1) -> torch.Tensor:
         """uint8 images (``repeats`` splits' images side by side along the channels) as
         normalised float ones, in one fused op."""
-        if repeats == 1:
-            return torch.addcmul(self.shift, images.float(), self.scale)
-        scale, shift = (t.repeat(1, repeats, 1, 1) for t in (self.scale, self.shift))
+        scale, shift = (t.repeat(1, repeats, 1, 1) if repeats > 1 else t
+                        for t in (self.scale, self.shift))
         return torch.addcmul(shift, images.float(), scale)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from downsample_study.console import say
+from downsample_study.nets.shapes import pair, stride_of
 
 SOURCE = Path(__file__).with_suffix(".c")
 # the kernel runs on one thread: it measured faster than torch's pool on one and on two
@@ -92,10 +92,6 @@ class _MaxPool2x2(torch.autograd.Function):
         return grad_x, None
 
 
-def _pair(value: int | Sequence[int]) -> tuple[int, ...]:
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
 class MaxPool2x2(nn.MaxPool2d):
     """``nn.MaxPool2d(2)``, then ``nn.ReLU`` where ``relu``; run by the kernel where it pays: a
     float32 channels-last CPU map of even height and width (where ceil mode changes nothing),
@@ -110,8 +106,8 @@ class MaxPool2x2(nn.MaxPool2d):
 
     @staticmethod
     def replaces(pool: nn.MaxPool2d) -> bool:
-        return (_pair(pool.kernel_size) == (2, 2) and _pair(pool.stride or pool.kernel_size)
-                == (2, 2) and _pair(pool.padding) == (0, 0) and _pair(pool.dilation) == (1, 1)
+        return (pair(pool.kernel_size) == stride_of(pool) == (2, 2)
+                and pair(pool.padding) == (0, 0) and pair(pool.dilation) == (1, 1)
                 and not pool.return_indices)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,8 @@ POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 OUTPUT_SIZE_FORMULA = "out = floor((in + 2·pad − dilation·(k − 1) − 1) / stride) + 1"
 
 
-def _pair(value) -> tuple[int, int]:
+def pair(value) -> tuple[int, int]:
+    """A size given as one int or a pair (a layer's kernel, stride, padding) as a pair."""
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
@@ -32,8 +33,8 @@ def _fmt(shape) -> str:
 def stride_of(module: nn.Module) -> tuple[int, int]:
     """A conv's, pool's or subsampling's stride (a pool's defaults to its kernel)."""
     if isinstance(module, POOLS):
-        return _pair(module.stride or module.kernel_size)
-    return _pair(getattr(module, "stride", 1))
+        return pair(module.stride or module.kernel_size)
+    return pair(getattr(module, "stride", 1))
 
 
 def describe(module: nn.Module) -> str:
@@ -46,7 +47,7 @@ def describe(module: nn.Module) -> str:
         return (f"Conv2d {module.in_channels}→{module.out_channels} k{module.kernel_size[0]} "
                 f"s{module.stride[0]}{groups}")
     if isinstance(module, POOLS):
-        return f"{type(module).__name__} k{_pair(module.kernel_size)[0]} s{stride_of(module)[0]}"
+        return f"{type(module).__name__} k{pair(module.kernel_size)[0]} s{stride_of(module)[0]}"
     if isinstance(module, Subsample):
         return f"Subsample s{module.stride}"
     return type(module).__name__
@@ -72,10 +73,10 @@ def _explain(module: nn.Module, in_shape: tuple[int, ...]) -> str:
     """Why a conv or pool cannot run on ``in_shape`` (C, H, W), in the output-size formula."""
     if not isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
         return "its output would be empty"
-    kernel = _pair(module.kernel_size)
-    stride = _pair(module.stride or module.kernel_size)
-    padding = _pair(module.padding) if not isinstance(module.padding, str) else (0, 0)
-    dilation = _pair(getattr(module, "dilation", 1))
+    kernel = pair(module.kernel_size)
+    stride = pair(module.stride or module.kernel_size)
+    padding = pair(module.padding) if not isinstance(module.padding, str) else (0, 0)
+    dilation = pair(getattr(module, "dilation", 1))
     size = in_shape[-2:]
     out = [
         (n + 2 * p - d * (k - 1) - 1) // s + 1
