@@ -58,6 +58,14 @@ def hermetic(monkeypatch, tmp_path) -> Path:
 
 
 @pytest.fixture
+def torch_threads():
+    """``torch.set_num_threads``, the count from before coming back after the test."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def quick(data_dir, tmp_path) -> list[str]:
     """Overrides for a job of a few seconds on the synthetic data."""
     return [

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from downsample_study.nets.kernels.max_pool import MaxPool2x2
+from downsample_study.nets.kernels.one_input_conv import OneInputConv
 from downsample_study.nets.layers import BlurPool, DownsampleLayer, EvenSize, Residual, Subsample
-from downsample_study.nets.max_pool_kernel import MaxPool2x2
 from downsample_study.nets.packed_layers import (
     PackedDropout,
     PackedFlatten,
@@ -33,7 +34,8 @@ PER_CHANNEL = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d, nn.AdaptiveAvgP
 
 def _conv(layers: Sequence[nn.Conv2d]) -> nn.Conv2d:
     first, k = layers[0], len(layers)
-    packed = nn.Conv2d(k * first.in_channels, k * first.out_channels, first.kernel_size,
+    kind = OneInputConv if OneInputConv.replaces(first, k) else nn.Conv2d
+    packed = kind(k * first.in_channels, k * first.out_channels, first.kernel_size,
                        stride=first.stride, padding=first.padding, dilation=first.dilation,
                        groups=k * first.groups, bias=first.bias is not None,
                        padding_mode=first.padding_mode)

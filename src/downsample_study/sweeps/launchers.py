@@ -44,7 +44,7 @@ def fork_workers() -> bool:
 
     if sys.platform != "linux" or torch.cuda.is_initialized():
         return False
-    from downsample_study.nets.max_pool_kernel import library
+    from downsample_study.nets.kernels.library import library
 
     library()  # built here, not in each worker: a worker that ran the compiler later hung
     if not internals.fork_joblib_workers():

@@ -1,0 +1,84 @@
+"""The kernels' shared library: compiled once per source and flags, loaded once per process."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from downsample_study.console import say
+
+SOURCES = sorted(Path(__file__).parent.glob("*.c"))
+# explicit instruction sets, not -march=native: a cache in a home folder shared by the nodes
+# of a cluster must not hold code some node cannot run
+FLAGS = ("-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-shared", "-fPIC")
+POINTER, SIZE, FLAG = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+SIGNATURES = {
+    "max_pool_forward": [POINTER] * 3 + [SIZE] * 4 + [FLAG, FLAG],
+    "max_pool_backward": [POINTER] * 3 + [SIZE] * 4 + [FLAG],
+    "one_input_conv_forward": [POINTER] * 4 + [SIZE] * 9 + [FLAG],
+    "one_input_conv_backward": [POINTER] * 3 + [SIZE] * 9 + [FLAG],
+}
+
+
+def _build(compiler: list[str]) -> Path:
+    """The shared library of these sources and flags, compiled once into the cache."""
+    key = hashlib.sha256(shlex.join([*compiler, *FLAGS]).encode())
+    for source in SOURCES:
+        key.update(source.name.encode() + source.read_bytes())
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "downsample_study"
+    built = folder / "kernels" / f"kernels-{key.hexdigest()[:16]}.so"
+    if not built.is_file():
+        built.parent.mkdir(parents=True, exist_ok=True)
+        partial = built.with_name(f"{built.name}.{os.getpid()}")  # another process may build too
+        done = subprocess.run([*compiler, *FLAGS, "-o", str(partial), *map(str, SOURCES)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            partial.unlink(missing_ok=True)
+            error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
+            raise OSError(f"{shlex.join(compiler)} failed: {error}")
+        os.replace(partial, built)
+    return built
+
+
+def _openmp_runtimes() -> set[str]:
+    """The OpenMP runtimes (GNU's libgomp) this process has loaded, by file."""
+    with open("/proc/self/maps") as maps:
+        return {line.split()[-1] for line in maps if "/libgomp" in line}
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, or None where they cannot run here (said once, with the reason)."""
+    if sys.platform != "linux" or torch.backends.cpu.get_cpu_capability() != "AVX512":
+        return None
+    compiler = shlex.split(os.environ.get("CC") or "cc")
+    if not compiler or shutil.which(compiler[0]) is None:
+        say(f"packs: no C compiler ({os.environ.get('CC') or 'cc'}) to build their CPU "
+            "kernels; torch's layers run")
+        return None
+    torchs = _openmp_runtimes()
+    try:
+        built = _build(compiler)
+    except OSError as err:
+        say(f"packs: their CPU kernels did not build ({err}); torch's layers run")
+        return None
+    if not torchs:  # loading ours would start a second pool of threads beside torch's
+        say("packs: torch here runs without GNU OpenMP, which their CPU kernels share; "
+            "torch's layers run")
+        return None
+    lib = ctypes.CDLL(str(built))
+    if _openmp_runtimes() != torchs:
+        say("packs: their CPU kernels loaded an OpenMP runtime of their own; torch's layers run")
+        return None
+    for name, arguments in SIGNATURES.items():
+        getattr(lib, name).argtypes = arguments
+    return lib
