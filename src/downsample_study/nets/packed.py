@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from downsample_study.nets.kernels.grouped_conv import GroupedConv
 from downsample_study.nets.kernels.max_pool import MaxPool2x2
 from downsample_study.nets.kernels.one_input_conv import OneInputConv
 from downsample_study.nets.layers import BlurPool, DownsampleLayer, EvenSize, Residual, Subsample
@@ -34,7 +35,8 @@ PER_CHANNEL = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d, nn.AdaptiveAvgP
 
 def _conv(layers: Sequence[nn.Conv2d]) -> nn.Conv2d:
     first, k = layers[0], len(layers)
-    kind = OneInputConv if OneInputConv.replaces(first, k) else nn.Conv2d
+    kind = next((kind for kind in (OneInputConv, GroupedConv) if kind.replaces(first, k)),
+                nn.Conv2d)
     packed = kind(k * first.in_channels, k * first.out_channels, first.kernel_size,
                        stride=first.stride, padding=first.padding, dilation=first.dilation,
                        groups=k * first.groups, bias=first.bias is not None,

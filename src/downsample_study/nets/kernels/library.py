@@ -26,6 +26,7 @@ SIGNATURES = {
     "max_pool_backward": [POINTER] * 3 + [SIZE] * 4 + [FLAG],
     "one_input_conv_forward": [POINTER] * 4 + [SIZE] * 9 + [FLAG],
     "one_input_conv_backward": [POINTER] * 3 + [SIZE] * 9 + [FLAG],
+    "grouped_conv_input_grad": [POINTER] * 3 + [SIZE] * 10 + [FLAG],
 }
 
 
