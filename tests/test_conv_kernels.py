@@ -97,10 +97,11 @@ def test_a_second_derivative_through_a_conv_kernel_is_refused(kind):
     (2, 1, 4, 3, 0, (5, 5)),           # one input channel a group
     (2, 3, 8, 7, 3, (4, 3)),           # a kernel wider than the image
 ])
+@pytest.mark.parametrize("bias", [True, False])
 def test_the_input_gradient_kernel_gives_torchs_gradients(
-        members, per_input, per_output, kernel, padding, size, threads, torch_threads):
+        members, per_input, per_output, kernel, padding, size, bias, threads, torch_threads):
     conv = GroupedConv(members * per_input, members * per_output, kernel, padding=padding,
-                       groups=members).to(memory_format=torch.channels_last)
+                       groups=members, bias=bias).to(memory_format=torch.channels_last)
     x = _input((3, members * per_input, *size)).requires_grad_()
     torch_threads(threads)
     y = conv(x)

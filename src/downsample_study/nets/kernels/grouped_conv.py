@@ -33,11 +33,11 @@ class _GroupedConv(torch.autograd.Function):
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_x = _input_grad(grad, weight, x.shape, ctx.padding, ctx.groups)
-        if ctx.needs_input_grad[1]:
-            grad_weight = torch.nn.grad.conv2d_weight(x, weight.shape, grad,
-                                                      padding=ctx.padding, groups=ctx.groups)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum((0, 2, 3))
+        wanted = [False, ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+        if any(wanted):  # one call: oneDNN shares its work between the two
+            _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+                grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1],
+                list(ctx.padding), [1, 1], False, [0, 0], ctx.groups, wanted)
         return grad_x, grad_weight, grad_bias, None, None
 
 
