@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 
 import pytest
 import torch
@@ -34,26 +35,43 @@ def test_the_kernels_are_compiled_once_into_the_cache(fresh_library, tmp_path, m
 
 
 @needs_kernels
-def test_the_kernels_run_on_torchs_own_openmp_runtime(fresh_library):
-    """They are linked against libgomp.so.1 and find torch's loaded: when torch stops shipping
-    GNU OpenMP this fails, and the kernels must then bring their threads some other way."""
+def test_the_kernels_run_on_torchs_own_openmp_runtime(fresh_library, tmp_path, monkeypatch):
+    """They are linked against the libgomp file torch loaded and find it loaded: when torch
+    stops shipping GNU OpenMP this fails, and the kernels must then bring their threads some
+    other way."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     before = kernels._openmp_runtimes()
     assert len(before) == 1 and "torch" in next(iter(before))
     assert fresh_library() is not None
     assert kernels._openmp_runtimes() == before
+    (built,) = (tmp_path / "downsample_study" / "kernels").glob("*.so")
+    needed = subprocess.run(["readelf", "-d", str(built)], capture_output=True, text=True,
+                            check=True).stdout
+    soname = subprocess.run(["readelf", "-d", next(iter(before))], capture_output=True,
+                            text=True, check=True).stdout
+    name = soname.split("Library soname: [")[1].split("]")[0]
+    assert f"Shared library: [{name}]" in needed
 
 
-@pytest.mark.parametrize(("runtimes", "said"), [
-    ([set()], "packs: torch here runs without GNU OpenMP, which their CPU kernels share; "
-              "torch's layers run"),
-    ([{"/torch/lib/libgomp.so.1"}, {"/torch/lib/libgomp.so.1", "/usr/lib/libgomp.so.1"}],
+NOT_ONE = ("packs: torch here does not run on one GNU OpenMP runtime, which their CPU kernels "
+           "would share; torch's layers run")
+
+
+@pytest.mark.parametrize(("seen", "said"), [
+    (["none"], NOT_ONE),
+    (["two"], NOT_ONE),
+    (["torch's", "torch's and a second"],
      "packs: their CPU kernels loaded an OpenMP runtime of their own; torch's layers run"),
 ])
 def test_kernels_that_would_start_a_second_pool_of_threads_do_not_run(
-        runtimes, said, fresh_library, monkeypatch, caplog):
+        seen, said, fresh_library, monkeypatch, caplog):
+    """What the process has loaded, before the kernels' library and after it."""
     if torch.backends.cpu.get_cpu_capability() != "AVX512":
         pytest.skip("without AVX-512 the kernels are not tried")
-    answers = iter(runtimes * 2)
+    torchs = kernels._openmp_runtimes()
+    runtimes = {"none": set(), "two": {"/a/libgomp.so.1", "/b/libgomp-0123abcd.so.1"},
+                "torch's": torchs, "torch's and a second": torchs | {"/usr/lib/libgomp.so.1"}}
+    answers = iter([runtimes[name] for name in seen])
     monkeypatch.setattr(kernels, "_openmp_runtimes", lambda: next(answers))
     caplog.set_level(logging.INFO, logger="downsample_study")
     assert fresh_library() is None

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from downsample_study.console import say
 SOURCES = sorted(Path(__file__).parent.glob("*.c"))
 # explicit instruction sets, not -march=native: a cache in a home folder shared by the nodes
 # of a cluster must not hold code some node cannot run
-FLAGS = ("-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-shared", "-fPIC")
+FLAGS = ("-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-fPIC")
 POINTER, SIZE, FLAG = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
 SIGNATURES = {
     "max_pool_forward": [POINTER] * 3 + [SIZE] * 4 + [FLAG, FLAG],
@@ -30,23 +31,31 @@ SIGNATURES = {
 }
 
 
-def _build(compiler: list[str]) -> Path:
-    """The shared library of these sources and flags, compiled once into the cache."""
-    key = hashlib.sha256(shlex.join([*compiler, *FLAGS]).encode())
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
+        raise OSError(f"{command[0]} failed: {error}")
+
+
+def _build(compiler: list[str], openmp: str) -> Path:
+    """The shared library of these sources and flags, compiled once into the cache and linked
+    against ``openmp``, the OpenMP runtime torch loaded: whatever its file is called (older
+    torch wheels renamed theirs), the loader then finds it loaded and adds no second one."""
+    key = hashlib.sha256(shlex.join([*compiler, *FLAGS, openmp]).encode())
     for source in SOURCES:
         key.update(source.name.encode() + source.read_bytes())
     folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "downsample_study"
     built = folder / "kernels" / f"kernels-{key.hexdigest()[:16]}.so"
     if not built.is_file():
         built.parent.mkdir(parents=True, exist_ok=True)
-        partial = built.with_name(f"{built.name}.{os.getpid()}")  # another process may build too
-        done = subprocess.run([*compiler, *FLAGS, "-o", str(partial), *map(str, SOURCES)],
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            partial.unlink(missing_ok=True)
-            error = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
-            raise OSError(f"{shlex.join(compiler)} failed: {error}")
-        os.replace(partial, built)
+        with tempfile.TemporaryDirectory(dir=built.parent) as work:  # another process may build
+            objects = [str(Path(work) / f"{source.stem}.o") for source in SOURCES]
+            for source, target in zip(SOURCES, objects, strict=True):
+                _run([*compiler, *FLAGS, "-c", "-o", target, str(source)])
+            partial = Path(work) / built.name
+            _run([*compiler, "-shared", "-o", str(partial), *objects, openmp])
+            os.replace(partial, built)
     return built
 
 
@@ -67,14 +76,14 @@ def library() -> ctypes.CDLL | None:
             "kernels; torch's layers run")
         return None
     torchs = _openmp_runtimes()
+    if len(torchs) != 1:  # none: loading ours would start a pool of threads beside torch's
+        say("packs: torch here does not run on one GNU OpenMP runtime, which their CPU kernels "
+            "would share; torch's layers run")
+        return None
     try:
-        built = _build(compiler)
+        built = _build(compiler, next(iter(torchs)))
     except OSError as err:
         say(f"packs: their CPU kernels did not build ({err}); torch's layers run")
-        return None
-    if not torchs:  # loading ours would start a second pool of threads beside torch's
-        say("packs: torch here runs without GNU OpenMP, which their CPU kernels share; "
-            "torch's layers run")
         return None
     lib = ctypes.CDLL(str(built))
     if _openmp_runtimes() != torchs:
