@@ -26,25 +26,6 @@ static inline __mmask16 lanes(long c, long channels) {
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
 }
 
-/* lane k: the sum of a[k]'s 16 lanes (a holds 16 vectors) */
-static inline __m512 sum16(const __m512 *a) {
-    __m512 r[8], s[4];
-    for (int k = 0; k < 8; k++)
-        r[k] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]),
-                             _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]));
-    for (int k = 0; k < 4; k++) {
-        __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(r[2 * k]), _mm512_castps_pd(r[2 * k + 1]));
-        __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(r[2 * k]), _mm512_castps_pd(r[2 * k + 1]));
-        s[k] = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
-    }
-    /* s[k]'s block j: the sums of a[4k..4k+3] over block j; add the four blocks up */
-    __m512 v = _mm512_add_ps(_mm512_shuffle_f32x4(s[0], s[1], 0x88),
-                             _mm512_shuffle_f32x4(s[0], s[1], 0xDD));
-    __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s[2], s[3], 0x88),
-                             _mm512_shuffle_f32x4(s[2], s[3], 0xDD));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(v, u, 0x88), _mm512_shuffle_f32x4(v, u, 0xDD));
-}
-
 /* lanes 0..7: the sums of a[0..7]'s 16 lanes each */
 static inline __m512 sum8(const __m512 *a) {
     __m512 r[4];
@@ -61,6 +42,11 @@ static inline __m512 sum8(const __m512 *a) {
                              _mm512_shuffle_f32x4(s[0], s[1], 0xDD));
     v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));  /* blocks 0 and 2 hold the sums */
     return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0), v);
+}
+
+/* lane k: the sum of a[k]'s 16 lanes (a holds 16 vectors) */
+static inline __m512 sum16(const __m512 *a) {
+    return _mm512_shuffle_f32x4(sum8(a), sum8(a + 8), 0x44);
 }
 
 /* one input pixel's gradients in one group: its CI vectors summed lane by lane */
