@@ -6,8 +6,7 @@
  * lanes are summed at the end, 8 or 16 sums at once. oneDNN's forward and weight gradients
  * ran as fast as this file's did, and are kept (benchmarks/RESULTS.md). AVX-512; images split
  * among threads, a group's weights in the L1 cache. */
-#include <immintrin.h>
-#include <omp.h>
+#include "kernels.h"
 
 typedef struct {
     long groups, ci, co, h, w, kh, kw, ph, pw, oh, ow, cin, cout;
@@ -19,11 +18,6 @@ static Shape shape_of(long groups, long ci, long co, long h, long w, long kh, lo
     Shape s = {groups, ci, co, h, w, kh, kw, ph, pw, h + 2 * ph - kh + 1, w + 2 * pw - kw + 1,
                groups * ci, groups * co, (__mmask16)((1u << co) - 1u)};
     return s;
-}
-
-static inline __mmask16 lanes(long c, long channels) {
-    long left = channels - c;
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
 }
 
 /* lanes 0..7: the sums of a[0..7]'s 16 lanes each */
@@ -41,7 +35,8 @@ static inline __m512 sum8(const __m512 *a) {
     __m512 v = _mm512_add_ps(_mm512_shuffle_f32x4(s[0], s[1], 0x88),
                              _mm512_shuffle_f32x4(s[0], s[1], 0xDD));
     v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));  /* blocks 0 and 2 hold the sums */
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0), v);
+    const __m512i sums = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(sums, v);
 }
 
 /* lane k: the sum of a[k]'s 16 lanes (a holds 16 vectors) */
@@ -102,18 +97,9 @@ static void input_grad_images(const float *gy, const float *wt, float *gx, const
     }
 }
 
-/* one thread runs outside OpenMP: a forked worker's runtime may not survive the fork */
 void grouped_conv_input_grad(const float *gy, const float *wt, float *gx, long n, long groups,
                              long ci, long co, long h, long w, long kh, long kw, long ph,
                              long pw, int threads) {
     Shape s = shape_of(groups, ci, co, h, w, kh, kw, ph, pw);
-    if (threads <= 1) {
-        input_grad_images(gy, wt, gx, &s, 0, n);
-        return;
-    }
-#pragma omp parallel num_threads(threads)
-    {
-        long t = omp_get_thread_num(), parts = omp_get_num_threads();
-        input_grad_images(gy, wt, gx, &s, n * t / parts, n * (t + 1) / parts);
-    }
+    SPLIT(threads, n, input_grad_images(gy, wt, gx, &s, first, last));
 }

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from downsample_study.nets.kernels.library import library
-from downsample_study.nets.shapes import pair, stride_of
+from downsample_study.nets.kernels.library import library, plain_conv, takes
+from downsample_study.nets.shapes import pair
 
 MOST_CHANNELS = 16  # a group's output channels in one vector, its input channels' sums in one
 
@@ -64,14 +64,9 @@ class GroupedConv(nn.Conv2d):
     def replaces(conv: nn.Conv2d, members: int) -> bool:
         """Whether the pack of ``members`` copies of ``conv`` is one this class runs."""
         return (members > 1 and conv.in_channels // conv.groups <= MOST_CHANNELS
-                and conv.out_channels // conv.groups <= MOST_CHANNELS
-                and stride_of(conv) == (1, 1) and pair(conv.dilation) == (1, 1)
-                and not isinstance(conv.padding, str) and conv.padding_mode == "zeros")
+                and conv.out_channels // conv.groups <= MOST_CHANNELS and plain_conv(conv))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.requires_grad and x.dim() == 4 and x.device.type == "cpu"
-                and x.dtype == self.weight.dtype == torch.float32 and x.numel() > 0
-                and x.is_contiguous(memory_format=torch.channels_last)
-                and not torch.compiler.is_compiling() and library() is not None):
+        if x.requires_grad and self.weight.dtype == torch.float32 and takes(x):
             return _GroupedConv.apply(x, self.weight, self.bias, pair(self.padding), self.groups)
         return super().forward(x)

@@ -1,4 +1,5 @@
-"""The kernels' shared library: compiled once per source and flags, loaded once per process."""
+"""The kernels' shared library (compiled once per source and flags, loaded once per process)
+and what every kernel asks of its layer and its input."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from pathlib import Path
 import torch
 
 from downsample_study.console import say
+from downsample_study.nets.shapes import pair, stride_of
 
 SOURCES = sorted(Path(__file__).parent.glob("*.c"))
+HEADERS = sorted(Path(__file__).parent.glob("*.h"))
 # explicit instruction sets, not -march=native: a cache in a home folder shared by the nodes
 # of a cluster must not hold code some node cannot run
 FLAGS = ("-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-fPIC")
@@ -43,7 +46,7 @@ def _build(compiler: list[str], openmp: str) -> Path:
     against ``openmp``, the OpenMP runtime torch loaded: whatever its file is called (older
     torch wheels renamed theirs), the loader then finds it loaded and adds no second one."""
     key = hashlib.sha256(shlex.join([*compiler, *FLAGS, openmp]).encode())
-    for source in SOURCES:
+    for source in [*SOURCES, *HEADERS]:
         key.update(source.name.encode() + source.read_bytes())
     folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "downsample_study"
     built = folder / "kernels" / f"kernels-{key.hexdigest()[:16]}.so"
@@ -92,3 +95,18 @@ def library() -> ctypes.CDLL | None:
     for name, arguments in SIGNATURES.items():
         getattr(lib, name).argtypes = arguments
     return lib
+
+
+def takes(x: torch.Tensor) -> bool:
+    """Whether a kernel can take ``x``: a non-empty float32 channels-last CPU map, outside
+    ``torch.compile``, with the library loaded."""
+    return (x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
+            and x.numel() > 0 and x.is_contiguous(memory_format=torch.channels_last)
+            and not torch.compiler.is_compiling() and library() is not None)
+
+
+def plain_conv(conv: torch.nn.Conv2d) -> bool:
+    """Whether ``conv`` has the shape every conv kernel takes: stride 1, no dilation, zero
+    padding given in numbers."""
+    return (stride_of(conv) == (1, 1) and pair(conv.dilation) == (1, 1)
+            and not isinstance(conv.padding, str) and conv.padding_mode == "zeros")

@@ -5,14 +5,9 @@
  * zero-filled map: -0.0 comes back +0.0) and 0.0f elsewhere. With relu, the output is then
  * torch.relu's (NaN kept, -0.0 kept) and a window whose output it zeroes keeps no place (4):
  * ReLU's gradient there is 0. AVX-512: 16 channels a step; output rows split among threads. */
-#include <immintrin.h>
-#include <omp.h>
 #include <stdint.h>
 
-static inline __mmask16 channels_at(long c, long channels) {
-    long left = channels - c;
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-}
+#include "kernels.h"
 
 static inline __m512 take(__m512 best, __m512i *place, __m512 value, int at) {
     __mmask16 wins = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ)
@@ -32,7 +27,7 @@ static void forward_rows(const float *x, float *y, int8_t *places, long first, l
         int8_t *at = places + r * ow * channels;
         for (long j = 0; j < ow; j++)
             for (long c = 0; c < channels; c += 16) {
-                __mmask16 m = channels_at(c, channels);
+                __mmask16 m = lanes(c, channels);
                 long left = 2 * j * channels + c, right = left + channels;
                 __m512i place = _mm512_setzero_si512();
                 __m512 best = _mm512_maskz_loadu_ps(m, top + left);
@@ -60,7 +55,7 @@ static void backward_rows(const float *grad, const int8_t *places, float *grad_x
         const int8_t *at = places + r * ow * channels;
         for (long j = 0; j < ow; j++)
             for (long c = 0; c < channels; c += 16) {
-                __mmask16 m = channels_at(c, channels);
+                __mmask16 m = lanes(c, channels);
                 long left = 2 * j * channels + c, right = left + channels;
                 __m512 value = _mm512_add_ps(
                     _mm512_maskz_loadu_ps(m, g + j * channels + c), zero);
@@ -77,32 +72,13 @@ static void backward_rows(const float *grad, const int8_t *places, float *grad_x
     }
 }
 
-/* one thread runs outside OpenMP: a forked worker's runtime may not survive the fork */
 void max_pool_forward(const float *x, float *y, int8_t *places, long n, long h, long w,
                       long channels, int relu, int threads) {
-    long rows = n * (h / 2);
-    if (threads <= 1) {
-        forward_rows(x, y, places, 0, rows, w, channels, relu);
-        return;
-    }
-#pragma omp parallel num_threads(threads)
-    {
-        long t = omp_get_thread_num(), parts = omp_get_num_threads();
-        forward_rows(x, y, places, rows * t / parts, rows * (t + 1) / parts, w, channels, relu);
-    }
+    SPLIT(threads, n * (h / 2), forward_rows(x, y, places, first, last, w, channels, relu));
 }
 
 void max_pool_backward(const float *grad, const int8_t *places, float *grad_x, long n, long h,
                        long w, long channels, int threads) {
-    long rows = n * (h / 2);
-    if (threads <= 1) {
-        backward_rows(grad, places, grad_x, 0, rows, w, channels);
-        return;
-    }
-#pragma omp parallel num_threads(threads)
-    {
-        long t = omp_get_thread_num(), parts = omp_get_num_threads();
-        backward_rows(grad, places, grad_x, rows * t / parts, rows * (t + 1) / parts, w,
-                      channels);
-    }
+    SPLIT(threads, n * (h / 2),
+          backward_rows(grad, places, grad_x, first, last, w, channels));
 }

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from downsample_study.nets.kernels.library import library
+from downsample_study.nets.kernels.library import library, takes
 from downsample_study.nets.shapes import pair, stride_of
 
 
@@ -57,10 +57,7 @@ class MaxPool2x2(nn.MaxPool2d):
                 and not pool.return_indices)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
-                and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0 and x.numel() > 0
-                and x.is_contiguous(memory_format=torch.channels_last)
-                and not torch.compiler.is_compiling() and library() is not None):
+        if takes(x) and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0:
             return _MaxPool2x2.apply(x, self.relu)
         pooled = super().forward(x)
         return torch.relu(pooled) if self.relu else pooled

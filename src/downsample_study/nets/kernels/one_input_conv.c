@@ -5,10 +5,10 @@
  * Each image is first spread over CP channels (c takes its member's pixel) with its padding,
  * in a buffer that stays in the cache; then every tap is 16 channels' multiply-add.
  * AVX-512; images split among threads. */
-#include <immintrin.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kernels.h"
 
 typedef struct {
     long members, per, channels, cp, h, w, kh, kw, ph, pw, hp, wp, oh, ow;
@@ -21,11 +21,6 @@ static Shape shape_of(long members, long per, long h, long w, long kh, long kw, 
     s.oh = s.hp - kh + 1;
     s.ow = s.wp - kw + 1;
     return s;
-}
-
-static inline __mmask16 lanes(long c, long channels) {
-    long left = channels - c;
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
 }
 
 /* the padded image, channel c holding member c / per's pixel; the border stays as it was */
@@ -110,8 +105,9 @@ static inline __attribute__((always_inline)) void backward_image(
                     __m512 g0 = _mm512_maskz_loadu_ps(m, grad + j * channels);
                     __m512 g1 = _mm512_maskz_loadu_ps(m, grad + (j + 1) * channels);
                     for (long v = 0; v < kw; v++) {
-                        even[v] = _mm512_fmadd_ps(g0, _mm512_load_ps(row + (j + v) * cp), even[v]);
-                        odd[v] = _mm512_fmadd_ps(g1, _mm512_load_ps(row + (j + 1 + v) * cp), odd[v]);
+                        const float *at = row + (j + v) * cp;
+                        even[v] = _mm512_fmadd_ps(g0, _mm512_load_ps(at), even[v]);
+                        odd[v] = _mm512_fmadd_ps(g1, _mm512_load_ps(at + cp), odd[v]);
                     }
                 }
                 for (; j < s->ow; j++) {
@@ -157,20 +153,11 @@ static void backward_images(const float *x, const float *gy, float *acc, const S
     free(xs);
 }
 
-/* one thread runs outside OpenMP: a forked worker's runtime may not survive the fork */
 void one_input_conv_forward(const float *x, const float *wt, const float *bias, float *y,
                             long n, long members, long per, long h, long w, long kh, long kw,
                             long ph, long pw, int threads) {
     Shape s = shape_of(members, per, h, w, kh, kw, ph, pw);
-    if (threads <= 1) {
-        forward_images(x, wt, bias, y, &s, 0, n);
-        return;
-    }
-#pragma omp parallel num_threads(threads)
-    {
-        long t = omp_get_thread_num(), parts = omp_get_num_threads();
-        forward_images(x, wt, bias, y, &s, n * t / parts, n * (t + 1) / parts);
-    }
+    SPLIT(threads, n, forward_images(x, wt, bias, y, &s, first, last));
 }
 
 /* parts: (threads, KH * KW + 1, CP), each thread's sums over its images */
@@ -180,13 +167,5 @@ void one_input_conv_backward(const float *x, const float *gy, float *parts, long
     Shape s = shape_of(members, per, h, w, kh, kw, ph, pw);
     long size = (kh * kw + 1) * s.cp;
     memset(parts, 0, threads * size * sizeof(float));  /* OpenMP may start fewer threads */
-    if (threads <= 1) {
-        backward_images(x, gy, parts, &s, 0, n);
-        return;
-    }
-#pragma omp parallel num_threads(threads)
-    {
-        long t = omp_get_thread_num(), count = omp_get_num_threads();
-        backward_images(x, gy, parts + t * size, &s, n * t / count, n * (t + 1) / count);
-    }
+    SPLIT(threads, n, backward_images(x, gy, parts + part * size, &s, first, last));
 }

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from downsample_study.nets.kernels.library import library
-from downsample_study.nets.shapes import pair, stride_of
+from downsample_study.nets.kernels.library import library, plain_conv, takes
+from downsample_study.nets.shapes import pair
 
 # the C code's limits: one 16-float load holds a pixel's input channels; 7 taps a row
 MOST_INPUT_CHANNELS, WIDEST_KERNEL = 16, 7
@@ -68,16 +68,11 @@ class OneInputConv(nn.Conv2d):
         """Whether the pack of ``members`` copies of ``conv`` is one this class runs."""
         return (conv.in_channels == conv.groups
                 and conv.in_channels * members <= MOST_INPUT_CHANNELS
-                and max(pair(conv.kernel_size)) <= WIDEST_KERNEL
-                and stride_of(conv) == (1, 1) and pair(conv.dilation) == (1, 1)
-                and not isinstance(conv.padding, str) and conv.padding_mode == "zeros")
+                and max(pair(conv.kernel_size)) <= WIDEST_KERNEL and plain_conv(conv))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
-                and self.weight.dtype == torch.float32 and not x.requires_grad
-                and x.numel() > 0 and x.is_contiguous(memory_format=torch.channels_last)
+        if (not x.requires_grad and self.weight.dtype == torch.float32 and takes(x)
                 and x.shape[2] + 2 * self.padding[0] >= self.kernel_size[0]
-                and x.shape[3] + 2 * self.padding[1] >= self.kernel_size[1]
-                and not torch.compiler.is_compiling() and library() is not None):
+                and x.shape[3] + 2 * self.padding[1] >= self.kernel_size[1]):
             return _OneInputConv.apply(x, self.weight, self.bias, pair(self.padding))
         return super().forward(x)
